@@ -1,0 +1,159 @@
+//! Command-line configuration: one plain [`Config`], parsed by clap and validated completely
+//! before any socket is bound. Defaults mirror CoreDNS where it has the same option.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
+
+/// Pod record mode (CoreDNS `kubernetes { pods ... }`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PodsArg {
+    /// No pod records.
+    Disabled,
+    /// `a-b-c-d.<ns>.pod.<zone>` answers the address it spells (kubeadm's default).
+    Insecure,
+    /// Only addresses of existing Pods in that namespace.
+    Verified,
+}
+
+/// clusterdns: a Kubernetes cluster DNS server.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "clusterdns", version, about, long_about = None)]
+pub struct Config {
+    /// Kubernetes manifests to serve: a file or a directory of .yaml/.yml/.json files
+    /// (repeatable). Multi-document YAML and `kind: List` load as `kubectl get -o yaml` prints
+    /// them. Files are re-read when they change.
+    #[arg(long = "manifests", value_name = "PATH", required = true)]
+    pub manifests: Vec<PathBuf>,
+
+    /// Address to answer DNS on, over UDP and TCP (repeatable).
+    #[arg(long = "listen", value_name = "ADDR", default_values_t = [
+        SocketAddr::from(([0, 0, 0, 0], 53)),
+        SocketAddr::from(([0u16; 8], 53)),
+    ])]
+    pub listen: Vec<SocketAddr>,
+
+    /// Worker threads, each with its own UDP and TCP socket per address [default: the CPUs this
+    /// process may use, respecting CPU affinity and the cgroup CPU quota].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+
+    /// The cluster domain (CoreDNS `kubernetes cluster.local`).
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    pub domain: String,
+
+    /// TTL of cluster records in seconds, 0-3600 (CoreDNS `ttl`, default 5).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub ttl: u32,
+
+    /// Pod records under pod.<domain> (CoreDNS `pods`).
+    #[arg(long, value_enum, default_value_t = PodsArg::Insecure)]
+    pub pods: PodsArg,
+
+    /// Largest UDP response sent, whatever larger size a client's EDNS asks for (512-65535).
+    #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u16).range(512..))]
+    pub max_udp_size: u16,
+
+    /// Seconds an idle TCP connection stays open.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tcp_idle_timeout: u64,
+
+    /// Open TCP connections allowed at once; further connections are closed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tcp_connections: u32,
+
+    /// How often manifest files are checked for changes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60000))]
+    pub manifest_poll_ms: u64,
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--domain` is not a valid domain name.
+    #[error("--domain {0:?}: not a valid domain name")]
+    Domain(String),
+    /// No `--listen` address.
+    #[error("--listen: at least one address is needed")]
+    NoListen,
+}
+
+impl Config {
+    /// The zone configuration these flags describe.
+    pub fn zone(&self) -> Result<ZoneConfig, ConfigError> {
+        let domain = WireName::from_dotted(&self.domain)
+            .filter(|d| d.as_bytes().len() > 1)
+            .ok_or_else(|| ConfigError::Domain(self.domain.clone()))?;
+        Ok(ZoneConfig {
+            domain,
+            ttl: self.ttl,
+            pods: match self.pods {
+                PodsArg::Disabled => PodsMode::Disabled,
+                PodsArg::Insecure => PodsMode::Insecure,
+                PodsArg::Verified => PodsMode::Verified,
+            },
+        })
+    }
+
+    /// Checks every value; called before anything is bound or read.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.zone()?;
+        if self.listen.is_empty() {
+            return Err(ConfigError::NoListen);
+        }
+        Ok(())
+    }
+
+    /// The number of workers: `--threads`, else what this process may use.
+    pub fn worker_count(&self) -> usize {
+        self.threads.map_or_else(available_cpus, usize::from)
+    }
+
+    /// The serving options of these flags.
+    pub fn serve(&self) -> ServeConfig {
+        ServeConfig {
+            listen: self.listen.clone(),
+            workers: self.worker_count(),
+            max_udp_size: self.max_udp_size,
+            tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
+            max_tcp_connections: self.max_tcp_connections as usize,
+        }
+    }
+}
+
+/// The CPUs this process may run on: the standard library reads the affinity mask and the
+/// cgroup (v1 and v2) CPU quota, rounding the quota down, never below one.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// What the listeners need to know.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Addresses to bind (UDP and TCP each).
+    pub listen: Vec<SocketAddr>,
+    /// Workers per address.
+    pub workers: usize,
+    /// Ceiling on UDP response size.
+    pub max_udp_size: u16,
+    /// Idle timeout of TCP connections.
+    pub tcp_idle_timeout: Duration,
+    /// Bound on open TCP connections.
+    pub max_tcp_connections: usize,
+}
+
+impl ServeConfig {
+    /// Loopback on an ephemeral port with one worker: for tests.
+    pub fn loopback() -> Self {
+        ServeConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            workers: 1,
+            max_udp_size: 4096,
+            tcp_idle_timeout: Duration::from_secs(10),
+            max_tcp_connections: 1024,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! # clusterdns
+//!
+//! The server around the zone:
+//!
+//! ```text
+//!  manifest files ──▶ source ──▶ Publisher (ZoneBuilder) ──▶ ArcSwap<Snapshot>
+//!                                                               │
+//!  UDP socket per worker (recvmmsg/sendmmsg thread) ───────────┤  handler::handle
+//!  TCP listener per worker (tokio task per connection) ────────┘  (zone answer, else REFUSED)
+//! ```
+//!
+//! [`config`] parses and validates flags; [`sockets`] binds one UDP socket and one TCP listener
+//! per worker with SO_REUSEPORT; [`udp`] and [`tcp`] serve them; [`server`] starts and stops
+//! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes.
+
+pub mod config;
+pub mod handler;
+pub mod manifest;
+pub mod publisher;
+pub mod server;
+pub mod sockets;
+pub mod source;
+pub mod tcp;
+pub mod udp;

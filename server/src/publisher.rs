@@ -1,0 +1,54 @@
+//! The one update path from every source to the listeners: changes go into the single-writer
+//! [`ZoneBuilder`], and each publish stores the new snapshot in the `ArcSwap` the workers read.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use clusterdns_zone::{Change, Cluster, Snapshot, ZoneBuilder, ZoneConfig, ZoneStats};
+
+/// Owns the builder and the published snapshot.
+pub struct Publisher {
+    builder: ZoneBuilder,
+    store: Arc<ArcSwap<Snapshot>>,
+}
+
+impl Publisher {
+    /// A publisher whose store answers SERVFAIL for the zone until the first synced publish.
+    pub fn new(zone: ZoneConfig) -> Self {
+        let store = Arc::new(ArcSwap::from_pointee(Snapshot::unsynced(zone.clone())));
+        Publisher {
+            builder: ZoneBuilder::new(zone),
+            store,
+        }
+    }
+
+    /// The store the listeners read.
+    pub fn store(&self) -> Arc<ArcSwap<Snapshot>> {
+        self.store.clone()
+    }
+
+    /// Applies one change (visible at the next publish).
+    pub fn apply(&mut self, change: Change) {
+        self.builder.apply(change);
+    }
+
+    /// Replaces the whole cluster (a full list); only what differs is re-rendered.
+    pub fn replace_all(&mut self, cluster: Cluster) {
+        self.builder.replace_all(cluster);
+    }
+
+    /// Marks the source as synced.
+    pub fn set_synced(&mut self) {
+        self.builder.set_synced();
+    }
+
+    /// Publishes what was applied; returns the zone's counts and how long the publish took.
+    pub fn publish(&mut self) -> (ZoneStats, Duration) {
+        let started = Instant::now();
+        let snapshot = self.builder.publish();
+        let stats = snapshot.stats();
+        self.store.store(Arc::new(snapshot));
+        (stats, started.elapsed())
+    }
+}

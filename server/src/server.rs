@@ -1,0 +1,108 @@
+//! Starting and stopping the listeners: binds every socket first (so a port that cannot be bound
+//! stops startup before anything serves), then runs one UDP thread per worker socket and the TCP
+//! listeners on a small tokio runtime.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use clusterdns_zone::Snapshot;
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::ServeConfig;
+use crate::sockets::{bind, BindError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// A thread or the runtime could not be started.
+    #[error("cannot start workers: {0}")]
+    Workers(#[from] std::io::Error),
+}
+
+/// A running server; dropping it without [`Server::shutdown`] leaves the workers running.
+pub struct Server {
+    addrs: Vec<SocketAddr>,
+    stop_udp: Arc<AtomicBool>,
+    stop_tcp: watch::Sender<bool>,
+    udp_threads: Vec<JoinHandle<()>>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Server {
+    /// Binds every address and starts answering from `store`.
+    pub fn start(
+        config: &ServeConfig,
+        store: Arc<ArcSwap<Snapshot>>,
+    ) -> Result<Server, StartError> {
+        let workers = config.workers.max(1);
+        let bound = config
+            .listen
+            .iter()
+            .map(|&addr| bind(addr, workers))
+            .collect::<Result<Vec<_>, _>>()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.min(4))
+            .thread_name("clusterdns-tcp")
+            .enable_all()
+            .build()?;
+        let stop_udp = Arc::new(AtomicBool::new(false));
+        let (stop_tcp, stop_rx) = watch::channel(false);
+        let connections = Arc::new(Semaphore::new(config.max_tcp_connections));
+        let mut addrs = Vec::new();
+        let mut udp_threads = Vec::new();
+        for address in bound {
+            addrs.push(address.addr);
+            for (i, socket) in address.udp.into_iter().enumerate() {
+                let store = store.clone();
+                let stop = stop_udp.clone();
+                let size = config.max_udp_size;
+                let thread = std::thread::Builder::new()
+                    .name(format!("clusterdns-udp-{i}"))
+                    .spawn(move || crate::udp::serve(socket, store, size, stop))?;
+                udp_threads.push(thread);
+            }
+            for listener in address.tcp {
+                let listener = {
+                    let _guard = runtime.enter();
+                    tokio::net::TcpListener::from_std(listener)?
+                };
+                runtime.spawn(crate::tcp::serve(
+                    listener,
+                    store.clone(),
+                    config.tcp_idle_timeout,
+                    connections.clone(),
+                    stop_rx.clone(),
+                ));
+            }
+        }
+        Ok(Server {
+            addrs,
+            stop_udp,
+            stop_tcp,
+            udp_threads,
+            runtime,
+        })
+    }
+
+    /// The bound addresses (ports resolved), in `--listen` order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting and answering, and waits for the workers.
+    pub fn shutdown(self) {
+        self.stop_udp.store(true, Ordering::Relaxed);
+        let _ = self.stop_tcp.send(true);
+        for thread in self.udp_threads {
+            let _ = thread.join();
+        }
+        self.runtime
+            .shutdown_timeout(std::time::Duration::from_secs(1));
+    }
+}

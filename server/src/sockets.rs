@@ -1,0 +1,93 @@
+//! Binding the per-worker sockets: every worker gets its own UDP socket and TCP listener on each
+//! address, all bound with SO_REUSEPORT so the kernel spreads queries over the workers. An
+//! ephemeral port (`:0`) is resolved by the first bind and reused for the rest.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Sockets of one address: one UDP socket and one TCP listener per worker.
+pub struct BoundAddress {
+    /// The address actually bound (with the real port).
+    pub addr: SocketAddr,
+    /// One UDP socket per worker.
+    pub udp: Vec<UdpSocket>,
+    /// One TCP listener per worker.
+    pub tcp: Vec<TcpListener>,
+}
+
+/// A socket that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {proto} {addr}: {source}")]
+pub struct BindError {
+    /// "udp" or "tcp".
+    pub proto: &'static str,
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: io::Error,
+}
+
+fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(protocol))?;
+    socket.set_reuse_port(true)?;
+    if ty == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
+    if addr.is_ipv6() {
+        // So that `[::]:53` and `0.0.0.0:53` can both be bound.
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, BindError> {
+    let err = |source| BindError {
+        proto: "udp",
+        addr,
+        source,
+    };
+    let socket = socket(addr, Type::DGRAM, Protocol::UDP).map_err(err)?;
+    // Room for bursts between two batches.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    Ok(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    let err = |source| BindError {
+        proto: "tcp",
+        addr,
+        source,
+    };
+    let socket = socket(addr, Type::STREAM, Protocol::TCP).map_err(err)?;
+    socket.listen(1024).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    Ok(socket.into())
+}
+
+/// Binds `workers` UDP sockets and TCP listeners on `addr`.
+pub fn bind(addr: SocketAddr, workers: usize) -> Result<BoundAddress, BindError> {
+    let first = bind_udp(addr)?;
+    let local = first.local_addr().map_err(|source| BindError {
+        proto: "udp",
+        addr,
+        source,
+    })?;
+    let mut udp = vec![first];
+    let mut tcp = Vec::with_capacity(workers);
+    for _ in 1..workers {
+        udp.push(bind_udp(local)?);
+    }
+    for _ in 0..workers {
+        tcp.push(bind_tcp(local)?);
+    }
+    Ok(BoundAddress {
+        addr: local,
+        udp,
+        tcp,
+    })
+}

@@ -1,0 +1,136 @@
+//! The manifest source: loads Kubernetes manifests at startup and re-reads them when a file
+//! changes (polling size and modification time, which also catches the symlink swap a mounted
+//! ConfigMap does), feeding the same [`Publisher`] the Kubernetes API source feeds.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use clusterdns_zone::ZoneStats;
+
+use crate::manifest::{self, LoadReport, ManifestError};
+use crate::publisher::Publisher;
+
+/// What identifies one version of the manifest files.
+type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+/// Watches manifest files and republishes the zone when they change.
+pub struct ManifestSource {
+    paths: Vec<PathBuf>,
+    keep_pods: bool,
+    stamp: Stamp,
+    publisher: Publisher,
+    /// The last error, so a broken file is reported once rather than at every poll.
+    last_error: Option<String>,
+}
+
+/// The outcome of the initial load, for the startup log line.
+pub struct Loaded {
+    /// The source, ready to watch.
+    pub source: ManifestSource,
+    /// What was read.
+    pub report: LoadReport,
+    /// The zone's counts.
+    pub stats: ZoneStats,
+    /// How long reading and building took.
+    pub took: Duration,
+}
+
+fn stamp(paths: &[PathBuf]) -> Result<Stamp, ManifestError> {
+    Ok(manifest::files(paths)?
+        .into_iter()
+        .map(|file| {
+            let meta = std::fs::metadata(&file).ok();
+            let version = meta.and_then(|m| Some((m.modified().ok()?, m.len())));
+            (file, version)
+        })
+        .collect())
+}
+
+impl ManifestSource {
+    /// Reads `paths` and publishes the first (synced) snapshot through `publisher`.
+    pub fn load(
+        paths: Vec<PathBuf>,
+        keep_pods: bool,
+        mut publisher: Publisher,
+    ) -> Result<Loaded, ManifestError> {
+        let started = std::time::Instant::now();
+        let stamp = stamp(&paths)?;
+        let (cluster, report) = manifest::load(&paths, keep_pods)?;
+        publisher.replace_all(cluster);
+        publisher.set_synced();
+        let (stats, _) = publisher.publish();
+        Ok(Loaded {
+            source: ManifestSource {
+                paths,
+                keep_pods,
+                stamp,
+                publisher,
+                last_error: None,
+            },
+            report,
+            stats,
+            took: started.elapsed(),
+        })
+    }
+
+    /// The store the listeners read.
+    pub fn publisher_store(&self) -> Arc<arc_swap::ArcSwap<clusterdns_zone::Snapshot>> {
+        self.publisher.store()
+    }
+
+    /// Re-reads the files if they changed; returns whether a new snapshot was published. A file
+    /// that no longer loads is reported once and the last good zone keeps serving.
+    pub fn poll(&mut self) -> bool {
+        let result = stamp(&self.paths).and_then(|stamp| {
+            if stamp == self.stamp {
+                return Ok(None);
+            }
+            let loaded = manifest::load(&self.paths, self.keep_pods)?;
+            Ok(Some((stamp, loaded)))
+        });
+        match result {
+            Ok(None) => false,
+            Ok(Some((stamp, (cluster, _report)))) => {
+                self.stamp = stamp;
+                self.last_error = None;
+                self.publisher.replace_all(cluster);
+                let (stats, took) = self.publisher.publish();
+                tracing::info!(
+                    services = stats.services,
+                    endpoints = stats.endpoints,
+                    names = stats.names,
+                    publish_us = took.as_micros() as u64,
+                    "manifests changed; zone republished"
+                );
+                true
+            }
+            Err(error) => {
+                let message = error.to_string();
+                if self.last_error.as_deref() != Some(&message) {
+                    tracing::error!(error = %message, "manifests not reloaded; still serving the last good zone");
+                    self.last_error = Some(message);
+                }
+                false
+            }
+        }
+    }
+
+    /// Polls every `interval` on a thread until `stop` is set.
+    pub fn watch(
+        mut self,
+        interval: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("clusterdns-manifests".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(interval);
+                    self.poll();
+                }
+            })
+    }
+}

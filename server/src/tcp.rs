@@ -1,0 +1,87 @@
+//! DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered in order, an idle
+//! timeout, and a bound on open connections (past it, new connections are closed at once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use clusterdns_zone::{Answered, Snapshot, Transport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::handler::handle;
+
+/// Largest DNS message over TCP.
+const MAX_MESSAGE: usize = u16::MAX as usize;
+
+/// Accepts connections on `listener` until `stop` changes; each is served on its own task.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<ArcSwap<Snapshot>>,
+    idle_timeout: Duration,
+    connections: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _peer)) = accepted else {
+            // Out of file descriptors or a connection reset before accept: try again shortly.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let store = store.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            connection(stream, store, idle_timeout, stop).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Serves one connection until the peer closes it, it idles out, sends a bad frame, or the
+/// server stops.
+async fn connection(
+    stream: TcpStream,
+    store: Arc<ArcSwap<Snapshot>>,
+    idle_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    let mut query = vec![0u8; MAX_MESSAGE];
+    let mut out = vec![0u8; MAX_MESSAGE + 2];
+    loop {
+        let read = async {
+            let len = usize::from(reader.read_u16().await?);
+            reader.read_exact(&mut query[..len]).await?;
+            Ok::<usize, std::io::Error>(len)
+        };
+        let len = tokio::select! {
+            read = tokio::time::timeout(idle_timeout, read) => match read {
+                Ok(Ok(len)) => len,
+                // Closed, reset, a length prefix larger than the data, or idle too long.
+                _ => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let snapshot = store.load();
+        match handle(&snapshot, &query[..len], &mut out[2..], Transport::Tcp) {
+            Answered::Response { len, .. } => {
+                out[..2].copy_from_slice(&(len as u16).to_be_bytes());
+                if writer.write_all(&out[..len + 2]).await.is_err() {
+                    return;
+                }
+            }
+            Answered::Drop | Answered::Outside => return,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Pre-encoding of answers at build time. An [`EntryWriter`] lays out the records of one
+//! response body (answer, authority and additional sections after the question) exactly as they
+//! will be sent, with name compression resolved to absolute offsets: the question always starts
+//! at offset 12 and has the owner name's length, so a body is valid for every spelling (case) of
+//! that name. Records owned by the question name point at it (`0xC00C`), echoing the client's
+//! case; every other name is written lowercase.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::wire::{CLASS_IN, HEADER_LEN};
+
+/// Where a record goes in the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// The answer section.
+    Answer = 0,
+    /// The authority section.
+    Authority = 1,
+    /// The additional section.
+    Additional = 2,
+}
+
+/// The owner of a record: the question name, or another (lowercase, wire-format) name.
+#[derive(Clone, Copy, Debug)]
+pub enum Owner<'a> {
+    /// The question's name, written as a pointer to offset 12.
+    Question,
+    /// Any other name.
+    Name(&'a [u8]),
+}
+
+/// The data of a record to encode.
+#[derive(Clone, Copy, Debug)]
+pub enum RData<'a> {
+    /// An A record.
+    A(Ipv4Addr),
+    /// An AAAA record.
+    Aaaa(Ipv6Addr),
+    /// A CNAME record's target.
+    Cname(&'a [u8]),
+    /// A PTR record's target.
+    Ptr(&'a [u8]),
+    /// An NS record's target.
+    Ns(&'a [u8]),
+    /// An SRV record.
+    Srv {
+        /// Priority.
+        priority: u16,
+        /// Weight.
+        weight: u16,
+        /// Port.
+        port: u16,
+        /// Target name.
+        target: &'a [u8],
+    },
+    /// A TXT record with one character string.
+    Txt(&'a str),
+    /// An SOA record.
+    Soa {
+        /// Primary name server.
+        mname: &'a [u8],
+        /// Responsible mailbox.
+        rname: &'a [u8],
+        /// Serial.
+        serial: u32,
+        /// Refresh, retry, expire, minimum.
+        timers: [u32; 4],
+    },
+}
+
+impl RData<'_> {
+    /// The record type code.
+    pub fn rtype(&self) -> u16 {
+        match self {
+            RData::A(_) => crate::wire::TYPE_A,
+            RData::Aaaa(_) => crate::wire::TYPE_AAAA,
+            RData::Cname(_) => crate::wire::TYPE_CNAME,
+            RData::Ptr(_) => crate::wire::TYPE_PTR,
+            RData::Ns(_) => crate::wire::TYPE_NS,
+            RData::Srv { .. } => crate::wire::TYPE_SRV,
+            RData::Txt(_) => crate::wire::TYPE_TXT,
+            RData::Soa { .. } => crate::wire::TYPE_SOA,
+        }
+    }
+}
+
+/// Size kept free at the end of a TCP message for our OPT record.
+const OPT_RESERVE: usize = 11;
+
+/// Builds the pre-encoded body of one answer (see the module docs).
+pub struct EntryWriter {
+    base: usize,
+    body: Vec<u8>,
+    ends: Vec<u16>,
+    counts: [u16; 3],
+    last_section: Section,
+    /// Compression targets: a name suffix in wire format and its absolute offset.
+    suffixes: Vec<(Vec<u8>, u16)>,
+}
+
+impl EntryWriter {
+    /// A writer for the body that follows a question whose name is `qname_len` bytes long.
+    pub fn new(qname_len: usize) -> Self {
+        EntryWriter {
+            base: HEADER_LEN + qname_len + 4,
+            body: Vec::new(),
+            ends: Vec::new(),
+            counts: [0; 3],
+            last_section: Section::Answer,
+            suffixes: Vec::new(),
+        }
+    }
+
+    /// Appends a record; records must be added in section order. A record that would not fit in
+    /// a 64 KiB message is left out (the answer is then as much as TCP can carry).
+    pub fn record(&mut self, section: Section, owner: Owner<'_>, ttl: u32, rdata: RData<'_>) {
+        debug_assert!(section as u8 >= self.last_section as u8);
+        self.last_section = section;
+        let start = self.body.len();
+        match owner {
+            Owner::Question => self.body.extend_from_slice(&[0xC0, HEADER_LEN as u8]),
+            Owner::Name(name) => self.write_name(name),
+        }
+        self.body.extend_from_slice(&rdata.rtype().to_be_bytes());
+        self.body.extend_from_slice(&CLASS_IN.to_be_bytes());
+        self.body.extend_from_slice(&ttl.to_be_bytes());
+        let rdlen_at = self.body.len();
+        self.body.extend_from_slice(&[0, 0]);
+        match rdata {
+            RData::A(ip) => self.body.extend_from_slice(&ip.octets()),
+            RData::Aaaa(ip) => self.body.extend_from_slice(&ip.octets()),
+            RData::Cname(name) | RData::Ptr(name) | RData::Ns(name) => self.write_name(name),
+            RData::Srv {
+                priority,
+                weight,
+                port,
+                target,
+            } => {
+                self.body.extend_from_slice(&priority.to_be_bytes());
+                self.body.extend_from_slice(&weight.to_be_bytes());
+                self.body.extend_from_slice(&port.to_be_bytes());
+                // RFC 2782: the target is not compressed (later names may point into it).
+                self.write_name_uncompressed(target);
+            }
+            RData::Txt(text) => {
+                let bytes = &text.as_bytes()[..text.len().min(255)];
+                self.body.push(bytes.len() as u8);
+                self.body.extend_from_slice(bytes);
+            }
+            RData::Soa {
+                mname,
+                rname,
+                serial,
+                timers,
+            } => {
+                self.write_name(mname);
+                self.write_name(rname);
+                self.body.extend_from_slice(&serial.to_be_bytes());
+                for timer in timers {
+                    self.body.extend_from_slice(&timer.to_be_bytes());
+                }
+            }
+        }
+        let rdlen = (self.body.len() - rdlen_at - 2) as u16;
+        self.body[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+        if self.base + self.body.len() + OPT_RESERVE > usize::from(u16::MAX) {
+            self.body.truncate(start);
+            self.suffixes
+                .retain(|(_, offset)| usize::from(*offset) < self.base + start);
+            return;
+        }
+        self.ends.push(self.body.len() as u16);
+        self.counts[section as usize] += 1;
+    }
+
+    /// Writes a name, compressed against the names already written in this body.
+    fn write_name(&mut self, name: &[u8]) {
+        let mut pos = 0usize;
+        while pos < name.len() && name[pos] != 0 {
+            let suffix = &name[pos..];
+            if let Some((_, offset)) = self.suffixes.iter().find(|(s, _)| s == suffix) {
+                self.body
+                    .extend_from_slice(&(0xC000 | offset).to_be_bytes());
+                return;
+            }
+            let absolute = self.base + self.body.len();
+            if absolute < 0x4000 {
+                self.suffixes.push((suffix.to_vec(), absolute as u16));
+            }
+            let len = usize::from(name[pos]);
+            self.body.extend_from_slice(&name[pos..pos + 1 + len]);
+            pos += 1 + len;
+        }
+        self.body.push(0);
+    }
+
+    /// Writes a name in full, registering its suffixes as compression targets.
+    fn write_name_uncompressed(&mut self, name: &[u8]) {
+        let mut pos = 0usize;
+        while pos < name.len() && name[pos] != 0 {
+            let absolute = self.base + self.body.len();
+            if absolute < 0x4000 && !self.suffixes.iter().any(|(s, _)| s == &name[pos..]) {
+                self.suffixes.push((name[pos..].to_vec(), absolute as u16));
+            }
+            let len = usize::from(name[pos]);
+            self.body.extend_from_slice(&name[pos..pos + 1 + len]);
+            pos += 1 + len;
+        }
+        self.body.push(0);
+    }
+
+    /// Number of records written so far.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no record has been written.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The finished entry in the layout [`crate::node::Entry`] reads.
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.ends.len() * 2 + self.body.len());
+        for count in self.counts {
+            out.extend_from_slice(&count.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.ends.len() as u16).to_le_bytes());
+        for end in &self.ends {
+            out.extend_from_slice(&end.to_le_bytes());
+        }
+        out.extend_from_slice(&self.body);
+        out
+    }
+}

@@ -1,0 +1,133 @@
+//! The cluster as DNS sees it: Namespaces, Services, EndpointSlices and Pods stripped to the
+//! fields that make records. Sources (manifest files, the Kubernetes API) convert their objects
+//! into these types at the edge, so memory follows the DNS data rather than the API objects.
+
+use std::net::IpAddr;
+
+/// Transport protocol of a port, as used in the `_<proto>` label of SRV names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// TCP (the Kubernetes default).
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// The lowercase label used in `_<port>._<proto>` names.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+/// A port of a Service or an EndpointSlice. `name` is empty for an unnamed port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    /// The port's name (`""` when unnamed); named ports get `_<name>._<proto>` SRV names.
+    pub name: Box<str>,
+    /// The transport protocol.
+    pub protocol: Protocol,
+    /// The port number.
+    pub port: u16,
+}
+
+/// How a Service is answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// A Service with cluster IPs (ClusterIP, NodePort, LoadBalancer): `spec.clusterIPs`.
+    ClusterIp(Vec<IpAddr>),
+    /// `clusterIP: None`: answered from its ready endpoints.
+    Headless,
+    /// `type: ExternalName`: a CNAME to `spec.externalName` (lowercase, no trailing dot).
+    ExternalName(Box<str>),
+}
+
+/// A Service stripped to what DNS needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// `metadata.namespace`.
+    pub namespace: Box<str>,
+    /// `metadata.name`.
+    pub name: Box<str>,
+    /// ClusterIP, headless or ExternalName.
+    pub kind: ServiceKind,
+    /// `spec.ports`.
+    pub ports: Vec<Port>,
+}
+
+/// One endpoint of an EndpointSlice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `addresses` (one address for IPv4/IPv6 slices).
+    pub addresses: Vec<IpAddr>,
+    /// `hostname`, when set: names the endpoint instead of its dashed address.
+    pub hostname: Option<Box<str>>,
+    /// `conditions.ready`, with unset meaning ready (as the specification says).
+    pub ready: bool,
+}
+
+/// An EndpointSlice (discovery.k8s.io/v1) stripped to what DNS needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSlice {
+    /// `metadata.namespace`.
+    pub namespace: Box<str>,
+    /// `metadata.name`.
+    pub name: Box<str>,
+    /// The owning Service, from the `kubernetes.io/service-name` label.
+    pub service: Box<str>,
+    /// `ports`; empty when the slice declares none.
+    pub ports: Vec<Port>,
+    /// `endpoints`.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A Pod's addresses, used only in `pods verified` mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// `metadata.namespace`.
+    pub namespace: Box<str>,
+    /// `metadata.name`.
+    pub name: Box<str>,
+    /// `status.podIPs` (or `status.podIP`).
+    pub ips: Vec<IpAddr>,
+}
+
+/// One change to the cluster, as a source reports it; the builder applies changes in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A Namespace was added or changed.
+    NamespaceUpsert(Box<str>),
+    /// A Namespace was deleted.
+    NamespaceDelete(Box<str>),
+    /// A Service was added or changed.
+    ServiceUpsert(Service),
+    /// A Service was deleted (namespace, name).
+    ServiceDelete(Box<str>, Box<str>),
+    /// An EndpointSlice was added or changed.
+    SliceUpsert(EndpointSlice),
+    /// An EndpointSlice was deleted (namespace, name).
+    SliceDelete(Box<str>, Box<str>),
+    /// A Pod was added or changed.
+    PodUpsert(Pod),
+    /// A Pod was deleted (namespace, name).
+    PodDelete(Box<str>, Box<str>),
+}
+
+/// A whole cluster: what a source holds after a full list, used to replace the builder's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// Namespace names.
+    pub namespaces: Vec<Box<str>>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// EndpointSlices.
+    pub slices: Vec<EndpointSlice>,
+    /// Pods (only kept in `pods verified` mode).
+    pub pods: Vec<Pod>,
+}

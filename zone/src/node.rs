@@ -1,0 +1,158 @@
+//! The stored form of one owner name: a single shared allocation holding the lowercase wire
+//! name (the lookup key), node flags and the pre-encoded answers per query type. One allocation
+//! per name keeps memory low and a lookup to one pointer chase.
+//!
+//! Layout: `key_len:u8 key flags:u8 n:u8 (qtype:u16 offset:u32)×n entries…`, where each entry is
+//! `an:u16 ns:u16 ar:u16 nrec:u16 end:u16×nrec body` (little endian), `end` being the offset in
+//! `body` where each record ends, so a response can be cut at a record boundary.
+
+use std::sync::Arc;
+
+/// The type code a node's catch-all entry is stored under: it answers every query type that has
+/// no entry of its own (used for the CNAME of an ExternalName Service).
+pub const ANY_TYPE_ENTRY: u16 = 0xFFFF;
+
+/// Node flag: the name is a reverse (PTR) name outside the cluster zone; only PTR is ours.
+pub const FLAG_REVERSE: u8 = 1;
+
+/// A stored node (see the module docs).
+pub type NodeBlob = Arc<[u8]>;
+
+/// Builds one node blob.
+pub struct NodeBuilder<'a> {
+    key: &'a [u8],
+    flags: u8,
+    entries: Vec<(u16, Vec<u8>)>,
+}
+
+impl<'a> NodeBuilder<'a> {
+    /// A node for the lowercase wire name `key`.
+    pub fn new(key: &'a [u8], flags: u8) -> Self {
+        NodeBuilder {
+            key,
+            flags,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds the pre-encoded entry (from [`crate::encode::EntryWriter::finish`]) for `qtype`.
+    pub fn entry(&mut self, qtype: u16, entry: Vec<u8>) {
+        self.entries.push((qtype, entry));
+    }
+
+    /// The finished blob.
+    pub fn finish(self) -> NodeBlob {
+        let n = self.entries.len().min(255);
+        let table_start = 1 + self.key.len() + 2;
+        let data_start = table_start + n * 6;
+        let total = data_start + self.entries.iter().map(|(_, e)| e.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(total);
+        out.push(self.key.len() as u8);
+        out.extend_from_slice(self.key);
+        out.push(self.flags);
+        out.push(n as u8);
+        let mut offset = data_start;
+        for (qtype, entry) in self.entries.iter().take(n) {
+            out.extend_from_slice(&qtype.to_le_bytes());
+            out.extend_from_slice(&(offset as u32).to_le_bytes());
+            offset += entry.len();
+        }
+        for (_, entry) in self.entries.iter().take(n) {
+            out.extend_from_slice(entry);
+        }
+        out.into()
+    }
+}
+
+/// A read view of a stored node.
+#[derive(Clone, Copy)]
+pub struct Node<'a>(&'a [u8]);
+
+impl<'a> Node<'a> {
+    /// Views a blob.
+    pub fn new(blob: &'a [u8]) -> Self {
+        Node(blob)
+    }
+
+    /// The lowercase wire name this node answers for.
+    pub fn key(&self) -> &'a [u8] {
+        key_of(self.0)
+    }
+
+    fn meta_at(&self) -> usize {
+        1 + usize::from(self.0[0])
+    }
+
+    /// The node flags (`FLAG_*`).
+    pub fn flags(&self) -> u8 {
+        self.0[self.meta_at()]
+    }
+
+    /// The query types this node has entries for, in stored order.
+    pub fn qtypes(&self) -> impl Iterator<Item = u16> + 'a {
+        let blob = self.0;
+        let table = 1 + usize::from(blob[0]) + 2;
+        let n = usize::from(blob[table - 1]);
+        (0..n).map(move |i| u16::from_le_bytes([blob[table + i * 6], blob[table + i * 6 + 1]]))
+    }
+
+    /// The entry stored for exactly `qtype`.
+    pub fn entry(&self, qtype: u16) -> Option<Entry<'a>> {
+        let blob = self.0;
+        let table = self.meta_at() + 2;
+        let n = usize::from(blob[table - 1]);
+        for i in 0..n {
+            let at = table + i * 6;
+            if u16::from_le_bytes([blob[at], blob[at + 1]]) == qtype {
+                let offset =
+                    u32::from_le_bytes([blob[at + 2], blob[at + 3], blob[at + 4], blob[at + 5]]);
+                return Some(Entry::new(&blob[offset as usize..]));
+            }
+        }
+        None
+    }
+}
+
+/// The lookup key (lowercase wire name) of a blob.
+pub fn key_of(blob: &[u8]) -> &[u8] {
+    &blob[1..1 + usize::from(blob[0])]
+}
+
+/// A pre-encoded answer: section counts, record boundaries and the body bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    /// Records in the answer, authority and additional sections.
+    pub counts: [u16; 3],
+    ends: &'a [u8],
+    /// The encoded records, ready to follow the question.
+    pub body: &'a [u8],
+}
+
+impl<'a> Entry<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        let read = |i: usize| u16::from_le_bytes([bytes[i * 2], bytes[i * 2 + 1]]);
+        let counts = [read(0), read(1), read(2)];
+        let nrec = usize::from(read(3));
+        let ends = &bytes[8..8 + nrec * 2];
+        let body_len = if nrec == 0 {
+            0
+        } else {
+            usize::from(u16::from_le_bytes([ends[nrec * 2 - 2], ends[nrec * 2 - 1]]))
+        };
+        let body = &bytes[8 + nrec * 2..8 + nrec * 2 + body_len];
+        Entry { counts, ends, body }
+    }
+
+    /// The number of whole records that fit in `room` bytes, and their length.
+    pub fn fit(&self, room: usize) -> (usize, usize) {
+        let mut fitted = (0, 0);
+        for (i, end) in self.ends.chunks_exact(2).enumerate() {
+            let end = usize::from(u16::from_le_bytes([end[0], end[1]]));
+            if end > room {
+                break;
+            }
+            fitted = (i + 1, end);
+        }
+        fitted
+    }
+}
