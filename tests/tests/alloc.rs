@@ -1,0 +1,126 @@
+//! Proves the hot path allocates nothing: after warm-up, answering cluster queries (A, AAAA, SRV,
+//! PTR, headless, pod, NXDOMAIN, NODATA) performs zero heap allocations, both in the answer
+//! function and through a running server's UDP worker. One test in this binary, so no other
+//! test's allocations are counted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use clusterdns_e2e::client::query;
+use clusterdns_e2e::fixture::{golden_cluster, snapshot, zone_config, TestServer};
+use clusterdns_zone::{answer, Answered, PodsMode, Transport};
+
+/// Counts every allocation in the process.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// (what, query name, type, expected rcode)
+const QUERIES: &[(&str, &str, u16, u8)] = &[
+    ("A", "kubernetes.default.svc.cluster.local", 1, 0),
+    ("AAAA", "dual.apps.svc.cluster.local", 28, 0),
+    (
+        "SRV",
+        "_https._tcp.kubernetes.default.svc.cluster.local",
+        33,
+        0,
+    ),
+    ("PTR", "1.0.96.10.in-addr.arpa", 12, 0),
+    ("headless A", "web.apps.svc.cluster.local", 1, 0),
+    ("pod A", "10-244-1-1.apps.pod.cluster.local", 1, 0),
+    ("NXDOMAIN", "nothere.default.svc.cluster.local", 1, 3),
+    ("NODATA", "kubernetes.default.svc.cluster.local", 16, 0),
+];
+
+#[test]
+fn answering_cluster_queries_allocates_nothing() {
+    let packets: Vec<(&str, Vec<u8>, u8)> = QUERIES
+        .iter()
+        .enumerate()
+        .map(|(i, (what, name, qtype, rcode))| {
+            (*what, query(i as u16, name, *qtype, Some(1232)), *rcode)
+        })
+        .collect();
+
+    // The answer function.
+    let snapshot = snapshot(golden_cluster(), zone_config(PodsMode::Insecure));
+    let mut out = vec![0u8; 65535];
+    let transport = Transport::Udp { max_payload: 4096 };
+    for (what, packet, rcode) in &packets {
+        match answer(&snapshot, packet, &mut out, transport) {
+            Answered::Response { len, .. } => {
+                assert_eq!(out[3] & 0x0F, *rcode, "{what}: rcode");
+                assert!(len > packet.len() - 11, "{what}: an answer");
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..1000 {
+        for (_, packet, _) in &packets {
+            let answered = answer(&snapshot, packet, &mut out, transport);
+            assert!(matches!(answered, Answered::Response { .. }));
+        }
+    }
+    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        during, 0,
+        "answer function: {during} allocations for 8000 answers"
+    );
+
+    // A running server's UDP worker (the client below reuses its buffers and allocates nothing).
+    let server = TestServer::start(golden_cluster(), zone_config(PodsMode::Insecure));
+    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    client.connect(server.addr()).expect("connect");
+    let mut buf = vec![0u8; 4096];
+    let mut exchange = |packet: &[u8]| -> u8 {
+        client.send(packet).expect("send");
+        let len = client.recv(&mut buf).expect("answer");
+        assert!(len >= 12);
+        buf[3] & 0x0F
+    };
+    for _ in 0..50 {
+        for (_, packet, _) in &packets {
+            exchange(packet);
+        }
+    }
+    // Let the runtime's idle threads settle before counting.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for _ in 0..250 {
+        for (what, packet, rcode) in &packets {
+            assert_eq!(exchange(packet), *rcode, "{what}");
+        }
+    }
+    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        during, 0,
+        "server: {during} allocations for 2000 queries over UDP"
+    );
+    server.server.shutdown();
+}
