@@ -98,6 +98,20 @@ fn manifest(extra_service: bool, endpoints: &[&str]) -> String {
     text
 }
 
+/// How long after `since` the condition became true; fails after one second.
+fn time_until(since: Instant, what: &str, mut condition: impl FnMut() -> bool) -> Duration {
+    loop {
+        if condition() {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(1),
+            "{what}: not within 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 struct Running(Child);
 
 impl Drop for Running {
@@ -269,30 +283,22 @@ fn manifest_changes_are_answered_within_a_second_without_losing_queries() {
         &file,
         &manifest(true, &["10.1.0.1", "10.1.0.2", "10.1.0.3"]),
     );
-    let added = loop {
-        if let Some((0, 1, _)) = ask(&probe, server, 2, "added.default.svc.cluster.local", 1) {
-            break written.elapsed();
-        }
-        assert!(
-            written.elapsed() < Duration::from_secs(1),
-            "added Service not answered within 1 s"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let added = time_until(written, "added Service answered", || {
+        matches!(
+            ask(&probe, server, 2, "added.default.svc.cluster.local", 1),
+            Some((0, 1, _))
+        )
+    });
 
     // Remove an endpoint.
     let written = Instant::now();
     write_atomically(&file, &manifest(true, &["10.1.0.1", "10.1.0.3"]));
-    let removed = loop {
-        if let Some((0, 2, _)) = ask(&probe, server, 3, "web.default.svc.cluster.local", 1) {
-            break written.elapsed();
-        }
-        assert!(
-            written.elapsed() < Duration::from_secs(1),
-            "removed endpoint still answered after 1 s"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let removed = time_until(written, "removed endpoint gone", || {
+        matches!(
+            ask(&probe, server, 3, "web.default.svc.cluster.local", 1),
+            Some((0, 2, _))
+        )
+    });
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     looper.join().expect("query loop");
