@@ -59,13 +59,40 @@ const NOT_READY_ONE_IN: usize = 20;
 
 /// Name parts for namespaces, Services and ExternalName targets.
 const TEAMS: [&str; 12] = [
-    "payments", "search", "identity", "platform", "data", "ml", "web", "mobile", "infra",
-    "observability", "growth", "ads",
+    "payments",
+    "search",
+    "identity",
+    "platform",
+    "data",
+    "ml",
+    "web",
+    "mobile",
+    "infra",
+    "observability",
+    "growth",
+    "ads",
 ];
 const APPS: [&str; 20] = [
-    "auth", "billing", "cart", "catalog", "checkout", "ledger", "profile", "users", "orders",
-    "inventory", "shipping", "notify", "gateway", "pricing", "redis", "postgres", "kafka", "etcd",
-    "mongo", "elastic",
+    "auth",
+    "billing",
+    "cart",
+    "catalog",
+    "checkout",
+    "ledger",
+    "profile",
+    "users",
+    "orders",
+    "inventory",
+    "shipping",
+    "notify",
+    "gateway",
+    "pricing",
+    "redis",
+    "postgres",
+    "kafka",
+    "etcd",
+    "mongo",
+    "elastic",
 ];
 const ROLES: [&str; 10] = [
     "api", "svc", "worker", "db", "cache", "web", "grpc", "frontend", "backend", "queue",
@@ -108,10 +135,16 @@ impl fmt::Display for SpecError {
         match self {
             SpecError::Domain(domain) => write!(f, "{domain:?} is not a valid cluster domain"),
             SpecError::TooManyServices(n) => {
-                write!(f, "{n} Services: at most {MAX_SERVICES} fit in 10.96.0.0/12")
+                write!(
+                    f,
+                    "{n} Services: at most {MAX_SERVICES} fit in 10.96.0.0/12"
+                )
             }
             SpecError::TooManyEndpoints(n) => {
-                write!(f, "{n} endpoints: at most {MAX_ENDPOINTS} pod addresses are handed out")
+                write!(
+                    f,
+                    "{n} endpoints: at most {MAX_ENDPOINTS} pod addresses are handed out"
+                )
             }
         }
     }
@@ -406,7 +439,11 @@ impl ClusterIps {
     fn next(&mut self) -> u32 {
         let mask = (1u32 << CLUSTER_IP_BITS) - 1;
         loop {
-            let offset = self.next.wrapping_mul(self.multiplier).wrapping_add(self.add) & mask;
+            let offset = self
+                .next
+                .wrapping_mul(self.multiplier)
+                .wrapping_add(self.add)
+                & mask;
             self.next += 1;
             if !RESERVED_OFFSETS.contains(&offset) {
                 return offset;

@@ -2,7 +2,7 @@
 //!
 //! What clusterdns is measured with (DESIGN.md §7):
 //!
-//! - [`generate`]: a deterministic synthetic cluster ([`Spec`] → [`clusterdns_zone::Cluster`]),
+//! - [`generate`](mod@generate): a deterministic synthetic cluster ([`Spec`] → [`clusterdns_zone::Cluster`]),
 //!   from a few Services up to 50,000 Services / 500,000 endpoints;
 //! - [`yaml`]: that cluster as Kubernetes manifests any manifest-reading server loads;
 //! - [`queries`]: dnsperf query files for it (the service mix, the ndots:5 search storm);
@@ -10,6 +10,8 @@
 //!
 //! The `gen-cluster` binary writes all three files; `benches/` holds the criterion benches and
 //! `scripts/dnsperf.sh` runs the whole server under dnsperf. See the crate README.
+
+#![warn(missing_docs)]
 
 pub mod generate;
 pub mod packet;

@@ -79,14 +79,15 @@ mod tests {
         let packet = query_packet(0x1234, "a.b", 1, None).expect("valid name");
         assert_eq!(
             packet,
-            [
-                0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 1, b'b', 0, 0, 1, 0, 1
-            ]
+            [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 1, b'b', 0, 0, 1, 0, 1]
         );
         let with_edns = query_packet(1, "a.b.", 28, Some(1232)).expect("valid name");
         assert_eq!(with_edns.len(), packet.len() + 11);
         assert_eq!(with_edns[11], 1);
-        assert_eq!(&with_edns[with_edns.len() - 11..][..5], &[0, 0, 41, 0x04, 0xD0]);
+        assert_eq!(
+            &with_edns[with_edns.len() - 11..][..5],
+            &[0, 0, 41, 0x04, 0xD0]
+        );
         assert!(query_packet(1, "a..b", 1, None).is_none());
     }
 

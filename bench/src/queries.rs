@@ -198,12 +198,17 @@ impl<'a> Pools<'a> {
     fn query(&self, category: Category, n: usize, rng: &mut SplitMix64) -> QueryLine {
         let line = match category {
             Category::ServiceA => rng.pick(&self.cluster_ip).map(|(service, _)| {
-                Self::line(self.service_name(service), QueryType::A, category, Expect::Answer)
+                Self::line(
+                    self.service_name(service),
+                    QueryType::A,
+                    category,
+                    Expect::Answer,
+                )
             }),
             Category::ServiceAaaa => {
                 // Half ask dual-stack Services, half any ClusterIP Service (mostly NODATA),
                 // as clients ask AAAA of every name.
-                let pool = if n % 2 == 0 && !self.dual_stack.is_empty() {
+                let pool = if n.is_multiple_of(2) && !self.dual_stack.is_empty() {
                     &self.dual_stack
                 } else {
                     &self.cluster_ip
@@ -214,7 +219,12 @@ impl<'a> Pools<'a> {
                     } else {
                         Expect::NoData
                     };
-                    Self::line(self.service_name(service), QueryType::Aaaa, category, expect)
+                    Self::line(
+                        self.service_name(service),
+                        QueryType::Aaaa,
+                        category,
+                        expect,
+                    )
                 })
             }
             Category::Srv => self.cluster_ip_with_http(rng).map(|service| {
@@ -395,7 +405,11 @@ mod tests {
             .expect("search name");
         assert!(EXTERNAL_NAMES.contains(&external.as_str()), "{external}");
         assert!(first[0].ends_with(".svc.cluster.local A"), "{}", first[0]);
-        assert!(first[1].ends_with(".svc.cluster.local AAAA"), "{}", first[1]);
+        assert!(
+            first[1].ends_with(".svc.cluster.local AAAA"),
+            "{}",
+            first[1]
+        );
         assert_eq!(first[2], format!("{external}.svc.cluster.local A"));
         assert_eq!(first[3], format!("{external}.svc.cluster.local AAAA"));
         assert_eq!(first[4], format!("{external}.cluster.local A"));

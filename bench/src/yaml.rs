@@ -135,7 +135,11 @@ fn write_port<W: Write>(out: &mut W, indent: &str, port: &Port) -> io::Result<()
     if port.name.is_empty() {
         writeln!(out, "{indent}- port: {}", port.port)?;
     } else {
-        writeln!(out, "{indent}- name: {}\n{indent}  port: {}", port.name, port.port)?;
+        writeln!(
+            out,
+            "{indent}- name: {}\n{indent}  port: {}",
+            port.name, port.port
+        )?;
     }
     writeln!(out, "{indent}  protocol: {}", protocol(port.protocol))
 }
@@ -144,7 +148,7 @@ fn write_slice<W: Write>(out: &mut W, slice: &EndpointSlice) -> io::Result<()> {
     let address_type = slice
         .endpoints
         .iter()
-        .flat_map(|e| e.addresses.first())
+        .find_map(|e| e.addresses.first())
         .map_or("IPv4", family);
     writeln!(
         out,
@@ -202,9 +206,8 @@ mod tests {
         )));
         let file = std::fs::File::create(&scratch.0).expect("create the scratch file");
         write_manifests(&cluster, io::BufWriter::new(file)).expect("write manifests");
-        let (loaded, report) =
-            clusterdns::manifest::load(std::slice::from_ref(&scratch.0), false)
-                .expect("clusterdns loads the generated manifests");
+        let (loaded, report) = clusterdns::manifest::load(std::slice::from_ref(&scratch.0), false)
+            .expect("clusterdns loads the generated manifests");
         assert!(report.skipped.is_empty(), "skipped: {:?}", report.skipped);
         assert_eq!(
             report.objects,
