@@ -209,11 +209,6 @@ impl EntryWriter {
         self.body.push(0);
     }
 
-    /// Number of records written so far.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
     /// Whether no record has been written.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()

@@ -88,14 +88,6 @@ impl<'a> Node<'a> {
         self.0[self.meta_at()]
     }
 
-    /// The query types this node has entries for, in stored order.
-    pub fn qtypes(&self) -> impl Iterator<Item = u16> + 'a {
-        let blob = self.0;
-        let table = 1 + usize::from(blob[0]) + 2;
-        let n = usize::from(blob[table - 1]);
-        (0..n).map(move |i| u16::from_le_bytes([blob[table + i * 6], blob[table + i * 6 + 1]]))
-    }
-
     /// The entry stored for exactly `qtype`.
     pub fn entry(&self, qtype: u16) -> Option<Entry<'a>> {
         let blob = self.0;
