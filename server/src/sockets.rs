@@ -69,8 +69,29 @@ fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, BindError> {
     Ok(socket.into())
 }
 
-/// Binds `workers` UDP sockets and TCP listeners on `addr`.
+/// Attempts at an ephemeral port before giving up: the port the first UDP bind gets may already
+/// be taken for TCP.
+const EPHEMERAL_ATTEMPTS: usize = 16;
+
+/// Binds `workers` UDP sockets and TCP listeners on `addr`; with port 0, on one ephemeral port
+/// free for both.
 pub fn bind(addr: SocketAddr, workers: usize) -> Result<BoundAddress, BindError> {
+    let mut attempt = 0;
+    loop {
+        match bind_once(addr, workers) {
+            Err(error)
+                if addr.port() == 0
+                    && error.source.kind() == io::ErrorKind::AddrInUse
+                    && attempt + 1 < EPHEMERAL_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+fn bind_once(addr: SocketAddr, workers: usize) -> Result<BoundAddress, BindError> {
     let first = bind_udp(addr)?;
     let local = first.local_addr().map_err(|source| BindError {
         proto: "udp",
