@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use crate::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
-use crate::snapshot::{Lookup, Snapshot};
+use crate::snapshot::{Lookup, Snapshot, SOA_RECORD_LEN};
 use crate::wire::{Rcode, CLASSIC_UDP_PAYLOAD, CLASS_IN, HEADER_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT};
 
 /// The UDP payload size we advertise in our OPT record (DNS Flag Day 2020).
@@ -263,7 +263,16 @@ pub fn answer_query(
                 counts[i] = take as u16;
                 left -= take;
             }
-            w.body(&entry.body[..bytes], counts);
+            let body_at = w.body(&entry.body[..bytes], counts);
+            // SRV targets carry the zone uncompressed: spell it as the client did (CoreDNS does).
+            let zone = snapshot.config().domain.as_bytes();
+            let question_end = query.question_end() - 4;
+            let spelled = &packet[question_end - zone.len().min(question_end)..question_end];
+            if spelled != zone {
+                for copy in entry.zone_copies().filter(|&c| c + zone.len() <= bytes) {
+                    w.out[body_at + copy..body_at + copy + zone.len()].copy_from_slice(spelled);
+                }
+            }
             if records < total {
                 w.truncated();
             }
@@ -291,9 +300,10 @@ fn negative(
     rcode: Rcode,
 ) -> Answered {
     let mut w = Writer::start(query, packet, out, limit, FLAG_AA, rcode);
-    let soa = snapshot.soa_record();
-    if soa.len() <= w.room() {
-        w.body(soa, [0, 1, 0]);
+    let mut soa = [0u8; SOA_RECORD_LEN];
+    let len = snapshot.write_soa(query.qname().len(), &mut soa);
+    if len <= w.room() {
+        w.body(&soa[..len], [0, if len > 0 { 1 } else { 0 }, 0]);
     } else {
         w.truncated();
     }
@@ -405,12 +415,15 @@ impl<'a> Writer<'a> {
         self.limit.saturating_sub(self.len + opt)
     }
 
-    fn body(&mut self, bytes: &[u8], counts: [u16; 3]) {
-        self.out[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+    /// Appends records; returns where they start in the output.
+    fn body(&mut self, bytes: &[u8], counts: [u16; 3]) -> usize {
+        let at = self.len;
+        self.out[at..at + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
         for (total, add) in self.counts.iter_mut().zip(counts) {
             *total += add;
         }
+        at
     }
 
     fn truncated(&mut self) {

@@ -310,14 +310,7 @@ impl ZoneBuilder {
     }
 
     fn name_in_zone(&self, name: &[u8]) -> bool {
-        let zone = self.config.domain.as_bytes();
-        name.len() >= zone.len() && name.ends_with(zone) && {
-            let mut pos = 0;
-            while pos + zone.len() < name.len() {
-                pos += 1 + usize::from(name[pos]);
-            }
-            pos + zone.len() == name.len()
-        }
+        crate::name::is_subdomain(name, self.zone())
     }
 
     /// Publishes everything applied since the last publish as a new snapshot.
@@ -346,7 +339,7 @@ impl ZoneBuilder {
         self.render_apex();
         Snapshot {
             config: self.config.clone(),
-            soa: self.soa_record().into(),
+            soa: self.soa_template().into(),
             serial: self.serial,
             synced: self.synced,
             tables: self.tables.clone(),
@@ -495,7 +488,7 @@ impl ZoneBuilder {
             }
             ServiceKind::ClusterIp(ips) => {
                 let mut node = NodeBuilder::new(base.as_bytes(), 0);
-                address_entries(&mut node, base.as_bytes().len(), ips.iter().copied(), ttl);
+                address_entries(&mut node, self.zone(), ips.iter().copied(), ttl);
                 // SRV at the bare name: one entry per (port, cluster IP), as CoreDNS counts them.
                 let targets: Vec<SrvTarget> = service
                     .ports
@@ -508,7 +501,7 @@ impl ZoneBuilder {
                         })
                     })
                     .collect();
-                srv_entry(&mut node, base.as_bytes().len(), &targets, ttl);
+                srv_entry(&mut node, self.zone(), &targets, ttl);
                 blobs.push(node.finish());
                 let named: Vec<&Port> = service
                     .ports
@@ -536,7 +529,7 @@ impl ZoneBuilder {
                 let mut node = NodeBuilder::new(base.as_bytes(), 0);
                 address_entries(
                     &mut node,
-                    base.as_bytes().len(),
+                    self.config.domain.as_bytes(),
                     ready.iter().map(|r| r.ip),
                     ttl,
                 );
@@ -562,7 +555,7 @@ impl ZoneBuilder {
                         });
                     }
                 }
-                srv_entry(&mut node, base.as_bytes().len(), &targets, ttl);
+                srv_entry(&mut node, self.zone(), &targets, ttl);
                 blobs.push(node.finish());
                 let mut named: Vec<&Port> = Vec::new();
                 for address in &ready {
@@ -613,7 +606,7 @@ impl ZoneBuilder {
                 continue;
             };
             let mut node = NodeBuilder::new(name.as_bytes(), 0);
-            address_entries(&mut node, name.as_bytes().len(), ips.into_iter(), ttl);
+            address_entries(&mut node, self.zone(), ips.into_iter(), ttl);
             blobs.push(node.finish());
         }
         (blobs, claims)
@@ -634,7 +627,7 @@ impl ZoneBuilder {
             return;
         };
         let mut node = NodeBuilder::new(name.as_bytes(), 0);
-        srv_entry(&mut node, name.as_bytes().len(), targets, self.config.ttl);
+        srv_entry(&mut node, self.zone(), targets, self.config.ttl);
         blobs.push(node.finish());
     }
 
@@ -655,9 +648,8 @@ impl ZoneBuilder {
     fn alias_node(&self, base: &WireName, target: &str) -> Option<NodeBlob> {
         let target = WireName::from_dotted(target)?;
         let ttl = self.config.ttl;
-        let qlen = base.as_bytes().len();
         let mut node = NodeBuilder::new(base.as_bytes(), 0);
-        let mut alone = EntryWriter::new(qlen);
+        let mut alone = EntryWriter::lowercase(base.as_bytes());
         alone.record(
             Section::Answer,
             Owner::Question,
@@ -667,7 +659,7 @@ impl ZoneBuilder {
         if self.name_in_zone(target.as_bytes()) {
             let (chain, addresses) = self.follow(&target);
             for family in [TYPE_A, TYPE_AAAA] {
-                let mut entry = EntryWriter::new(qlen);
+                let mut entry = EntryWriter::lowercase(base.as_bytes());
                 entry.record(
                     Section::Answer,
                     Owner::Question,
@@ -789,7 +781,7 @@ impl ZoneBuilder {
                 }
             }
         }
-        let mut entry = EntryWriter::new(name.as_bytes().len());
+        let mut entry = EntryWriter::new(name.as_bytes(), self.zone());
         for target in &targets {
             entry.record(
                 Section::Answer,
@@ -815,7 +807,7 @@ impl ZoneBuilder {
             let mut node = NodeBuilder::new(name.as_bytes(), 0);
             address_entries(
                 &mut node,
-                name.as_bytes().len(),
+                self.config.domain.as_bytes(),
                 std::iter::once(ip),
                 self.config.ttl,
             );
@@ -859,20 +851,20 @@ impl ZoneBuilder {
         self.config.ttl.min(300)
     }
 
-    /// The uncompressed SOA record for the authority section of negative answers.
-    fn soa_record(&self) -> Vec<u8> {
-        let (mname, rname, timers) = self.soa_rdata();
-        let mut out = Vec::with_capacity(128);
-        out.extend_from_slice(self.zone());
+    /// The SOA record of negative answers without its owner: mname and rname end in pointers to
+    /// the zone, which the answer path aims at the zone part of each question (see
+    /// [`Snapshot::write_soa`]).
+    fn soa_template(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(52);
         out.extend_from_slice(&TYPE_SOA.to_be_bytes());
         out.extend_from_slice(&crate::wire::CLASS_IN.to_be_bytes());
         out.extend_from_slice(&self.soa_ttl().to_be_bytes());
-        let rdlen = mname.as_bytes().len() + rname.as_bytes().len() + 20;
-        out.extend_from_slice(&(rdlen as u16).to_be_bytes());
-        out.extend_from_slice(mname.as_bytes());
-        out.extend_from_slice(rname.as_bytes());
+        out.extend_from_slice(&42u16.to_be_bytes());
+        out.extend_from_slice(b"\x02ns\x03dns\xC0\x00");
+        out.extend_from_slice(b"\x0ahostmaster\xC0\x00");
         out.extend_from_slice(&self.serial.to_be_bytes());
-        for timer in timers {
+        let [refresh, retry, expire] = SOA_TIMERS;
+        for timer in [refresh, retry, expire, self.config.ttl] {
             out.extend_from_slice(&timer.to_be_bytes());
         }
         out
@@ -882,11 +874,10 @@ impl ZoneBuilder {
     fn render_apex(&mut self) {
         let ttl = self.config.ttl;
         let zone = self.config.domain.clone();
-        let qlen = zone.as_bytes().len();
         let (mname, rname, timers) = self.soa_rdata();
         let ns_addresses = self.name_server_addresses();
         let mut apex = NodeBuilder::new(zone.as_bytes(), 0);
-        let mut soa = EntryWriter::new(qlen);
+        let mut soa = EntryWriter::new(zone.as_bytes(), zone.as_bytes());
         soa.record(
             Section::Answer,
             Owner::Question,
@@ -899,7 +890,7 @@ impl ZoneBuilder {
             },
         );
         apex.entry(TYPE_SOA, soa.finish());
-        let mut ns = EntryWriter::new(qlen);
+        let mut ns = EntryWriter::new(zone.as_bytes(), zone.as_bytes());
         ns.record(
             Section::Answer,
             Owner::Question,
@@ -923,14 +914,14 @@ impl ZoneBuilder {
         let mut ns_node = NodeBuilder::new(mname.as_bytes(), 0);
         address_entries(
             &mut ns_node,
-            mname.as_bytes().len(),
+            self.config.domain.as_bytes(),
             ns_addresses.into_iter(),
             ttl,
         );
         self.tables.insert(ns_node.finish());
 
         let version = self.zone_child("dns-version");
-        let mut txt = EntryWriter::new(version.as_bytes().len());
+        let mut txt = EntryWriter::new(version.as_bytes(), zone.as_bytes());
         txt.record(
             Section::Answer,
             Owner::Question,
@@ -977,14 +968,14 @@ fn address_rdata(ip: IpAddr, qtype: u16) -> Option<RData<'static>> {
 /// Adds A and AAAA entries (owner = the question) for the distinct addresses given.
 fn address_entries(
     node: &mut NodeBuilder<'_>,
-    qlen: usize,
+    zone: &[u8],
     ips: impl Iterator<Item = IpAddr>,
     ttl: u32,
 ) {
     let mut seen = HashSet::new();
     let distinct: Vec<IpAddr> = ips.filter(|ip| seen.insert(*ip)).collect();
     for family in [TYPE_A, TYPE_AAAA] {
-        let mut entry = EntryWriter::new(qlen);
+        let mut entry = EntryWriter::new(node.key(), zone);
         for ip in &distinct {
             if let Some(rdata) = address_rdata(*ip, family) {
                 entry.record(Section::Answer, Owner::Question, ttl, rdata);
@@ -999,13 +990,13 @@ fn address_entries(
 /// Adds the SRV entry for `targets`: priority 0, weight floor(100/N) over all N candidates
 /// (computed in floating point exactly as CoreDNS does), duplicate (target, port) pairs once,
 /// and A/AAAA glue for each distinct (target, address) in the additional section.
-fn srv_entry(node: &mut NodeBuilder<'_>, qlen: usize, targets: &[SrvTarget], ttl: u32) {
+fn srv_entry(node: &mut NodeBuilder<'_>, zone: &[u8], targets: &[SrvTarget], ttl: u32) {
     if targets.iter().all(|t| t.port.is_none()) {
         return;
     }
     let total = 100.0 * targets.len() as f64;
     let weight = ((100.0 / total) * 100.0).floor() as u16;
-    let mut entry = EntryWriter::new(qlen);
+    let mut entry = EntryWriter::new(node.key(), zone);
     let mut seen: HashSet<(&WireName, u16)> = HashSet::new();
     for target in targets {
         let Some(port) = target.port else { continue };

@@ -3,7 +3,10 @@
 //! will be sent, with name compression resolved to absolute offsets: the question always starts
 //! at offset 12 and has the owner name's length, so a body is valid for every spelling (case) of
 //! that name. Records owned by the question name point at it (`0xC00C`), echoing the client's
-//! case; every other name is written lowercase.
+//! case. Other names are lowercase except their cluster-zone suffix, which points at the zone
+//! part of the question (so it echoes the client's case, as CoreDNS does); SRV targets, which
+//! must not be compressed (RFC 2782), record where their zone suffix starts instead, and the
+//! answer path copies the client's spelling there.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -96,19 +99,40 @@ pub struct EntryWriter {
     last_section: Section,
     /// Compression targets: a name suffix in wire format and its absolute offset.
     suffixes: Vec<(Vec<u8>, u16)>,
+    /// The cluster zone, when the question is inside it.
+    zone: Option<Vec<u8>>,
+    /// Body offsets where an uncompressed copy of the zone name starts.
+    zone_copies: Vec<u16>,
 }
 
 impl EntryWriter {
-    /// A writer for the body that follows a question whose name is `qname_len` bytes long.
-    pub fn new(qname_len: usize) -> Self {
+    /// A writer for the body that follows the question `qname` (lowercase wire format); `zone`
+    /// is the cluster zone, whose spelling in the question later names reuse when `qname` is in it.
+    pub fn new(qname: &[u8], zone: &[u8]) -> Self {
+        let mut suffixes = Vec::new();
+        let in_zone = crate::name::is_subdomain(qname, zone);
+        if in_zone {
+            suffixes.push((
+                zone.to_vec(),
+                (HEADER_LEN + qname.len() - zone.len()) as u16,
+            ));
+        }
         EntryWriter {
-            base: HEADER_LEN + qname_len + 4,
+            base: HEADER_LEN + qname.len() + 4,
             body: Vec::new(),
             ends: Vec::new(),
             counts: [0; 3],
             last_section: Section::Answer,
-            suffixes: Vec::new(),
+            suffixes,
+            zone: in_zone.then(|| zone.to_vec()),
+            zone_copies: Vec::new(),
         }
+    }
+
+    /// A writer whose names are all written lowercase, whatever the client's spelling (for
+    /// CNAME chains, which CoreDNS answers as the ExternalName spells them).
+    pub fn lowercase(qname: &[u8]) -> Self {
+        Self::new(qname, &[])
     }
 
     /// Appends a record; records must be added in section order. A record that would not fit in
@@ -194,10 +218,14 @@ impl EntryWriter {
         self.body.push(0);
     }
 
-    /// Writes a name in full, registering its suffixes as compression targets.
+    /// Writes a name in full, registering its suffixes as compression targets and noting where a
+    /// zone suffix starts.
     fn write_name_uncompressed(&mut self, name: &[u8]) {
         let mut pos = 0usize;
         while pos < name.len() && name[pos] != 0 {
+            if self.zone.as_deref() == Some(&name[pos..]) {
+                self.zone_copies.push(self.body.len() as u16);
+            }
             let absolute = self.base + self.body.len();
             if absolute < 0x4000 && !self.suffixes.iter().any(|(s, _)| s == &name[pos..]) {
                 self.suffixes.push((name[pos..].to_vec(), absolute as u16));
@@ -216,13 +244,16 @@ impl EntryWriter {
 
     /// The finished entry in the layout [`crate::node::Entry`] reads.
     pub fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.ends.len() * 2 + self.body.len());
+        let mut out = Vec::with_capacity(
+            10 + (self.ends.len() + self.zone_copies.len()) * 2 + self.body.len(),
+        );
         for count in self.counts {
             out.extend_from_slice(&count.to_le_bytes());
         }
         out.extend_from_slice(&(self.ends.len() as u16).to_le_bytes());
-        for end in &self.ends {
-            out.extend_from_slice(&end.to_le_bytes());
+        out.extend_from_slice(&(self.zone_copies.len() as u16).to_le_bytes());
+        for offset in self.ends.iter().chain(&self.zone_copies) {
+            out.extend_from_slice(&offset.to_le_bytes());
         }
         out.extend_from_slice(&self.body);
         out

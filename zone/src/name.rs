@@ -82,6 +82,18 @@ impl WireName {
     }
 }
 
+/// Whether the wire name `name` is `zone` or below it (label-aligned; both lowercase).
+pub fn is_subdomain(name: &[u8], zone: &[u8]) -> bool {
+    let mut pos = 0usize;
+    while name.len().saturating_sub(pos) > zone.len() {
+        match name[pos] {
+            0 => return false,
+            len => pos += 1 + usize::from(len),
+        }
+    }
+    name.get(pos..) == Some(zone)
+}
+
 /// Presentation format of wire-format name bytes (no compression pointers), with a trailing dot.
 pub fn dotted(wire: &[u8]) -> String {
     let mut out = String::new();

@@ -3,8 +3,9 @@
 //! per name keeps memory low and a lookup to one pointer chase.
 //!
 //! Layout: `key_len:u8 key flags:u8 n:u8 (qtype:u16 offset:u32)×n entries…`, where each entry is
-//! `an:u16 ns:u16 ar:u16 nrec:u16 end:u16×nrec body` (little endian), `end` being the offset in
-//! `body` where each record ends, so a response can be cut at a record boundary.
+//! `an:u16 ns:u16 ar:u16 nrec:u16 ncopy:u16 end:u16×nrec copy:u16×ncopy body` (little endian),
+//! `end` being the offset in `body` where each record ends, so a response can be cut at a record
+//! boundary, and `copy` where an uncompressed copy of the zone name starts (see `encode`).
 
 use std::sync::Arc;
 
@@ -26,6 +27,11 @@ pub struct NodeBuilder<'a> {
 }
 
 impl<'a> NodeBuilder<'a> {
+    /// The lowercase wire name this node is for.
+    pub fn key(&self) -> &'a [u8] {
+        self.key
+    }
+
     /// A node for the lowercase wire name `key`.
     pub fn new(key: &'a [u8], flags: u8) -> Self {
         NodeBuilder {
@@ -116,6 +122,7 @@ pub struct Entry<'a> {
     /// Records in the answer, authority and additional sections.
     pub counts: [u16; 3],
     ends: &'a [u8],
+    zone_copies: &'a [u8],
     /// The encoded records, ready to follow the question.
     pub body: &'a [u8],
 }
@@ -125,14 +132,29 @@ impl<'a> Entry<'a> {
         let read = |i: usize| u16::from_le_bytes([bytes[i * 2], bytes[i * 2 + 1]]);
         let counts = [read(0), read(1), read(2)];
         let nrec = usize::from(read(3));
-        let ends = &bytes[8..8 + nrec * 2];
+        let ncopy = usize::from(read(4));
+        let ends = &bytes[10..10 + nrec * 2];
+        let zone_copies = &bytes[10 + nrec * 2..10 + (nrec + ncopy) * 2];
         let body_len = if nrec == 0 {
             0
         } else {
             usize::from(u16::from_le_bytes([ends[nrec * 2 - 2], ends[nrec * 2 - 1]]))
         };
-        let body = &bytes[8 + nrec * 2..8 + nrec * 2 + body_len];
-        Entry { counts, ends, body }
+        let start = 10 + (nrec + ncopy) * 2;
+        let body = &bytes[start..start + body_len];
+        Entry {
+            counts,
+            ends,
+            zone_copies,
+            body,
+        }
+    }
+
+    /// Offsets in `body` where an uncompressed copy of the zone name starts.
+    pub fn zone_copies(&self) -> impl Iterator<Item = usize> + 'a {
+        self.zone_copies
+            .chunks_exact(2)
+            .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])))
     }
 
     /// The number of whole records that fit in `room` bytes, and their length.

@@ -11,8 +11,8 @@ use std::hash::BuildHasher;
 
 use crate::name::WireName;
 use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY, FLAG_REVERSE};
+use crate::wire::{HEADER_LEN, TYPE_SRV, TYPE_TXT};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_PTR};
-use crate::wire::{TYPE_SRV, TYPE_TXT};
 
 /// How names under `pod.<zone>` are answered (CoreDNS's `pods` option).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,9 @@ impl Default for ZoneConfig {
         }
     }
 }
+
+/// Length of the SOA record of negative answers (owner pointer, header, compressed rdata).
+pub const SOA_RECORD_LEN: usize = 54;
 
 /// One shard of the name table.
 pub(crate) type Shard = HashTable<NodeBlob>;
@@ -135,7 +138,7 @@ pub struct ZoneStats {
 /// An immutable, published zone.
 pub struct Snapshot {
     pub(crate) config: Arc<ZoneConfig>,
-    /// The SOA record (owner = zone apex, uncompressed) for negative answers.
+    /// The SOA record of negative answers, without its owner (see [`Snapshot::write_soa`]).
     pub(crate) soa: Box<[u8]>,
     pub(crate) serial: u32,
     pub(crate) synced: bool,
@@ -195,27 +198,31 @@ impl Snapshot {
         self.stats
     }
 
-    /// The SOA record that goes in the authority section of negative answers.
-    pub fn soa_record(&self) -> &[u8] {
-        &self.soa
+    /// Writes the SOA record for the authority section of a negative answer to a question whose
+    /// name is `qname_len` bytes long and inside the zone: owner, mname and rname point at the
+    /// zone part of the question, so they echo the client's spelling (as CoreDNS does). Returns
+    /// the length written (at most [`SOA_RECORD_LEN`]), 0 before the first sync.
+    pub fn write_soa(&self, qname_len: usize, out: &mut [u8; SOA_RECORD_LEN]) -> usize {
+        let Some(zone_at) =
+            (HEADER_LEN + qname_len).checked_sub(self.config.domain.as_bytes().len())
+        else {
+            return 0;
+        };
+        if self.soa.len() + 2 != SOA_RECORD_LEN {
+            return 0;
+        }
+        let pointer = (0xC000 | zone_at as u16).to_be_bytes();
+        out[..2].copy_from_slice(&pointer);
+        out[2..].copy_from_slice(&self.soa);
+        // mname `ns.dns.` and rname `hostmaster.` end in pointers (template offsets 17 and 30).
+        out[2 + 17..2 + 19].copy_from_slice(&pointer);
+        out[2 + 30..2 + 32].copy_from_slice(&pointer);
+        SOA_RECORD_LEN
     }
 
     /// Whether the lowercase wire name `qname` is the cluster domain or below it.
     pub fn in_zone(&self, qname: &[u8]) -> bool {
-        let zone = self.config.domain.as_bytes();
-        let mut pos = 0usize;
-        loop {
-            if qname.len() - pos == zone.len() {
-                return &qname[pos..] == zone;
-            }
-            match qname.get(pos) {
-                Some(0) | None => return false,
-                Some(&len) => pos += 1 + usize::from(len),
-            }
-            if pos >= qname.len() {
-                return false;
-            }
-        }
+        crate::name::is_subdomain(qname, self.config.domain.as_bytes())
     }
 
     /// Looks up the lowercase wire name `qname` for `qtype` (see [`Lookup`]).
