@@ -168,35 +168,7 @@ pub fn type_code(mnemonic: &str) -> Option<u16> {
 
 /// A query for the case: header (RD set) and question, with an EDNS OPT of `payload` if given.
 pub fn query_bytes(case: &Case, id: u16, payload: Option<u16>) -> Vec<u8> {
-    let mut out = vec![
-        (id >> 8) as u8,
-        id as u8,
-        0x01,
-        0x00,
-        0,
-        1,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
-    let name = case.qname.strip_suffix('.').unwrap_or(&case.qname);
-    for label in name.split('.').filter(|l| !l.is_empty()) {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out.extend_from_slice(&case.qtype.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    if let Some(payload) = payload {
-        out[11] = 1;
-        out.extend_from_slice(&[0, 0, 41]);
-        out.extend_from_slice(&payload.to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    }
-    out
+    crate::client::query(id, &case.qname, case.qtype, payload)
 }
 
 /// A record in the golden presentation format.
