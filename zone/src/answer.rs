@@ -265,12 +265,14 @@ pub fn answer_query(
             }
             let body_at = w.body(&entry.body[..bytes], counts);
             // SRV targets carry the zone uncompressed: spell it as the client did (CoreDNS does).
-            let zone = snapshot.config().domain.as_bytes();
-            let question_end = query.question_end() - 4;
-            let spelled = &packet[question_end - zone.len().min(question_end)..question_end];
-            if spelled != zone {
-                for copy in entry.zone_copies().filter(|&c| c + zone.len() <= bytes) {
-                    w.out[body_at + copy..body_at + copy + zone.len()].copy_from_slice(spelled);
+            if entry.has_zone_copies() {
+                let zone = snapshot.config().domain.as_bytes();
+                let question_end = query.question_end() - 4;
+                let spelled = &packet[question_end - zone.len().min(question_end)..question_end];
+                if spelled != zone {
+                    for copy in entry.zone_copies().filter(|&c| c + zone.len() <= bytes) {
+                        w.out[body_at + copy..body_at + copy + zone.len()].copy_from_slice(spelled);
+                    }
                 }
             }
             if records < total {

@@ -150,6 +150,11 @@ impl<'a> Entry<'a> {
         }
     }
 
+    /// Whether the body holds an uncompressed copy of the zone name (an SRV target).
+    pub fn has_zone_copies(&self) -> bool {
+        !self.zone_copies.is_empty()
+    }
+
     /// Offsets in `body` where an uncompressed copy of the zone name starts.
     pub fn zone_copies(&self) -> impl Iterator<Item = usize> + 'a {
         self.zone_copies
