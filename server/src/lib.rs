@@ -16,6 +16,7 @@
 pub mod config;
 pub mod handler;
 pub mod manifest;
+pub mod objects;
 pub mod publisher;
 pub mod server;
 pub mod sockets;

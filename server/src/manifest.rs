@@ -18,24 +18,19 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use clusterdns_zone::name::MAX_LABEL_LEN;
-use clusterdns_zone::{
-    Cluster, Endpoint, EndpointSlice, Pod, Port, Protocol, Service, ServiceKind, WireName,
-};
+use clusterdns_zone::Cluster;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-/// The label that ties an EndpointSlice to its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-/// The namespace of a namespaced object that names none (as `kubectl apply` does).
-const DEFAULT_NAMESPACE: &str = "default";
+use crate::objects::{
+    endpoint_slice, namespace_name, pod, service, slice_skip_reason, ObjectError, DEFAULT_NAMESPACE,
+};
+
 /// File name endings taken from a directory.
 const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
 
@@ -345,11 +340,11 @@ impl Loader {
         match kind {
             Kind::Namespace => {
                 let object: core::Namespace = typed(context, value)?;
-                let name = namespace_name(context, &object.metadata)?;
+                let name = namespace_name(&object.metadata).map_err(|e| context.object(e))?;
                 self.cluster.namespaces.push(name);
             }
             Kind::Service => {
-                let service = service(context, typed(context, value)?)?;
+                let service = service(typed(context, value)?).map_err(|e| context.object(e))?;
                 self.cluster.services.push(service);
             }
             Kind::EndpointSlice => {
@@ -358,11 +353,11 @@ impl Loader {
                     self.skip(reason);
                     return Ok(());
                 }
-                let slice = endpoint_slice(context, object)?;
+                let slice = endpoint_slice(object).map_err(|e| context.object(e))?;
                 self.cluster.slices.push(slice);
             }
             Kind::Pod => {
-                let pod = pod(context, typed(context, value)?)?;
+                let pod = pod(typed(context, value)?).map_err(|e| context.object(e))?;
                 self.cluster.pods.push(pod);
             }
         }
@@ -443,6 +438,11 @@ impl Context<'_> {
             message: message.into(),
         }
     }
+
+    /// The error of a converted object, placed in its file.
+    fn object(&self, error: ObjectError) -> ManifestError {
+        self.error(error.field, error.message)
+    }
 }
 
 /// Deserializes an object into its k8s-openapi type, naming the field of a type error.
@@ -453,292 +453,11 @@ fn typed<T: DeserializeOwned>(context: &Context<'_>, value: Value) -> Result<T, 
     })
 }
 
-/// `metadata.name`, required.
-fn required_name<'m>(
-    context: &Context<'_>,
-    metadata: &'m ObjectMeta,
-) -> Result<&'m str, ManifestError> {
-    metadata
-        .name
-        .as_deref()
-        .filter(|name| !name.is_empty())
-        .ok_or_else(|| context.error("metadata.name", "required"))
-}
-
-/// `metadata.namespace`, lowercased, `default` when unset.
-fn object_namespace(
-    context: &Context<'_>,
-    metadata: &ObjectMeta,
-) -> Result<Box<str>, ManifestError> {
-    match metadata.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-        Some(namespace) => dns_label(context, "metadata.namespace", namespace),
-        None => Ok(DEFAULT_NAMESPACE.into()),
-    }
-}
-
-/// The name of a Namespace object.
-fn namespace_name(context: &Context<'_>, metadata: &ObjectMeta) -> Result<Box<str>, ManifestError> {
-    dns_label(context, "metadata.name", required_name(context, metadata)?)
-}
-
-/// `value` lowercased, when it can be one label of a DNS name (RFC 1123 §2.1: letters, digits
-/// and inner hyphens, at most 63 octets), as Kubernetes requires of Service, Namespace and
-/// endpoint host names.
-fn dns_label(context: &Context<'_>, field: &str, value: &str) -> Result<Box<str>, ManifestError> {
-    let bytes = value.as_bytes();
-    let valid = !bytes.is_empty()
-        && bytes.len() <= MAX_LABEL_LEN
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-');
-    if valid {
-        Ok(value.to_ascii_lowercase().into())
-    } else {
-        Err(context.error(
-            field,
-            format!("{value:?} is not a DNS label (letters, digits and inner '-', at most 63)"),
-        ))
-    }
-}
-
-/// Parses an IP address, naming `field` (built only on error) when it is not one.
-fn ip(
-    context: &Context<'_>,
-    value: &str,
-    field: impl FnOnce() -> String,
-) -> Result<IpAddr, ManifestError> {
-    value
-        .parse()
-        .map_err(|_| context.error(field(), format!("{value:?} is not an IP address")))
-}
-
-/// A port number, 1-65535.
-fn port_number(
-    context: &Context<'_>,
-    value: i32,
-    field: impl FnOnce() -> String,
-) -> Result<u16, ManifestError> {
-    match u16::try_from(value) {
-        Ok(port) if port != 0 => Ok(port),
-        _ => Err(context.error(field(), format!("{value} is not a port number (1-65535)"))),
-    }
-}
-
-/// A port's protocol; TCP when unset.
-fn protocol(
-    context: &Context<'_>,
-    value: Option<&str>,
-    field: impl FnOnce() -> String,
-) -> Result<Protocol, ManifestError> {
-    match value {
-        None => Ok(Protocol::Tcp),
-        Some(p) if p.eq_ignore_ascii_case("TCP") => Ok(Protocol::Tcp),
-        Some(p) if p.eq_ignore_ascii_case("UDP") => Ok(Protocol::Udp),
-        Some(p) if p.eq_ignore_ascii_case("SCTP") => Ok(Protocol::Sctp),
-        Some(p) => Err(context.error(
-            field(),
-            format!("unknown protocol {p:?} (expected TCP, UDP or SCTP)"),
-        )),
-    }
-}
-
-/// A Service, stripped to what DNS needs.
-fn service(context: &Context<'_>, object: core::Service) -> Result<Service, ManifestError> {
-    let name = dns_label(
-        context,
-        "metadata.name",
-        required_name(context, &object.metadata)?,
-    )?;
-    let namespace = object_namespace(context, &object.metadata)?;
-    let spec = object.spec.unwrap_or_default();
-    let kind = service_kind(context, &spec)?;
-    let ports = spec
-        .ports
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            Ok(Port {
-                name: port.name.as_deref().unwrap_or_default().into(),
-                protocol: protocol(context, port.protocol.as_deref(), || {
-                    format!("spec.ports[{i}].protocol")
-                })?,
-                port: port_number(context, port.port, || format!("spec.ports[{i}].port"))?,
-            })
-        })
-        .collect::<Result<_, ManifestError>>()?;
-    Ok(Service {
-        namespace,
-        name,
-        kind,
-        ports,
-    })
-}
-
-/// ExternalName, headless, or the cluster IPs (`spec.clusterIPs`, else `spec.clusterIP`; none
-/// while unassigned).
-fn service_kind(
-    context: &Context<'_>,
-    spec: &core::ServiceSpec,
-) -> Result<ServiceKind, ManifestError> {
-    if spec.type_.as_deref() == Some("ExternalName") {
-        return external_name(context, spec.external_name.as_deref());
-    }
-    let cluster_ips = spec.cluster_ips.as_deref().unwrap_or_default();
-    if spec.cluster_ip.as_deref() == Some("None")
-        || cluster_ips.first().map(String::as_str) == Some("None")
-    {
-        return Ok(ServiceKind::Headless);
-    }
-    let ips: Result<Vec<IpAddr>, _> = if cluster_ips.is_empty() {
-        let single = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty());
-        single
-            .map(|value| ip(context, value, || "spec.clusterIP".to_owned()))
-            .into_iter()
-            .collect()
-    } else {
-        (cluster_ips.iter().enumerate())
-            .filter(|(_, value)| !value.is_empty())
-            .map(|(i, value)| ip(context, value, || format!("spec.clusterIPs[{i}]")))
-            .collect()
-    };
-    Ok(ServiceKind::ClusterIp(ips?))
-}
-
-/// `spec.externalName`, lowercased without its trailing dot; required, and a valid domain name.
-fn external_name(context: &Context<'_>, value: Option<&str>) -> Result<ServiceKind, ManifestError> {
-    const FIELD: &str = "spec.externalName";
-    let target = value.unwrap_or_default();
-    let target = target.strip_suffix('.').unwrap_or(target);
-    if target.is_empty() {
-        return Err(context.error(FIELD, "required for type ExternalName"));
-    }
-    if WireName::from_dotted(target).is_none() {
-        return Err(context.error(FIELD, format!("{target:?} is not a domain name")));
-    }
-    Ok(ServiceKind::ExternalName(
-        target.to_ascii_lowercase().into(),
-    ))
-}
-
-/// Why an EndpointSlice is left out, as the key it is counted under; `None` to load it.
-fn slice_skip_reason(object: &discovery::EndpointSlice) -> Option<&'static str> {
-    if object.address_type == "FQDN" {
-        return Some("EndpointSlice (addressType FQDN)");
-    }
-    let labels = object.metadata.labels.as_ref();
-    match labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) {
-        Some(service) if !service.is_empty() => None,
-        _ => Some("EndpointSlice (no service-name label)"),
-    }
-}
-
-/// An EndpointSlice (already known to have a service-name label and IP addresses).
-fn endpoint_slice(
-    context: &Context<'_>,
-    object: discovery::EndpointSlice,
-) -> Result<EndpointSlice, ManifestError> {
-    let name = required_name(context, &object.metadata)?
-        .to_ascii_lowercase()
-        .into();
-    let namespace = object_namespace(context, &object.metadata)?;
-    let labels = object.metadata.labels.as_ref();
-    let service_label = labels
-        .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        .map(String::as_str);
-    let service = dns_label(
-        context,
-        "metadata.labels[\"kubernetes.io/service-name\"]",
-        service_label.unwrap_or_default(),
-    )?;
-    let ports = slice_ports(context, object.ports.unwrap_or_default())?;
-    let endpoints = (object.endpoints.unwrap_or_default().into_iter().enumerate())
-        .map(|(i, endpoint)| slice_endpoint(context, i, endpoint))
-        .collect::<Result<_, _>>()?;
-    Ok(EndpointSlice {
-        namespace,
-        name,
-        service,
-        ports,
-        endpoints,
-    })
-}
-
-/// A slice's ports; a port without a number (which the API allows) is dropped.
-fn slice_ports(
-    context: &Context<'_>,
-    ports: Vec<discovery::EndpointPort>,
-) -> Result<Vec<Port>, ManifestError> {
-    let mut out = Vec::with_capacity(ports.len());
-    for (i, port) in ports.into_iter().enumerate() {
-        let Some(number) = port.port else { continue };
-        out.push(Port {
-            name: port.name.unwrap_or_default().into(),
-            protocol: protocol(context, port.protocol.as_deref(), || {
-                format!("ports[{i}].protocol")
-            })?,
-            port: port_number(context, number, || format!("ports[{i}].port"))?,
-        });
-    }
-    Ok(out)
-}
-
-/// One endpoint; `ready` unset counts as ready (specification §2.4.1 via EndpointConditions).
-fn slice_endpoint(
-    context: &Context<'_>,
-    i: usize,
-    endpoint: discovery::Endpoint,
-) -> Result<Endpoint, ManifestError> {
-    let addresses = (endpoint.addresses.iter().enumerate())
-        .map(|(j, value)| ip(context, value, || format!("endpoints[{i}].addresses[{j}]")))
-        .collect::<Result<_, _>>()?;
-    let hostname = match endpoint.hostname.as_deref().filter(|h| !h.is_empty()) {
-        Some(hostname) => Some(dns_label(
-            context,
-            &format!("endpoints[{i}].hostname"),
-            hostname,
-        )?),
-        None => None,
-    };
-    let ready = endpoint.conditions.and_then(|c| c.ready).unwrap_or(true);
-    Ok(Endpoint {
-        addresses,
-        hostname,
-        ready,
-    })
-}
-
-/// A Pod's addresses: `status.podIPs`, else `status.podIP`; none before it is scheduled.
-fn pod(context: &Context<'_>, object: core::Pod) -> Result<Pod, ManifestError> {
-    let name = required_name(context, &object.metadata)?
-        .to_ascii_lowercase()
-        .into();
-    let namespace = object_namespace(context, &object.metadata)?;
-    let status = object.status.unwrap_or_default();
-    let pod_ips = status.pod_ips.unwrap_or_default();
-    let ips: Result<Vec<IpAddr>, _> = if pod_ips.is_empty() {
-        let single = status.pod_ip.as_deref().filter(|ip| !ip.is_empty());
-        single
-            .map(|value| ip(context, value, || "status.podIP".to_owned()))
-            .into_iter()
-            .collect()
-    } else {
-        (pod_ips.iter().enumerate())
-            .map(|(i, pod_ip)| ip(context, &pod_ip.ip, || format!("status.podIPs[{i}].ip")))
-            .collect()
-    };
-    Ok(Pod {
-        namespace,
-        name,
-        ips: ips?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clusterdns_zone::{Port, Protocol, Service, ServiceKind};
+    use std::net::IpAddr;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A scratch directory under the system temp dir, removed on drop.

@@ -1,0 +1,280 @@
+//! Kubernetes objects stripped to what DNS needs: the one conversion from k8s-openapi types to the
+//! zone model, shared by every source (manifest files, the API watch). It checks what DNS relies
+//! on (names, IP addresses, ports, protocols) and names the field it rejects.
+
+use std::net::IpAddr;
+
+use clusterdns_zone::name::MAX_LABEL_LEN;
+use clusterdns_zone::{
+    Endpoint, EndpointSlice, Pod, Port, Protocol, Service, ServiceKind, WireName,
+};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// The namespace of a namespaced object that names none (as `kubectl apply` does).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// A field of an object that DNS cannot use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ObjectError {
+    /// The field's path, as in `spec.ports[0].port`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ObjectError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ObjectError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `metadata.name`, required.
+fn required_name<'m>(metadata: &'m ObjectMeta) -> Result<&'m str, ObjectError> {
+    metadata
+        .name
+        .as_deref()
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| ObjectError::new("metadata.name", "required"))
+}
+
+/// `metadata.namespace`, lowercased, `default` when unset.
+fn object_namespace(metadata: &ObjectMeta) -> Result<Box<str>, ObjectError> {
+    match metadata.namespace.as_deref().filter(|ns| !ns.is_empty()) {
+        Some(namespace) => dns_label("metadata.namespace", namespace),
+        None => Ok(DEFAULT_NAMESPACE.into()),
+    }
+}
+
+/// The name of a Namespace object.
+pub fn namespace_name(metadata: &ObjectMeta) -> Result<Box<str>, ObjectError> {
+    dns_label("metadata.name", required_name(metadata)?)
+}
+
+/// `value` lowercased, when it can be one label of a DNS name (RFC 1123 §2.1: letters, digits
+/// and inner hyphens, at most 63 octets), as Kubernetes requires of Service, Namespace and
+/// endpoint host names.
+fn dns_label(field: &str, value: &str) -> Result<Box<str>, ObjectError> {
+    let bytes = value.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= MAX_LABEL_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-');
+    if valid {
+        Ok(value.to_ascii_lowercase().into())
+    } else {
+        Err(ObjectError::new(
+            field,
+            format!("{value:?} is not a DNS label (letters, digits and inner '-', at most 63)"),
+        ))
+    }
+}
+
+/// Parses an IP address, naming `field` (built only on error) when it is not one.
+fn ip(value: &str, field: impl FnOnce() -> String) -> Result<IpAddr, ObjectError> {
+    value
+        .parse()
+        .map_err(|_| ObjectError::new(field(), format!("{value:?} is not an IP address")))
+}
+
+/// A port number, 1-65535.
+fn port_number(value: i32, field: impl FnOnce() -> String) -> Result<u16, ObjectError> {
+    match u16::try_from(value) {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(ObjectError::new(
+            field(),
+            format!("{value} is not a port number (1-65535)"),
+        )),
+    }
+}
+
+/// A port's protocol; TCP when unset.
+fn protocol(value: Option<&str>, field: impl FnOnce() -> String) -> Result<Protocol, ObjectError> {
+    match value {
+        None => Ok(Protocol::Tcp),
+        Some(p) if p.eq_ignore_ascii_case("TCP") => Ok(Protocol::Tcp),
+        Some(p) if p.eq_ignore_ascii_case("UDP") => Ok(Protocol::Udp),
+        Some(p) if p.eq_ignore_ascii_case("SCTP") => Ok(Protocol::Sctp),
+        Some(p) => Err(ObjectError::new(
+            field(),
+            format!("unknown protocol {p:?} (expected TCP, UDP or SCTP)"),
+        )),
+    }
+}
+
+/// A Service, stripped to what DNS needs.
+pub fn service(object: core::Service) -> Result<Service, ObjectError> {
+    let name = dns_label("metadata.name", required_name(&object.metadata)?)?;
+    let namespace = object_namespace(&object.metadata)?;
+    let spec = object.spec.unwrap_or_default();
+    let kind = service_kind(&spec)?;
+    let ports = spec
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            Ok(Port {
+                name: port.name.as_deref().unwrap_or_default().into(),
+                protocol: protocol(port.protocol.as_deref(), || {
+                    format!("spec.ports[{i}].protocol")
+                })?,
+                port: port_number(port.port, || format!("spec.ports[{i}].port"))?,
+            })
+        })
+        .collect::<Result<_, ObjectError>>()?;
+    Ok(Service {
+        namespace,
+        name,
+        kind,
+        ports,
+    })
+}
+
+/// ExternalName, headless, or the cluster IPs (`spec.clusterIPs`, else `spec.clusterIP`; none
+/// while unassigned).
+fn service_kind(spec: &core::ServiceSpec) -> Result<ServiceKind, ObjectError> {
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return external_name(spec.external_name.as_deref());
+    }
+    let cluster_ips = spec.cluster_ips.as_deref().unwrap_or_default();
+    if spec.cluster_ip.as_deref() == Some("None")
+        || cluster_ips.first().map(String::as_str) == Some("None")
+    {
+        return Ok(ServiceKind::Headless);
+    }
+    let ips: Result<Vec<IpAddr>, _> = if cluster_ips.is_empty() {
+        let single = spec.cluster_ip.as_deref().filter(|ip| !ip.is_empty());
+        single
+            .map(|value| ip(value, || "spec.clusterIP".to_owned()))
+            .into_iter()
+            .collect()
+    } else {
+        (cluster_ips.iter().enumerate())
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(i, value)| ip(value, || format!("spec.clusterIPs[{i}]")))
+            .collect()
+    };
+    Ok(ServiceKind::ClusterIp(ips?))
+}
+
+/// `spec.externalName`, lowercased without its trailing dot; required, and a valid domain name.
+fn external_name(value: Option<&str>) -> Result<ServiceKind, ObjectError> {
+    const FIELD: &str = "spec.externalName";
+    let target = value.unwrap_or_default();
+    let target = target.strip_suffix('.').unwrap_or(target);
+    if target.is_empty() {
+        return Err(ObjectError::new(FIELD, "required for type ExternalName"));
+    }
+    if WireName::from_dotted(target).is_none() {
+        return Err(ObjectError::new(
+            FIELD,
+            format!("{target:?} is not a domain name"),
+        ));
+    }
+    Ok(ServiceKind::ExternalName(
+        target.to_ascii_lowercase().into(),
+    ))
+}
+
+/// Why an EndpointSlice is left out, as the key it is counted under; `None` to load it.
+pub fn slice_skip_reason(object: &discovery::EndpointSlice) -> Option<&'static str> {
+    if object.address_type == "FQDN" {
+        return Some("EndpointSlice (addressType FQDN)");
+    }
+    let labels = object.metadata.labels.as_ref();
+    match labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) {
+        Some(service) if !service.is_empty() => None,
+        _ => Some("EndpointSlice (no service-name label)"),
+    }
+}
+
+/// An EndpointSlice (already known to have a service-name label and IP addresses).
+pub fn endpoint_slice(object: discovery::EndpointSlice) -> Result<EndpointSlice, ObjectError> {
+    let name = required_name(&object.metadata)?.to_ascii_lowercase().into();
+    let namespace = object_namespace(&object.metadata)?;
+    let labels = object.metadata.labels.as_ref();
+    let service_label = labels
+        .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        .map(String::as_str);
+    let service = dns_label(
+        "metadata.labels[\"kubernetes.io/service-name\"]",
+        service_label.unwrap_or_default(),
+    )?;
+    let ports = slice_ports(object.ports.unwrap_or_default())?;
+    let endpoints = (object.endpoints.unwrap_or_default().into_iter().enumerate())
+        .map(|(i, endpoint)| slice_endpoint(i, endpoint))
+        .collect::<Result<_, _>>()?;
+    Ok(EndpointSlice {
+        namespace,
+        name,
+        service,
+        ports,
+        endpoints,
+    })
+}
+
+/// A slice's ports; a port without a number (which the API allows) is dropped.
+fn slice_ports(ports: Vec<discovery::EndpointPort>) -> Result<Vec<Port>, ObjectError> {
+    let mut out = Vec::with_capacity(ports.len());
+    for (i, port) in ports.into_iter().enumerate() {
+        let Some(number) = port.port else { continue };
+        out.push(Port {
+            name: port.name.unwrap_or_default().into(),
+            protocol: protocol(port.protocol.as_deref(), || format!("ports[{i}].protocol"))?,
+            port: port_number(number, || format!("ports[{i}].port"))?,
+        });
+    }
+    Ok(out)
+}
+
+/// One endpoint; `ready` unset counts as ready (specification §2.4.1 via EndpointConditions).
+fn slice_endpoint(i: usize, endpoint: discovery::Endpoint) -> Result<Endpoint, ObjectError> {
+    let addresses = (endpoint.addresses.iter().enumerate())
+        .map(|(j, value)| ip(value, || format!("endpoints[{i}].addresses[{j}]")))
+        .collect::<Result<_, _>>()?;
+    let hostname = match endpoint.hostname.as_deref().filter(|h| !h.is_empty()) {
+        Some(hostname) => Some(dns_label(&format!("endpoints[{i}].hostname"), hostname)?),
+        None => None,
+    };
+    let ready = endpoint.conditions.and_then(|c| c.ready).unwrap_or(true);
+    Ok(Endpoint {
+        addresses,
+        hostname,
+        ready,
+    })
+}
+
+/// A Pod's addresses: `status.podIPs`, else `status.podIP`; none before it is scheduled.
+pub fn pod(object: core::Pod) -> Result<Pod, ObjectError> {
+    let name = required_name(&object.metadata)?.to_ascii_lowercase().into();
+    let namespace = object_namespace(&object.metadata)?;
+    let status = object.status.unwrap_or_default();
+    let pod_ips = status.pod_ips.unwrap_or_default();
+    let ips: Result<Vec<IpAddr>, _> = if pod_ips.is_empty() {
+        let single = status.pod_ip.as_deref().filter(|ip| !ip.is_empty());
+        single
+            .map(|value| ip(value, || "status.podIP".to_owned()))
+            .into_iter()
+            .collect()
+    } else {
+        (pod_ips.iter().enumerate())
+            .map(|(i, pod_ip)| ip(&pod_ip.ip, || format!("status.podIPs[{i}].ip")))
+            .collect()
+    };
+    Ok(Pod {
+        namespace,
+        name,
+        ips: ips?,
+    })
+}
