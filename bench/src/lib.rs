@@ -6,18 +6,27 @@
 //!   from a few Services up to 50,000 Services / 500,000 endpoints;
 //! - [`yaml`]: that cluster as Kubernetes manifests any manifest-reading server loads;
 //! - [`queries`]: dnsperf query files for it (the service mix, the ndots:5 search storm);
+//! - [`zonefile`]: the same records as RFC 1035 zone files (cluster zone, reverse zones), for
+//!   Knot DNS, NSD and Unbound;
+//! - [`queryfile`]: query files read back into wire-format queries, for the load generator;
+//! - [`check`]: responses reduced to comparable answer sets, to check two servers agree;
 //! - [`packet`]: query packets and reverse names for the criterion benches.
 //!
-//! The `gen-cluster` binary writes all three files; `benches/` holds the criterion benches and
-//! `scripts/dnsperf.sh` runs the whole server under dnsperf. See the crate README.
+//! The `gen-cluster` binary writes the manifests, query files and zone files; `loadgen` is a
+//! batching UDP load generator; `compare` runs clusterdns, Knot DNS, NSD and Unbound side by
+//! side; `benches/` holds the criterion benches and `scripts/dnsperf.sh` runs clusterdns under
+//! dnsperf. See the crate README.
 
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod generate;
 pub mod packet;
 pub mod queries;
+pub mod queryfile;
 pub mod rng;
 pub mod yaml;
+pub mod zonefile;
 
 pub use generate::{generate, Spec, SpecError};
 pub use queries::{search_storm, service_mix, write_queries, Category, Expect, QueryLine};

@@ -1,10 +1,12 @@
-//! `gen-cluster`: writes a synthetic cluster and its dnsperf query files.
+//! `gen-cluster`: writes a synthetic cluster, its dnsperf query files and its zone files.
 //!
 //! ```text
 //! gen-cluster --services 10000 --endpoints 100000 --seed 1 --out DIR
 //!   DIR/cluster.yaml      Namespaces, Services, EndpointSlices (clusterdns --manifests DIR/cluster.yaml)
 //!   DIR/service-mix.txt   dnsperf data: A/AAAA/SRV/headless/PTR/NXDOMAIN mix
 //!   DIR/search-storm.txt  dnsperf data: ndots:5 search-path expansions of external names
+//!   DIR/zones/<origin>.zone  the same records as RFC 1035 zone files: the cluster zone and one
+//!                         reverse zone per IPv4 /8 and IPv6 /48 (for Knot DNS, NSD, Unbound)
 //! ```
 
 use std::fs::{self, File};
@@ -14,6 +16,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+use clusterdns_bench::zonefile::{write_zone_files, ZoneParams};
 use clusterdns_bench::{generate, search_storm, service_mix, write_manifests, write_queries, Spec};
 
 /// Writes a deterministic synthetic Kubernetes cluster (manifests) and dnsperf query files.
@@ -35,6 +38,9 @@ struct Args {
     /// Lines of each query file.
     #[arg(long, default_value_t = 100_000)]
     queries: usize,
+    /// SOA serial of the zone files.
+    #[arg(long, default_value_t = 1)]
+    serial: u32,
     /// Output directory (created when missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -72,13 +78,25 @@ fn run(args: &Args) -> Result<(), String> {
     write_file(&args.out.join("search-storm.txt"), |out| {
         write_queries(out, &storm)
     })?;
+    let zones_dir = args.out.join("zones");
+    fs::create_dir_all(&zones_dir)
+        .map_err(|e| format!("{}: cannot create: {e}", zones_dir.display()))?;
+    let params = ZoneParams {
+        domain: spec.domain.clone(),
+        ttl: spec.zone_config().map_err(|e| e.to_string())?.ttl,
+        serial: args.serial,
+    };
+    let zones = write_zone_files(&cluster, &params, &zones_dir)
+        .map_err(|e| format!("{}: cannot write zone files: {e}", zones_dir.display()))?;
+    let records: usize = zones.iter().map(|z| z.records).sum();
     let endpoints: usize = cluster.slices.iter().map(|s| s.endpoints.len()).sum();
     println!(
-        "gen-cluster: {} namespaces, {} services, {} endpoint slices, {} endpoints (seed {}, {}) -> {} in {:.1?}",
+        "gen-cluster: {} namespaces, {} services, {} endpoint slices, {} endpoints, {} zones of {records} records (seed {}, {}) -> {} in {:.1?}",
         cluster.namespaces.len(),
         cluster.services.len(),
         cluster.slices.len(),
         endpoints,
+        zones.len(),
         spec.seed,
         spec.domain,
         args.out.display(),
