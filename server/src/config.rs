@@ -23,11 +23,38 @@ pub enum PodsArg {
 #[derive(Clone, Debug, Parser)]
 #[command(name = "clusterdns", version, about, long_about = None)]
 pub struct Config {
-    /// Kubernetes manifests to serve: a file or a directory of .yaml/.yml/.json files
-    /// (repeatable). Multi-document YAML and `kind: List` load as `kubectl get -o yaml` prints
-    /// them. Files are re-read when they change.
-    #[arg(long = "manifests", value_name = "PATH", required = true)]
+    /// Serve Kubernetes manifests instead of watching the API: a file or a directory of
+    /// .yaml/.yml/.json files (repeatable). Multi-document YAML and `kind: List` load as
+    /// `kubectl get -o yaml` prints them. Files are re-read when they change.
+    #[arg(long = "manifests", value_name = "PATH")]
     pub manifests: Vec<PathBuf>,
+
+    /// Watch the Kubernetes API server this kubeconfig names [default without --manifests:
+    /// $KUBECONFIG, ~/.kube/config, then the pod's service account].
+    #[arg(long, value_name = "PATH", conflicts_with = "manifests")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Seconds to wait for the first sync with the API before answering anyway; until it
+    /// completes, cluster names answer SERVFAIL and /ready fails (CoreDNS `startup_timeout`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub startup_timeout: u64,
+
+    /// Seconds between SIGTERM and exit: /ready fails at once, queries are still answered, then
+    /// listeners close and TCP connections drain (CoreDNS `health { lameduck }`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub lameduck: u64,
+
+    /// Address of the liveness endpoint GET /health.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub health: SocketAddr,
+
+    /// Address of the readiness endpoint GET /ready (200 once synced, 503 before and in lameduck).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8181")]
+    pub ready: SocketAddr,
+
+    /// Address of the Prometheus endpoint GET /metrics (CoreDNS metric names).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9153")]
+    pub metrics: SocketAddr,
 
     /// Address to answer DNS on, over UDP and TCP (repeatable).
     #[arg(long = "listen", value_name = "ADDR", default_values_t = [
@@ -105,6 +132,12 @@ impl Config {
             return Err(ConfigError::NoListen);
         }
         Ok(())
+    }
+
+    /// The `server` label of DNS metrics, as CoreDNS writes it for `.:53`: `dns://:<port>`.
+    pub fn server_label(&self) -> String {
+        let port = self.listen.first().map_or(53, SocketAddr::port);
+        format!("dns://:{port}")
     }
 
     /// The number of workers: `--threads`, else what this process may use.

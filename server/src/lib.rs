@@ -15,8 +15,11 @@
 
 pub mod config;
 pub mod handler;
+pub mod kubernetes;
 pub mod manifest;
+pub mod metrics;
 pub mod objects;
+pub mod ops;
 pub mod publisher;
 pub mod server;
 pub mod sockets;

@@ -1,4 +1,6 @@
-//! The `clusterdns` binary: parse flags, load the zone, bind, serve until SIGTERM or SIGINT.
+//! The `clusterdns` binary: parse flags, bind, sync the zone from its source (manifest files or
+//! the Kubernetes API), serve DNS and the operations endpoints, and on SIGTERM go through
+//! lameduck before exiting.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,10 +9,13 @@ use std::time::Duration;
 
 use clap::Parser;
 use clusterdns::config::Config;
+use clusterdns::metrics::Metrics;
+use clusterdns::ops::{self, Endpoint, Readiness};
 use clusterdns::publisher::Publisher;
 use clusterdns::server::Server;
 use clusterdns::source::ManifestSource;
 use clusterdns_zone::PodsMode;
+use tokio::sync::oneshot;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -34,12 +39,143 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where the zone comes from, once started.
+enum Source {
+    /// Manifest files, polled by a thread until `stop` is set.
+    Manifests {
+        watcher: std::thread::JoinHandle<()>,
+        stop: Arc<AtomicBool>,
+    },
+    /// The Kubernetes API; `synced` fires at the first complete publish.
+    Kubernetes { synced: oneshot::Receiver<()> },
+}
+
 fn run(config: Config) -> Result<(), String> {
     config.validate().map_err(|e| e.to_string())?;
     let zone = config.zone().map_err(|e| e.to_string())?;
-    let keep_pods = zone.pods == PodsMode::Verified;
-    let loaded = ManifestSource::load(config.manifests.clone(), keep_pods, Publisher::new(zone))
-        .map_err(|e| e.to_string())?;
+    let pods_verified = zone.pods == PodsMode::Verified;
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("clusterdns-control")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the control runtime: {e}"))?;
+    let metrics = Arc::new(Metrics::new(
+        config.server_label(),
+        format!("{}.", config.domain.trim_end_matches('.')),
+    ));
+    let readiness = Arc::new(Readiness::default());
+    let publisher = Publisher::new(zone);
+    let store = publisher.store();
+
+    let source = if config.manifests.is_empty() {
+        let client =
+            control.block_on(clusterdns::kubernetes::client(config.kubeconfig.as_deref()))?;
+        let synced = clusterdns::kubernetes::start(
+            client,
+            pods_verified,
+            publisher,
+            readiness.clone(),
+            metrics.clone(),
+            control.handle(),
+        )
+        .map_err(|e| format!("cannot start the Kubernetes source: {e}"))?;
+        tracing::info!("watching the Kubernetes API");
+        Source::Kubernetes { synced }
+    } else {
+        start_manifests(&config, pods_verified, publisher, &readiness, &metrics)?
+    };
+
+    let serve = config.serve();
+    let bound = Server::bind(&serve).map_err(|e| e.to_string())?;
+    let endpoints = [
+        (Endpoint::Health, config.health),
+        (Endpoint::Ready, config.ready),
+        (Endpoint::Metrics, config.metrics),
+    ];
+    let listeners = control.block_on(ops::bind(&endpoints))?;
+    let mut ops_addrs = Vec::new();
+    for listener in listeners {
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        for endpoint in listener.endpoints() {
+            ops_addrs.push(format!("{}={addr}", endpoint.path()));
+        }
+        control.spawn(ops::serve(listener, readiness.clone(), metrics.clone()));
+    }
+
+    let (signals, mut signal) = control
+        .block_on(async { Signals::new() })
+        .map_err(|e| format!("cannot wait for signals: {e}"))?;
+    let manifest_source = match source {
+        Source::Kubernetes { synced } => {
+            let wait = Duration::from_secs(config.startup_timeout);
+            let outcome = control.block_on(async {
+                tokio::select! {
+                    result = tokio::time::timeout(wait, synced) => Some(result.is_ok()),
+                    _ = signal.recv() => None,
+                }
+            });
+            match outcome {
+                Some(true) => {}
+                Some(false) => tracing::warn!(
+                    startup_timeout_s = config.startup_timeout,
+                    "not yet synced with the Kubernetes API; answering anyway (cluster names \
+                     get SERVFAIL and /ready fails until the first sync)"
+                ),
+                None => {
+                    tracing::info!("signal received before serving; exiting");
+                    return Ok(());
+                }
+            }
+            None
+        }
+        Source::Manifests { watcher, stop } => Some((watcher, stop)),
+    };
+
+    let server = Server::serve(bound, store, &metrics).map_err(|e| e.to_string())?;
+    tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, ops = ?ops_addrs, "serving");
+    control.block_on(signal.recv());
+    let lameduck = Duration::from_secs(config.lameduck);
+    readiness.set_lameduck();
+    tracing::info!(
+        lameduck_s = config.lameduck,
+        "signal received; lameduck: /ready fails, queries are still answered"
+    );
+    let interrupted = control.block_on(async {
+        tokio::select! {
+            _ = tokio::time::sleep(lameduck) => false,
+            _ = signal.recv() => true,
+        }
+    });
+    if interrupted {
+        tracing::info!("second signal; stopping now");
+    }
+    server.shutdown();
+    if let Some((watcher, stop)) = manifest_source {
+        stop.store(true, Ordering::Relaxed);
+        let _ = watcher.join();
+    }
+    drop(signals);
+    control.shutdown_timeout(Duration::from_millis(200));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the manifests (a bad file stops startup here), publishes the zone and starts polling.
+fn start_manifests(
+    config: &Config,
+    keep_pods: bool,
+    publisher: Publisher,
+    readiness: &Readiness,
+    metrics: &Arc<Metrics>,
+) -> Result<Source, String> {
+    let loaded = ManifestSource::load(
+        config.manifests.clone(),
+        keep_pods,
+        publisher,
+        metrics.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let skipped: usize = loaded.report.skipped.values().sum();
     tracing::info!(
         files = loaded.report.files,
@@ -54,34 +190,42 @@ fn run(config: Config) -> Result<(), String> {
     if skipped > 0 {
         tracing::info!(kinds = ?loaded.report.skipped, "objects of other kinds skipped");
     }
-    let serve = config.serve();
-    let store = loaded.source.publisher_store();
-    let server = Server::start(&serve, store).map_err(|e| e.to_string())?;
-    tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, "serving");
+    readiness.set_synced();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = loaded
         .source
         .watch(Duration::from_millis(config.manifest_poll_ms), stop.clone())
         .map_err(|e| format!("cannot start the manifest watcher: {e}"))?;
-    wait_for_signal().map_err(|e| format!("cannot wait for signals: {e}"))?;
-    tracing::info!("signal received; shutting down");
-    stop.store(true, Ordering::Relaxed);
-    server.shutdown();
-    let _ = watcher.join();
-    Ok(())
+    Ok(Source::Manifests { watcher, stop })
 }
 
-/// Blocks until SIGTERM or SIGINT.
-fn wait_for_signal() -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        Ok(())
-    })
+/// SIGTERM and SIGINT, forwarded to one receiver by a task on the control runtime.
+struct Signals(tokio::task::JoinHandle<()>);
+
+impl Signals {
+    /// Must run inside the runtime.
+    fn new() -> std::io::Result<(Signals, tokio::sync::mpsc::UnboundedReceiver<()>)> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                if sender.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok((Signals(task), receiver))
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

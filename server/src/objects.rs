@@ -37,7 +37,7 @@ impl ObjectError {
 }
 
 /// `metadata.name`, required.
-fn required_name<'m>(metadata: &'m ObjectMeta) -> Result<&'m str, ObjectError> {
+fn required_name(metadata: &ObjectMeta) -> Result<&str, ObjectError> {
     metadata
         .name
         .as_deref()

@@ -1,11 +1,14 @@
 //! The one update path from every source to the listeners: changes go into the single-writer
 //! [`ZoneBuilder`], and each publish stores the new snapshot in the `ArcSwap` the workers read.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use clusterdns_zone::{Change, Cluster, Snapshot, ZoneBuilder, ZoneConfig, ZoneStats};
+use clusterdns_zone::{
+    Change, Cluster, ObjectKey, ObjectKind, Snapshot, ZoneBuilder, ZoneConfig, ZoneStats,
+};
 
 /// Owns the builder and the published snapshot.
 pub struct Publisher {
@@ -38,17 +41,29 @@ impl Publisher {
         self.builder.replace_all(cluster);
     }
 
+    /// Deletes every object of `kind` not in `listed` (the end of a re-list); returns how many.
+    pub fn delete_unlisted(&mut self, kind: ObjectKind, listed: &HashSet<ObjectKey>) -> usize {
+        self.builder.delete_unlisted(kind, listed)
+    }
+
+    /// Whether anything was applied since the last publish.
+    pub fn has_changes(&self) -> bool {
+        self.builder.has_changes()
+    }
+
     /// Marks the source as synced.
     pub fn set_synced(&mut self) {
         self.builder.set_synced();
     }
 
-    /// Publishes what was applied; returns the zone's counts and how long the publish took.
-    pub fn publish(&mut self) -> (ZoneStats, Duration) {
+    /// Publishes what was applied; returns the zone's counts, how long the publish took and the
+    /// new serial.
+    pub fn publish(&mut self) -> (ZoneStats, Duration, u32) {
         let started = Instant::now();
         let snapshot = self.builder.publish();
         let stats = snapshot.stats();
+        let serial = snapshot.serial();
         self.store.store(Arc::new(snapshot));
-        (stats, started.elapsed())
+        (stats, started.elapsed(), serial)
     }
 }

@@ -12,6 +12,7 @@ use clusterdns_zone::Snapshot;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::ServeConfig;
+use crate::metrics::Metrics;
 use crate::sockets::{bind, BindError};
 
 /// Why the server could not start.
@@ -23,6 +24,19 @@ pub enum StartError {
     /// A thread or the runtime could not be started.
     #[error("cannot start workers: {0}")]
     Workers(#[from] std::io::Error),
+}
+
+/// Sockets bound for every address, not yet served.
+pub struct Bound {
+    addresses: Vec<crate::sockets::BoundAddress>,
+    config: ServeConfig,
+}
+
+impl Bound {
+    /// The bound addresses (ports resolved), in `--listen` order.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addresses.iter().map(|a| a.addr).collect()
+    }
 }
 
 /// A running server; dropping it without [`Server::shutdown`] leaves the workers running.
@@ -39,13 +53,38 @@ impl Server {
     pub fn start(
         config: &ServeConfig,
         store: Arc<ArcSwap<Snapshot>>,
+        metrics: &Metrics,
     ) -> Result<Server, StartError> {
+        Server::serve(Server::bind(config)?, store, metrics)
+    }
+
+    /// Binds every address, so that a port that cannot be bound stops startup before anything
+    /// else happens.
+    pub fn bind(config: &ServeConfig) -> Result<Bound, StartError> {
         let workers = config.workers.max(1);
-        let bound = config
+        let addresses = config
             .listen
             .iter()
             .map(|&addr| bind(addr, workers))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(Bound {
+            addresses,
+            config: config.clone(),
+        })
+    }
+
+    /// Starts answering from `store` on sockets already bound.
+    pub fn serve(
+        bound: Bound,
+        store: Arc<ArcSwap<Snapshot>>,
+        metrics: &Metrics,
+    ) -> Result<Server, StartError> {
+        let Bound {
+            addresses: bound,
+            config,
+        } = bound;
+        let config = &config;
+        let workers = config.workers.max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.min(4))
             .thread_name("clusterdns-tcp")
@@ -62,9 +101,10 @@ impl Server {
                 let store = store.clone();
                 let stop = stop_udp.clone();
                 let size = config.max_udp_size;
+                let counters = metrics.dns_counters(false);
                 let thread = std::thread::Builder::new()
                     .name(format!("clusterdns-udp-{i}"))
-                    .spawn(move || crate::udp::serve(socket, store, size, stop))?;
+                    .spawn(move || crate::udp::serve(socket, store, size, counters, stop))?;
                 udp_threads.push(thread);
             }
             for listener in address.tcp {
@@ -77,6 +117,7 @@ impl Server {
                     store.clone(),
                     config.tcp_idle_timeout,
                     connections.clone(),
+                    metrics.dns_counters(true),
                     stop_rx.clone(),
                 ));
             }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use clusterdns_zone::ZoneStats;
 
 use crate::manifest::{self, LoadReport, ManifestError};
+use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 
 /// What identifies one version of the manifest files.
@@ -22,6 +23,7 @@ pub struct ManifestSource {
     keep_pods: bool,
     stamp: Stamp,
     publisher: Publisher,
+    metrics: Arc<Metrics>,
     /// The last error, so a broken file is reported once rather than at every poll.
     last_error: Option<String>,
 }
@@ -55,19 +57,22 @@ impl ManifestSource {
         paths: Vec<PathBuf>,
         keep_pods: bool,
         mut publisher: Publisher,
+        metrics: Arc<Metrics>,
     ) -> Result<Loaded, ManifestError> {
         let started = std::time::Instant::now();
         let stamp = stamp(&paths)?;
         let (cluster, report) = manifest::load(&paths, keep_pods)?;
         publisher.replace_all(cluster);
         publisher.set_synced();
-        let (stats, _) = publisher.publish();
+        let (stats, took, serial) = publisher.publish();
+        metrics.source.published(took, stats, serial);
         Ok(Loaded {
             source: ManifestSource {
                 paths,
                 keep_pods,
                 stamp,
                 publisher,
+                metrics,
                 last_error: None,
             },
             report,
@@ -97,7 +102,8 @@ impl ManifestSource {
                 self.stamp = stamp;
                 self.last_error = None;
                 self.publisher.replace_all(cluster);
-                let (stats, took) = self.publisher.publish();
+                let (stats, took, serial) = self.publisher.publish();
+                self.metrics.source.published(took, stats, serial);
                 tracing::info!(
                     services = stats.services,
                     endpoints = stats.endpoints,

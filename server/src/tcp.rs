@@ -2,15 +2,16 @@
 //! timeout, and a bound on open connections (past it, new connections are closed at once).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use clusterdns_zone::{Answered, Snapshot, Transport};
+use clusterdns_zone::{Snapshot, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::handler::handle;
+use crate::metrics::{DnsCounters, Family, Proto};
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;
@@ -21,6 +22,7 @@ pub async fn serve(
     store: Arc<ArcSwap<Snapshot>>,
     idle_timeout: Duration,
     connections: Arc<Semaphore>,
+    counters: Arc<DnsCounters>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -28,7 +30,7 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        let Ok((stream, _peer)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors or a connection reset before accept: try again shortly.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
@@ -39,8 +41,14 @@ pub async fn serve(
         };
         let store = store.clone();
         let stop = stop.clone();
+        let counters = counters.clone();
+        let family = if peer.is_ipv6() {
+            Family::V6
+        } else {
+            Family::V4
+        };
         tokio::spawn(async move {
-            connection(stream, store, idle_timeout, stop).await;
+            connection(stream, store, idle_timeout, &counters, family, stop).await;
             drop(permit);
         });
     }
@@ -52,6 +60,8 @@ async fn connection(
     stream: TcpStream,
     store: Arc<ArcSwap<Snapshot>>,
     idle_timeout: Duration,
+    counters: &DnsCounters,
+    family: Family,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -73,15 +83,15 @@ async fn connection(
             },
             _ = stop.changed() => return,
         };
+        let received_at = Instant::now();
         let snapshot = store.load();
-        match handle(&snapshot, &query[..len], &mut out[2..], Transport::Tcp) {
-            Answered::Response { len, .. } => {
-                out[..2].copy_from_slice(&(len as u16).to_be_bytes());
-                if writer.write_all(&out[..len + 2]).await.is_err() {
-                    return;
-                }
-            }
-            Answered::Drop | Answered::Outside => return,
+        let Some(reply) = handle(&snapshot, &query[..len], &mut out[2..], Transport::Tcp) else {
+            return;
+        };
+        counters.record(Proto::Tcp, family, reply.outcome, received_at.elapsed());
+        out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
+        if writer.write_all(&out[..reply.len + 2]).await.is_err() {
+            return;
         }
     }
 }

@@ -130,6 +130,14 @@ fn start(manifests: &Path, port: u16) -> Running {
             &format!("127.0.0.1:{port}"),
             "--threads",
             "2",
+            "--health",
+            "127.0.0.1:0",
+            "--ready",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+            "--lameduck",
+            "0",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -154,6 +162,12 @@ fn help_documents_every_flag_with_its_default() {
         "--tcp-idle-timeout",
         "--max-tcp-connections",
         "--manifest-poll-ms",
+        "--kubeconfig",
+        "--startup-timeout",
+        "--lameduck",
+        "--health",
+        "--ready",
+        "--metrics",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -164,6 +178,9 @@ fn help_documents_every_flag_with_its_default() {
         "default: 5",
         "insecure",
         "default: 4096",
+        "0.0.0.0:8080",
+        "0.0.0.0:8181",
+        "0.0.0.0:9153",
     ] {
         assert!(
             help.contains(default),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use clusterdns::config::ServeConfig;
+use clusterdns::metrics::Metrics;
 use clusterdns::publisher::Publisher;
 use clusterdns::server::Server;
 use clusterdns_zone::{Cluster, PodsMode, Snapshot, ZoneBuilder, ZoneConfig};
@@ -47,6 +48,8 @@ pub struct TestServer {
     pub server: Server,
     /// The publisher feeding it.
     pub publisher: Publisher,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl TestServer {
@@ -56,11 +59,16 @@ impl TestServer {
         publisher.replace_all(cluster);
         publisher.set_synced();
         publisher.publish();
-        let server = match Server::start(&ServeConfig::loopback(), publisher.store()) {
+        let metrics = Arc::new(Metrics::new("dns://:0".into(), "cluster.local.".into()));
+        let server = match Server::start(&ServeConfig::loopback(), publisher.store(), &metrics) {
             Ok(server) => server,
             Err(error) => panic!("test server does not start: {error}"),
         };
-        TestServer { server, publisher }
+        TestServer {
+            server,
+            publisher,
+            metrics,
+        }
     }
 
     /// The server's address.

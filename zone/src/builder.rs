@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::encode::{EntryWriter, Owner, RData, Section};
-use crate::model::{Change, Cluster, EndpointSlice, Pod, Port, Service, ServiceKind};
+use crate::model::{
+    Change, Cluster, EndpointSlice, ObjectKey, ObjectKind, Pod, Port, Service, ServiceKind,
+};
 use crate::name::{dashed, reverse_name, WireName};
 use crate::node::{NodeBlob, NodeBuilder, ANY_TYPE_ENTRY, FLAG_REVERSE};
 use crate::snapshot::{PodsMode, Snapshot, Tables, ZoneConfig, ZoneStats};
@@ -71,6 +73,10 @@ pub struct ZoneBuilder {
     claims: HashMap<Key, Vec<(IpAddr, Claim)>>,
     reverse_owners: HashMap<IpAddr, Vec<(Key, Claim)>>,
     dirty: Dirty,
+    /// Namespaces that exist (have a Namespace object or a Service) as of the last publish.
+    existing_namespaces: HashSet<Box<str>>,
+    /// Endpoints over all slices.
+    endpoint_count: usize,
     tables: Tables,
     serial: u32,
     synced: bool,
@@ -97,6 +103,8 @@ impl ZoneBuilder {
             claims: HashMap::new(),
             reverse_owners: HashMap::new(),
             dirty: Dirty::default(),
+            existing_namespaces: HashSet::new(),
+            endpoint_count: 0,
             tables: Tables::new(seed),
             serial: 0,
             synced: false,
@@ -139,6 +147,7 @@ impl ZoneBuilder {
             Change::SliceDelete(namespace, name) => {
                 let key = (namespace, name);
                 if let Some(old) = self.slices.remove(&key) {
+                    self.endpoint_count -= old.endpoints.len();
                     self.unlink_slice(&old);
                 }
             }
@@ -149,6 +158,41 @@ impl ZoneBuilder {
                 }
             }
         }
+    }
+
+    /// Deletes every object of `kind` whose key is not in `listed`: the end of a re-list, which
+    /// reported the objects that still exist. Returns how many were deleted.
+    pub fn delete_unlisted(&mut self, kind: ObjectKind, listed: &HashSet<ObjectKey>) -> usize {
+        let gone = |key: &Key| !listed.contains(key);
+        let deletions: Vec<Change> = match kind {
+            ObjectKind::Namespace => (self.namespace_objects.iter())
+                .filter(|name| !listed.contains(&(Box::<str>::default(), (*name).clone())))
+                .map(|name| Change::NamespaceDelete(name.clone()))
+                .collect(),
+            ObjectKind::Service => (self.services.keys().filter(|k| gone(k)))
+                .map(|(ns, name)| Change::ServiceDelete(ns.clone(), name.clone()))
+                .collect(),
+            ObjectKind::EndpointSlice => (self.slices.keys().filter(|k| gone(k)))
+                .map(|(ns, name)| Change::SliceDelete(ns.clone(), name.clone()))
+                .collect(),
+            ObjectKind::Pod => (self.pods.keys().filter(|k| gone(k)))
+                .map(|(ns, name)| Change::PodDelete(ns.clone(), name.clone()))
+                .collect(),
+        };
+        let count = deletions.len();
+        for change in deletions {
+            self.apply(change);
+        }
+        count
+    }
+
+    /// Whether anything changed since the last publish.
+    pub fn has_changes(&self) -> bool {
+        let dirty = &self.dirty;
+        !(dirty.services.is_empty()
+            && dirty.namespaces.is_empty()
+            && dirty.ips.is_empty()
+            && dirty.pods.is_empty())
     }
 
     /// Replaces the whole model with `cluster` (a full list or re-list), as the changes that turn
@@ -256,7 +300,9 @@ impl ZoneBuilder {
             .insert(slice.name.clone());
         self.dirty.services.insert(owner);
         let service = slice.service.clone();
+        self.endpoint_count += slice.endpoints.len();
         if let Some(old) = self.slices.insert(key, slice) {
+            self.endpoint_count -= old.endpoints.len();
             if old.service != service {
                 self.unlink_slice(&old);
             }
@@ -349,12 +395,10 @@ impl ZoneBuilder {
 
     /// Counts describing the current model.
     pub fn stats(&self) -> ZoneStats {
-        let mut namespaces: HashSet<&str> = self.namespace_objects.iter().map(|n| &**n).collect();
-        namespaces.extend(self.services_per_namespace.keys().map(|n| &**n));
         ZoneStats {
-            namespaces: namespaces.len(),
+            namespaces: self.existing_namespaces.len(),
             services: self.services.len(),
-            endpoints: self.slices.values().map(|s| s.endpoints.len()).sum(),
+            endpoints: self.endpoint_count,
             names: self.tables.len(),
         }
     }
@@ -384,6 +428,11 @@ impl ZoneBuilder {
     fn render_namespace(&mut self, namespace: &str) {
         let exists = self.namespace_objects.contains(namespace)
             || self.services_per_namespace.contains_key(namespace);
+        if exists {
+            self.existing_namespaces.insert(namespace.into());
+        } else {
+            self.existing_namespaces.remove(namespace);
+        }
         let mut kinds = vec!["svc"];
         if self.config.pods != PodsMode::Disabled {
             kinds.push("pod");

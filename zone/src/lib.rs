@@ -26,7 +26,8 @@ pub mod wire;
 pub use answer::{answer, parse_query, Answered, Query, Transport};
 pub use builder::ZoneBuilder;
 pub use model::{
-    Change, Cluster, Endpoint, EndpointSlice, Pod, Port, Protocol, Service, ServiceKind,
+    Change, Cluster, Endpoint, EndpointSlice, ObjectKey, ObjectKind, Pod, Port, Protocol, Service,
+    ServiceKind,
 };
 pub use name::WireName;
 pub use snapshot::{Lookup, PodsMode, Snapshot, ZoneConfig, ZoneStats};

@@ -119,6 +119,46 @@ pub enum Change {
     PodDelete(Box<str>, Box<str>),
 }
 
+/// The kinds of object a source reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    /// Namespace (v1).
+    Namespace,
+    /// Service (v1).
+    Service,
+    /// EndpointSlice (discovery.k8s.io/v1).
+    EndpointSlice,
+    /// Pod (v1), only in `pods verified` mode.
+    Pod,
+}
+
+/// `(namespace, name)` of an object; the namespace is empty for a Namespace.
+pub type ObjectKey = (Box<str>, Box<str>);
+
+impl Change {
+    /// The kind and key of the object this change is about.
+    pub fn object(&self) -> (ObjectKind, ObjectKey) {
+        match self {
+            Change::NamespaceUpsert(name) | Change::NamespaceDelete(name) => {
+                (ObjectKind::Namespace, (Box::default(), name.clone()))
+            }
+            Change::ServiceUpsert(s) => {
+                (ObjectKind::Service, (s.namespace.clone(), s.name.clone()))
+            }
+            Change::ServiceDelete(ns, name) => (ObjectKind::Service, (ns.clone(), name.clone())),
+            Change::SliceUpsert(s) => (
+                ObjectKind::EndpointSlice,
+                (s.namespace.clone(), s.name.clone()),
+            ),
+            Change::SliceDelete(ns, name) => {
+                (ObjectKind::EndpointSlice, (ns.clone(), name.clone()))
+            }
+            Change::PodUpsert(p) => (ObjectKind::Pod, (p.namespace.clone(), p.name.clone())),
+            Change::PodDelete(ns, name) => (ObjectKind::Pod, (ns.clone(), name.clone())),
+        }
+    }
+}
+
 /// A whole cluster: what a source holds after a full list, used to replace the builder's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cluster {

@@ -1,0 +1,580 @@
+//! The Kubernetes API source: watches Namespaces, Services, EndpointSlices (and Pods in
+//! `pods verified` mode) with `kube`'s watcher and feeds their changes to the [`Publisher`].
+//!
+//! ```text
+//!  watcher task per resource ──(strip to model, drop the API object)──▶ channel ──▶ applier thread
+//!      list pages, watch events,                                                 │ apply changes,
+//!      backoff on errors                                                          │ drain the burst,
+//!                                                                                 ▼ publish once
+//! ```
+//!
+//! Objects are converted at the edge, in the watcher task, so memory follows the DNS data: a list
+//! is paged (500 objects at a time) and each page is dropped once converted. A re-list (after
+//! 410 Gone or a broken watch) applies the listed objects as upserts, which cost nothing when
+//! unchanged, and at its end deletes what was not listed; the builder never holds two copies of
+//! the cluster. Until every watched resource has listed once, nothing is published and the zone
+//! answers SERVFAIL. Errors keep the last snapshot serving; each resource logs a failure reason
+//! once, when it starts, and once more when the watch recovers.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clusterdns_zone::{Change, ObjectKey, ObjectKind, ServiceKind};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::{Metrics, ServiceKindLabel};
+use crate::objects::{self, ObjectError, DEFAULT_NAMESPACE};
+use crate::ops::Readiness;
+use crate::publisher::Publisher;
+
+/// The annotation the EndpointSlice controller sets to when the change that produced a slice
+/// happened; the DNS programming latency is measured from it.
+const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
+/// Changes applied before a publish is forced, so a flood still publishes regularly.
+const MAX_BURST: usize = 50_000;
+/// Watch events buffered between the watcher tasks and the applier.
+const CHANNEL_DEPTH: usize = 4096;
+
+/// The resources watched, in the order of [`crate::metrics::RESOURCES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// `namespaces`.
+    Namespaces = 0,
+    /// `services`.
+    Services = 1,
+    /// `endpointslices`.
+    EndpointSlices = 2,
+    /// `pods`.
+    Pods = 3,
+}
+
+impl Resource {
+    fn name(self) -> &'static str {
+        crate::metrics::RESOURCES[self as usize]
+    }
+
+    fn kind(self) -> ObjectKind {
+        match self {
+            Resource::Namespaces => ObjectKind::Namespace,
+            Resource::Services => ObjectKind::Service,
+            Resource::EndpointSlices => ObjectKind::EndpointSlice,
+            Resource::Pods => ObjectKind::Pod,
+        }
+    }
+}
+
+/// Builds a client from `kubeconfig`, or else as kubectl would: `$KUBECONFIG`,
+/// `~/.kube/config`, then the in-cluster service account.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| {
+            format!("no Kubernetes API configuration (not in a pod, no --kubeconfig, no --manifests): {e}")
+        })?,
+    };
+    Client::try_from(config).map_err(|e| format!("cannot create the Kubernetes client: {e}"))
+}
+
+/// One message from a watcher task to the applier.
+enum Message {
+    /// A list of the resource begins.
+    ListStarted(Resource),
+    /// A change; `listed` when it is part of a list rather than a watch event.
+    Changed {
+        resource: Resource,
+        change: Change,
+        listed: bool,
+        /// For Services: the label their slices' programming latency is recorded under.
+        service_kind: Option<ServiceKindLabel>,
+        /// For EndpointSlices: the trigger-time annotation.
+        triggered: Option<SystemTime>,
+    },
+    /// The list of the resource is complete.
+    ListDone(Resource),
+}
+
+/// Starts watching through `client` and applying to `publisher`. The returned receiver fires
+/// once the first complete zone is published.
+pub fn start(
+    client: Client,
+    watch_pods: bool,
+    publisher: Publisher,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    runtime: &tokio::runtime::Handle,
+) -> std::io::Result<oneshot::Receiver<()>> {
+    let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
+    let mut resources = vec![
+        Resource::Namespaces,
+        Resource::Services,
+        Resource::EndpointSlices,
+    ];
+    if watch_pods {
+        resources.push(Resource::Pods);
+    }
+    for &resource in &resources {
+        metrics.source.watching(resource as usize);
+        let sender = sender.clone();
+        let metrics = metrics.clone();
+        let client = client.clone();
+        match resource {
+            Resource::Namespaces => runtime.spawn(watch(
+                Api::<core::Namespace>::all(client),
+                resource,
+                namespace_change,
+                sender,
+                metrics,
+            )),
+            Resource::Services => runtime.spawn(watch(
+                Api::<core::Service>::all(client),
+                resource,
+                service_change,
+                sender,
+                metrics,
+            )),
+            Resource::EndpointSlices => runtime.spawn(watch(
+                Api::<discovery::EndpointSlice>::all(client),
+                resource,
+                slice_change,
+                sender,
+                metrics,
+            )),
+            Resource::Pods => runtime.spawn(watch(
+                Api::<core::Pod>::all(client),
+                resource,
+                pod_change,
+                sender,
+                metrics,
+            )),
+        };
+    }
+    let (synced_sender, synced) = oneshot::channel();
+    let applier = Applier {
+        publisher,
+        resources,
+        listing: HashMap::new(),
+        listed_once: HashSet::new(),
+        synced: false,
+        service_kinds: HashMap::new(),
+        programmed: Vec::new(),
+        readiness,
+        metrics,
+        synced_sender: Some(synced_sender),
+    };
+    std::thread::Builder::new()
+        .name("clusterdns-zone".into())
+        .spawn(move || applier.run(receiver))?;
+    Ok(synced)
+}
+
+/// A converted object: its change, with what the metrics need to know about it.
+struct Converted {
+    change: Change,
+    service_kind: Option<ServiceKindLabel>,
+    triggered: Option<SystemTime>,
+}
+
+impl Converted {
+    fn plain(change: Change) -> Self {
+        Converted {
+            change,
+            service_kind: None,
+            triggered: None,
+        }
+    }
+}
+
+/// Converts an applied object of the watched kind: its change, `None` for an object DNS does not
+/// answer from (as if it did not exist), or why DNS cannot use it.
+type Convert<K> = fn(K) -> Result<Option<Converted>, ObjectError>;
+
+/// Watches one resource until the applier goes away.
+async fn watch<K>(
+    api: Api<K>,
+    resource: Resource,
+    convert: Convert<K>,
+    sender: mpsc::Sender<Message>,
+    metrics: Arc<Metrics>,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let config = watcher::Config::default();
+    let mut events = watcher(api, config).backoff(RetryDelay::default()).boxed();
+    let mut failing: Option<&'static str> = None;
+    let source = &metrics.source;
+    let index = resource as usize;
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                let reason = failure_reason(&error);
+                source.watch_error(index, reason);
+                if failing != Some(reason) {
+                    if reason == "expired" {
+                        tracing::info!(
+                            resource = resource.name(),
+                            "watch expired (410 Gone); re-listing"
+                        );
+                    } else {
+                        tracing::warn!(resource = resource.name(), reason, %error, "watch failed; the last zone keeps serving, retrying with backoff");
+                    }
+                    failing = Some(reason);
+                }
+                continue;
+            }
+        };
+        if let Some(reason) = failing.take() {
+            if reason != "expired" {
+                tracing::info!(
+                    resource = resource.name(),
+                    after = reason,
+                    "watch recovered"
+                );
+            }
+        }
+        let message = match event {
+            Event::Init => {
+                source.relist(index);
+                source.set_synced(index, false);
+                Message::ListStarted(resource)
+            }
+            Event::InitDone => {
+                source.set_synced(index, true);
+                Message::ListDone(resource)
+            }
+            Event::InitApply(object) => {
+                match convert_or_delete(resource, convert, object, source) {
+                    Some(converted) => changed(resource, converted, true),
+                    None => continue,
+                }
+            }
+            Event::Apply(object) => {
+                source.event(index);
+                match convert_or_delete(resource, convert, object, source) {
+                    Some(converted) => changed(resource, converted, false),
+                    None => continue,
+                }
+            }
+            Event::Delete(object) => {
+                source.event(index);
+                match deletion(resource, object.meta()) {
+                    Some(change) => changed(resource, Converted::plain(change), false),
+                    None => continue,
+                }
+            }
+        };
+        if sender.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn changed(resource: Resource, converted: Converted, listed: bool) -> Message {
+    Message::Changed {
+        resource,
+        change: converted.change,
+        listed,
+        service_kind: converted.service_kind,
+        triggered: converted.triggered,
+    }
+}
+
+/// Converts `object`. One DNS does not answer from, or cannot use, becomes a deletion of its
+/// key, so an older version does not linger; an unusable one is also counted and logged.
+fn convert_or_delete<K: kube::Resource>(
+    resource: Resource,
+    convert: Convert<K>,
+    object: K,
+    source: &crate::metrics::SourceMetrics,
+) -> Option<Converted> {
+    let meta = object.meta().clone();
+    match convert(object) {
+        Ok(Some(converted)) => Some(converted),
+        Ok(None) => deletion(resource, &meta).map(Converted::plain),
+        Err(error) => {
+            source.rejected(resource as usize);
+            let object = object_name(&meta);
+            tracing::warn!(resource = resource.name(), object, %error, "object left out of the zone");
+            deletion(resource, &meta).map(Converted::plain)
+        }
+    }
+}
+
+/// `namespace/name` of an object, for logs.
+fn object_name(meta: &ObjectMeta) -> String {
+    match &meta.namespace {
+        Some(namespace) => format!("{namespace}/{}", meta.name.as_deref().unwrap_or_default()),
+        None => meta.name.clone().unwrap_or_default(),
+    }
+}
+
+/// The key of an object as the model spells it (lowercase; `default` when unset).
+fn object_key(meta: &ObjectMeta) -> ObjectKey {
+    let namespace = meta
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or(DEFAULT_NAMESPACE);
+    let name = meta.name.as_deref().unwrap_or_default();
+    (
+        namespace.to_ascii_lowercase().into(),
+        name.to_ascii_lowercase().into(),
+    )
+}
+
+/// The change that deletes an object of `resource`.
+fn deletion(resource: Resource, meta: &ObjectMeta) -> Option<Change> {
+    let (namespace, name) = object_key(meta);
+    if name.is_empty() {
+        return None;
+    }
+    Some(match resource {
+        Resource::Namespaces => Change::NamespaceDelete(name),
+        Resource::Services => Change::ServiceDelete(namespace, name),
+        Resource::EndpointSlices => Change::SliceDelete(namespace, name),
+        Resource::Pods => Change::PodDelete(namespace, name),
+    })
+}
+
+fn namespace_change(object: core::Namespace) -> Result<Option<Converted>, ObjectError> {
+    let name = objects::namespace_name(&object.metadata)?;
+    Ok(Some(Converted::plain(Change::NamespaceUpsert(name))))
+}
+
+fn service_change(object: core::Service) -> Result<Option<Converted>, ObjectError> {
+    let has_selector = (object.spec.as_ref())
+        .and_then(|s| s.selector.as_ref())
+        .is_some_and(|s| !s.is_empty());
+    let service = objects::service(object)?;
+    let kind = match service.kind {
+        ServiceKind::Headless if has_selector => ServiceKindLabel::HeadlessWithSelector,
+        ServiceKind::Headless => ServiceKindLabel::HeadlessWithoutSelector,
+        _ => ServiceKindLabel::ClusterIp,
+    };
+    Ok(Some(Converted {
+        change: Change::ServiceUpsert(service),
+        service_kind: Some(kind),
+        triggered: None,
+    }))
+}
+
+fn slice_change(object: discovery::EndpointSlice) -> Result<Option<Converted>, ObjectError> {
+    if objects::slice_skip_reason(&object).is_some() {
+        // FQDN addresses, or no Service: DNS does not answer from it.
+        return Ok(None);
+    }
+    let triggered = (object.metadata.annotations.as_ref())
+        .and_then(|a| a.get(TRIGGER_TIME_ANNOTATION))
+        .and_then(|time| time.parse::<jiff::Timestamp>().ok())
+        .map(SystemTime::from);
+    let slice = objects::endpoint_slice(object)?;
+    Ok(Some(Converted {
+        change: Change::SliceUpsert(slice),
+        service_kind: None,
+        triggered,
+    }))
+}
+
+fn pod_change(object: core::Pod) -> Result<Option<Converted>, ObjectError> {
+    let pod = objects::pod(object)?;
+    Ok(Some(Converted::plain(Change::PodUpsert(pod))))
+}
+
+/// A short label for why a list or watch failed (also the metric's `reason`).
+fn failure_reason(error: &watcher::Error) -> &'static str {
+    let client_error = match error {
+        watcher::Error::WatchError(status) if status.code == 410 => return "expired",
+        watcher::Error::WatchError(status) => return status_reason(status.code),
+        watcher::Error::NoResourceVersion => return "no_resource_version",
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => e,
+    };
+    match client_error {
+        kube::Error::Api(status) => status_reason(status.code),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => "unreachable",
+        kube::Error::ReadEvents(_) => "connection_lost",
+        kube::Error::SerdeError(_) => "bad_response",
+        _ => "other",
+    }
+}
+
+fn status_reason(code: u16) -> &'static str {
+    match code {
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        410 => "expired",
+        429 => "throttled",
+        500..=599 => "server_error",
+        _ => "other",
+    }
+}
+
+/// Retry delays after a failed list or watch: 100 ms doubling to 5 s, reset by any success.
+/// Shorter than kube's default (800 ms to 30 s) so a restarted API server is seen quickly;
+/// five seconds between attempts is still gentle on an API server that is down.
+#[derive(Default)]
+struct RetryDelay {
+    next: Option<Duration>,
+}
+
+impl Iterator for RetryDelay {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next.unwrap_or(Duration::from_millis(100));
+        self.next = Some((delay * 2).min(Duration::from_secs(5)));
+        Some(delay)
+    }
+}
+
+impl Backoff for RetryDelay {
+    fn reset(&mut self) {
+        self.next = None;
+    }
+}
+
+/// The single writer: applies the watchers' changes and publishes.
+struct Applier {
+    publisher: Publisher,
+    resources: Vec<Resource>,
+    /// Resources being (re-)listed, with the keys listed so far.
+    listing: HashMap<ObjectKind, HashSet<ObjectKey>>,
+    /// Resources that have completed at least one list.
+    listed_once: HashSet<ObjectKind>,
+    /// Whether the first complete zone has been published.
+    synced: bool,
+    /// The `service_kind` label of each Service, for slices' programming latency.
+    service_kinds: HashMap<ObjectKey, ServiceKindLabel>,
+    /// Slices applied since the last publish with a trigger time: (label, trigger time).
+    programmed: Vec<(ServiceKindLabel, SystemTime)>,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+    synced_sender: Option<oneshot::Sender<()>>,
+}
+
+impl Applier {
+    fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
+        while let Some(first) = receiver.blocking_recv() {
+            self.handle(first);
+            let mut burst = 1;
+            while burst < MAX_BURST {
+                let Ok(message) = receiver.try_recv() else {
+                    break;
+                };
+                self.handle(message);
+                burst += 1;
+            }
+            self.publish();
+        }
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::ListStarted(resource) => {
+                self.listing.insert(resource.kind(), HashSet::new());
+            }
+            Message::ListDone(resource) => {
+                let kind = resource.kind();
+                if let Some(listed) = self.listing.remove(&kind) {
+                    let deleted = self.publisher.delete_unlisted(kind, &listed);
+                    if kind == ObjectKind::Service {
+                        self.service_kinds.retain(|key, _| listed.contains(key));
+                    }
+                    if self.listed_once.contains(&kind) {
+                        tracing::info!(
+                            resource = resource.name(),
+                            objects = listed.len(),
+                            deleted,
+                            "re-listed"
+                        );
+                    }
+                }
+                self.listed_once.insert(kind);
+            }
+            Message::Changed {
+                resource,
+                change,
+                listed,
+                service_kind,
+                triggered,
+            } => {
+                let (_, key) = change.object();
+                if listed {
+                    if let Some(keys) = self.listing.get_mut(&resource.kind()) {
+                        keys.insert(key.clone());
+                    }
+                }
+                match (&change, service_kind) {
+                    (Change::ServiceUpsert(_), Some(label)) => {
+                        self.service_kinds.insert(key, label);
+                    }
+                    (Change::ServiceDelete(..), _) => {
+                        self.service_kinds.remove(&key);
+                    }
+                    (Change::SliceUpsert(slice), _) => {
+                        if let (Some(time), false) = (triggered, listed) {
+                            let owner = (slice.namespace.clone(), slice.service.clone());
+                            let label = (self.service_kinds.get(&owner).copied())
+                                .unwrap_or(ServiceKindLabel::ClusterIp);
+                            self.programmed.push((label, time));
+                        }
+                    }
+                    _ => {}
+                }
+                self.publisher.apply(change);
+            }
+        }
+    }
+
+    fn publish(&mut self) {
+        if !self.synced {
+            let all_listed = (self.resources.iter()).all(|r| self.listed_once.contains(&r.kind()));
+            if !all_listed {
+                return;
+            }
+            self.publisher.set_synced();
+        } else if !self.publisher.has_changes() {
+            return;
+        }
+        let (stats, took, serial) = self.publisher.publish();
+        let now = SystemTime::now();
+        for (label, time) in self.programmed.drain(..) {
+            let latency = now.duration_since(time).unwrap_or_default();
+            self.metrics.source.programmed(label, latency);
+        }
+        self.metrics.source.published(took, stats, serial);
+        if !self.synced {
+            self.synced = true;
+            self.readiness.set_synced();
+            tracing::info!(
+                namespaces = stats.namespaces,
+                services = stats.services,
+                endpoints = stats.endpoints,
+                names = stats.names,
+                build_ms = format!("{:.1}", took.as_secs_f64() * 1e3),
+                "zone synced with the Kubernetes API"
+            );
+            if let Some(sender) = self.synced_sender.take() {
+                let _ = sender.send(());
+            }
+        }
+    }
+}

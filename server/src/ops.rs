@@ -1,0 +1,168 @@
+//! The operations endpoints: `/health` (liveness), `/ready` (readiness) and `/metrics`
+//! (Prometheus), each on its own address as CoreDNS serves them (:8080, :8181, :9153). Addresses
+//! given twice share one listener serving both paths.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+
+/// What `/ready` reports: ready once the zone has synced, until lameduck begins.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    synced: AtomicBool,
+    lameduck: AtomicBool,
+}
+
+impl Readiness {
+    /// Marks the zone as synced with its source.
+    pub fn set_synced(&self) {
+        self.synced.store(true, Ordering::Relaxed);
+    }
+
+    /// Marks the start of lameduck: readiness fails from now on.
+    pub fn set_lameduck(&self) {
+        self.lameduck.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `/ready` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.synced.load(Ordering::Relaxed) && !self.lameduck.load(Ordering::Relaxed)
+    }
+}
+
+/// An endpoint path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/health`: 200 while the process runs, lameduck included.
+    Health,
+    /// `/ready`: 200 when [`Readiness::is_ready`], else 503.
+    Ready,
+    /// `/metrics`: the Prometheus text exposition.
+    Metrics,
+}
+
+impl Endpoint {
+    /// The path it answers on.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Health => "/health",
+            Endpoint::Ready => "/ready",
+            Endpoint::Metrics => "/metrics",
+        }
+    }
+}
+
+/// A bound operations listener with the endpoints it serves.
+pub struct OpsListener {
+    listener: TcpListener,
+    endpoints: Vec<Endpoint>,
+}
+
+impl OpsListener {
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The endpoints served here.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+}
+
+/// Binds one listener per distinct address (must run inside a tokio runtime).
+pub async fn bind(endpoints: &[(Endpoint, SocketAddr)]) -> Result<Vec<OpsListener>, String> {
+    let mut listeners: Vec<(SocketAddr, OpsListener)> = Vec::new();
+    for &(endpoint, addr) in endpoints {
+        if let Some((_, existing)) = listeners.iter_mut().find(|(a, _)| *a == addr) {
+            existing.endpoints.push(endpoint);
+            continue;
+        }
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind {} {addr}: {e}", endpoint.path()))?;
+        listeners.push((
+            addr,
+            OpsListener {
+                listener,
+                endpoints: vec![endpoint],
+            },
+        ));
+    }
+    Ok(listeners.into_iter().map(|(_, l)| l).collect())
+}
+
+/// Serves `listener` for the life of the runtime.
+pub async fn serve(listener: OpsListener, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
+    let endpoints: Arc<[Endpoint]> = listener.endpoints.into();
+    loop {
+        let Ok((stream, _)) = listener.listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let endpoints = endpoints.clone();
+        let readiness = readiness.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let response = respond(&request, &endpoints, &readiness, &metrics);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), connection).await;
+        });
+    }
+}
+
+fn respond(
+    request: &Request<Incoming>,
+    endpoints: &[Endpoint],
+    readiness: &Readiness,
+    metrics: &Metrics,
+) -> Response<Full<Bytes>> {
+    let endpoint = endpoints.iter().find(|e| e.path() == request.uri().path());
+    let (status, content_type, body) = match endpoint {
+        _ if request.method() != Method::GET && request.method() != Method::HEAD => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".to_owned(),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
+        Some(Endpoint::Health) => (StatusCode::OK, "text/plain", "OK".to_owned()),
+        Some(Endpoint::Ready) if readiness.is_ready() => {
+            (StatusCode::OK, "text/plain", "OK".to_owned())
+        }
+        Some(Endpoint::Ready) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not ready\n".to_owned(),
+        ),
+        Some(Endpoint::Metrics) => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
