@@ -14,6 +14,7 @@
 //! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes.
 
 pub mod config;
+pub mod forward;
 pub mod handler;
 pub mod kubernetes;
 pub mod manifest;

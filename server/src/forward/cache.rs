@@ -1,0 +1,727 @@
+//! The cache of upstream answers (never of the cluster zone, DESIGN.md §2). An answer is stored
+//! as the bytes after its question plus the span of each record, so serving it copies one block
+//! and patches the header, the TTLs and the question's case, as the zone path does.
+//!
+//! ```text
+//!  key (lowercase qname, qtype, qclass, DO) ──hash──▶ shard (RwLock) ──▶ slot ──▶ Arc<Entry>
+//!                                                     read lock held only to clone the Arc
+//! ```
+//!
+//! Each shard is a CLOCK ring of at most `capacity / shards` entries: a hit sets the entry's
+//! reference bit; an insert into a full shard sweeps the hand, clearing bits, and replaces the
+//! first entry found unreferenced. TTLs (RFC 1035 §3.2.1, RFC 2308 §5): positive answers live for
+//! their smallest record TTL capped by `max_ttl`; NXDOMAIN and NODATA for min(SOA TTL, SOA
+//! MINIMUM) capped by `max_denial_ttl` (not at all without an SOA); SERVFAIL for `servfail_ttl`
+//! (RFC 2308 §7.1). Every record is served with the entry's remaining TTL. An expired entry is
+//! kept until evicted and may be served for `serve_stale` past expiry with TTL 30 when every
+//! upstream fails (RFC 8767 §4).
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use clusterdns_zone::answer::{response_limit, ADVERTISED_PAYLOAD};
+use clusterdns_zone::wire::HEADER_LEN;
+use clusterdns_zone::{Query, Transport};
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+
+use super::clock::Clock;
+use super::config::CacheConfig;
+use super::message::{RecordSpan, Response, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC};
+use super::metrics::{CacheStats, CacheType};
+
+/// The TTL of an answer served stale (RFC 8767 §4 recommends 30 seconds).
+pub const STALE_TTL: u32 = 30;
+/// Shards at most; fewer for small caches so that each holds at least [`MIN_PER_SHARD`].
+const MAX_SHARDS: usize = 64;
+const MIN_PER_SHARD: usize = 64;
+/// Length of the OPT record we append for EDNS clients.
+const OPT_LEN: usize = 11;
+
+/// A cache key, owned: lowercase wire-format qname, qtype, qclass and the DO bit.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    name: Box<[u8]>,
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+}
+
+/// A cache key borrowed from a query: looking up allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyRef<'a> {
+    name: &'a [u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+}
+
+impl<'a> KeyRef<'a> {
+    /// The key of a parsed query (whose qname is already lowercase).
+    pub fn of(query: &'a Query) -> Self {
+        KeyRef {
+            name: query.qname(),
+            qtype: query.qtype,
+            qclass: query.qclass,
+            dnssec_ok: query.edns.is_some_and(|e| e.dnssec_ok),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_key(self) -> Key {
+        Key::new(self.name, self.qtype, self.qclass, self.dnssec_ok)
+    }
+}
+
+impl Key {
+    /// The key of a question: `name` in lowercase wire format.
+    pub fn new(name: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Self {
+        Key {
+            name: name.into(),
+            qtype,
+            qclass,
+            dnssec_ok,
+        }
+    }
+
+    /// The borrowed form, which is what gets hashed.
+    pub fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            name: &self.name,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            dnssec_ok: self.dnssec_ok,
+        }
+    }
+
+    /// The lowercase wire-format name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// The query type.
+    pub fn qtype(&self) -> u16 {
+        self.qtype
+    }
+
+    /// The query class.
+    pub fn qclass(&self) -> u16 {
+        self.qclass
+    }
+
+    /// Whether DNSSEC records were asked for.
+    pub fn dnssec_ok(&self) -> bool {
+        self.dnssec_ok
+    }
+}
+
+/// An upstream answer ready to be served to any client asking the same question.
+#[derive(Debug)]
+pub struct Answer {
+    flags: u16,
+    counts: [u16; 3],
+    body: Box<[u8]>,
+    records: Box<[RecordSpan]>,
+}
+
+impl Answer {
+    /// The answer in a validated upstream `packet`.
+    pub fn new(packet: &[u8], response: &Response) -> Self {
+        Answer {
+            flags: response.flags,
+            counts: response.counts,
+            body: packet[response.body.clone()].into(),
+            records: response.records.clone().into_boxed_slice(),
+        }
+    }
+
+    /// The response code.
+    pub fn rcode(&self) -> u8 {
+        (self.flags & 0x0F) as u8
+    }
+
+    /// Writes the response to `query` (whose bytes are `packet`) into `out`: the client's ID,
+    /// RD and CD bits and question (its case included), as many whole records as the transport
+    /// allows, each with TTL `ttl` (or as the upstream sent them when `None`), and an OPT record
+    /// when the client sent one. TC is set only when an answer or authority record had to be
+    /// left out (RFC 2181 §9). `None` when not even the question fits.
+    pub fn write(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+        ttl: Option<u32>,
+    ) -> Option<usize> {
+        let question = packet.get(HEADER_LEN..query.question_end())?;
+        let limit = response_limit(query, transport).min(out.len());
+        let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+        let room = limit.checked_sub(HEADER_LEN + question.len() + opt_len)?;
+        let kept = self.records.partition_point(|r| usize::from(r.end) <= room);
+        let body_len = kept
+            .checked_sub(1)
+            .map_or(0, |last| usize::from(self.records[last].end));
+
+        let body_at = HEADER_LEN + question.len();
+        out[HEADER_LEN..body_at].copy_from_slice(question);
+        out[body_at..body_at + body_len].copy_from_slice(&self.body[..body_len]);
+        if let Some(ttl) = ttl {
+            let ttl = ttl.to_be_bytes();
+            for record in &self.records[..kept] {
+                let at = body_at + usize::from(record.ttl_at);
+                out[at..at + 4].copy_from_slice(&ttl);
+            }
+        }
+        let mut counts = [0u16; 3];
+        let mut left = kept;
+        for (count, &stored) in counts.iter_mut().zip(&self.counts) {
+            let take = left.min(usize::from(stored));
+            *count = take as u16;
+            left -= take;
+        }
+        let mut len = body_at + body_len;
+        let client_do = query.edns.is_some_and(|e| e.dnssec_ok);
+        if let Some(edns) = query.edns {
+            let payload = ADVERTISED_PAYLOAD.to_be_bytes();
+            let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
+            out[len..len + OPT_LEN]
+                .copy_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0, 0, 0]);
+            len += OPT_LEN;
+            counts[2] += 1;
+        }
+
+        let mut flags =
+            FLAG_QR | FLAG_RA | (query.flags & (FLAG_RD | FLAG_CD)) | (self.flags & 0x0F);
+        // RFC 6840 §5.8: AD only to a client that showed it understands it.
+        if self.flags & FLAG_AD != 0 && (client_do || query.flags & FLAG_AD != 0) {
+            flags |= FLAG_AD;
+        }
+        if counts[0] + counts[1] < self.counts[0] + self.counts[1] {
+            flags |= FLAG_TC;
+        }
+        out[..2].copy_from_slice(&query.id.to_be_bytes());
+        out[2..4].copy_from_slice(&flags.to_be_bytes());
+        out[4..6].copy_from_slice(&1u16.to_be_bytes());
+        for (i, count) in counts.iter().enumerate() {
+            out[6 + 2 * i..8 + 2 * i].copy_from_slice(&count.to_be_bytes());
+        }
+        Some(len)
+    }
+}
+
+/// What a validated upstream answer becomes in the cache: its kind and TTL, or `None` when it is
+/// not to be cached (truncated, an rcode other than NOERROR/NXDOMAIN/SERVFAIL, a negative answer
+/// without SOA, or a TTL of zero).
+pub fn cacheability(response: &Response, config: &CacheConfig) -> Option<(CacheType, u32)> {
+    if response.truncated() {
+        return None;
+    }
+    let (kind, ttl) = match response.rcode() {
+        0 if response.counts[0] > 0 => (CacheType::Success, response.min_ttl?.min(config.max_ttl)),
+        0 | 3 => (
+            CacheType::Denial,
+            response.negative_ttl?.min(config.max_denial_ttl),
+        ),
+        2 => (CacheType::Denial, config.servfail_ttl),
+        _ => return None,
+    };
+    (ttl > 0).then_some((kind, ttl))
+}
+
+/// A cached answer and its bookkeeping.
+#[derive(Debug)]
+pub struct Entry {
+    key: Key,
+    answer: Answer,
+    kind: CacheType,
+    ttl: u32,
+    stored_at_ms: u64,
+    hits: AtomicU32,
+    referenced: AtomicBool,
+    prefetching: AtomicBool,
+}
+
+impl Entry {
+    /// The key.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The stored answer.
+    pub fn answer(&self) -> &Answer {
+        &self.answer
+    }
+
+    /// Seconds of TTL left at `now_ms`, counted down from the stored TTL; `None` once expired.
+    pub fn remaining_ttl(&self, now_ms: u64) -> Option<u32> {
+        let elapsed = now_ms.saturating_sub(self.stored_at_ms);
+        let ttl_ms = u64::from(self.ttl) * 1000;
+        (elapsed < ttl_ms).then(|| self.ttl - (elapsed / 1000) as u32)
+    }
+
+    fn expired_for_ms(&self, now_ms: u64) -> Option<u64> {
+        let expiry = self.stored_at_ms + u64::from(self.ttl) * 1000;
+        now_ms.checked_sub(expiry)
+    }
+}
+
+/// A query answered from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// Bytes written.
+    pub len: usize,
+    /// The entry is popular and about to expire: refresh it in the background.
+    pub prefetch: bool,
+}
+
+struct Shard {
+    /// Slot numbers, found by key hash.
+    index: HashTable<u32>,
+    /// The CLOCK ring; it only grows, up to `capacity`, and slots are replaced in place.
+    slots: Vec<Arc<Entry>>,
+    hand: usize,
+    capacity: usize,
+}
+
+/// The sharded answer cache.
+pub struct Cache {
+    shards: Box<[RwLock<Shard>]>,
+    hasher: RandomState,
+    config: CacheConfig,
+    clock: Clock,
+    stats: CacheStats,
+}
+
+impl Cache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig, clock: Clock) -> Self {
+        let capacity = config.capacity.max(1);
+        let wanted = (capacity / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
+        // The largest power of two not above `wanted`, so the shard is picked with a mask.
+        let shards = 1usize << (usize::BITS - 1 - wanted.leading_zeros());
+        let per_shard = capacity / shards;
+        Cache {
+            shards: (0..shards)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        index: HashTable::with_capacity(per_shard),
+                        slots: Vec::with_capacity(per_shard),
+                        hand: 0,
+                        capacity: per_shard,
+                    })
+                })
+                .collect(),
+            hasher: RandomState::default(),
+            config,
+            clock,
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The clock TTLs are counted on.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Entries held now (fresh or expired).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| read(shard).slots.len())
+            .sum()
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn locate(&self, key: KeyRef<'_>) -> (u64, &RwLock<Shard>) {
+        let hash = self.hasher.hash_one(key);
+        // The middle bits pick the shard: hashbrown uses the low bits for the slot and the top
+        // seven for its tag, so a shard's entries still spread over both.
+        let shard = ((hash >> 32) as usize) & (self.shards.len() - 1);
+        (hash, &self.shards[shard])
+    }
+
+    /// The entry for `key`, fresh or expired.
+    pub fn get(&self, key: KeyRef<'_>) -> Option<Arc<Entry>> {
+        let (hash, shard) = self.locate(key);
+        let shard = read(shard);
+        let slot = *shard
+            .index
+            .find(hash, |&slot| shard.slots[slot as usize].key.as_ref() == key)?;
+        Some(shard.slots[slot as usize].clone())
+    }
+
+    /// Answers `query` from a fresh entry into `out`, TTLs counted down; `None` on a miss. No
+    /// allocation, and the shard's read lock is held only to clone the entry's `Arc`.
+    pub fn answer(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<Hit> {
+        let fresh = self.get(KeyRef::of(query)).and_then(|entry| {
+            let now = self.clock.now_ms();
+            entry.remaining_ttl(now).map(|ttl| (entry, ttl, now))
+        });
+        let Some((entry, ttl, now)) = fresh else {
+            self.stats.miss();
+            return None;
+        };
+        let len = entry
+            .answer
+            .write(query, packet, out, transport, Some(ttl))?;
+        self.stats.hit(entry.kind);
+        // Only write the shared bit when it changes, so a hot entry's cache line stays shared.
+        if !entry.referenced.load(Ordering::Relaxed) {
+            entry.referenced.store(true, Ordering::Relaxed);
+        }
+        let prefetch = self.config.prefetch_hits > 0 && {
+            let hits = entry.hits.fetch_add(1, Ordering::Relaxed) + 1;
+            let left_ms = (u64::from(entry.ttl) * 1000).saturating_sub(now - entry.stored_at_ms);
+            hits >= self.config.prefetch_hits
+                && left_ms * 10 < u64::from(entry.ttl) * 1000
+                && !entry.prefetching.swap(true, Ordering::Relaxed)
+        };
+        Some(Hit { len, prefetch })
+    }
+
+    /// An entry expired less than `serve_stale` ago, for when every upstream failed.
+    pub fn stale(&self, key: KeyRef<'_>) -> Option<Arc<Entry>> {
+        if self.config.serve_stale.is_zero() {
+            return None;
+        }
+        let entry = self.get(key)?;
+        let expired_for = entry.expired_for_ms(self.clock.now_ms())?;
+        (expired_for <= self.config.serve_stale.as_millis() as u64).then_some(entry)
+    }
+
+    /// Stores `answer` under `key` for `ttl` seconds from now, replacing any entry for the key,
+    /// else filling the shard, else evicting by CLOCK; returns the stored entry.
+    pub fn insert(&self, key: Key, answer: Answer, kind: CacheType, ttl: u32) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            key,
+            answer,
+            kind,
+            ttl,
+            stored_at_ms: self.clock.now_ms(),
+            hits: AtomicU32::new(0),
+            referenced: AtomicBool::new(false),
+            prefetching: AtomicBool::new(false),
+        });
+        let (hash, shard) = self.locate(entry.key.as_ref());
+        self.stats.entries_changed(kind, 1);
+        // The replaced entry is dropped after the lock is released.
+        let replaced = {
+            let mut guard = write(shard);
+            let Shard {
+                index,
+                slots,
+                hand,
+                capacity,
+            } = &mut *guard;
+            let key = entry.key.as_ref();
+            if let Some(&slot) = index.find(hash, |&slot| slots[slot as usize].key.as_ref() == key)
+            {
+                Some(std::mem::replace(&mut slots[slot as usize], entry.clone()))
+            } else if slots.len() < *capacity {
+                slots.push(entry.clone());
+                let slot = (slots.len() - 1) as u32;
+                index.insert_unique(hash, slot, |&s| {
+                    self.hasher.hash_one(slots[s as usize].key.as_ref())
+                });
+                None
+            } else {
+                let victim = clock_victim(slots, hand);
+                let victim_hash = self.hasher.hash_one(slots[victim].key.as_ref());
+                if let Ok(found) = index.find_entry(victim_hash, |&s| s as usize == victim) {
+                    found.remove();
+                }
+                let evicted = std::mem::replace(&mut slots[victim], entry.clone());
+                self.stats.evicted(evicted.kind);
+                index.insert_unique(hash, victim as u32, |&s| {
+                    self.hasher.hash_one(slots[s as usize].key.as_ref())
+                });
+                Some(evicted)
+            }
+        };
+        if let Some(old) = replaced {
+            self.stats.entries_changed(old.kind, -1);
+        }
+        entry
+    }
+}
+
+/// Sweeps the CLOCK hand to the first unreferenced slot, clearing reference bits on the way; at
+/// most two turns (after one, every bit is clear).
+fn clock_victim(slots: &[Arc<Entry>], hand: &mut usize) -> usize {
+    for _ in 0..2 * slots.len() {
+        let at = *hand % slots.len();
+        *hand = (at + 1) % slots.len();
+        if !slots[at].referenced.swap(false, Ordering::Relaxed) {
+            return at;
+        }
+    }
+    *hand % slots.len()
+}
+
+/// A lock poisoned by a panic elsewhere still guards consistent data: slots are replaced whole.
+fn read(lock: &RwLock<Shard>) -> RwLockReadGuard<'_, Shard> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(lock: &RwLock<Shard>) -> RwLockWriteGuard<'_, Shard> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::forward::clock::ManualClock;
+    use crate::forward::message::{parse_response, write_query};
+
+    const NAME: &[u8] = b"\x03www\x07example\x03com\x00";
+
+    /// A client query for www.example.com A, spelled `spelling`, optionally with EDNS.
+    fn client_query(id: u16, spelling: &[u8], payload: Option<u16>) -> Vec<u8> {
+        let mut packet = write_query(id, spelling, 1, 1, false);
+        if let Some(payload) = payload {
+            let at = packet.len() - 8;
+            packet[at..at + 2].copy_from_slice(&payload.to_be_bytes());
+        } else {
+            packet.truncate(packet.len() - OPT_LEN);
+            packet[11] = 0;
+        }
+        packet
+    }
+
+    /// An upstream answer with `n` A records of TTL `ttl` and rcode `rcode`.
+    fn upstream_answer(n: u8, ttl: u32, rcode: u16) -> (Vec<u8>, Response) {
+        let mut packet = write_query(9, NAME, 1, 1, false);
+        packet.truncate(HEADER_LEN + NAME.len() + 4);
+        packet[2..4].copy_from_slice(&(0x8180 | rcode).to_be_bytes());
+        packet[6..8].copy_from_slice(&u16::from(n).to_be_bytes());
+        packet[11] = 0;
+        for i in 0..n {
+            packet.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+            packet.extend_from_slice(&ttl.to_be_bytes());
+            packet.extend_from_slice(&[0, 4, 10, 0, 0, i]);
+        }
+        let response = parse_response(&packet, 9, NAME, 1, 1).unwrap();
+        (packet, response)
+    }
+
+    fn cache(capacity: usize) -> (Cache, ManualClock) {
+        let (clock, hand) = Clock::manual();
+        let config = CacheConfig {
+            capacity,
+            serve_stale: Duration::from_secs(3600),
+            ..CacheConfig::default()
+        };
+        (Cache::new(config, clock), hand)
+    }
+
+    fn ttls(response: &[u8], records: usize) -> Vec<u32> {
+        let body = HEADER_LEN + NAME.len() + 4;
+        (0..records)
+            .map(|i| {
+                let at = body + i * 16 + 6;
+                u32::from_be_bytes(response[at..at + 4].try_into().unwrap())
+            })
+            .collect()
+    }
+
+    fn insert(cache: &Cache, n: u8, ttl: u32) {
+        let (packet, response) = upstream_answer(n, ttl, 0);
+        let (kind, ttl) = cacheability(&response, cache.config()).unwrap();
+        let query = client_query(1, NAME, None);
+        let parsed = clusterdns_zone::parse_query(&query).unwrap();
+        cache.insert(
+            KeyRef::of(&parsed).to_key(),
+            Answer::new(&packet, &response),
+            kind,
+            ttl,
+        );
+    }
+
+    #[test]
+    fn hit_patches_id_case_and_counts_ttl_down() {
+        let (cache, hand) = cache(100);
+        insert(&cache, 2, 300);
+        let packet = client_query(0x4242, b"\x03WwW\x07Example\x03COM\x00", Some(1232));
+        let query = clusterdns_zone::parse_query(&packet).unwrap();
+        let mut out = [0u8; 512];
+        let udp = Transport::Udp { max_payload: 1232 };
+        let hit = cache.answer(&query, &packet, &mut out, udp).unwrap();
+        assert_eq!(&out[..2], &[0x42, 0x42]);
+        assert_eq!(
+            &out[HEADER_LEN..HEADER_LEN + NAME.len()],
+            b"\x03WwW\x07Example\x03COM\x00"
+        );
+        assert_eq!(&out[6..12], &[0, 2, 0, 0, 0, 1], "2 answers and our OPT");
+        assert_eq!(ttls(&out, 2), vec![30, 30], "capped by max_ttl");
+        assert_eq!(hit.len, packet.len() + 32);
+        assert_eq!(out[2] & 0x80, 0x80, "QR");
+        assert_eq!(out[2] & 0x04, 0, "not authoritative");
+
+        hand.advance(Duration::from_millis(10_500));
+        cache.answer(&query, &packet, &mut out, udp).unwrap();
+        assert_eq!(ttls(&out, 2), vec![20, 20]);
+        hand.advance(Duration::from_millis(19_499));
+        cache.answer(&query, &packet, &mut out, udp).unwrap();
+        assert_eq!(ttls(&out, 2), vec![1, 1]);
+        hand.advance(Duration::from_millis(1));
+        assert!(
+            cache.answer(&query, &packet, &mut out, udp).is_none(),
+            "expired"
+        );
+        assert!(cache.stale(KeyRef::of(&query)).is_some());
+        hand.advance(Duration::from_secs(3601));
+        assert!(cache.stale(KeyRef::of(&query)).is_none(), "too stale");
+        assert_eq!(cache.stats().entries(CacheType::Success), 1);
+    }
+
+    #[test]
+    fn truncates_whole_records_over_udp() {
+        let (cache, _) = cache(100);
+        insert(&cache, 40, 60);
+        let packet = client_query(7, NAME, None);
+        let query = clusterdns_zone::parse_query(&packet).unwrap();
+        let mut out = vec![0u8; 65535];
+        let len = cache
+            .answer(
+                &query,
+                &packet,
+                &mut out,
+                Transport::Udp { max_payload: 4096 },
+            )
+            .unwrap()
+            .len;
+        let fits = (512 - packet.len()) / 16;
+        assert_eq!(len, packet.len() + fits * 16);
+        assert_eq!(out[2] & 0x02, 0x02, "TC");
+        assert_eq!(usize::from(u16::from_be_bytes([out[6], out[7]])), fits);
+
+        let len = cache
+            .answer(&query, &packet, &mut out, Transport::Tcp)
+            .unwrap()
+            .len;
+        assert_eq!(len, packet.len() + 40 * 16);
+        assert_eq!(out[2] & 0x02, 0, "no TC over TCP");
+    }
+
+    #[test]
+    fn negative_and_servfail_ttls() {
+        let config = CacheConfig::default();
+        let (_, servfail) = upstream_answer(0, 0, 2);
+        assert_eq!(
+            cacheability(&servfail, &config),
+            Some((CacheType::Denial, 2))
+        );
+        let (_, refused) = upstream_answer(0, 0, 5);
+        assert_eq!(cacheability(&refused, &config), None);
+        let (_, no_soa) = upstream_answer(0, 0, 3);
+        assert_eq!(
+            cacheability(&no_soa, &config),
+            None,
+            "RFC 2308 §5: no SOA, no caching"
+        );
+        let (_, zero) = upstream_answer(1, 0, 0);
+        assert_eq!(cacheability(&zero, &config), None);
+        let (_, short) = upstream_answer(1, 7, 0);
+        assert_eq!(cacheability(&short, &config), Some((CacheType::Success, 7)));
+    }
+
+    #[test]
+    fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
+        let (cache, _) = cache(4);
+        let mut out = [0u8; 512];
+        let names: Vec<Vec<u8>> = (0..8u8).map(|i| vec![1, b'a' + i, 0]).collect();
+        let store = |name: &[u8]| {
+            let (packet, response) = upstream_answer(1, 60, 0);
+            let key = KeyRef {
+                name,
+                qtype: 1,
+                qclass: 1,
+                dnssec_ok: false,
+            }
+            .to_key();
+            cache.insert(key, Answer::new(&packet, &response), CacheType::Success, 60);
+        };
+        for name in &names[..4] {
+            store(name);
+        }
+        // Hit the first entry, so the next insert evicts the second.
+        let packet = client_query(1, &names[0], None);
+        let query = clusterdns_zone::parse_query(&packet).unwrap();
+        assert!(cache
+            .answer(&query, &packet, &mut out, Transport::Tcp)
+            .is_some());
+        store(&names[4]);
+        assert_eq!(cache.len(), 4);
+        let present = |name: &[u8]| {
+            cache
+                .get(KeyRef {
+                    name,
+                    qtype: 1,
+                    qclass: 1,
+                    dnssec_ok: false,
+                })
+                .is_some()
+        };
+        assert!(present(&names[0]), "hit entry survives");
+        assert!(!present(&names[1]), "unreferenced entry evicted");
+        for name in &names[5..] {
+            store(name);
+        }
+        assert_eq!(cache.len(), 4);
+        assert_eq!(cache.stats().entries(CacheType::Success), 4);
+        let mut text = String::new();
+        cache.stats().write_prometheus("dns://:53", &mut text);
+        assert!(
+            text.contains("coredns_cache_evictions_total{server=\"dns://:53\",type=\"success\"} 4"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn prefetch_after_enough_hits_near_expiry() {
+        let (clock, hand) = Clock::manual();
+        let config = CacheConfig {
+            prefetch_hits: 3,
+            ..CacheConfig::default()
+        };
+        let cache = Cache::new(config, clock);
+        insert(&cache, 1, 30);
+        let packet = client_query(1, NAME, None);
+        let query = clusterdns_zone::parse_query(&packet).unwrap();
+        let mut out = [0u8; 512];
+        let mut ask = || {
+            cache
+                .answer(&query, &packet, &mut out, Transport::Tcp)
+                .unwrap()
+                .prefetch
+        };
+        assert!(!ask() && !ask() && !ask(), "fresh: no prefetch");
+        hand.advance(Duration::from_millis(27_500));
+        assert!(ask(), "hit 4 times with under 10% left");
+        assert!(!ask(), "only once");
+    }
+}

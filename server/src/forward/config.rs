@@ -1,0 +1,321 @@
+//! Flags of the forwarder and its cache, as a clap flag group to flatten into the server's
+//! `Config`, and their validation into a plain [`ForwardConfig`]. Defaults mirror CoreDNS's
+//! `forward` and `cache` plugins, and each says which option it mirrors.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::resolv::{parse_upstream, read_nameservers};
+
+/// The order in which upstreams are tried (CoreDNS `forward { policy }`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Policy {
+    /// A random healthy upstream first, then the others in random order.
+    Random,
+    /// Each query starts at the next upstream in turn.
+    RoundRobin,
+    /// Always in the given order: the first healthy upstream takes every query.
+    Sequential,
+}
+
+/// Forwarding and cache flags (CoreDNS `forward . /etc/resolv.conf` and `cache 30`).
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Forwarding and cache (names outside the cluster zone)")]
+pub struct ForwardArgs {
+    /// Upstream resolver as ip[:port], port 53 unless given (repeatable) [default: the
+    /// nameserver lines of --resolv-conf].
+    #[arg(long = "upstream", value_name = "ADDR", value_parser = parse_upstream)]
+    pub upstreams: Vec<SocketAddr>,
+
+    /// File whose `nameserver` lines are the upstreams when no --upstream is given.
+    #[arg(long, value_name = "PATH", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+
+    /// How upstreams are picked (CoreDNS `policy`, default random).
+    #[arg(long, value_enum, default_value_t = Policy::Random)]
+    pub policy: Policy,
+
+    /// Milliseconds to wait for one upstream before trying another.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub forward_timeout_ms: u64,
+
+    /// Failures in a row that mark an upstream down until a health check succeeds
+    /// (CoreDNS `max_fails`, default 2).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_fails: u32,
+
+    /// Milliseconds between health checks (`. NS` queries) of an upstream marked down
+    /// (CoreDNS `health_check`, default 0.5 s).
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub health_check_ms: u64,
+
+    /// Forwarded queries in flight at once; more are answered REFUSED (CoreDNS
+    /// `max_concurrent`, 1000 as the kubeadm-era CoreDNS deployments use).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: u32,
+
+    /// Largest TTL, in seconds, of a cached answer (CoreDNS `cache 30`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub cache_ttl: u32,
+
+    /// Largest TTL, in seconds, of a cached NXDOMAIN or NODATA answer (CoreDNS `denial`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub cache_denial_ttl: u32,
+
+    /// Seconds a SERVFAIL answer is cached; at most 300 (CoreDNS `servfail`, RFC 2308 §7.1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=300))]
+    pub cache_servfail_ttl: u32,
+
+    /// Answers the cache holds at most; past it the least recently hit are evicted.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub cache_size: u32,
+
+    /// Refresh an answer in the background when it has been hit this many times and has less
+    /// than 10% of its TTL left; 0 disables prefetch (CoreDNS `prefetch`, off by default).
+    #[arg(long, value_name = "HITS", default_value_t = 0)]
+    pub cache_prefetch: u32,
+
+    /// Seconds past its expiry that an answer may still be served, with TTL 30, when every
+    /// upstream fails; 0 disables serve-stale (CoreDNS `serve_stale`, RFC 8767; off by default).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=604_800))]
+    pub cache_serve_stale: u32,
+}
+
+/// Cache limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Cap on the TTL of positive answers.
+    pub max_ttl: u32,
+    /// Cap on the TTL of NXDOMAIN and NODATA answers.
+    pub max_denial_ttl: u32,
+    /// Cap on the TTL of SERVFAIL answers (0: not cached).
+    pub servfail_ttl: u32,
+    /// Entries at most.
+    pub capacity: usize,
+    /// Hits that make an entry worth prefetching (0: never).
+    pub prefetch_hits: u32,
+    /// How long after expiry an entry may be served stale (zero: never).
+    pub serve_stale: Duration,
+}
+
+impl Default for CacheConfig {
+    /// The flag defaults.
+    fn default() -> Self {
+        CacheConfig {
+            max_ttl: 30,
+            max_denial_ttl: 5,
+            servfail_ttl: 2,
+            capacity: 10_000,
+            prefetch_hits: 0,
+            serve_stale: Duration::ZERO,
+        }
+    }
+}
+
+/// A validated forwarding configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardConfig {
+    /// Upstream resolvers, in the order given.
+    pub upstreams: Vec<SocketAddr>,
+    /// How upstreams are picked.
+    pub policy: Policy,
+    /// Time allowed to one upstream for one query.
+    pub timeout: Duration,
+    /// Failures in a row that mark an upstream down.
+    pub max_fails: u32,
+    /// Interval of health checks of an upstream marked down.
+    pub health_check: Duration,
+    /// Client queries waiting on upstreams at most.
+    pub max_concurrent: usize,
+    /// The cache.
+    pub cache: CacheConfig,
+}
+
+impl ForwardConfig {
+    /// Defaults for `upstreams`: for tests and embedders.
+    pub fn new(upstreams: Vec<SocketAddr>) -> Self {
+        ForwardConfig {
+            upstreams,
+            policy: Policy::Random,
+            timeout: Duration::from_secs(2),
+            max_fails: 2,
+            health_check: Duration::from_millis(500),
+            max_concurrent: 1000,
+            cache: CacheConfig::default(),
+        }
+    }
+}
+
+/// A forwarding setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardConfigError {
+    /// The resolv.conf file cannot be read.
+    #[error("--resolv-conf {path}: {source} (give upstreams with --upstream instead)")]
+    ResolvConf {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Neither --upstream nor a nameserver line.
+    #[error("no upstream resolver: {0} has no nameserver line; give one with --upstream ADDR")]
+    NoUpstream(PathBuf),
+    /// An upstream is one of our own listen addresses.
+    #[error("upstream {upstream} is our own listen address {listen}: forwarding to it would loop")]
+    Loop {
+        /// The upstream.
+        upstream: SocketAddr,
+        /// The listen address it matches.
+        listen: SocketAddr,
+    },
+}
+
+impl ForwardArgs {
+    /// The validated configuration: upstreams from --upstream, else from --resolv-conf; none may
+    /// be one of `listen` (our own addresses).
+    pub fn config(&self, listen: &[SocketAddr]) -> Result<ForwardConfig, ForwardConfigError> {
+        let upstreams = if self.upstreams.is_empty() {
+            upstreams_from(&self.resolv_conf)?
+        } else {
+            self.upstreams.clone()
+        };
+        check_no_loop(&upstreams, listen)?;
+        Ok(ForwardConfig {
+            upstreams,
+            policy: self.policy,
+            timeout: Duration::from_millis(self.forward_timeout_ms),
+            max_fails: self.max_fails,
+            health_check: Duration::from_millis(self.health_check_ms),
+            max_concurrent: self.max_concurrent as usize,
+            cache: CacheConfig {
+                max_ttl: self.cache_ttl,
+                max_denial_ttl: self.cache_denial_ttl,
+                servfail_ttl: self.cache_servfail_ttl,
+                capacity: self.cache_size as usize,
+                prefetch_hits: self.cache_prefetch,
+                serve_stale: Duration::from_secs(u64::from(self.cache_serve_stale)),
+            },
+        })
+    }
+}
+
+fn upstreams_from(path: &Path) -> Result<Vec<SocketAddr>, ForwardConfigError> {
+    let found = read_nameservers(path).map_err(|source| ForwardConfigError::ResolvConf {
+        path: path.to_owned(),
+        source,
+    })?;
+    if found.is_empty() {
+        return Err(ForwardConfigError::NoUpstream(path.to_owned()));
+    }
+    Ok(found)
+}
+
+/// Refuses an upstream that is one of our own listeners: the same address and port, or a
+/// loopback address on the port of a wildcard listener of the same family. A loop through
+/// another resolver is caught at startup by the loop probe instead ([`super::Forwarder::check_loop`]).
+pub fn check_no_loop(
+    upstreams: &[SocketAddr],
+    listen: &[SocketAddr],
+) -> Result<(), ForwardConfigError> {
+    for &upstream in upstreams {
+        for &ours in listen {
+            let same_host = ours.ip() == upstream.ip()
+                || (ours.ip().is_unspecified()
+                    && upstream.ip().is_loopback()
+                    && ours.is_ipv4() == upstream.is_ipv4())
+                || is_mapped_same(ours.ip(), upstream.ip());
+            if same_host && ours.port() == upstream.port() {
+                return Err(ForwardConfigError::Loop {
+                    upstream,
+                    listen: ours,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `::ffff:a.b.c.d` and `a.b.c.d` name the same host.
+fn is_mapped_same(a: IpAddr, b: IpAddr) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    canonical(a) == canonical(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        forward: ForwardArgs,
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn defaults_mirror_coredns() {
+        let flags = Flags::parse_from(["t", "--upstream", "10.0.0.10"]);
+        let config = flags.forward.config(&[addr("0.0.0.0:53")]).unwrap();
+        assert_eq!(config, ForwardConfig::new(vec![addr("10.0.0.10:53")]));
+    }
+
+    #[test]
+    fn upstreams_from_resolv_conf() {
+        let dir = std::env::temp_dir().join(format!("clusterdns-resolv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("resolv.conf");
+        std::fs::write(&path, "nameserver 192.0.2.1\nnameserver 192.0.2.2\n").unwrap();
+        let path_arg = path.to_str().unwrap();
+        let flags = Flags::parse_from(["t", "--resolv-conf", path_arg, "--policy", "sequential"]);
+        let config = flags.forward.config(&[]).unwrap();
+        assert_eq!(
+            config.upstreams,
+            vec![addr("192.0.2.1:53"), addr("192.0.2.2:53")]
+        );
+        assert_eq!(config.policy, Policy::Sequential);
+
+        std::fs::write(&path, "search example.com\n").unwrap();
+        let error = flags.forward.config(&[]).unwrap_err().to_string();
+        assert!(error.contains("no nameserver line"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let error = flags.forward.config(&[]).unwrap_err().to_string();
+        assert!(error.contains("--resolv-conf"), "{error}");
+    }
+
+    #[test]
+    fn our_own_address_is_refused() {
+        let loops = [
+            ("127.0.0.1:53", "127.0.0.1:53"),
+            ("127.0.0.1:53", "0.0.0.0:53"),
+            ("[::1]:53", "[::]:53"),
+            ("[::ffff:127.0.0.1]:53", "127.0.0.1:53"),
+        ];
+        for (upstream, listen) in loops {
+            let error = check_no_loop(&[addr(upstream)], &[addr(listen)]);
+            assert!(error.is_err(), "{upstream} vs {listen}");
+        }
+        let fine = [
+            ("127.0.0.1:53", "127.0.0.1:5353"),
+            ("10.0.0.10:53", "0.0.0.0:53"),
+            ("127.0.0.1:53", "[::]:53"),
+        ];
+        for (upstream, listen) in fine {
+            assert!(
+                check_no_loop(&[addr(upstream)], &[addr(listen)]).is_ok(),
+                "{upstream} vs {listen}"
+            );
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Counters of the forwarder and its cache, as plain atomics bumped on the query path, rendered
+//! in the Prometheus text format under the names CoreDNS's `cache` and `forward` plugins use,
+//! so existing dashboards and alerts keep working.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Kinds of cached answers, as CoreDNS labels them: `success` (positive answers) and `denial`
+/// (NXDOMAIN, NODATA and cached SERVFAIL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheType {
+    /// A positive answer.
+    Success = 0,
+    /// NXDOMAIN, NODATA or SERVFAIL.
+    Denial = 1,
+}
+
+impl CacheType {
+    const ALL: [CacheType; 2] = [CacheType::Success, CacheType::Denial];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CacheType::Success => "success",
+            CacheType::Denial => "denial",
+        }
+    }
+}
+
+/// Cache counters.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    entries: [AtomicI64; 2],
+    hits: [AtomicU64; 2],
+    misses: AtomicU64,
+    prefetches: AtomicU64,
+    served_stale: AtomicU64,
+    evictions: [AtomicU64; 2],
+}
+
+impl CacheStats {
+    /// An entry of `kind` came in (+1) or went (-1).
+    pub fn entries_changed(&self, kind: CacheType, by: i64) {
+        self.entries[kind as usize].fetch_add(by, Ordering::Relaxed);
+    }
+
+    /// Entries of `kind` now held.
+    pub fn entries(&self, kind: CacheType) -> i64 {
+        self.entries[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// A query answered from an entry of `kind`.
+    pub fn hit(&self, kind: CacheType) {
+        self.hits[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A query the cache could not answer.
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A background refresh of an entry about to expire.
+    pub fn prefetch(&self) {
+        self.prefetches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An expired entry served because every upstream failed.
+    pub fn served_stale(&self) {
+        self.served_stale.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An entry of `kind` evicted to make room.
+    pub fn evicted(&self, kind: CacheType) {
+        self.evictions[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the `coredns_cache_*` families for the server block `server`.
+    pub fn write_prometheus(&self, server: &str, out: &mut String) {
+        let server = escape(server);
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        header(
+            out,
+            "coredns_cache_entries",
+            "gauge",
+            "The number of elements in the cache.",
+        );
+        for kind in CacheType::ALL {
+            let value = self.entries(kind).max(0);
+            let label = kind.label();
+            let _ = writeln!(
+                out,
+                "coredns_cache_entries{{server=\"{server}\",type=\"{label}\"}} {value}"
+            );
+        }
+        header(
+            out,
+            "coredns_cache_hits_total",
+            "counter",
+            "The count of cache hits.",
+        );
+        for kind in CacheType::ALL {
+            let value = load(&self.hits[kind as usize]);
+            let label = kind.label();
+            let _ = writeln!(
+                out,
+                "coredns_cache_hits_total{{server=\"{server}\",type=\"{label}\"}} {value}"
+            );
+        }
+        let single = [
+            (
+                "coredns_cache_misses_total",
+                "The count of cache misses.",
+                &self.misses,
+            ),
+            (
+                "coredns_cache_prefetch_total",
+                "The number of times the cache has prefetched a cached item.",
+                &self.prefetches,
+            ),
+            (
+                "coredns_cache_served_stale_total",
+                "The number of requests served from stale cache entries.",
+                &self.served_stale,
+            ),
+        ];
+        for (name, help, counter) in single {
+            header(out, name, "counter", help);
+            let _ = writeln!(out, "{name}{{server=\"{server}\"}} {}", load(counter));
+        }
+        header(
+            out,
+            "coredns_cache_evictions_total",
+            "counter",
+            "The count of cache evictions.",
+        );
+        for kind in CacheType::ALL {
+            let value = load(&self.evictions[kind as usize]);
+            let label = kind.label();
+            let _ = writeln!(
+                out,
+                "coredns_cache_evictions_total{{server=\"{server}\",type=\"{label}\"}} {value}"
+            );
+        }
+    }
+}
+
+/// Upper bounds of the request duration buckets, in seconds: CoreDNS's
+/// `ExponentialBuckets(0.00025, 2, 16)`.
+const BUCKETS: [f64; 16] = [
+    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
+    2.048, 4.096, 8.192,
+];
+/// Cells per (upstream, rcode): one per bucket, one past the last, the count and the sum in µs.
+const CELLS: usize = BUCKETS.len() + 3;
+/// Rcodes fit in the header's four bits; the OPT record's upper bits never reach here.
+const RCODES: usize = 16;
+
+/// The rcode mnemonics CoreDNS uses as labels.
+const RCODE_LABELS: [&str; RCODES] = [
+    "NOERROR",
+    "FORMERR",
+    "SERVFAIL",
+    "NXDOMAIN",
+    "NOTIMP",
+    "REFUSED",
+    "YXDOMAIN",
+    "YXRRSET",
+    "NXRRSET",
+    "NOTAUTH",
+    "NOTZONE",
+    "DSOTYPENI",
+    "RCODE12",
+    "RCODE13",
+    "RCODE14",
+    "RCODE15",
+];
+
+/// Forwarding counters.
+#[derive(Debug)]
+pub struct ForwardStats {
+    upstreams: Vec<SocketAddr>,
+    durations: Box<[AtomicU64]>,
+    max_concurrent_rejects: AtomicU64,
+    healthcheck_failures: Box<[AtomicU64]>,
+    healthcheck_broken: AtomicU64,
+}
+
+impl ForwardStats {
+    /// Counters for these upstreams.
+    pub fn new(upstreams: &[SocketAddr]) -> Self {
+        let zeros = |n| (0..n).map(|_| AtomicU64::new(0)).collect();
+        ForwardStats {
+            upstreams: upstreams.to_vec(),
+            durations: zeros(upstreams.len() * RCODES * CELLS),
+            max_concurrent_rejects: AtomicU64::new(0),
+            healthcheck_failures: zeros(upstreams.len()),
+            healthcheck_broken: AtomicU64::new(0),
+        }
+    }
+
+    /// Upstream `index` answered with `rcode` after `took`.
+    pub fn observe(&self, index: usize, rcode: u8, took: Duration) {
+        let base = (index * RCODES + usize::from(rcode & 0x0F)) * CELLS;
+        let seconds = took.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&le| seconds <= le)
+            .unwrap_or(BUCKETS.len());
+        let cells = &self.durations[base..base + CELLS];
+        cells[bucket].fetch_add(1, Ordering::Relaxed);
+        cells[CELLS - 2].fetch_add(1, Ordering::Relaxed);
+        cells[CELLS - 1].fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// A query refused because `--max-concurrent` queries were already in flight.
+    pub fn rejected(&self) {
+        self.max_concurrent_rejects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queries refused so far for `--max-concurrent`.
+    pub fn rejects(&self) -> u64 {
+        self.max_concurrent_rejects.load(Ordering::Relaxed)
+    }
+
+    /// A health check of upstream `index` failed.
+    pub fn healthcheck_failed(&self, index: usize) {
+        self.healthcheck_failures[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every upstream was down when a query came.
+    pub fn broken(&self) {
+        self.healthcheck_broken.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders the `coredns_proxy_request_duration_seconds` histogram and the `coredns_forward_*`
+    /// counters.
+    pub fn write_prometheus(&self, out: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        header(
+            out,
+            "coredns_proxy_request_duration_seconds",
+            "histogram",
+            "Histogram of the time each request took.",
+        );
+        for (index, upstream) in self.upstreams.iter().enumerate() {
+            for (rcode, rcode_label) in RCODE_LABELS.iter().enumerate() {
+                let base = (index * RCODES + rcode) * CELLS;
+                let cells = &self.durations[base..base + CELLS];
+                let count = load(&cells[CELLS - 2]);
+                if count == 0 {
+                    continue;
+                }
+                let labels =
+                    format!("proxy_name=\"forward\",to=\"{upstream}\",rcode=\"{rcode_label}\"");
+                let mut cumulative = 0;
+                for (le, cell) in BUCKETS.iter().zip(cells) {
+                    cumulative += load(cell);
+                    let _ = writeln!(
+                        out,
+                        "coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
+                    );
+                }
+                let sum = load(&cells[CELLS - 1]) as f64 / 1e6;
+                let _ = writeln!(
+                    out,
+                    "coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}\n\
+                     coredns_proxy_request_duration_seconds_sum{{{labels}}} {sum}\n\
+                     coredns_proxy_request_duration_seconds_count{{{labels}}} {count}"
+                );
+            }
+        }
+        header(
+            out,
+            "coredns_forward_max_concurrent_rejects_total",
+            "counter",
+            "Counter of the number of queries rejected because the concurrent queries were at maximum.",
+        );
+        let _ = writeln!(
+            out,
+            "coredns_forward_max_concurrent_rejects_total {}",
+            self.rejects()
+        );
+        header(
+            out,
+            "coredns_forward_healthcheck_failures_total",
+            "counter",
+            "Counter of the number of failed healthchecks.",
+        );
+        for (upstream, failures) in self.upstreams.iter().zip(self.healthcheck_failures.iter()) {
+            let _ = writeln!(
+                out,
+                "coredns_forward_healthcheck_failures_total{{to=\"{upstream}\"}} {}",
+                load(failures)
+            );
+        }
+        header(
+            out,
+            "coredns_forward_healthcheck_broken_total",
+            "counter",
+            "Counter of the number of complete failures of the healthchecks.",
+        );
+        let _ = writeln!(
+            out,
+            "coredns_forward_healthcheck_broken_total {}",
+            load(&self.healthcheck_broken)
+        );
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (Prometheus text format: backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_families_with_server_label() {
+        let stats = CacheStats::default();
+        stats.entries_changed(CacheType::Success, 2);
+        stats.entries_changed(CacheType::Denial, 1);
+        stats.hit(CacheType::Success);
+        stats.miss();
+        stats.evicted(CacheType::Denial);
+        let mut out = String::new();
+        stats.write_prometheus("dns://:53", &mut out);
+        for line in [
+            "# TYPE coredns_cache_entries gauge",
+            "coredns_cache_entries{server=\"dns://:53\",type=\"success\"} 2",
+            "coredns_cache_entries{server=\"dns://:53\",type=\"denial\"} 1",
+            "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 1",
+            "coredns_cache_hits_total{server=\"dns://:53\",type=\"denial\"} 0",
+            "coredns_cache_misses_total{server=\"dns://:53\"} 1",
+            "coredns_cache_prefetch_total{server=\"dns://:53\"} 0",
+            "coredns_cache_served_stale_total{server=\"dns://:53\"} 0",
+            "coredns_cache_evictions_total{server=\"dns://:53\",type=\"denial\"} 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+    }
+
+    #[test]
+    fn histogram_is_cumulative_and_only_for_seen_rcodes() {
+        let upstream: SocketAddr = "10.0.0.10:53".parse().unwrap();
+        let stats = ForwardStats::new(&[upstream]);
+        stats.observe(0, 0, Duration::from_micros(300));
+        stats.observe(0, 0, Duration::from_millis(3));
+        stats.observe(0, 0, Duration::from_secs(20));
+        stats.rejected();
+        stats.healthcheck_failed(0);
+        let mut out = String::new();
+        stats.write_prometheus(&mut out);
+        let labels = "proxy_name=\"forward\",to=\"10.0.0.10:53\",rcode=\"NOERROR\"";
+        for line in [
+            format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"0.00025\"}} 0"),
+            format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"0.0005\"}} 1"),
+            format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"0.004\"}} 2"),
+            format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"8.192\"}} 2"),
+            format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
+            format!("coredns_proxy_request_duration_seconds_count{{{labels}}} 3"),
+            "coredns_forward_max_concurrent_rejects_total 1".to_string(),
+            "coredns_forward_healthcheck_failures_total{to=\"10.0.0.10:53\"} 1".to_string(),
+            "coredns_forward_healthcheck_broken_total 0".to_string(),
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+        assert!(!out.contains("SERVFAIL"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,464 @@
+//! Forwarding of names outside the cluster zone to upstream resolvers, behind a cache
+//! (DESIGN.md §5; CoreDNS's `forward`, `cache` and `loop` plugins).
+//!
+//! ```text
+//!  listener ──Answered::Outside──▶ Forwarder::answer_cached ──hit──▶ response (sync, no alloc)
+//!                                        │ miss
+//!                                        ▼
+//!                     Forwarder::resolve (tokio): admit (≤ max_concurrent, else REFUSED)
+//!                                        │
+//!                     in flight for this key?  yes: wait for that fetch   no: start one
+//!                                        ▼
+//!   fetch: upstreams in policy order, skipping those down ──UDP──▶ TC? ──TCP──▶ validated answer
+//!          ├─ answer  ──▶ cache (if cacheable) ──▶ every waiter writes it with its own ID/case
+//!          └─ all failed (or SERVFAIL) ──▶ a stale entry (serve-stale) else SERVFAIL
+//! ```
+//!
+//! [`config`] holds the flags; [`resolv`] reads upstreams from resolv.conf; [`message`] builds
+//! upstream queries and validates answers; [`upstream`] exchanges them and keeps health;
+//! [`cache`] stores answers; [`clock`] is the cache's time; [`metrics`] renders the counters.
+//!
+//! Loop detection is done twice: at configuration time an upstream equal to one of our own
+//! listen addresses is refused ([`config::check_no_loop`]); at startup
+//! [`Forwarder::check_loop`] sends each upstream a `<random>.<random>.zone-loop-check.` HINFO
+//! query, and the listeners report it with [`Forwarder::is_loop_probe`] if it comes back to
+//! us through another resolver.
+
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod message;
+pub mod metrics;
+pub mod resolv;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use clusterdns_zone::answer::respond_rcode;
+use clusterdns_zone::wire::CLASS_IN;
+use clusterdns_zone::{Answered, Query, Rcode, Transport};
+use rand::seq::SliceRandom;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use cache::{cacheability, Answer, Cache, Entry, Key, KeyRef, STALE_TTL};
+use clock::Clock;
+use config::{ForwardConfig, Policy};
+use message::TYPE_HINFO;
+use metrics::ForwardStats;
+use upstream::Upstream;
+
+/// Upstreams tried for one query at most (each once, with its own timeout).
+const MAX_ATTEMPTS: usize = 3;
+/// Type NS, of the health-check query `. NS`.
+const TYPE_NS: u16 = 2;
+
+/// What every client waiting on one upstream fetch gets.
+#[derive(Clone, Debug)]
+enum Reply {
+    /// A cached answer: served with its remaining TTL.
+    Cached(Arc<Entry>),
+    /// An answer not to be cached: served with the upstream's TTLs.
+    Uncached(Arc<Answer>),
+    /// Every upstream failed; an expired entry stands in, with TTL 30 s.
+    Stale(Arc<Entry>),
+    /// Every upstream failed and there is nothing stale: SERVFAIL.
+    Failed,
+}
+
+/// A forwarding loop found at startup.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "forwarding loop: our probe query {probe} HINFO sent to upstream {upstream} came back to \
+     this server; point --upstream (or the nameservers of --resolv-conf) at a resolver that does \
+     not forward to us"
+)]
+pub struct LoopDetected {
+    /// The upstream that sent the probe back.
+    pub upstream: SocketAddr,
+    /// The probe name.
+    pub probe: String,
+}
+
+/// State shared by the forwarder's handles and background tasks.
+struct Shared {
+    config: ForwardConfig,
+    upstreams: Box<[Upstream]>,
+    cache: Cache,
+    stats: ForwardStats,
+    server_label: String,
+    /// Keys being fetched, with the clients waiting for each.
+    in_flight: Mutex<HashMap<Key, Vec<oneshot::Sender<Reply>>>>,
+    /// Client queries waiting on upstreams now.
+    waiting: AtomicUsize,
+    /// Where round-robin starts next.
+    rotation: AtomicUsize,
+    loop_probe: Box<[u8]>,
+    loop_probes_seen: AtomicU64,
+    runtime: Handle,
+}
+
+/// The forwarder and its cache; cheap to clone, one per server.
+#[derive(Clone)]
+pub struct Forwarder {
+    shared: Arc<Shared>,
+}
+
+/// Holds one of the `max_concurrent` places while a client waits on upstreams.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Forwarder {
+    /// A forwarder to `config.upstreams`, caching on `clock`, running its upstream exchanges and
+    /// health checks on `runtime`. `server_label` is the `server` label of the cache metrics
+    /// (CoreDNS spells it like `dns://:53`).
+    pub fn new(config: ForwardConfig, clock: Clock, server_label: &str, runtime: Handle) -> Self {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .copied()
+            .map(Upstream::new)
+            .collect();
+        Forwarder {
+            shared: Arc::new(Shared {
+                stats: ForwardStats::new(&config.upstreams),
+                cache: Cache::new(config.cache.clone(), clock),
+                upstreams,
+                config,
+                server_label: server_label.to_owned(),
+                in_flight: Mutex::new(HashMap::new()),
+                waiting: AtomicUsize::new(0),
+                rotation: AtomicUsize::new(0),
+                loop_probe: loop_probe_name(),
+                loop_probes_seen: AtomicU64::new(0),
+                runtime,
+            }),
+        }
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.shared.cache
+    }
+
+    /// Answers `query` (whose bytes are `packet`) from the cache into `out`; `None` on a miss.
+    /// Synchronous and allocation-free, for the UDP worker's batch; a hit that calls for a
+    /// prefetch starts it in the background.
+    pub fn answer_cached(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<usize> {
+        let hit = self.shared.cache.answer(query, packet, out, transport)?;
+        if hit.prefetch {
+            self.shared.cache.stats().prefetch();
+            Shared::start_fetch(&self.shared, KeyRef::of(query).to_key(), None);
+        }
+        Some(hit.len)
+    }
+
+    /// Answers `query` from upstreams after a cache miss: coalesced with identical queries in
+    /// flight, REFUSED past `max_concurrent`, SERVFAIL when every upstream fails and nothing
+    /// stale may stand in. `None` when `out` cannot hold even the question.
+    pub async fn resolve(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<usize> {
+        let shared = &self.shared;
+        let Some(_admitted) = shared.admit() else {
+            shared.stats.rejected();
+            return written(respond_rcode(query, packet, out, Rcode::Refused, transport));
+        };
+        let (sender, receiver) = oneshot::channel();
+        Shared::start_fetch(shared, KeyRef::of(query).to_key(), Some(sender));
+        // The fetch always replies (its time is bounded); a dropped sender means the runtime is
+        // shutting down.
+        let reply = receiver.await.unwrap_or(Reply::Failed);
+        let now = shared.cache.clock().now_ms();
+        match reply {
+            Reply::Cached(entry) => {
+                let ttl = entry.remaining_ttl(now).unwrap_or(0);
+                entry
+                    .answer()
+                    .write(query, packet, out, transport, Some(ttl))
+            }
+            Reply::Uncached(answer) => answer.write(query, packet, out, transport, None),
+            Reply::Stale(entry) => {
+                shared.cache.stats().served_stale();
+                entry
+                    .answer()
+                    .write(query, packet, out, transport, Some(STALE_TTL))
+            }
+            Reply::Failed => written(respond_rcode(
+                query,
+                packet,
+                out,
+                Rcode::ServFail,
+                transport,
+            )),
+        }
+    }
+
+    /// [`Forwarder::answer_cached`], else [`Forwarder::resolve`]: for callers that can wait
+    /// (TCP).
+    pub async fn answer(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<usize> {
+        if let Some(len) = self.answer_cached(query, packet, out, transport) {
+            return Some(len);
+        }
+        self.resolve(query, packet, out, transport).await
+    }
+
+    /// Whether `query` is our own loop probe come back; counted for [`Forwarder::check_loop`].
+    /// Cheap enough for every query outside the zone: one comparison of the type first. The
+    /// listener should answer it (e.g. REFUSED) and not forward it.
+    pub fn is_loop_probe(&self, query: &Query) -> bool {
+        if query.qtype != TYPE_HINFO || query.qname() != &*self.shared.loop_probe {
+            return false;
+        }
+        self.shared.loop_probes_seen.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Sends the loop probe to every upstream at once and fails if any of them passed it back to
+    /// us. Call it once the listeners serve; it takes at most one timeout. An upstream that does
+    /// not answer is not a loop (it is logged by the health checks instead).
+    pub async fn check_loop(&self) -> Result<(), LoopDetected> {
+        let shared = &self.shared;
+        let key = Key::new(&shared.loop_probe, TYPE_HINFO, CLASS_IN, false);
+        for upstream in shared.upstreams.iter() {
+            let seen_before = shared.loop_probes_seen.load(Ordering::Relaxed);
+            let _ = upstream
+                .exchange(&key, rand::random(), shared.config.timeout)
+                .await;
+            if shared.loop_probes_seen.load(Ordering::Relaxed) > seen_before {
+                return Err(LoopDetected {
+                    upstream: upstream.addr(),
+                    probe: dotted(&shared.loop_probe),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the cache and forwarding metrics in the Prometheus text format.
+    pub fn write_prometheus(&self, out: &mut String) {
+        let shared = &self.shared;
+        shared
+            .cache
+            .stats()
+            .write_prometheus(&shared.server_label, out);
+        shared.stats.write_prometheus(out);
+    }
+}
+
+impl Shared {
+    fn admit(&self) -> Option<Admitted<'_>> {
+        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let admitted = Admitted(&self.waiting);
+        (waiting < self.config.max_concurrent).then_some(admitted)
+    }
+
+    /// Adds `waiter` to the fetch of `key` in flight, or starts one (a prefetch starts one with
+    /// no waiter, and none if one is in flight).
+    fn start_fetch(shared: &Arc<Shared>, key: Key, waiter: Option<oneshot::Sender<Reply>>) {
+        let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(waiters) = in_flight.get_mut(&key) {
+            waiters.extend(waiter);
+            return;
+        }
+        in_flight.insert(key.clone(), waiter.into_iter().collect());
+        drop(in_flight);
+        let shared = shared.clone();
+        shared.runtime.clone().spawn(async move {
+            let reply = shared.fetch(&key).await;
+            let waiters = shared
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&key)
+                .unwrap_or_default();
+            for waiter in waiters {
+                let _ = waiter.send(reply.clone());
+            }
+        });
+    }
+
+    /// Asks the upstreams for `key` and turns the outcome into what the waiters get, caching it
+    /// on the way.
+    async fn fetch(self: &Arc<Self>, key: &Key) -> Reply {
+        let Some(exchanged) = self.forward(key).await else {
+            return self.stale(key).unwrap_or(Reply::Failed);
+        };
+        let response = &exchanged.response;
+        // RFC 8767 §4: an upstream SERVFAIL is a failure to resolve, like no answer at all.
+        if response.rcode() == Rcode::ServFail as u8 {
+            if let Some(stale) = self.stale(key) {
+                return stale;
+            }
+        }
+        let answer = Answer::new(&exchanged.packet, response);
+        match cacheability(response, self.cache.config()) {
+            Some((kind, ttl)) => Reply::Cached(self.cache.insert(key.clone(), answer, kind, ttl)),
+            None => Reply::Uncached(Arc::new(answer)),
+        }
+    }
+
+    fn stale(&self, key: &Key) -> Option<Reply> {
+        self.cache.stale(key.as_ref()).map(Reply::Stale)
+    }
+
+    /// Tries upstreams in policy order until one answers; `None` when none did.
+    async fn forward(self: &Arc<Self>, key: &Key) -> Option<upstream::Exchanged> {
+        for index in self.order().into_iter().take(MAX_ATTEMPTS) {
+            let upstream = &self.upstreams[index];
+            let started = Instant::now();
+            match upstream
+                .exchange(key, rand::random(), self.config.timeout)
+                .await
+            {
+                Ok(exchanged) => {
+                    self.stats
+                        .observe(index, exchanged.response.rcode(), started.elapsed());
+                    upstream.succeeded();
+                    return Some(exchanged);
+                }
+                Err(error) => {
+                    tracing::debug!(upstream = %upstream.addr(), %error, "forward: upstream failed");
+                    if upstream.failed(self.config.max_fails) {
+                        tracing::warn!(upstream = %upstream.addr(), "forward: upstream marked down");
+                        self.start_health_check(index);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The upstreams to try, healthy ones only unless every one is down (then all, as CoreDNS
+    /// does, counted as broken), in policy order.
+    fn order(&self) -> Vec<usize> {
+        let all = 0..self.upstreams.len();
+        let mut order: Vec<usize> = all
+            .clone()
+            .filter(|&i| !self.upstreams[i].is_down())
+            .collect();
+        if order.is_empty() && !self.upstreams.is_empty() {
+            self.stats.broken();
+            order = all.collect();
+        }
+        match self.config.policy {
+            Policy::Sequential => {}
+            Policy::RoundRobin if !order.is_empty() => {
+                let start = self.rotation.fetch_add(1, Ordering::Relaxed) % order.len();
+                order.rotate_left(start);
+            }
+            Policy::RoundRobin => {}
+            Policy::Random => order.shuffle(&mut rand::rng()),
+        }
+        order
+    }
+
+    /// Probes a down upstream with `. NS` every `health_check` until it answers (any rcode), or
+    /// until the forwarder is dropped.
+    fn start_health_check(self: &Arc<Self>, index: usize) {
+        let shared: Weak<Shared> = Arc::downgrade(self);
+        let interval = self.config.health_check;
+        let timeout = self.config.timeout;
+        let root = Key::new(&[0], TYPE_NS, CLASS_IN, false);
+        self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let upstream = &shared.upstreams[index];
+                if !upstream.is_down() {
+                    return;
+                }
+                match upstream.exchange(&root, rand::random(), timeout).await {
+                    Ok(_) => {
+                        tracing::info!(upstream = %upstream.addr(), "forward: upstream is back up");
+                        upstream.succeeded();
+                        return;
+                    }
+                    Err(_) => shared.stats.healthcheck_failed(index),
+                }
+            }
+        });
+    }
+}
+
+/// The response length, if a response was written.
+fn written(answered: Answered) -> Option<usize> {
+    match answered {
+        Answered::Response { len, .. } => Some(len),
+        _ => None,
+    }
+}
+
+/// `<random>.<random>.zone-loop-check.` in wire format.
+fn loop_probe_name() -> Box<[u8]> {
+    let mut name = Vec::with_capacity(64);
+    let first = rand::random::<u64>().to_string();
+    let second = rand::random::<u64>().to_string();
+    for label in [first.as_str(), second.as_str(), "zone-loop-check"] {
+        name.push(label.len() as u8);
+        name.extend_from_slice(label.as_bytes());
+    }
+    name.push(0);
+    name.into_boxed_slice()
+}
+
+/// A wire-format name with dots, for messages.
+fn dotted(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len == 0 {
+            break;
+        }
+        let label = wire
+            .get(at + 1..at + 1 + usize::from(len))
+            .unwrap_or_default();
+        out.push_str(&String::from_utf8_lossy(label));
+        out.push('.');
+        at += 1 + usize::from(len);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loop_probe_name_is_random_and_well_formed() {
+        let a = loop_probe_name();
+        let b = loop_probe_name();
+        assert_ne!(a, b);
+        let text = dotted(&a);
+        assert!(text.ends_with(".zone-loop-check."), "{text}");
+        assert_eq!(text.split('.').count(), 4);
+        assert_eq!(a.last(), Some(&0));
+    }
+}
