@@ -9,6 +9,8 @@
 //! - [`zonefile`]: the same records as RFC 1035 zone files (cluster zone, reverse zones), for
 //!   Knot DNS, NSD and Unbound;
 //! - [`queryfile`]: query files read back into wire-format queries, for the load generator;
+//! - [`load`] and [`latency`]: the load generator's engine (batched UDP, bounded in-flight
+//!   queries, timeouts) and its latency histogram;
 //! - [`check`]: responses reduced to comparable answer sets, to check two servers agree;
 //! - [`packet`]: query packets and reverse names for the criterion benches.
 //!
@@ -21,6 +23,8 @@
 
 pub mod check;
 pub mod generate;
+pub mod latency;
+pub mod load;
 pub mod packet;
 pub mod queries;
 pub mod queryfile;

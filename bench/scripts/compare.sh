@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# clusterdns side by side with Knot DNS, NSD and Unbound (DESIGN.md §7): builds the release
+# binaries once, then runs the `compare` binary, which installs missing servers with apt-get,
+# generates each cluster size, starts every server pinned to CPU 0, checks their answers against
+# clusterdns's, runs interleaved rounds of loadgen and dnsperf pinned to CPU 1, and prints
+# Markdown tables. Every argument goes to `compare` (see `compare --help`):
+#
+#   bench/scripts/compare.sh                                  # 1k,10k,50k; 3 rounds of 3 s
+#   bench/scripts/compare.sh --sizes 1k --rounds 1 --duration 1 --quiet-secs 0   # a smoke run
+#   bench/scripts/compare.sh --threads                        # also clusterdns with 2 workers
+#
+# Needs root (apt-get), two cores, loopback only. Not run in CI.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+command -v cargo >/dev/null || { echo "compare.sh: cargo not found" >&2; exit 1; }
+cargo build --release -q -p clusterdns -p clusterdns-bench --bins
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+exec "$TARGET_DIR/release/compare" "$@"
