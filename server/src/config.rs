@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 
+use crate::forward::config::{ForwardArgs, ForwardConfig, ForwardConfigError};
+
 /// Pod record mode (CoreDNS `kubernetes { pods ... }`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PodsArg {
@@ -95,6 +97,10 @@ pub struct Config {
     /// How often manifest files are checked for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60000))]
     pub manifest_poll_ms: u64,
+
+    /// Forwarding of names outside the cluster zone, and the cache of upstream answers.
+    #[command(flatten)]
+    pub forward: ForwardArgs,
 }
 
 /// A configuration value that cannot be used.
@@ -106,6 +112,9 @@ pub enum ConfigError {
     /// No `--listen` address.
     #[error("--listen: at least one address is needed")]
     NoListen,
+    /// The upstreams or cache flags cannot be used.
+    #[error(transparent)]
+    Forward(#[from] ForwardConfigError),
 }
 
 impl Config {
@@ -131,6 +140,7 @@ impl Config {
         if self.listen.is_empty() {
             return Err(ConfigError::NoListen);
         }
+        self.forward.config(&self.listen)?;
         Ok(())
     }
 
@@ -153,6 +163,8 @@ impl Config {
             max_udp_size: self.max_udp_size,
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
             max_tcp_connections: self.max_tcp_connections as usize,
+            // Checked by `validate`, which runs first.
+            forward: self.forward.config(&self.listen).ok(),
         }
     }
 }
@@ -176,6 +188,8 @@ pub struct ServeConfig {
     pub tcp_idle_timeout: Duration,
     /// Bound on open TCP connections.
     pub max_tcp_connections: usize,
+    /// Forwarding of names outside the zone; `None` answers them REFUSED.
+    pub forward: Option<ForwardConfig>,
 }
 
 impl ServeConfig {
@@ -187,6 +201,7 @@ impl ServeConfig {
             max_udp_size: 4096,
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 1024,
+            forward: None,
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The query handler: the zone's answer function, plus what the server does with names outside
-//! the cluster zone (REFUSED until forwarding exists), and what the metrics record of each reply.
+//! the cluster zone (the forwarder's cache, else handed back to the listener to forward; REFUSED
+//! when forwarding is off), and what the metrics record of each reply.
 
 use clusterdns_zone::answer::{parse_query, respond_rcode};
-use clusterdns_zone::{Answered, Rcode, Snapshot, Transport};
+use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
 
+use crate::forward::Forwarder;
 use crate::metrics::{Outcome, Plugin, ZoneLabel};
 
 /// A response written into the caller's buffer.
@@ -15,13 +17,26 @@ pub struct Reply {
     pub outcome: Outcome,
 }
 
-/// Answers one query packet into `out`; `None` means the packet is dropped unanswered.
+/// What became of one query.
+#[derive(Clone, Debug)]
+pub enum Handled {
+    /// A response is in the caller's buffer.
+    Reply(Reply),
+    /// Nothing to send.
+    Drop,
+    /// A name outside the zone that the cache could not answer: the caller forwards it with
+    /// [`Forwarder::resolve`] (boxed: the miss path allocates anyway, the hit path stays small).
+    Forward(Box<Query>),
+}
+
+/// Answers one query packet into `out` from the zone, else from the forwarder's cache.
 pub fn handle(
     snapshot: &Snapshot,
     packet: &[u8],
     out: &mut [u8],
     transport: Transport,
-) -> Option<Reply> {
+    forwarder: Option<&Forwarder>,
+) -> Handled {
     match clusterdns_zone::answer(snapshot, packet, out, transport) {
         Answered::Response { len, rcode } => {
             let (zone, plugin) = match rcode {
@@ -30,19 +45,51 @@ pub fn handle(
                 }
                 _ => (ZoneLabel::Cluster, Plugin::Kubernetes),
             };
-            Some(reply(out, len, rcode, zone, plugin))
+            Handled::Reply(reply(out, len, rcode, zone, plugin))
         }
-        Answered::Outside => {
-            let len = refuse(packet, out, transport)?;
-            Some(reply(
-                out,
-                len,
-                Rcode::Refused,
-                ZoneLabel::Root,
-                Plugin::Server,
-            ))
+        Answered::Outside => outside(packet, out, transport, forwarder),
+        Answered::Drop => Handled::Drop,
+    }
+}
+
+/// A name outside the zone (reverse names included, as CoreDNS's `fallthrough`): REFUSED
+/// without a forwarder or for our own loop probe, else the cache, else to be forwarded.
+fn outside(
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    forwarder: Option<&Forwarder>,
+) -> Handled {
+    // The zone parsed it already; parsing again costs less than carrying it out of the zone.
+    let Ok(query) = parse_query(packet) else {
+        return Handled::Drop;
+    };
+    match forwarder {
+        Some(forwarder) if !forwarder.is_loop_probe(&query) => {
+            match forwarder.answer_cached(&query, packet, out, transport) {
+                Some(len) => Handled::Reply(upstream_reply(out, len, Plugin::Cache)),
+                None => Handled::Forward(Box::new(query)),
+            }
         }
-        Answered::Drop => None,
+        _ => match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
+            Answered::Response { len, rcode } => {
+                Handled::Reply(reply(out, len, rcode, ZoneLabel::Root, Plugin::Server))
+            }
+            _ => Handled::Drop,
+        },
+    }
+}
+
+/// A reply of `len` bytes in `out` that came from upstreams (`plugin` cache or forward).
+pub fn upstream_reply(out: &[u8], len: usize, plugin: Plugin) -> Reply {
+    Reply {
+        len,
+        outcome: Outcome {
+            qtype: response_qtype(&out[..len]),
+            rcode: u16::from(out[3] & 0x0F),
+            zone: ZoneLabel::Root,
+            plugin,
+        },
     }
 }
 

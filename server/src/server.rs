@@ -1,6 +1,8 @@
 //! Starting and stopping the listeners: binds every socket first (so a port that cannot be bound
 //! stops startup before anything serves), then runs one UDP thread per worker socket and the TCP
-//! listeners on a small tokio runtime.
+//! listeners on a small tokio runtime. With forwarding on, that runtime also runs the
+//! forwarder's upstream exchanges and health checks, and the startup loop check: if our loop
+//! probe comes back to us, the process stops with the reason, as CoreDNS's `loop` plugin does.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +14,11 @@ use clusterdns_zone::Snapshot;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::ServeConfig;
+use crate::forward::clock::Clock;
+use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 use crate::sockets::{bind, BindError};
+use crate::udp::UdpForward;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +98,22 @@ impl Server {
         let stop_udp = Arc::new(AtomicBool::new(false));
         let (stop_tcp, stop_rx) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(config.max_tcp_connections));
+        let forwarder = config.forward.clone().map(|forward| {
+            let forwarder = Forwarder::new(
+                forward,
+                Clock::system(),
+                metrics.server_label(),
+                runtime.handle().clone(),
+            );
+            let rendered = forwarder.clone();
+            metrics.add_renderer(Box::new(move |out| rendered.write_prometheus(out)));
+            forwarder
+        });
+        let udp_forward = forwarder.clone().map(|forwarder| UdpForward {
+            forwarder,
+            runtime: runtime.handle().clone(),
+            counters: metrics.dns_counters(true),
+        });
         let mut addrs = Vec::new();
         let mut udp_threads = Vec::new();
         for address in bound {
@@ -102,9 +123,12 @@ impl Server {
                 let stop = stop_udp.clone();
                 let size = config.max_udp_size;
                 let counters = metrics.dns_counters(false);
+                let forward = udp_forward.clone();
                 let thread = std::thread::Builder::new()
                     .name(format!("clusterdns-udp-{i}"))
-                    .spawn(move || crate::udp::serve(socket, store, size, counters, stop))?;
+                    .spawn(move || {
+                        crate::udp::serve(socket, store, size, counters, forward, stop)
+                    })?;
                 udp_threads.push(thread);
             }
             for listener in address.tcp {
@@ -118,9 +142,19 @@ impl Server {
                     config.tcp_idle_timeout,
                     connections.clone(),
                     metrics.dns_counters(true),
+                    forwarder.clone(),
                     stop_rx.clone(),
                 ));
             }
+        }
+        if let Some(forwarder) = forwarder {
+            runtime.spawn(async move {
+                if let Err(error) = forwarder.check_loop().await {
+                    tracing::error!(%error, "stopping");
+                    eprintln!("clusterdns: {error}");
+                    std::process::exit(1);
+                }
+            });
         }
         Ok(Server {
             addrs,

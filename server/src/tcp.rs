@@ -1,5 +1,6 @@
 //! DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered in order, an idle
 //! timeout, and a bound on open connections (past it, new connections are closed at once).
+//! A name outside the zone that the cache cannot answer waits for the forwarder in place.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
-use crate::handler::handle;
-use crate::metrics::{DnsCounters, Family, Proto};
+use crate::forward::Forwarder;
+use crate::handler::{handle, upstream_reply, Handled};
+use crate::metrics::{DnsCounters, Family, Plugin, Proto};
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;
@@ -23,6 +25,7 @@ pub async fn serve(
     idle_timeout: Duration,
     connections: Arc<Semaphore>,
     counters: Arc<DnsCounters>,
+    forwarder: Option<Forwarder>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -42,13 +45,24 @@ pub async fn serve(
         let store = store.clone();
         let stop = stop.clone();
         let counters = counters.clone();
+        let forwarder = forwarder.clone();
         let family = if peer.is_ipv6() {
             Family::V6
         } else {
             Family::V4
         };
         tokio::spawn(async move {
-            connection(stream, store, idle_timeout, &counters, family, stop).await;
+            let forwarder = forwarder.as_ref();
+            connection(
+                stream,
+                store,
+                idle_timeout,
+                &counters,
+                family,
+                forwarder,
+                stop,
+            )
+            .await;
             drop(permit);
         });
     }
@@ -62,6 +76,7 @@ async fn connection(
     idle_timeout: Duration,
     counters: &DnsCounters,
     family: Family,
+    forwarder: Option<&Forwarder>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -84,9 +99,27 @@ async fn connection(
             _ = stop.changed() => return,
         };
         let received_at = Instant::now();
-        let snapshot = store.load();
-        let Some(reply) = handle(&snapshot, &query[..len], &mut out[2..], Transport::Tcp) else {
-            return;
+        let packet = &query[..len];
+        let handled = handle(
+            &store.load(),
+            packet,
+            &mut out[2..],
+            Transport::Tcp,
+            forwarder,
+        );
+        let reply = match (handled, forwarder) {
+            (Handled::Reply(reply), _) => reply,
+            (Handled::Forward(parsed), Some(forwarder)) => {
+                let answer = &mut out[2..];
+                let Some(len) = forwarder
+                    .resolve(&parsed, packet, answer, Transport::Tcp)
+                    .await
+                else {
+                    return;
+                };
+                upstream_reply(answer, len, Plugin::Forward)
+            }
+            (Handled::Drop | Handled::Forward(_), _) => return,
         };
         counters.record(Proto::Tcp, family, reply.outcome, received_at.elapsed());
         out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());

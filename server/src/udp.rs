@@ -5,6 +5,11 @@
 //! load when nothing changed. Each worker counts its queries in its own [`DnsCounters`], and reads
 //! the clock twice per batch: every query of a batch is recorded with the batch's time in the
 //! server, from the receive returning to the answers being ready.
+//!
+//! A name outside the zone that the forwarder's cache answers is served in the batch like any
+//! other; on a miss the query is copied to a task on the forwarder's runtime, which sends the
+//! upstream's answer from a clone of the worker's socket when it comes, without blocking the
+//! batch.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -15,9 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Cache};
-use clusterdns_zone::{Snapshot, Transport};
+use clusterdns_zone::{Query, Snapshot, Transport};
+use tokio::runtime::Handle;
 
-use crate::handler::handle;
+use crate::forward::Forwarder;
+use crate::handler::{handle, upstream_reply, Handled};
 use crate::metrics::{DnsCounters, Family, Outcome, Plugin, Proto, ZoneLabel};
 
 /// Queries received (and answers sent) per system call at most.
@@ -84,18 +91,94 @@ impl Batch {
     }
 }
 
-/// Serves `socket` until `stop` is set.
+/// What a UDP worker needs to forward names outside the zone.
+#[derive(Clone)]
+pub struct UdpForward {
+    /// The forwarder (and its cache).
+    pub forwarder: Forwarder,
+    /// The runtime forwarded queries wait on.
+    pub runtime: Handle,
+    /// Counters of forwarded replies, written by many tasks (so `shared`).
+    pub counters: Arc<DnsCounters>,
+}
+
+/// A forwarded query's way back: a clone of the worker's socket and the client's address.
+struct ReplyPath {
+    socket: Arc<UdpSocket>,
+    peer: libc::sockaddr_storage,
+    peer_len: libc::socklen_t,
+    family: Family,
+}
+
+impl UdpForward {
+    /// Forwards `query` on the runtime and sends the answer back along `path`.
+    fn spawn(&self, query: Box<Query>, packet: Vec<u8>, path: ReplyPath, transport: Transport) {
+        let forwarder = self.forwarder.clone();
+        let counters = self.counters.clone();
+        let received_at = Instant::now();
+        self.runtime.spawn(async move {
+            let mut out = vec![0u8; response_room(transport)];
+            let Some(len) = forwarder
+                .resolve(&query, &packet, &mut out, transport)
+                .await
+            else {
+                return;
+            };
+            // SAFETY: the address is the one recvmmsg filled in, with its length; the buffer
+            // lives across the call. MSG_DONTWAIT: a full send buffer drops the answer (the
+            // client retries) rather than blocking the runtime.
+            let sent = unsafe {
+                libc::sendto(
+                    path.socket.as_raw_fd(),
+                    out.as_ptr().cast(),
+                    len,
+                    libc::MSG_DONTWAIT,
+                    (&path.peer as *const libc::sockaddr_storage).cast(),
+                    path.peer_len,
+                )
+            };
+            if sent >= 0 {
+                let reply = upstream_reply(&out, len, Plugin::Forward);
+                counters.record(
+                    Proto::Udp,
+                    path.family,
+                    reply.outcome,
+                    received_at.elapsed(),
+                );
+            }
+        });
+    }
+}
+
+/// The largest UDP response for `transport`.
+fn response_room(transport: Transport) -> usize {
+    match transport {
+        Transport::Udp { max_payload } => usize::from(max_payload).max(512),
+        Transport::Tcp => usize::from(u16::MAX),
+    }
+}
+
+/// Serves `socket` until `stop` is set; names outside the zone go to `forward` when given.
 pub fn serve(
     socket: UdpSocket,
     store: Arc<ArcSwap<Snapshot>>,
     max_udp_size: u16,
     counters: Arc<DnsCounters>,
+    forward: Option<UdpForward>,
     stop: Arc<AtomicBool>,
 ) {
     if let Err(error) = socket.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!(%error, "udp: cannot set the receive timeout; worker not started");
         return;
     }
+    let reply_socket = match forward.as_ref().map(|_| socket.try_clone()).transpose() {
+        Ok(clone) => clone.map(Arc::new),
+        Err(error) => {
+            tracing::error!(%error, "udp: cannot clone the socket; worker not started");
+            return;
+        }
+    };
+    let forwarder = forward.as_ref().map(|f| &f.forwarder);
     let fd = socket.as_raw_fd();
     let mut cache = Cache::new(store);
     let mut batch = Batch::new(usize::from(max_udp_size));
@@ -139,26 +222,40 @@ pub fn serve(
             let query = &batch.queries[i * QUERY_BUFFER..i * QUERY_BUFFER + len];
             let size = batch.answer_size;
             let out = &mut batch.answers[ready * size..(ready + 1) * size];
-            if let Some(reply) = handle(snapshot, query, out, transport) {
-                batch.answer_iov[ready] = libc::iovec {
-                    iov_base: out.as_mut_ptr().cast(),
-                    iov_len: reply.len,
-                };
-                let family = match batch.peers[i].ss_family as i32 {
-                    libc::AF_INET6 => Family::V6,
-                    _ => Family::V4,
-                };
-                batch.outcomes[ready] = (reply.outcome, family);
-                let iov: *mut libc::iovec = &mut batch.answer_iov[ready];
-                let peer: *mut libc::sockaddr_storage = &mut batch.peers[i];
-                let namelen = batch.query_headers[i].msg_hdr.msg_namelen;
-                let header = &mut batch.answer_headers[ready].msg_hdr;
-                header.msg_iov = iov;
-                header.msg_iovlen = 1;
-                header.msg_name = peer.cast();
-                header.msg_namelen = namelen;
-                ready += 1;
-            }
+            let family = match batch.peers[i].ss_family as i32 {
+                libc::AF_INET6 => Family::V6,
+                _ => Family::V4,
+            };
+            let reply = match handle(snapshot, query, out, transport, forwarder) {
+                Handled::Reply(reply) => reply,
+                Handled::Drop => continue,
+                Handled::Forward(parsed) => {
+                    if let (Some(forward), Some(socket)) = (&forward, &reply_socket) {
+                        let path = ReplyPath {
+                            socket: socket.clone(),
+                            peer: batch.peers[i],
+                            peer_len: batch.query_headers[i].msg_hdr.msg_namelen,
+                            family,
+                        };
+                        forward.spawn(parsed, query.to_vec(), path, transport);
+                    }
+                    continue;
+                }
+            };
+            batch.answer_iov[ready] = libc::iovec {
+                iov_base: out.as_mut_ptr().cast(),
+                iov_len: reply.len,
+            };
+            batch.outcomes[ready] = (reply.outcome, family);
+            let iov: *mut libc::iovec = &mut batch.answer_iov[ready];
+            let peer: *mut libc::sockaddr_storage = &mut batch.peers[i];
+            let namelen = batch.query_headers[i].msg_hdr.msg_namelen;
+            let header = &mut batch.answer_headers[ready].msg_hdr;
+            header.msg_iov = iov;
+            header.msg_iovlen = 1;
+            header.msg_name = peer.cast();
+            header.msg_namelen = namelen;
+            ready += 1;
         }
         let elapsed = received_at.elapsed();
         for &(outcome, family) in &batch.outcomes[..ready] {

@@ -12,10 +12,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::{Clock, ManualClock};
 use clusterdns::forward::config::{ForwardConfig, Policy};
 use clusterdns::forward::Forwarder;
-use clusterdns_zone::{parse_query, Transport};
+use clusterdns::metrics::Metrics;
+use clusterdns::publisher::Publisher;
+use clusterdns::server::Server;
+use clusterdns_zone::{parse_query, Cluster, Transport, ZoneConfig};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio::runtime::Handle;
@@ -745,4 +749,98 @@ async fn loop_probe_coming_back_stops_startup() {
     let knot = Knot::start("loop");
     let (forwarder, _) = forwarder(config(vec![knot.addr]));
     forwarder.check_loop().await.expect("no loop");
+}
+
+/// A server answering an empty cluster zone over UDP and TCP on loopback, forwarding the rest.
+fn start_server(forward: ForwardConfig) -> (Server, Arc<Metrics>) {
+    let mut publisher = Publisher::new(ZoneConfig::default());
+    publisher.replace_all(Cluster::default());
+    publisher.set_synced();
+    publisher.publish();
+    let metrics = Arc::new(Metrics::new("dns://:53".into(), "cluster.local.".into()));
+    let mut serve = ServeConfig::loopback();
+    serve.forward = Some(forward);
+    let server = Server::start(&serve, publisher.store(), &metrics).expect("server starts");
+    (server, metrics)
+}
+
+fn tcp_exchange(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(server).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(packet);
+    stream.write_all(&framed).expect("send");
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).expect("length");
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut answer).expect("answer");
+    answer
+}
+
+#[test]
+fn server_forwards_outside_names_over_udp_and_tcp() {
+    let knot = Knot::start("server");
+    let proxy = Proxy::start(knot.addr);
+    let (server, metrics) = start_server(config(vec![proxy.addr]));
+    let addr = server.local_addrs()[0];
+    let udp = |name: &str, qtype| {
+        let answer = udp_exchange(
+            addr,
+            &query(0x4321, name, qtype, Some(1232)),
+            Duration::from_secs(3),
+        )
+        .expect("an answer over UDP");
+        Message::from_vec(&answer).expect("parses")
+    };
+    let forwarded = udp("www.example.test", RecordType::A);
+    assert_eq!(forwarded.metadata.id, 0x4321);
+    assert_eq!(answers(&forwarded), vec!["A 192.0.2.1"]);
+    let probes = proxy.queries(); // the startup loop probe went there too
+    let cached = udp("WWW.example.test", RecordType::A);
+    assert_eq!(answers(&cached), vec!["A 192.0.2.1"]);
+    assert_eq!(
+        proxy.queries(),
+        probes,
+        "the second answer came from the cache"
+    );
+
+    // A cluster name is the zone's, never forwarded.
+    let cluster = udp("nothere.default.svc.cluster.local", RecordType::A);
+    assert_eq!(cluster.metadata.response_code, ResponseCode::NXDomain);
+    assert!(cluster.metadata.authoritative);
+    // A reverse name the zone does not hold goes upstream (knotd refuses it: not its zone).
+    let reverse = udp("1.2.0.192.in-addr.arpa", RecordType::PTR);
+    assert_eq!(reverse.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(proxy.queries(), probes + 1, "forwarded");
+
+    // Over TCP, the big RRset whole (knotd truncates it over UDP; the forwarder retried on TCP,
+    // straight to knotd as the proxy speaks only UDP).
+    let (direct, _) = start_server(config(vec![knot.addr]));
+    let big = tcp_exchange(
+        direct.local_addrs()[0],
+        &query(9, "big.example.test", RecordType::A, None),
+    );
+    let big = Message::from_vec(&big).expect("parses");
+    assert_eq!(big.answers.len(), BIG);
+    direct.shutdown();
+
+    let text = metrics.render();
+    for wanted in [
+        "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 1",
+        "coredns_forward_max_concurrent_rejects_total 0",
+    ] {
+        assert!(has_line(&text, wanted), "missing {wanted:?} in\n{text}");
+    }
+    for plugin in ["cache", "forward", "kubernetes"] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("coredns_dns_responses_total")
+                    && l.contains(&format!("plugin=\"{plugin}\""))),
+            "no response counted for {plugin}:\n{text}"
+        );
+    }
+    server.shutdown();
 }
