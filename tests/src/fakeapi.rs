@@ -145,7 +145,7 @@ struct State {
     requests: Vec<LoggedRequest>,
     lists: HashMap<Kind, usize>,
     watches: HashMap<Kind, usize>,
-    open_watches: usize,
+    open_watches: HashMap<Kind, usize>,
 }
 
 impl State {
@@ -237,7 +237,7 @@ impl FakeApi {
                 requests: Vec::new(),
                 lists: HashMap::new(),
                 watches: HashMap::new(),
-                open_watches: 0,
+                open_watches: HashMap::new(),
             }),
             changed: watch::Sender::new(1),
             expired: watch::Sender::new(0),
@@ -377,9 +377,14 @@ impl FakeApi {
         self.shared.lock().watches.get(&kind).copied().unwrap_or(0)
     }
 
-    /// How many watch streams are open right now.
-    pub fn open_watches(&self) -> usize {
-        self.shared.lock().open_watches
+    /// How many watch streams of `kind` are open right now.
+    pub fn open_watches(&self, kind: Kind) -> usize {
+        self.shared
+            .lock()
+            .open_watches
+            .get(&kind)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A kubeconfig for this server: plain HTTP, no credentials.
@@ -459,10 +464,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
-            // Dropping the connection future closes the socket mid-stream: an abrupt cut.
+            // Dropping the connection future closes the socket mid-stream: an abrupt cut. The
+            // cut is checked first, so nothing is written after `drop_connections` returns.
             tokio::select! {
-                _ = connection => {}
+                biased;
                 _ = dropped.changed() => {}
+                _ = connection => {}
             }
         });
     }
@@ -826,6 +833,8 @@ struct WatchSpec {
     route: Route,
     query: Query,
     since: u64,
+    expired: watch::Receiver<u64>,
+    interval: Duration,
 }
 
 /// Opens a watch stream: a task writes newline-delimited events into the response body.
@@ -858,23 +867,27 @@ fn start_watch(
             state.rv
         }
     };
-    state.open_watches += 1;
+    *state.open_watches.entry(route.kind).or_default() += 1;
     let spec = WatchSpec {
         route,
         query,
         since,
+        // Subscribed under the state lock, so an `expire` after this answer always reaches it.
+        expired: shared.expired.subscribe(),
+        interval: state.bookmark_interval,
     };
-    let interval = state.bookmark_interval;
-    tokio::spawn(run_watch(shared.clone(), spec, first, interval, tx));
+    tokio::spawn(run_watch(shared.clone(), spec, first, tx));
     stream_response(rx)
 }
 
-/// Decrements the open-watch count when a watch task ends, however it ends.
-struct OpenWatch(Arc<Shared>);
+/// Decrements the open-watch count of a kind when a watch task ends, however it ends.
+struct OpenWatch(Arc<Shared>, Kind);
 
 impl Drop for OpenWatch {
     fn drop(&mut self) {
-        self.0.lock().open_watches -= 1;
+        if let Some(open) = self.0.lock().open_watches.get_mut(&self.1) {
+            *open -= 1;
+        }
     }
 }
 
@@ -882,14 +895,12 @@ async fn run_watch(
     shared: Arc<Shared>,
     mut spec: WatchSpec,
     first: Vec<String>,
-    interval: Duration,
     tx: mpsc::Sender<Result<Frame<Bytes>, io::Error>>,
 ) {
-    let _open = OpenWatch(shared.clone());
+    let _open = OpenWatch(shared.clone(), spec.route.kind);
     let mut changed = shared.changed.subscribe();
-    let mut expired = shared.expired.subscribe();
     let deadline = spec.query.timeout.map(|t| tokio::time::Instant::now() + t);
-    let mut bookmarks = tokio::time::interval(interval);
+    let mut bookmarks = tokio::time::interval(spec.interval);
     bookmarks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     bookmarks.tick().await;
     let mut pending = first;
@@ -918,7 +929,7 @@ async fn run_watch(
         tokio::select! {
             _ = changed.changed() => {}
             _ = bookmarks.tick(), if spec.query.bookmarks => bookmark_due = true,
-            _ = expired.changed() => {
+            _ = spec.expired.changed() => {
                 let compacted = shared.lock().compacted;
                 let _ = tx.send(Ok(Frame::data(Bytes::from(expired_event(spec.since, compacted))))).await;
                 return;

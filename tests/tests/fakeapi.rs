@@ -209,7 +209,7 @@ async fn expire_sends_410_and_the_watcher_relists_the_final_state() {
     let services: Api<Service> = Api::all(client(&api));
     let mut stream = spawn_watcher(services, false);
     initial(&mut stream).await;
-    until("watch open", || api.open_watches() == 1).await;
+    until("watch open", || api.open_watches(Kind::Service) == 1).await;
 
     api.expire();
     match next(&mut stream, "410").await {
@@ -371,7 +371,7 @@ async fn dropped_connections_resume_the_watch_without_a_relist() {
     let services: Api<Service> = Api::all(client(&api));
     let mut stream = spawn_watcher(services, false);
     initial(&mut stream).await;
-    until("watch open", || api.open_watches() == 1).await;
+    until("watch open", || api.open_watches(Kind::Service) == 1).await;
 
     api.drop_connections();
     // A change right after the cut (most likely before the client is back) is replayed by the
@@ -380,7 +380,7 @@ async fn dropped_connections_resume_the_watch_without_a_relist() {
     let event = next(&mut stream, "b after the cut").await;
     assert_eq!(name_of(&event), Some("b"), "{event:?}");
     until("watch reopened", || {
-        api.watches(Kind::Service) >= 2 && api.open_watches() == 1
+        api.watches(Kind::Service) >= 2 && api.open_watches(Kind::Service) == 1
     })
     .await;
     api.upsert(Kind::Service, svc("default", "c", "10.96.0.3"));
@@ -399,7 +399,7 @@ async fn an_outage_fails_requests_and_watches_resume_after_it() {
     initial(&mut stream).await;
 
     api.set_down(true);
-    until("watch cut", || api.open_watches() == 0).await;
+    until("watch cut", || api.open_watches(Kind::Service) == 0).await;
     let failed = tokio::time::timeout(STEP, services.list(&ListParams::default()))
         .await
         .expect("fails fast");
