@@ -1,0 +1,1128 @@
+//! The `clusterdns` binary against the fake Kubernetes API server (`tests/src/fakeapi.rs`), as
+//! an operator runs it with `--kubeconfig`: the initial sync, live changes and their latency,
+//! SERVFAIL before the first sync, answers through an outage, a re-list after 410 Gone, 403s
+//! logged once, dropped watch connections, and lameduck on SIGTERM. Every check is a real DNS
+//! answer over UDP or TCP, or a real request to `/health`, `/ready` or `/metrics`.
+
+// Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
+#[path = "../../tests/src/fakeapi.rs"]
+#[allow(dead_code)]
+mod fakeapi;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fakeapi::{FakeApi, Kind};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
+/// How long the binary may take to start answering or to sync.
+const STARTUP: Duration = Duration::from_secs(10);
+/// How long a change may take to show in answers while the API server is up.
+const PROPAGATION: Duration = Duration::from_secs(2);
+/// How long recovery may take after a fault ends: the source retries with a backoff that
+/// doubles from 100 ms up to 5 s.
+const RECOVERY: Duration = Duration::from_secs(15);
+
+const A: RecordType = RecordType::A;
+const SRV: RecordType = RecordType::SRV;
+const PTR: RecordType = RecordType::PTR;
+const CNAME: RecordType = RecordType::CNAME;
+
+/// A loopback port free for both UDP and TCP (bound and released; good enough for tests).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+/// A DNS answer, reduced to what the tests compare: the rcode and the answer section as sorted
+/// `TYPE RDATA` strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Answer {
+    rcode: ResponseCode,
+    records: Vec<String>,
+}
+
+impl Answer {
+    fn is(&self, records: &[&str]) -> bool {
+        self.rcode == ResponseCode::NoError && self.records == records
+    }
+
+    fn nxdomain(&self) -> bool {
+        self.rcode == ResponseCode::NXDomain
+    }
+}
+
+fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
+    let mut out = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out.extend_from_slice(&u16::from(qtype).to_be_bytes());
+    out.extend_from_slice(&[0, 1]);
+    out
+}
+
+fn parse(response: &[u8]) -> Answer {
+    let message = Message::from_vec(response).expect("a well-formed response");
+    let mut records: Vec<String> = message
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            RData::A(a) => format!("A {}", a.0),
+            RData::AAAA(a) => format!("AAAA {}", a.0),
+            RData::CNAME(name) => format!("CNAME {}", name.0),
+            RData::PTR(name) => format!("PTR {}", name.0),
+            RData::SRV(s) => format!("SRV {} {} {} {}", s.priority, s.weight, s.port, s.target),
+            other => format!("{} {other}", record.record_type()),
+        })
+        .collect();
+    records.sort();
+    Answer {
+        rcode: message.metadata.response_code,
+        records,
+    }
+}
+
+static NEXT_ID: AtomicU16 = AtomicU16::new(1);
+
+/// Asks over UDP; `None` when nothing came back within `timeout`.
+fn ask_udp(server: SocketAddr, name: &str, qtype: RecordType, timeout: Duration) -> Option<Answer> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.set_read_timeout(Some(timeout)).ok()?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    socket.send_to(&query(id, name, qtype), server).ok()?;
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (len, _) = socket.recv_from(&mut buf).ok()?;
+        if len >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+            return Some(parse(&buf[..len]));
+        }
+    }
+}
+
+/// Asks over a new TCP connection.
+fn ask_tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Option<Answer> {
+    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let message = query(NEXT_ID.fetch_add(1, Ordering::Relaxed), name, qtype);
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&message);
+    stream.write_all(&framed).ok()?;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).ok()?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut buf).ok()?;
+    Some(parse(&buf))
+}
+
+/// `GET path` over HTTP/1.1; the status code and body, or `None` when the connection failed.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
+
+/// The sum of the values of the samples of `name` whose labels contain every one of `labels`.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A loopback "upstream" that never answers and counts what reaches it, so forwarded queries
+/// stay on this machine and a test can tell that cluster names were not forwarded.
+struct Sink {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the sink");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let addr = socket.local_addr().expect("addr");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let (received, stop) = (received.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((len, _)) = socket.recv_from(&mut buf) {
+                        let question = Message::from_vec(&buf[..len]).ok().and_then(|m| {
+                            let q = m.queries.first()?;
+                            Some(format!("{} {}", q.name, q.query_type))
+                        });
+                        let mut log = received.lock().unwrap_or_else(|p| p.into_inner());
+                        log.push(question.unwrap_or_else(|| "(undecodable)".into()));
+                    }
+                }
+            });
+        }
+        Sink {
+            addr,
+            received,
+            stop,
+        }
+    }
+
+    /// The questions for names in the cluster zone that reached the sink. (The loop check's
+    /// `*.zone-loop-check.` probe and reverse names are forwarded by design, as CoreDNS does
+    /// with `fallthrough in-addr.arpa ip6.arpa`.)
+    fn cluster_names_received(&self) -> Vec<String> {
+        let received = self.received.lock().unwrap_or_else(|p| p.into_inner());
+        received
+            .iter()
+            .filter(|question| {
+                question
+                    .split(' ')
+                    .next()
+                    .is_some_and(|name| name.to_ascii_lowercase().ends_with("cluster.local."))
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A running `clusterdns` fed by a fake API server; killed when dropped.
+struct Running {
+    child: Mutex<Child>,
+    pid: u32,
+    dns: SocketAddr,
+    health: SocketAddr,
+    ready: SocketAddr,
+    metrics: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+    dir: PathBuf,
+    upstream: Sink,
+}
+
+impl Running {
+    /// Starts the binary against `api` with `extra` flags.
+    fn start(api: &FakeApi, name: &str, extra: &[&str]) -> Running {
+        let dir = std::env::temp_dir().join(format!(
+            "clusterdns-kubernetes-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let kubeconfig = dir.join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let (dns, health, ready, metrics) = (
+            loopback(free_port()),
+            loopback(free_port()),
+            loopback(free_port()),
+            loopback(free_port()),
+        );
+        let upstream = Sink::start();
+        let mut child = Command::new(BIN)
+            .args(["--kubeconfig", &kubeconfig.to_string_lossy()])
+            .args(["--upstream", &upstream.addr.to_string()])
+            // The sink never answers: fail forwarded queries well within a client's timeout.
+            .args(["--forward-timeout-ms", "200"])
+            .args(["--listen", &dns.to_string(), "--threads", "1"])
+            .args(["--health", &health.to_string()])
+            .args(["--ready", &ready.to_string()])
+            .args(["--metrics", &metrics.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn clusterdns");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut log = stderr.lock().unwrap_or_else(|p| p.into_inner());
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            });
+        }
+        Running {
+            pid: child.id(),
+            child: Mutex::new(child),
+            dns,
+            health,
+            ready,
+            metrics,
+            stderr,
+            dir,
+            upstream,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn ask(&self, name: &str, qtype: RecordType) -> Answer {
+        ask_udp(self.dns, name, qtype, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("no answer to {name} {qtype}\n{}", self.stderr()))
+    }
+
+    fn ask_tcp(&self, name: &str, qtype: RecordType) -> Answer {
+        ask_tcp(self.dns, name, qtype)
+            .unwrap_or_else(|| panic!("no TCP answer to {name} {qtype}\n{}", self.stderr()))
+    }
+
+    fn get(&self, addr: SocketAddr, path: &str) -> (u16, String) {
+        http_get(addr, path).unwrap_or_else(|| panic!("GET {path}: no answer\n{}", self.stderr()))
+    }
+
+    fn ready_code(&self) -> u16 {
+        self.get(self.ready, "/ready").0
+    }
+
+    fn metrics_text(&self) -> String {
+        let (code, text) = self.get(self.metrics, "/metrics");
+        assert_eq!(code, 200, "/metrics");
+        text
+    }
+
+    /// Waits until the DNS port answers at all (any rcode).
+    fn wait_serving(&self) {
+        let started = Instant::now();
+        while ask_udp(
+            self.dns,
+            "kubernetes.default.svc.cluster.local",
+            A,
+            Duration::from_millis(200),
+        )
+        .is_none()
+        {
+            self.assert_alive();
+            assert!(
+                started.elapsed() < STARTUP,
+                "not answering within {STARTUP:?}\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    /// Waits until `/ready` answers 200; returns how long that took.
+    fn wait_ready(&self, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            if http_get(self.ready, "/ready").is_some_and(|(code, _)| code == 200) {
+                return started.elapsed();
+            }
+            self.assert_alive();
+            assert!(
+                started.elapsed() < within,
+                "/ready not 200 within {within:?}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits until `name qtype` satisfies `condition`; returns how long after `since` it did.
+    fn wait_answer(
+        &self,
+        since: Instant,
+        within: Duration,
+        name: &str,
+        qtype: RecordType,
+        condition: impl Fn(&Answer) -> bool,
+    ) -> Duration {
+        loop {
+            let answer = ask_udp(self.dns, name, qtype, Duration::from_millis(500));
+            if answer.as_ref().is_some_and(&condition) {
+                return since.elapsed();
+            }
+            assert!(
+                since.elapsed() < within,
+                "{name} {qtype}: still {answer:?} after {within:?}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn assert_alive(&self) {
+        let status = self.child().try_wait();
+        if let Ok(Some(status)) = status {
+            panic!("clusterdns exited with {status}\n{}", self.stderr());
+        }
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+    }
+
+    /// Waits for the exit, failing after `within`.
+    fn wait_exit(&self, within: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            let status = self.child().try_wait().expect("wait");
+            if let Some(status) = status {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "no exit within {within:?}\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(child);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn http(name: &str, port: u16) -> Value {
+    fakeapi::port(name, port, "TCP")
+}
+
+/// The slice of the headless `db`: db-0 ready, db-1 with the condition unset (ready), db-2 not
+/// ready, plus `extra`.
+fn db_slice(extra: &[Value]) -> Value {
+    let mut endpoints = vec![
+        fakeapi::endpoint(&["10.1.0.1"], Some("db-0"), Some(true)),
+        fakeapi::endpoint(&["10.1.0.2"], Some("db-1"), None),
+        fakeapi::endpoint(&["10.1.0.3"], Some("db-2"), Some(false)),
+    ];
+    endpoints.extend_from_slice(extra);
+    fakeapi::endpoint_slice(
+        "default",
+        "db-abcde",
+        "db",
+        "IPv4",
+        &[http("postgres", 5432)],
+        &endpoints,
+    )
+}
+
+/// The cluster every test starts from.
+fn seed(api: &FakeApi) {
+    for ns in ["default", "kube-system"] {
+        api.upsert(Kind::Namespace, fakeapi::namespace(ns));
+    }
+    let services = [
+        fakeapi::service(
+            "default",
+            "kubernetes",
+            &["10.96.0.1"],
+            &[http("https", 443)],
+        ),
+        fakeapi::service("default", "web", &["10.96.0.20"], &[http("http", 80)]),
+        fakeapi::service(
+            "kube-system",
+            "kube-dns",
+            &["10.96.0.10"],
+            &[fakeapi::port("dns", 53, "UDP"), http("dns-tcp", 53)],
+        ),
+        fakeapi::headless_service("default", "db", &[http("postgres", 5432)]),
+        fakeapi::external_name_service("default", "ext", "web.default.svc.cluster.local"),
+        fakeapi::external_name_service("default", "out", "example.com"),
+    ];
+    for service in services {
+        api.upsert(Kind::Service, service);
+    }
+    api.upsert(Kind::EndpointSlice, db_slice(&[]));
+    api.upsert(
+        Kind::EndpointSlice,
+        fakeapi::endpoint_slice(
+            "default",
+            "web-xyz",
+            "web",
+            "IPv4",
+            &[http("http", 8080)],
+            &[fakeapi::endpoint(&["10.1.1.1"], None, Some(true))],
+        ),
+    );
+    api.upsert(Kind::Pod, fakeapi::pod("default", "web-1", "10.1.1.1"));
+}
+
+/// A fake API with the seed cluster, and the binary synced to it.
+fn synced(name: &str, extra: &[&str]) -> (FakeApi, Running) {
+    let api = FakeApi::start();
+    seed(&api);
+    let running = Running::start(&api, name, extra);
+    let took = running.wait_ready(STARTUP);
+    eprintln!("{name}: ready {took:?} after start");
+    (api, running)
+}
+
+const KUBERNETES: &str = "kubernetes.default.svc.cluster.local";
+const DB: &str = "db.default.svc.cluster.local";
+const WEB: &str = "web.default.svc.cluster.local";
+
+/// The seed cluster's answers.
+fn assert_seed_answers(running: &Running) {
+    let checks: [(&str, RecordType, &[&str]); 10] = [
+        (KUBERNETES, A, &["A 10.96.0.1"]),
+        (
+            "_https._tcp.kubernetes.default.svc.cluster.local",
+            SRV,
+            &["SRV 0 100 443 kubernetes.default.svc.cluster.local."],
+        ),
+        (
+            "_dns._udp.kube-dns.kube-system.svc.cluster.local",
+            SRV,
+            &["SRV 0 100 53 kube-dns.kube-system.svc.cluster.local."],
+        ),
+        (DB, A, &["A 10.1.0.1", "A 10.1.0.2"]),
+        ("db-0.db.default.svc.cluster.local", A, &["A 10.1.0.1"]),
+        (
+            "_postgres._tcp.db.default.svc.cluster.local",
+            SRV,
+            &[
+                "SRV 0 50 5432 db-0.db.default.svc.cluster.local.",
+                "SRV 0 50 5432 db-1.db.default.svc.cluster.local.",
+            ],
+        ),
+        (
+            "1.0.96.10.in-addr.arpa",
+            PTR,
+            &["PTR kubernetes.default.svc.cluster.local."],
+        ),
+        (
+            "1.0.1.10.in-addr.arpa",
+            PTR,
+            &["PTR db-0.db.default.svc.cluster.local."],
+        ),
+        (
+            "ext.default.svc.cluster.local",
+            A,
+            &["A 10.96.0.20", "CNAME web.default.svc.cluster.local."],
+        ),
+        (
+            "out.default.svc.cluster.local",
+            CNAME,
+            &["CNAME example.com."],
+        ),
+    ];
+    for (name, qtype, records) in checks {
+        let answer = running.ask(name, qtype);
+        assert!(
+            answer.is(records),
+            "{name} {qtype}: {answer:?}, want {records:?}"
+        );
+    }
+    let tcp = running.ask_tcp(KUBERNETES, A);
+    assert!(tcp.is(&["A 10.96.0.1"]), "over TCP: {tcp:?}");
+    let missing = running.ask("missing.default.svc.cluster.local", A);
+    assert!(missing.nxdomain(), "a missing Service: {missing:?}");
+}
+
+#[test]
+fn initial_sync_answers_every_kind_and_reports_ready() {
+    let (api, running) = synced("initial", &[]);
+    assert_seed_answers(&running);
+    let forwarded = running.upstream.cluster_names_received();
+    assert!(
+        forwarded.is_empty(),
+        "cluster names forwarded: {forwarded:?}"
+    );
+    assert_eq!(running.get(running.health, "/health").0, 200);
+    assert_eq!(running.ready_code(), 200);
+    let text = running.metrics_text();
+    for name in [
+        "coredns_dns_requests_total",
+        "coredns_dns_responses_total",
+        "coredns_build_info",
+        "coredns_kubernetes_dns_programming_duration_seconds",
+    ] {
+        assert!(text.contains(name), "/metrics lacks {name}");
+    }
+    assert!(
+        metric(&text, "coredns_dns_requests_total", &[]) >= 12.0,
+        "queries counted"
+    );
+    for kind in [Kind::Namespace, Kind::Service, Kind::EndpointSlice] {
+        assert_eq!(api.lists(kind), 1, "{kind:?} listed once");
+        assert!(api.watches(kind) >= 1, "{kind:?} watched");
+    }
+}
+
+#[test]
+fn changes_through_the_api_show_in_answers() {
+    let (api, running) = synced("changes", &[]);
+    let name = "new.default.svc.cluster.local";
+    let mut timings = Vec::new();
+    let mut step = |what: &str, write: &dyn Fn(), name: &str, check: &dyn Fn(&Answer) -> bool| {
+        let written = Instant::now();
+        write();
+        let took = running.wait_answer(written, PROPAGATION, name, A, check);
+        timings.push(format!("{what}: {took:?}"));
+    };
+    step(
+        "Service added",
+        &|| {
+            api.upsert(
+                Kind::Service,
+                fakeapi::service("default", "new", &["10.96.0.50"], &[]),
+            );
+        },
+        name,
+        &|a| a.is(&["A 10.96.0.50"]),
+    );
+    step(
+        "ClusterIP changed",
+        &|| {
+            api.upsert(
+                Kind::Service,
+                fakeapi::service("default", "new", &["10.96.0.51"], &[]),
+            );
+        },
+        name,
+        &|a| a.is(&["A 10.96.0.51"]),
+    );
+    step(
+        "endpoint added",
+        &|| {
+            let extra = fakeapi::endpoint(&["10.1.0.4"], Some("db-3"), Some(true));
+            let slice = fakeapi::with_trigger_time(db_slice(&[extra]), &fakeapi::now_rfc3339());
+            api.upsert(Kind::EndpointSlice, slice);
+        },
+        DB,
+        &|a| a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.4"]),
+    );
+    step(
+        "endpoint not ready",
+        &|| {
+            let slice = fakeapi::endpoint_slice(
+                "default",
+                "db-abcde",
+                "db",
+                "IPv4",
+                &[http("postgres", 5432)],
+                &[
+                    fakeapi::endpoint(&["10.1.0.1"], Some("db-0"), Some(false)),
+                    fakeapi::endpoint(&["10.1.0.2"], Some("db-1"), Some(true)),
+                ],
+            );
+            api.upsert(
+                Kind::EndpointSlice,
+                fakeapi::with_trigger_time(slice, &fakeapi::now_rfc3339()),
+            );
+        },
+        DB,
+        &|a| a.is(&["A 10.1.0.2"]),
+    );
+    step(
+        "EndpointSlice deleted",
+        &|| {
+            api.delete(Kind::EndpointSlice, "default", "db-abcde");
+        },
+        DB,
+        &Answer::nxdomain,
+    );
+    step(
+        "Service deleted",
+        &|| {
+            api.delete(Kind::Service, "default", "new");
+        },
+        name,
+        &Answer::nxdomain,
+    );
+    step(
+        "Namespace and Service added",
+        &|| {
+            api.upsert(Kind::Namespace, fakeapi::namespace("team"));
+            api.upsert(
+                Kind::Service,
+                fakeapi::service("team", "api", &["10.96.7.7"], &[]),
+            );
+        },
+        "api.team.svc.cluster.local",
+        &|a| a.is(&["A 10.96.7.7"]),
+    );
+    eprintln!("write-to-answer latency:\n  {}", timings.join("\n  "));
+    let text = running.metrics_text();
+    let programmed = metric(
+        &text,
+        "coredns_kubernetes_dns_programming_duration_seconds_count",
+        &[],
+    );
+    assert!(
+        programmed >= 2.0,
+        "two slices with a trigger time were programmed, histogram count {programmed}\n{text}"
+    );
+}
+
+/// Starts the binary with `--startup-timeout 0` while `fault` keeps it from syncing: every
+/// cluster name answers SERVFAIL (never NXDOMAIN) and `/ready` is 503; once `lift` runs, it
+/// syncs and answers.
+fn servfail_until_synced(name: &str, fault: impl Fn(&FakeApi), lift: impl Fn(&FakeApi)) {
+    let api = FakeApi::start();
+    seed(&api);
+    fault(&api);
+    let running = Running::start(&api, name, &["--startup-timeout", "0"]);
+    running.wait_serving();
+    let until = Instant::now() + Duration::from_secs(1);
+    let mut asked = 0;
+    while Instant::now() < until {
+        for (qname, qtype) in [
+            (KUBERNETES, A),
+            ("missing.default.svc.cluster.local", A),
+            ("_https._tcp.kubernetes.default.svc.cluster.local", SRV),
+            ("1.0.96.10.in-addr.arpa", PTR),
+        ] {
+            let answer = running.ask(qname, qtype);
+            assert_eq!(
+                answer.rcode,
+                ResponseCode::ServFail,
+                "{qname} {qtype} before the first sync: {answer:?}"
+            );
+            asked += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tcp = running.ask_tcp(KUBERNETES, A);
+    assert_eq!(tcp.rcode, ResponseCode::ServFail, "over TCP: {tcp:?}");
+    let forwarded = running.upstream.cluster_names_received();
+    assert!(
+        forwarded.is_empty(),
+        "forwarded before the sync: {forwarded:?}"
+    );
+    assert_eq!(running.ready_code(), 503, "/ready before the first sync");
+    assert_eq!(running.get(running.health, "/health").0, 200);
+
+    let lifted = Instant::now();
+    lift(&api);
+    let answered = running.wait_answer(lifted, RECOVERY, KUBERNETES, A, |a| a.is(&["A 10.96.0.1"]));
+    let ready = running.wait_ready(Duration::from_secs(2));
+    eprintln!("{name}: {asked} SERVFAILs before sync; answering {answered:?} after the fault ended, /ready 200 {ready:?} later");
+    assert_seed_answers(&running);
+}
+
+#[test]
+fn servfail_before_sync_while_forbidden_then_answers() {
+    servfail_until_synced(
+        "servfail-forbidden",
+        |api| api.forbid(Kind::EndpointSlice, true),
+        |api| api.forbid(Kind::EndpointSlice, false),
+    );
+}
+
+#[test]
+fn servfail_before_sync_while_the_api_is_down_then_answers() {
+    servfail_until_synced(
+        "servfail-down",
+        |api| api.set_down(true),
+        |api| api.set_down(false),
+    );
+}
+
+#[test]
+fn startup_timeout_holds_answers_back_until_it_expires() {
+    let api = FakeApi::start();
+    seed(&api);
+    api.forbid(Kind::Service, true);
+    let started = Instant::now();
+    let running = Running::start(&api, "startup-timeout", &["--startup-timeout", "1"]);
+    let first = loop {
+        if let Some(answer) = ask_udp(running.dns, KUBERNETES, A, Duration::from_millis(100)) {
+            break answer;
+        }
+        running.assert_alive();
+        assert!(
+            started.elapsed() < STARTUP,
+            "never answered\n{}",
+            running.stderr()
+        );
+    };
+    let answering = started.elapsed();
+    assert_eq!(
+        first.rcode,
+        ResponseCode::ServFail,
+        "unsynced after the timeout: {first:?}"
+    );
+    assert!(
+        answering >= Duration::from_millis(900),
+        "answered {answering:?} after start, before the 1 s startup timeout"
+    );
+    assert_eq!(running.ready_code(), 503);
+    api.forbid(Kind::Service, false);
+    let lifted = Instant::now();
+    let synced = running.wait_answer(lifted, RECOVERY, KUBERNETES, A, |a| a.is(&["A 10.96.0.1"]));
+    eprintln!("startup-timeout: first answer (SERVFAIL) {answering:?} after start; synced {synced:?} after the 403s ended");
+}
+
+#[test]
+fn answers_continue_through_an_api_outage_and_catch_up_after() {
+    let (api, running) = synced("outage", &[]);
+    api.set_down(true);
+    let down = Instant::now();
+    api.upsert(
+        Kind::Service,
+        fakeapi::service("default", "during", &["10.96.0.77"], &[]),
+    );
+    api.delete(Kind::Service, "default", "web");
+    let mut answered = 0;
+    while down.elapsed() < Duration::from_secs(3) {
+        let answer = running.ask(KUBERNETES, A);
+        assert!(answer.is(&["A 10.96.0.1"]), "during the outage: {answer:?}");
+        let answer = running.ask(DB, A);
+        assert!(
+            answer.is(&["A 10.1.0.1", "A 10.1.0.2"]),
+            "during the outage: {answer:?}"
+        );
+        let answer = running.ask(WEB, A);
+        assert!(
+            answer.is(&["A 10.96.0.20"]),
+            "the last snapshot serves: {answer:?}"
+        );
+        answered += 3;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(running.ready_code(), 200, "still ready during an outage");
+    let up = Instant::now();
+    api.set_down(false);
+    let added = running.wait_answer(up, RECOVERY, "during.default.svc.cluster.local", A, |a| {
+        a.is(&["A 10.96.0.77"])
+    });
+    let deleted = running.wait_answer(up, RECOVERY, WEB, A, Answer::nxdomain);
+    eprintln!("outage: {answered} answers in 3 s; after recovery the addition showed in {added:?}, the deletion in {deleted:?}");
+}
+
+#[test]
+fn a_relist_after_410_converges_to_the_final_state() {
+    let (api, running) = synced("relist", &[]);
+    let written = Instant::now();
+    api.upsert(
+        Kind::Service,
+        fakeapi::service("default", "x", &["10.96.1.1"], &[]),
+    );
+    running.wait_answer(
+        written,
+        PROPAGATION,
+        "x.default.svc.cluster.local",
+        A,
+        |a| a.is(&["A 10.96.1.1"]),
+    );
+    // Changes no watch delivers: made while the watches are cut, then compacted away, so the
+    // resumed watches get 410 and only a re-list (deleting what it did not list) shows them.
+    api.set_down(true);
+    api.delete(Kind::Service, "default", "web");
+    api.delete(Kind::Service, "default", "x");
+    api.upsert(
+        Kind::Service,
+        fakeapi::service("default", "y", &["10.96.1.2"], &[]),
+    );
+    api.upsert(
+        Kind::EndpointSlice,
+        db_slice(&[fakeapi::endpoint(&["10.1.0.9"], Some("db-9"), Some(true))]),
+    );
+    api.expire();
+    let up = Instant::now();
+    api.set_down(false);
+    running.wait_answer(up, RECOVERY, "y.default.svc.cluster.local", A, |a| {
+        a.is(&["A 10.96.1.2"])
+    });
+    running.wait_answer(
+        up,
+        RECOVERY,
+        "x.default.svc.cluster.local",
+        A,
+        Answer::nxdomain,
+    );
+    running.wait_answer(up, RECOVERY, WEB, A, Answer::nxdomain);
+    let took = running.wait_answer(up, RECOVERY, DB, A, |a| {
+        a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.9"])
+    });
+    assert!(api.lists(Kind::Service) >= 2, "services re-listed");
+    assert!(
+        api.lists(Kind::EndpointSlice) >= 2,
+        "endpointslices re-listed"
+    );
+    // And after a 410 on an open watch, too (once the re-listed resources watch again).
+    let watching = Instant::now();
+    while [Kind::Namespace, Kind::Service, Kind::EndpointSlice]
+        .iter()
+        .any(|&kind| api.open_watches(kind) != 1)
+    {
+        assert!(
+            watching.elapsed() < RECOVERY,
+            "watches not reopened after the re-list"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    api.expire();
+    let expired = Instant::now();
+    api.upsert(
+        Kind::Service,
+        fakeapi::service("default", "z", &["10.96.1.3"], &[]),
+    );
+    running.wait_answer(
+        expired,
+        PROPAGATION,
+        "z.default.svc.cluster.local",
+        A,
+        |a| a.is(&["A 10.96.1.3"]),
+    );
+    // `z` may come through the open watch before the 410 does: wait for the re-list itself.
+    let lists = || {
+        metric(
+            &running.metrics_text(),
+            "clusterdns_kubernetes_lists_total",
+            &["resource=\"services\""],
+        )
+    };
+    while lists() < 3.0 {
+        assert!(
+            expired.elapsed() < RECOVERY,
+            "the initial list and two re-lists counted: {}",
+            lists()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "relist: converged {took:?} after the API came back; fake API saw {} service lists",
+        api.lists(Kind::Service)
+    );
+    assert_seed_remaining(&running);
+}
+
+/// What no test above changes stays answered.
+fn assert_seed_remaining(running: &Running) {
+    let answer = running.ask(KUBERNETES, A);
+    assert!(answer.is(&["A 10.96.0.1"]), "{answer:?}");
+}
+
+/// Lines of the log that mention `resource` being forbidden.
+fn forbidden_lines(log: &str, resource: &str) -> Vec<String> {
+    log.lines()
+        .filter(|line| line.contains(resource))
+        .filter(|line| {
+            let lower = line.to_ascii_lowercase();
+            lower.contains("forbidden") || lower.contains("403")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Requests for `path_part` seen so far.
+fn requests_for(api: &FakeApi, path_part: &str) -> usize {
+    api.requests()
+        .iter()
+        .filter(|r| r.path.contains(path_part))
+        .count()
+}
+
+/// After the sync, `kind` turns forbidden and `provoke` makes the source ask for it again: the
+/// retries are logged once, counted in /metrics, and the answers stay.
+fn forbidden_after_sync(name: &str, provoke: impl Fn(&FakeApi)) {
+    let (api, running) = synced(name, &[]);
+    assert!(forbidden_lines(&running.stderr(), "endpointslices").is_empty());
+    let before = requests_for(&api, "endpointslices");
+    api.forbid(Kind::EndpointSlice, true);
+    provoke(&api);
+    // Enough retries (100 ms doubling) to tell "once" from "per retry".
+    let started = Instant::now();
+    while requests_for(&api, "endpointslices") < before + 5 {
+        assert!(
+            started.elapsed() < RECOVERY,
+            "the source did not retry\n{}",
+            running.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let retries = requests_for(&api, "endpointslices") - before;
+    assert_seed_answers(&running);
+    assert_eq!(
+        running.ready_code(),
+        200,
+        "a forbidden re-list keeps the pod ready"
+    );
+    let text = running.metrics_text();
+    let errors = metric(
+        &text,
+        "clusterdns_kubernetes_watch_errors_total",
+        &["resource=\"endpointslices\"", "reason=\"forbidden\""],
+    );
+    assert!(errors >= 1.0, "403s counted in /metrics: {errors}\n{text}");
+    let lists = metric(
+        &text,
+        "clusterdns_kubernetes_lists_total",
+        &["resource=\"endpointslices\""],
+    );
+    assert_eq!(
+        lists, 1.0,
+        "only the initial list of endpointslices completed; failed attempts are not lists"
+    );
+    let lines = forbidden_lines(&running.stderr(), "endpointslices");
+    assert_eq!(
+        lines.len(),
+        1,
+        "{retries} forbidden requests should log one line, got {}:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+
+    api.forbid(Kind::EndpointSlice, false);
+    let lifted = Instant::now();
+    api.upsert(
+        Kind::EndpointSlice,
+        db_slice(&[fakeapi::endpoint(&["10.1.0.8"], Some("db-8"), Some(true))]),
+    );
+    let took = running.wait_answer(lifted, RECOVERY, DB, A, |a| {
+        a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.8"])
+    });
+    eprintln!("{name}: {retries} forbidden requests, {errors} counted; a change showed {took:?} after the 403s ended");
+}
+
+#[test]
+#[ignore = "server: kube_runtime's own WARN 'watch initlist error with 403' is logged at every \
+            retry (the default log filter passes kube_runtime warnings); un-ignore once fixed"]
+fn a_forbidden_watch_is_logged_once_counted_and_keeps_answers() {
+    forbidden_after_sync("forbidden-watch", FakeApi::drop_connections);
+}
+
+#[test]
+#[ignore = "server: kube's watcher yields Ok(Event::Init) before every list attempt, so a \
+            forbidden re-list logs 'watch failed' and 'watch recovered' (plus kube_runtime's \
+            WARN) at every retry and counts each attempt in clusterdns_kubernetes_lists_total; \
+            un-ignore once fixed"]
+fn a_forbidden_relist_is_logged_once_counted_and_keeps_answers() {
+    forbidden_after_sync("forbidden-relist", FakeApi::expire);
+}
+
+#[test]
+fn dropped_connections_resume_and_later_changes_arrive() {
+    let (api, running) = synced("drops", &[]);
+    for round in 0..3u8 {
+        api.drop_connections();
+        let written = Instant::now();
+        let name = format!("d{round}.default.svc.cluster.local");
+        let ip = format!("10.96.2.{}", round + 1);
+        api.upsert(
+            Kind::Service,
+            fakeapi::service("default", &format!("d{round}"), &[&ip], &[]),
+        );
+        let took =
+            running.wait_answer(written, RECOVERY, &name, A, |a| a.is(&[&format!("A {ip}")]));
+        eprintln!("drop {round}: a change after the cut showed in {took:?}");
+    }
+    assert!(api.watches(Kind::Service) >= 4, "watches resumed");
+    assert_eq!(
+        api.lists(Kind::Service),
+        1,
+        "resumed from the last version, not re-listed"
+    );
+    assert_seed_answers(&running);
+}
+
+#[test]
+fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
+    let lameduck = Duration::from_secs(2);
+    let (_api, running) = synced("lameduck", &["--lameduck", "2"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let lost = Arc::new(AtomicUsize::new(0));
+    let dns = running.dns;
+    let looper = {
+        let (stop, answered, lost) = (stop.clone(), answered.clone(), lost.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match ask_udp(dns, KUBERNETES, A, Duration::from_millis(500)) {
+                    Some(a) if a.is(&["A 10.96.0.1"]) => answered.fetch_add(1, Ordering::Relaxed),
+                    _ => lost.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = Instant::now();
+    running.terminate();
+    loop {
+        if http_get(running.ready, "/ready").is_some_and(|(code, _)| code == 503) {
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_millis(500),
+            "/ready not 503 within 500 ms of SIGTERM\n{}",
+            running.stderr()
+        );
+    }
+    let not_ready = signalled.elapsed();
+    let at_signal = answered.load(Ordering::Relaxed);
+    std::thread::sleep(lameduck - Duration::from_millis(500));
+    let during = answered.load(Ordering::Relaxed) - at_signal;
+    let lost_during = lost.load(Ordering::Relaxed);
+    assert_eq!(
+        running.get(running.health, "/health").0,
+        200,
+        "alive in lameduck"
+    );
+    let status = running.wait_exit(lameduck + Duration::from_secs(5));
+    let exited = signalled.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    looper.join().expect("query loop");
+    eprintln!("lameduck: /ready 503 {not_ready:?} after SIGTERM; {during} answers in the next 1.5 s, {lost_during} lost; exit {exited:?} after SIGTERM");
+    assert!(during > 50, "answering continued in lameduck: {during}");
+    assert_eq!(lost_during, 0, "queries lost during lameduck");
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        running.stderr()
+    );
+    assert!(
+        exited >= lameduck - Duration::from_millis(100),
+        "exited {exited:?} after SIGTERM, before the {lameduck:?} lameduck"
+    );
+}
