@@ -1,8 +1,8 @@
 //! The `clusterdns` binary against the fake Kubernetes API server (`tests/src/fakeapi.rs`), as
-//! an operator runs it with `--kubeconfig`: the initial sync, live changes and their latency,
-//! SERVFAIL before the first sync, answers through an outage, a re-list after 410 Gone, 403s
-//! logged once, dropped watch connections, and lameduck on SIGTERM. Every check is a real DNS
-//! answer over UDP or TCP, or a real request to `/health`, `/ready` or `/metrics`.
+//! an operator runs it with `--kubeconfig`: the initial sync (paged), live changes and their
+//! latency, SERVFAIL before the first sync, answers through an outage, a re-list after 410 Gone,
+//! 403s logged once, dropped watch connections, and lameduck on SIGTERM. Every check is a real
+//! DNS answer over UDP or TCP, or a real request to `/health`, `/ready` or `/metrics`.
 
 // Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
 #[path = "../../tests/src/fakeapi.rs"]
@@ -596,6 +596,36 @@ fn initial_sync_answers_every_kind_and_reports_ready() {
         assert_eq!(api.lists(kind), 1, "{kind:?} listed once");
         assert!(api.watches(kind) >= 1, "{kind:?} watched");
     }
+}
+
+#[test]
+fn an_initial_list_of_several_pages_is_complete() {
+    let api = FakeApi::start();
+    seed(&api);
+    for i in 0..1203u32 {
+        let ip = format!("10.97.{}.{}", i / 250, i % 250 + 1);
+        api.upsert(
+            Kind::Service,
+            fakeapi::service("default", &format!("s{i}"), &[&ip], &[]),
+        );
+    }
+    let running = Running::start(&api, "pages", &[]);
+    let took = running.wait_ready(STARTUP);
+    for (name, ip) in [
+        ("s0", "10.97.0.1"),
+        ("s600", "10.97.2.101"),
+        ("s1202", "10.97.4.203"),
+    ] {
+        let answer = running.ask(&format!("{name}.default.svc.cluster.local"), A);
+        assert!(answer.is(&[&format!("A {ip}")]), "{name}: {answer:?}");
+    }
+    assert_seed_answers(&running);
+    assert_eq!(
+        api.lists(Kind::Service),
+        3,
+        "1,209 Services in pages of 500"
+    );
+    eprintln!("pages: 1,209 Services synced {took:?} after start");
 }
 
 #[test]
