@@ -239,22 +239,26 @@ async fn watch<K>(
                 continue;
             }
         };
-        if let Some(reason) = failing.take() {
-            if reason != "expired" {
-                tracing::info!(
-                    resource = resource.name(),
-                    after = reason,
-                    "watch recovered"
-                );
+        // The watcher reports Init before every list attempt, failed ones included: only what
+        // follows it shows that the API answers again.
+        if !matches!(event, Event::Init) {
+            if let Some(reason) = failing.take() {
+                if reason != "expired" {
+                    tracing::info!(
+                        resource = resource.name(),
+                        after = reason,
+                        "watch recovered"
+                    );
+                }
             }
         }
         let message = match event {
             Event::Init => {
-                source.relist(index);
                 source.set_synced(index, false);
                 Message::ListStarted(resource)
             }
             Event::InitDone => {
+                source.relist(index);
                 source.set_synced(index, true);
                 Message::ListDone(resource)
             }
@@ -606,9 +610,9 @@ mod tests {
     /// One API object of any watched kind.
     #[derive(Clone)]
     enum Object {
-        Namespace(core::Namespace),
-        Service(core::Service),
-        Slice(discovery::EndpointSlice),
+        Namespace(Box<core::Namespace>),
+        Service(Box<core::Service>),
+        Slice(Box<discovery::EndpointSlice>),
     }
 
     impl Object {
@@ -637,13 +641,13 @@ mod tests {
             let source = &metrics.source;
             let converted = match self.clone() {
                 Object::Namespace(o) => {
-                    convert_or_delete(Resource::Namespaces, namespace_change, o, source)
+                    convert_or_delete(Resource::Namespaces, namespace_change, *o, source)
                 }
                 Object::Service(o) => {
-                    convert_or_delete(Resource::Services, service_change, o, source)
+                    convert_or_delete(Resource::Services, service_change, *o, source)
                 }
                 Object::Slice(o) => {
-                    convert_or_delete(Resource::EndpointSlices, slice_change, o, source)
+                    convert_or_delete(Resource::EndpointSlices, slice_change, *o, source)
                 }
             }?;
             Some(changed(self.resource(), converted, listed))

@@ -1,6 +1,8 @@
 //! The `clusterdns` binary: parse flags, bind, sync the zone from its source (manifest files or
 //! the Kubernetes API), serve DNS and the operations endpoints, and on SIGTERM go through
-//! lameduck before exiting.
+//! lameduck before exiting. In node-local mode there is no zone: the node's interface and
+//! iptables rules are set up (when asked) before binding, the rules are removed when lameduck
+//! starts and the interface on exit.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use clusterdns::config::Config;
+use clusterdns::config::{Config, Mode};
 use clusterdns::metrics::Metrics;
 use clusterdns::ops::{self, Endpoint, Readiness};
 use clusterdns::publisher::Publisher;
@@ -25,7 +27,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // kube's watcher warns at every retry; the source logs each failure once.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=error")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -48,6 +51,8 @@ enum Source {
     },
     /// The Kubernetes API; `synced` fires at the first complete publish.
     Kubernetes { synced: oneshot::Receiver<()> },
+    /// No zone: node-local mode forwards every name.
+    Nothing,
 }
 
 fn run(config: Config) -> Result<(), String> {
@@ -68,7 +73,11 @@ fn run(config: Config) -> Result<(), String> {
     let publisher = Publisher::new(zone);
     let store = publisher.store();
 
-    let source = if config.manifests.is_empty() {
+    let source = if config.mode == Mode::NodeLocal {
+        // Nothing to sync: ready as soon as it serves.
+        readiness.set_synced();
+        Source::Nothing
+    } else if config.manifests.is_empty() {
         let client =
             control.block_on(clusterdns::kubernetes::client(config.kubeconfig.as_deref()))?;
         let synced = clusterdns::kubernetes::start(
@@ -86,6 +95,16 @@ fn run(config: Config) -> Result<(), String> {
         start_manifests(&config, pods_verified, publisher, &readiness, &metrics)?
     };
 
+    // The listen addresses must be on the node's interface before they can be bound. Dropping
+    // `node_setup` undoes it, on every way out of this function.
+    let node_setup = match config.mode {
+        Mode::NodeLocal => Some(
+            (config.node_local.setup(&config.listen))
+                .apply(config.node_local.skip_teardown)
+                .map_err(|e| format!("cannot set up the node for node-local mode: {e}"))?,
+        ),
+        Mode::Cluster => None,
+    };
     let serve = config.serve();
     let bound = Server::bind(&serve).map_err(|e| e.to_string())?;
     let endpoints = [
@@ -130,13 +149,17 @@ fn run(config: Config) -> Result<(), String> {
             None
         }
         Source::Manifests { watcher, stop } => Some((watcher, stop)),
+        Source::Nothing => None,
     };
 
     let server = Server::serve(bound, store, &metrics).map_err(|e| e.to_string())?;
-    tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, ops = ?ops_addrs, "serving");
+    tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, ops = ?ops_addrs, mode = ?config.mode, "serving");
     control.block_on(signal.recv());
     let lameduck = Duration::from_secs(config.lameduck);
     readiness.set_lameduck();
+    if let Some(applied) = &node_setup {
+        applied.release();
+    }
     tracing::info!(
         lameduck_s = config.lameduck,
         "signal received; lameduck: /ready fails, queries are still answered"
@@ -155,6 +178,7 @@ fn run(config: Config) -> Result<(), String> {
         stop.store(true, Ordering::Relaxed);
         let _ = watcher.join();
     }
+    drop(node_setup);
     drop(signals);
     control.shutdown_timeout(Duration::from_millis(200));
     tracing::info!("stopped");

@@ -136,6 +136,8 @@ pub struct DnsCounters {
     duration_buckets: Vec<AtomicU64>,
     duration_count: Vec<AtomicU64>,
     duration_sum_ns: Vec<AtomicU64>,
+    /// TCP connections accepted (TCP listeners only).
+    connections: AtomicU64,
 }
 
 impl DnsCounters {
@@ -148,7 +150,13 @@ impl DnsCounters {
             duration_buckets: zeros(ZONES * TYPE_SLOTS * (DURATION_BUCKETS.len() + 1)),
             duration_count: zeros(ZONES * TYPE_SLOTS),
             duration_sum_ns: zeros(ZONES * TYPE_SLOTS),
+            connections: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one accepted TCP connection.
+    pub fn connection_accepted(&self) {
+        self.add(&self.connections, 1);
     }
 
     fn add(&self, counter: &AtomicU64, n: u64) {
@@ -508,6 +516,20 @@ impl Metrics {
                 );
             }
         }
+        header(
+            out,
+            "clusterdns_tcp_connections_total",
+            "counter",
+            "TCP connections accepted from clients (kept ones carry many queries).",
+        );
+        let connections: u64 = (all.iter())
+            .map(|c| c.connections.load(Ordering::Relaxed))
+            .sum();
+        let _ = writeln!(
+            out,
+            "clusterdns_tcp_connections_total{{server=\"{}\"}} {connections}",
+            self.server
+        );
     }
 
     fn render_source(&self, out: &mut String) {
@@ -566,7 +588,7 @@ impl Metrics {
             out,
             "clusterdns_kubernetes_lists_total",
             "counter",
-            "Full lists (the initial one and every re-list), per resource.",
+            "Completed full lists (the initial one and every re-list), per resource.",
         );
         for &r in &watched {
             let _ = writeln!(
@@ -812,7 +834,12 @@ mod tests {
             outcome(1, 0),
             Duration::from_micros(5),
         );
+        tcp.connection_accepted();
         let text = metrics.render();
+        assert!(
+            text.contains("clusterdns_tcp_connections_total{server=\"dns://:53\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("coredns_dns_requests_total{server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",proto=\"udp\",family=\"1\",type=\"A\"} 3"), "{text}");
         assert!(
             text.contains("proto=\"udp\",family=\"2\",type=\"other\"} 1"),

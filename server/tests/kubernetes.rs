@@ -1057,17 +1057,11 @@ fn forbidden_after_sync(name: &str, provoke: impl Fn(&FakeApi)) {
 }
 
 #[test]
-#[ignore = "server: kube_runtime's own WARN 'watch initlist error with 403' is logged at every \
-            retry (the default log filter passes kube_runtime warnings); un-ignore once fixed"]
 fn a_forbidden_watch_is_logged_once_counted_and_keeps_answers() {
     forbidden_after_sync("forbidden-watch", FakeApi::drop_connections);
 }
 
 #[test]
-#[ignore = "server: kube's watcher yields Ok(Event::Init) before every list attempt, so a \
-            forbidden re-list logs 'watch failed' and 'watch recovered' (plus kube_runtime's \
-            WARN) at every retry and counts each attempt in clusterdns_kubernetes_lists_total; \
-            un-ignore once fixed"]
 fn a_forbidden_relist_is_logged_once_counted_and_keeps_answers() {
     forbidden_after_sync("forbidden-relist", FakeApi::expire);
 }
