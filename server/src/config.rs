@@ -8,7 +8,19 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 
-use crate::forward::config::{ForwardArgs, ForwardConfig, ForwardConfigError};
+use crate::forward::config::{check_no_loop, ForwardArgs, ForwardConfig, ForwardConfigError};
+use crate::nodelocal::{NodeLocalArgs, NodeLocalError};
+
+/// What the server is (`--mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// The cluster DNS (CoreDNS's job): answers --domain from Kubernetes objects, forwards the
+    /// rest to upstreams.
+    Cluster,
+    /// A cache on each node (NodeLocal DNSCache's job): no zone; --domain and the reverse zones
+    /// go to --cluster-dns over TCP, the rest to upstreams, and every answer is cached.
+    NodeLocal,
+}
 
 /// Pod record mode (CoreDNS `kubernetes { pods ... }`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -25,6 +37,10 @@ pub enum PodsArg {
 #[derive(Clone, Debug, Parser)]
 #[command(name = "clusterdns", version, about, long_about = None)]
 pub struct Config {
+    /// What this server is: the cluster's DNS, or a caching forwarder on each node.
+    #[arg(long, value_enum, default_value_t = Mode::Cluster)]
+    pub mode: Mode,
+
     /// Serve Kubernetes manifests instead of watching the API: a file or a directory of
     /// .yaml/.yml/.json files (repeatable). Multi-document YAML and `kind: List` load as
     /// `kubectl get -o yaml` prints them. Files are re-read when they change.
@@ -101,6 +117,10 @@ pub struct Config {
     /// Forwarding of names outside the cluster zone, and the cache of upstream answers.
     #[command(flatten)]
     pub forward: ForwardArgs,
+
+    /// Node-local mode: the cluster DNS and the node's network setup.
+    #[command(flatten)]
+    pub node_local: NodeLocalArgs,
 }
 
 /// A configuration value that cannot be used.
@@ -115,6 +135,9 @@ pub enum ConfigError {
     /// The upstreams or cache flags cannot be used.
     #[error(transparent)]
     Forward(#[from] ForwardConfigError),
+    /// The node-local flags cannot be used.
+    #[error(transparent)]
+    NodeLocal(#[from] NodeLocalError),
 }
 
 impl Config {
@@ -140,8 +163,40 @@ impl Config {
         if self.listen.is_empty() {
             return Err(ConfigError::NoListen);
         }
-        self.forward.config(&self.listen)?;
+        match self.mode {
+            Mode::Cluster => {
+                if let Some(flag) = self.node_local.given() {
+                    let mode = "node-local";
+                    return Err(NodeLocalError::WrongMode { flag, mode }.into());
+                }
+            }
+            Mode::NodeLocal => {
+                let flag = if !self.manifests.is_empty() {
+                    Some("--manifests")
+                } else {
+                    self.kubeconfig.as_ref().map(|_| "--kubeconfig")
+                };
+                if let Some(flag) = flag {
+                    let mode = "cluster";
+                    return Err(NodeLocalError::WrongMode { flag, mode }.into());
+                }
+                self.node_local.validate(&self.listen)?;
+            }
+        }
+        self.forward_config()?;
         Ok(())
+    }
+
+    /// The forwarding configuration: in node-local mode with the route to the cluster DNS,
+    /// which may not be one of our own addresses either.
+    pub fn forward_config(&self) -> Result<ForwardConfig, ConfigError> {
+        let mut forward = self.forward.config(&self.listen)?;
+        if self.mode == Mode::NodeLocal {
+            let route = self.node_local.route(self.zone()?.domain.as_bytes())?;
+            check_no_loop(&[route.server], &self.listen)?;
+            forward.cluster = Some(route);
+        }
+        Ok(forward)
     }
 
     /// The `server` label of DNS metrics, as CoreDNS writes it for `.:53`: `dns://:<port>`.
@@ -164,7 +219,7 @@ impl Config {
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
             max_tcp_connections: self.max_tcp_connections as usize,
             // Checked by `validate`, which runs first.
-            forward: self.forward.config(&self.listen).ok(),
+            forward: self.forward_config().ok(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The query handler: the zone's answer function, plus what the server does with names outside
 //! the cluster zone (the forwarder's cache, else handed back to the listener to forward; REFUSED
-//! when forwarding is off), and what the metrics record of each reply.
+//! when forwarding is off), and what the metrics record of each reply. A node-local forwarder
+//! ([`Forwarder::is_node_local`]) takes every name: the zone is not consulted.
 
 use clusterdns_zone::answer::{parse_query, respond_rcode};
+use clusterdns_zone::wire::CLASS_IN;
 use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
 
 use crate::forward::Forwarder;
@@ -37,6 +39,15 @@ pub fn handle(
     transport: Transport,
     forwarder: Option<&Forwarder>,
 ) -> Handled {
+    if let Some(forwarder) = forwarder.filter(|f| f.is_node_local()) {
+        if let Ok(query) = parse_query(packet) {
+            if query.qclass == CLASS_IN {
+                return cached_or_forward(query, packet, out, transport, forwarder);
+            }
+        }
+        // Malformed, or not class IN: the zone's checks answer it (FORMERR, NOTIMP, BADVERS,
+        // REFUSED) or drop it, before any lookup.
+    }
     match clusterdns_zone::answer(snapshot, packet, out, transport) {
         Answered::Response { len, rcode } => {
             let (zone, plugin) = match rcode {
@@ -65,18 +76,34 @@ fn outside(
         return Handled::Drop;
     };
     match forwarder {
-        Some(forwarder) if !forwarder.is_loop_probe(&query) => {
-            match forwarder.answer_cached(&query, packet, out, transport) {
-                Some(len) => Handled::Reply(upstream_reply(out, len, Plugin::Cache)),
-                None => Handled::Forward(Box::new(query)),
-            }
+        Some(forwarder) => cached_or_forward(query, packet, out, transport, forwarder),
+        None => refused(&query, packet, out, transport),
+    }
+}
+
+/// The forwarder's cache, else to be forwarded; REFUSED for our own loop probe.
+fn cached_or_forward(
+    query: Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    forwarder: &Forwarder,
+) -> Handled {
+    if forwarder.is_loop_probe(&query) {
+        return refused(&query, packet, out, transport);
+    }
+    match forwarder.answer_cached(&query, packet, out, transport) {
+        Some(len) => Handled::Reply(upstream_reply(out, len, Plugin::Cache)),
+        None => Handled::Forward(Box::new(query)),
+    }
+}
+
+fn refused(query: &Query, packet: &[u8], out: &mut [u8], transport: Transport) -> Handled {
+    match respond_rcode(query, packet, out, Rcode::Refused, transport) {
+        Answered::Response { len, rcode } => {
+            Handled::Reply(reply(out, len, rcode, ZoneLabel::Root, Plugin::Server))
         }
-        _ => match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
-            Answered::Response { len, rcode } => {
-                Handled::Reply(reply(out, len, rcode, ZoneLabel::Root, Plugin::Server))
-            }
-            _ => Handled::Drop,
-        },
+        _ => Handled::Drop,
     }
 }
 

@@ -11,7 +11,8 @@
 //!
 //! [`config`] parses and validates flags; [`sockets`] binds one UDP socket and one TCP listener
 //! per worker with SO_REUSEPORT; [`udp`] and [`tcp`] serve them; [`server`] starts and stops
-//! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes.
+//! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes;
+//! [`nodelocal`] is the node-local cache mode (no zone; everything forwarded and cached).
 
 pub mod config;
 pub mod forward;
@@ -19,6 +20,7 @@ pub mod handler;
 pub mod kubernetes;
 pub mod manifest;
 pub mod metrics;
+pub mod nodelocal;
 pub mod objects;
 pub mod ops;
 pub mod publisher;

@@ -42,6 +42,7 @@ pub async fn serve(
             drop(stream);
             continue;
         };
+        counters.connection_accepted();
         let store = store.clone();
         let stop = stop.clone();
         let counters = counters.clone();

@@ -132,6 +132,39 @@ pub struct ForwardConfig {
     pub max_concurrent: usize,
     /// The cache.
     pub cache: CacheConfig,
+    /// Names that go to the cluster DNS over TCP instead (node-local mode); `None` otherwise.
+    pub cluster: Option<ClusterRoute>,
+}
+
+/// Names sent to one server over pooled TCP connections instead of to the upstreams: the
+/// cluster domain and reverse zones, from a node-local cache to the cluster DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterRoute {
+    /// Zones in lowercase wire format; a name takes this route when it is one or lies under one.
+    pub zones: Vec<Box<[u8]>>,
+    /// The server (the cluster DNS Service).
+    pub server: SocketAddr,
+    /// TCP connections to it at most.
+    pub connections: usize,
+}
+
+impl ClusterRoute {
+    /// Whether `name` (lowercase wire format) is one of the zones or lies under one: compared at
+    /// label boundaries only, so `xcluster.local.` is not under `cluster.local.`.
+    pub fn covers(&self, name: &[u8]) -> bool {
+        let mut at = 0;
+        while let Some(&len) = name.get(at) {
+            let rest = &name[at..];
+            if self.zones.iter().any(|zone| **zone == *rest) {
+                return true;
+            }
+            if len == 0 {
+                break;
+            }
+            at += 1 + usize::from(len);
+        }
+        false
+    }
 }
 
 impl ForwardConfig {
@@ -145,6 +178,7 @@ impl ForwardConfig {
             health_check: Duration::from_millis(500),
             max_concurrent: 1000,
             cache: CacheConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -199,6 +233,7 @@ impl ForwardArgs {
                 prefetch_hits: self.cache_prefetch,
                 serve_stale: Duration::from_secs(u64::from(self.cache_serve_stale)),
             },
+            cluster: None,
         })
     }
 }
@@ -292,6 +327,35 @@ mod tests {
 
         let error = flags.forward.config(&[]).unwrap_err().to_string();
         assert!(error.contains("--resolv-conf"), "{error}");
+    }
+
+    #[test]
+    fn cluster_route_covers_its_zones_at_label_boundaries() {
+        let route = ClusterRoute {
+            zones: vec![
+                b"\x07cluster\x05local\x00".as_slice().into(),
+                b"\x07in-addr\x04arpa\x00".as_slice().into(),
+            ],
+            server: addr("10.0.0.10:53"),
+            connections: 2,
+        };
+        for name in [
+            b"\x07cluster\x05local\x00".as_slice(),
+            b"\x03web\x07default\x03svc\x07cluster\x05local\x00",
+            b"\x0210\x0296\x010\x0210\x07in-addr\x04arpa\x00",
+        ] {
+            assert!(route.covers(name), "{name:?}");
+        }
+        for name in [
+            b"\x08xcluster\x05local\x00".as_slice(),
+            b"\x05local\x00",
+            b"\x00",
+            b"\x03www\x07example\x03com\x00",
+            b"\x04arpa\x00",
+            b"\x07cluster\x05local",
+        ] {
+            assert!(!route.covers(name), "{name:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,12 @@
 //!
 //! [`config`] holds the flags; [`resolv`] reads upstreams from resolv.conf; [`message`] builds
 //! upstream queries and validates answers; [`upstream`] exchanges them and keeps health;
-//! [`cache`] stores answers; [`clock`] is the cache's time; [`metrics`] renders the counters.
+//! [`pool`] keeps the TCP connections of node-local mode to the cluster DNS; [`cache`] stores
+//! answers; [`clock`] is the cache's time; [`metrics`] renders the counters.
+//!
+//! In node-local mode ([`config::ClusterRoute`]) the names of the cluster domain and the reverse
+//! zones are fetched from the cluster DNS over the [`pool`] instead of from the upstreams; the
+//! cache, coalescing and the bound on waiting clients are the same for both routes.
 //!
 //! Loop detection is done twice: at configuration time an upstream equal to one of our own
 //! listen addresses is refused ([`config::check_no_loop`]); at startup
@@ -29,6 +34,7 @@ pub mod clock;
 pub mod config;
 pub mod message;
 pub mod metrics;
+pub mod pool;
 pub mod resolv;
 pub mod upstream;
 
@@ -50,6 +56,7 @@ use clock::Clock;
 use config::{ForwardConfig, Policy};
 use message::TYPE_HINFO;
 use metrics::ForwardStats;
+use pool::TcpPool;
 use upstream::Upstream;
 
 /// Upstreams tried for one query at most (each once, with its own timeout).
@@ -88,6 +95,8 @@ pub struct LoopDetected {
 struct Shared {
     config: ForwardConfig,
     upstreams: Box<[Upstream]>,
+    /// Connections to the cluster DNS, in node-local mode.
+    cluster: Option<TcpPool>,
     cache: Cache,
     stats: ForwardStats,
     server_label: String,
@@ -128,11 +137,16 @@ impl Forwarder {
             .copied()
             .map(Upstream::new)
             .collect();
+        let cluster = (config.cluster.as_ref()).map(|r| TcpPool::new(r.server, r.connections));
+        // The cluster DNS is counted as one more upstream, last.
+        let mut counted = config.upstreams.clone();
+        counted.extend(cluster.as_ref().map(TcpPool::addr));
         Forwarder {
             shared: Arc::new(Shared {
-                stats: ForwardStats::new(&config.upstreams),
+                stats: ForwardStats::new(&counted),
                 cache: Cache::new(config.cache.clone(), clock),
                 upstreams,
+                cluster,
                 config,
                 server_label: server_label.to_owned(),
                 in_flight: Mutex::new(HashMap::new()),
@@ -148,6 +162,12 @@ impl Forwarder {
     /// The cache.
     pub fn cache(&self) -> &Cache {
         &self.shared.cache
+    }
+
+    /// Whether this is a node-local cache: every name is forwarded, the cluster domain's to the
+    /// cluster DNS, and no zone is answered here.
+    pub fn is_node_local(&self) -> bool {
+        self.shared.cluster.is_some()
     }
 
     /// Answers `query` (whose bytes are `packet`) from the cache into `out`; `None` on a miss.
@@ -268,6 +288,9 @@ impl Forwarder {
             .stats()
             .write_prometheus(&shared.server_label, out);
         shared.stats.write_prometheus(out);
+        if let Some(pool) = &shared.cluster {
+            pool.write_prometheus(out);
+        }
     }
 }
 
@@ -327,8 +350,14 @@ impl Shared {
         self.cache.stale(key.as_ref()).map(Reply::Stale)
     }
 
-    /// Tries upstreams in policy order until one answers; `None` when none did.
+    /// Tries upstreams in policy order until one answers; `None` when none did. Names of the
+    /// cluster route go to the cluster DNS instead.
     async fn forward(self: &Arc<Self>, key: &Key) -> Option<upstream::Exchanged> {
+        if let (Some(pool), Some(route)) = (&self.cluster, &self.config.cluster) {
+            if route.covers(key.name()) {
+                return self.forward_cluster(pool, key).await;
+            }
+        }
         for index in self.order().into_iter().take(MAX_ATTEMPTS) {
             let upstream = &self.upstreams[index];
             let started = Instant::now();
@@ -352,6 +381,23 @@ impl Shared {
             }
         }
         None
+    }
+
+    /// Asks the cluster DNS over its connection pool.
+    async fn forward_cluster(&self, pool: &TcpPool, key: &Key) -> Option<upstream::Exchanged> {
+        let started = Instant::now();
+        match pool.exchange(key, self.config.timeout).await {
+            Ok(exchanged) => {
+                let index = self.upstreams.len();
+                let rcode = exchanged.response.rcode();
+                self.stats.observe(index, rcode, started.elapsed());
+                Some(exchanged)
+            }
+            Err(error) => {
+                tracing::debug!(server = %pool.addr(), %error, "forward: cluster DNS failed");
+                None
+            }
+        }
     }
 
     /// The upstreams to try, healthy ones only unless every one is down (then all, as CoreDNS
