@@ -1,0 +1,263 @@
+//! deploy/node-local/ as an operator applies it: every document of `deploy/node-local/*.yaml` is a
+//! Kubernetes object of a known kind with no field the API server would drop, the DaemonSet's
+//! args are a node-local configuration the binary accepts, and its probe, ports, capabilities and
+//! the kube-dns-upstream Service agree with those args.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use clusterdns::config::{Config, Mode};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Container, PodSpec, Service};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// The Service the DaemonSet reaches the cluster DNS through, and the variable Kubernetes sets
+/// from it (service links: the name upper-cased, `-` as `_`, then `_SERVICE_HOST`).
+const UPSTREAM_SERVICE: &str = "kube-dns-upstream";
+const UPSTREAM_VARIABLE: &str = "$(KUBE_DNS_UPSTREAM_SERVICE_HOST)";
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("server/ has a parent")
+        .join("deploy/node-local")
+}
+
+/// The objects of the files, by kind.
+#[derive(Default)]
+struct Objects {
+    daemon_sets: Vec<DaemonSet>,
+    services: Vec<Service>,
+}
+
+impl Objects {
+    fn load() -> Objects {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
+            .expect("deploy/node-local")
+            .map(|entry| entry.expect("directory entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no deploy/node-local/*.yaml");
+        let mut objects = Objects::default();
+        for path in &files {
+            let name = path.file_name().expect("name").to_string_lossy();
+            let text = std::fs::read_to_string(path).expect("readable");
+            if let Err(message) = objects.add_file(&format!("deploy/node-local/{name}"), &text) {
+                panic!("{message}");
+            }
+        }
+        objects
+    }
+
+    fn add_file(&mut self, file: &str, text: &str) -> Result<(), String> {
+        for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let value = Value::deserialize(document)
+                .map_err(|e| format!("{file}: document {index}: not YAML: {e}"))?;
+            if value.is_null() {
+                continue;
+            }
+            let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+            let what = format!("{file}: document {index} ({kind})");
+            match kind {
+                "DaemonSet" => self.daemon_sets.push(strict(&what, value)?),
+                "Service" => self.services.push(strict(&what, value)?),
+                _ => return Err(format!("{what}: a kind this test does not check")),
+            }
+        }
+        Ok(())
+    }
+
+    fn daemon_set(&self) -> &DaemonSet {
+        assert_eq!(self.daemon_sets.len(), 1, "one DaemonSet");
+        &self.daemon_sets[0]
+    }
+
+    fn pod(&self) -> &PodSpec {
+        (self.daemon_set().spec.as_ref())
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("a pod spec")
+    }
+
+    fn container(&self) -> &Container {
+        assert_eq!(self.pod().containers.len(), 1, "one container");
+        &self.pod().containers[0]
+    }
+
+    fn upstream_service(&self) -> &Service {
+        assert_eq!(self.services.len(), 1, "one Service");
+        &self.services[0]
+    }
+}
+
+/// Deserialises into the k8s-openapi type (which checks apiVersion and kind); a field the type
+/// does not know is an error, named by its path.
+fn strict<T: DeserializeOwned>(what: &str, document: Value) -> Result<T, String> {
+    let mut unknown = Vec::new();
+    let object = serde_ignored::deserialize(document, |path| unknown.push(path.to_string()))
+        .map_err(|e| format!("{what}: {e}"))?;
+    if unknown.is_empty() {
+        Ok(object)
+    } else {
+        Err(format!("{what}: unknown fields: {}", unknown.join(", ")))
+    }
+}
+
+/// The container args with the service link variable replaced by an address, as the kubelet
+/// does, parsed as the binary parses them.
+fn config(container: &Container) -> Config {
+    let args = container.args.iter().flatten().map(|arg| {
+        arg.replace(UPSTREAM_VARIABLE, "10.96.0.11")
+            .replace("$(", "unexpanded $(")
+    });
+    Config::try_parse_from(std::iter::once("clusterdns".to_owned()).chain(args))
+        .unwrap_or_else(|e| panic!("clusterdns rejects the container args: {e}"))
+}
+
+#[test]
+fn every_document_is_a_kubernetes_object_without_unknown_fields() {
+    let objects = Objects::load();
+    objects.daemon_set();
+    objects.upstream_service();
+
+    let typo = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: x}\n\
+                spec: {selector: {matchLabels: {a: b}}, template: {spec: {hostNetwrok: true, containers: []}}}\n";
+    let error = Objects::default()
+        .add_file("typo.yaml", typo)
+        .expect_err("a typo");
+    assert!(
+        error.contains("unknown fields") && error.contains("hostNetwrok"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_args_are_a_valid_node_local_configuration() {
+    let objects = Objects::load();
+    let config = config(objects.container());
+    assert_eq!(config.mode, Mode::NodeLocal);
+    // The node's resolvers come from its resolv.conf; give the check one.
+    let resolv = std::env::temp_dir().join(format!(
+        "clusterdns-deploy-node-local-{}",
+        std::process::id()
+    ));
+    std::fs::write(&resolv, "nameserver 192.0.2.53\n").expect("resolv.conf");
+    let mut checked = config.clone();
+    checked.forward.resolv_conf = resolv.clone();
+    let validated = checked.validate();
+    let _ = std::fs::remove_file(&resolv);
+    validated.unwrap_or_else(|e| panic!("the DaemonSet's args do not validate: {e}"));
+
+    let listen: Vec<String> = config.listen.iter().map(SocketAddr::to_string).collect();
+    assert_eq!(
+        listen[0], "169.254.20.10:53",
+        "the link-local address first"
+    );
+    assert_eq!(
+        config.node_local.cluster_dns,
+        Some("10.96.0.11:53".parse().expect("addr")),
+        "--cluster-dns is {UPSTREAM_SERVICE}'s address"
+    );
+    assert_eq!(
+        UPSTREAM_VARIABLE,
+        format!(
+            "$({}_SERVICE_HOST)",
+            UPSTREAM_SERVICE.to_uppercase().replace('-', "_")
+        )
+    );
+    assert_eq!(
+        objects.pod().enable_service_links,
+        Some(true),
+        "the variable is a service link"
+    );
+}
+
+#[test]
+fn the_pod_runs_on_the_host_network_with_what_the_setup_needs() {
+    let objects = Objects::load();
+    let pod = objects.pod();
+    let container = objects.container();
+    let config = config(container);
+
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("Default"));
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-node-critical")
+    );
+    assert!(
+        pod.termination_grace_period_seconds.unwrap_or(30) > config.lameduck as i64,
+        "the grace period covers --lameduck"
+    );
+
+    // The liveness probe asks /health where --health listens.
+    let get = (container.liveness_probe.as_ref())
+        .and_then(|p| p.http_get.as_ref())
+        .expect("an httpGet liveness probe");
+    assert_eq!(get.path.as_deref(), Some("/health"));
+    assert_eq!(get.host.as_deref(), Some(&*config.health.ip().to_string()));
+    assert_eq!(get.port, IntOrString::Int(i32::from(config.health.port())));
+
+    let ports: BTreeMap<String, (i32, String)> = (container.ports.iter().flatten())
+        .map(|p| {
+            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+            (
+                p.name.clone().unwrap_or_default(),
+                (p.container_port, protocol),
+            )
+        })
+        .collect();
+    let dns = i32::from(config.listen[0].port());
+    assert_eq!(
+        ports,
+        BTreeMap::from([
+            ("dns".to_owned(), (dns, "UDP".to_owned())),
+            ("dns-tcp".to_owned(), (dns, "TCP".to_owned())),
+            (
+                "metrics".to_owned(),
+                (i32::from(config.metrics.port()), "TCP".to_owned())
+            ),
+        ])
+    );
+
+    // NET_ADMIN exactly when the pod sets up the node itself.
+    let capabilities = (container.security_context.as_ref())
+        .and_then(|s| s.capabilities.as_ref())
+        .expect("capabilities");
+    let added = capabilities.add.clone().unwrap_or_default();
+    let setup = config.node_local.setup_interface.is_some() || config.node_local.setup_iptables;
+    assert_eq!(added.iter().any(|c| c == "NET_ADMIN"), setup, "{added:?}");
+    assert!(added.iter().any(|c| c == "NET_BIND_SERVICE"), "{added:?}");
+    assert_eq!(capabilities.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    if config.node_local.setup_iptables {
+        let mounted =
+            (container.volume_mounts.iter().flatten()).any(|m| m.mount_path == "/run/xtables.lock");
+        assert!(mounted, "iptables shares the node's xtables lock");
+    }
+}
+
+#[test]
+fn kube_dns_upstream_selects_the_kube_dns_pods_on_port_53() {
+    let objects = Objects::load();
+    let service = objects.upstream_service();
+    assert_eq!(service.metadata.name.as_deref(), Some(UPSTREAM_SERVICE));
+    assert_eq!(service.metadata.namespace.as_deref(), Some("kube-system"));
+    let spec = service.spec.as_ref().expect("spec");
+    assert_eq!(spec.cluster_ip, None, "the cluster assigns the address");
+    let kube_dns = BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]);
+    assert_eq!(spec.selector.as_ref(), Some(&kube_dns));
+    let ports: Vec<(i32, String)> = (spec.ports.iter().flatten())
+        .map(|p| (p.port, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
+        .collect();
+    assert_eq!(ports, [(53, "UDP".to_owned()), (53, "TCP".to_owned())]);
+    // The DaemonSet must not select the DNS pods, nor they it.
+    let selector = (objects.daemon_set().spec.as_ref())
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default();
+    assert!(!selector.contains_key("k8s-app") || selector["k8s-app"] != "kube-dns");
+}
