@@ -7,6 +7,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::encode::{EntryWriter, Owner, RData, Section};
@@ -31,13 +33,28 @@ const SOA_TIMERS: [u32; 3] = [7200, 1800, 86400];
 const MAX_CNAME_CHAIN: usize = 8;
 
 /// Why an address has a reverse name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Claim {
     /// A cluster IP of the Service.
     ClusterIp,
-    /// A ready endpoint of the Service, named by this label.
-    Endpoint(Box<str>),
+    /// A ready endpoint of the Service, named by its `hostname`, or by its dashed address when
+    /// `None` (the common case, which then costs no string).
+    Endpoint(Option<Box<str>>),
 }
+
+impl Claim {
+    /// The endpoint label this claim names `ip` with.
+    fn label(&self, ip: IpAddr) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Claim::ClusterIp => None,
+            Claim::Endpoint(Some(host)) => Some(std::borrow::Cow::Borrowed(host)),
+            Claim::Endpoint(None) => Some(std::borrow::Cow::Owned(dashed(ip))),
+        }
+    }
+}
+
+/// The Services claiming one address; nearly always exactly one, kept inline.
+type Owners = SmallVec<[(Arc<Key>, Claim); 1]>;
 
 /// A ready endpoint address of a Service, with the ports of its slice.
 struct ReadyAddress<'a> {
@@ -69,9 +86,10 @@ pub struct ZoneBuilder {
     in_zone_aliases: BTreeSet<Key>,
     /// Names each Service currently has in the tables.
     rendered: HashMap<Key, Vec<NodeBlob>>,
-    /// Reverse-name claims each Service currently holds.
-    claims: HashMap<Key, Vec<(IpAddr, Claim)>>,
-    reverse_owners: HashMap<IpAddr, Vec<(Key, Claim)>>,
+    /// Reverse-name claims each Service currently holds, with the shared copy of its key the
+    /// owners lists point at.
+    claims: HashMap<Key, (Arc<Key>, Vec<(IpAddr, Claim)>)>,
+    reverse_owners: HashMap<IpAddr, Owners>,
     dirty: Dirty,
     /// Namespaces that exist (have a Namespace object or a Service) as of the last publish.
     existing_namespaces: HashSet<Box<str>>,
@@ -495,11 +513,14 @@ impl ZoneBuilder {
         if !blobs.is_empty() {
             self.rendered.insert(key.clone(), blobs);
         }
-        let old_claims = self.claims.remove(key).unwrap_or_default();
+        let (shared_key, old_claims) = match self.claims.remove(key) {
+            Some(held) => held,
+            None => (Arc::new(key.clone()), Vec::new()),
+        };
         if old_claims != claims {
             for (ip, claim) in &old_claims {
                 if let Some(owners) = self.reverse_owners.get_mut(ip) {
-                    owners.retain(|(k, c)| !(k == key && c == claim));
+                    owners.retain(|(k, c)| !(**k == *key && c == claim));
                     if owners.is_empty() {
                         self.reverse_owners.remove(ip);
                     }
@@ -510,12 +531,12 @@ impl ZoneBuilder {
                 self.reverse_owners
                     .entry(*ip)
                     .or_default()
-                    .push((key.clone(), claim.clone()));
+                    .push((shared_key.clone(), claim.clone()));
                 ips.insert(*ip);
             }
         }
         if !claims.is_empty() {
-            self.claims.insert(key.clone(), claims);
+            self.claims.insert(key.clone(), (shared_key, claims));
         }
     }
 
@@ -648,7 +669,8 @@ impl ZoneBuilder {
                     by_label.push((&address.label, vec![address.ip]));
                 }
             }
-            claims.push((address.ip, Claim::Endpoint(address.label.as_str().into())));
+            let host = (address.label != dashed(address.ip)).then(|| address.label.as_str().into());
+            claims.push((address.ip, Claim::Endpoint(host)));
         }
         for (label, ips) in by_label {
             let Some(name) = base.child(label) else {
@@ -812,20 +834,21 @@ impl ZoneBuilder {
         let mut cluster: Vec<&Key> = owners
             .iter()
             .filter(|(_, c)| *c == Claim::ClusterIp)
-            .map(|(k, _)| k)
+            .map(|(k, _)| &**k)
             .collect();
         cluster.sort();
         if let Some((ns, svc)) = cluster.first() {
             targets.extend(self.service_name(ns, svc));
         } else {
-            let mut endpoints: Vec<&(Key, Claim)> = owners.iter().collect();
+            let mut endpoints: Vec<(&Key, std::borrow::Cow<'_, str>)> = owners
+                .iter()
+                .filter_map(|(k, claim)| Some((&**k, claim.label(ip)?)))
+                .collect();
             endpoints.sort();
-            for ((ns, svc), claim) in endpoints {
-                if let Claim::Endpoint(label) = claim {
-                    if let Some(target) = self.service_name(ns, svc).and_then(|b| b.child(label)) {
-                        if !targets.contains(&target) {
-                            targets.push(target);
-                        }
+            for ((ns, svc), label) in endpoints {
+                if let Some(target) = self.service_name(ns, svc).and_then(|b| b.child(&label)) {
+                    if !targets.contains(&target) {
+                        targets.push(target);
                     }
                 }
             }
