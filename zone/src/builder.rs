@@ -53,6 +53,9 @@ impl Claim {
     }
 }
 
+/// A Service's shared key and the addresses it claims.
+type HeldClaims = (Arc<Key>, Vec<(IpAddr, Claim)>);
+
 /// The Services claiming one address; nearly always exactly one, kept inline.
 type Owners = SmallVec<[(Arc<Key>, Claim); 1]>;
 
@@ -88,7 +91,7 @@ pub struct ZoneBuilder {
     rendered: HashMap<Key, Vec<NodeBlob>>,
     /// Reverse-name claims each Service currently holds, with the shared copy of its key the
     /// owners lists point at.
-    claims: HashMap<Key, (Arc<Key>, Vec<(IpAddr, Claim)>)>,
+    claims: HashMap<Key, HeldClaims>,
     reverse_owners: HashMap<IpAddr, Owners>,
     dirty: Dirty,
     /// Namespaces that exist (have a Namespace object or a Service) as of the last publish.
