@@ -57,7 +57,8 @@ struct Args {
     /// Seconds without any `rustc` process required before each measured run.
     #[arg(long, default_value_t = 30)]
     quiet_secs: u64,
-    /// Longest wait for that quiet, in seconds, before measuring anyway (the run is flagged).
+    /// Longest total wait for that quiet over the whole comparison, in seconds; once spent,
+    /// runs are measured anyway and flagged.
     #[arg(long, default_value_t = 600)]
     max_quiet_wait: u64,
     /// First loopback port; servers take consecutive ports from it.
@@ -164,12 +165,14 @@ struct Quiet {
     start: Instant,
     last_seen_ms: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Waiting time left over the whole comparison.
+    budget: std::cell::Cell<Duration>,
 }
 
 impl Quiet {
     /// Starts polling `/proc` for `rustc` processes (as `pgrep -x rustc`) twice a second; the
     /// clock starts as if one had just been seen.
-    fn start() -> Self {
+    fn start(budget: Duration) -> Self {
         let start = Instant::now();
         let last_seen_ms = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -188,6 +191,7 @@ impl Quiet {
             start,
             last_seen_ms,
             stop,
+            budget: std::cell::Cell::new(budget),
         }
     }
 
@@ -195,17 +199,23 @@ impl Quiet {
         Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed))
     }
 
-    /// Waits until no rustc has run for `quiet`, at most `max`; false when it gave up.
-    fn wait(&self, quiet: Duration, max: Duration) -> bool {
+    /// Waits until no rustc has run for `quiet`, within what is left of the budget; false when
+    /// it gave up.
+    fn wait(&self, quiet: Duration) -> bool {
         let began = Instant::now();
         let mut told = false;
         loop {
             let since = self.start.elapsed().saturating_sub(self.last_seen());
             if since >= quiet {
+                self.budget
+                    .set(self.budget.get().saturating_sub(began.elapsed()));
                 return true;
             }
-            if began.elapsed() >= max {
-                eprintln!("  (rustc still running after {max:?}: measuring anyway, flagged)");
+            if began.elapsed() >= self.budget.get() {
+                if !self.budget.get().is_zero() {
+                    eprintln!("  (waiting budget for quiet spent: measuring anyway, flagged)");
+                }
+                self.budget.set(Duration::ZERO);
                 return false;
             }
             if !told && self.last_seen() > Duration::ZERO {
@@ -665,6 +675,7 @@ struct Measured {
     lost: u64,
     completed: u64,
     cpu_us_per_query: f64,
+    client_cpu_us_per_query: f64,
     disturbed: bool,
 }
 
@@ -735,8 +746,10 @@ fn measure(
         }
     }
     let before = cpu_ticks(server.pid());
+    let client_before = children_cpu();
     let output = command.output().map_err(|e| format!("{client:?}: {e}"))?;
     let after = cpu_ticks(server.pid());
+    let client_cpu = children_cpu().saturating_sub(client_before);
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!(
@@ -755,7 +768,21 @@ fn measure(
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let cpu_us = (after.saturating_sub(before)) as f64 * 1e6 / hz;
     measured.cpu_us_per_query = cpu_us / measured.completed.max(1) as f64;
+    measured.client_cpu_us_per_query =
+        client_cpu.as_secs_f64() * 1e6 / measured.completed.max(1) as f64;
     Ok(measured)
+}
+
+/// User + system CPU time of this process's waited-for children so far (the load clients).
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// The median of some values (the mean of the middle two for an even count).
@@ -866,7 +893,7 @@ fn run(args: &Args) -> Result<(), String> {
             ));
         }
     }
-    let quiet = Quiet::start();
+    let quiet = Quiet::start(Duration::from_secs(args.max_quiet_wait));
     let work = std::env::temp_dir().join(format!("clusterdns-compare.{}", std::process::id()));
     fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     let mut kinds = args.servers.clone();
@@ -969,10 +996,7 @@ fn size_run(
             let queries = dir.join(format!("{file}.txt"));
             for &client in &args.clients {
                 for server in &servers {
-                    let calm = quiet.wait(
-                        Duration::from_secs(args.quiet_secs),
-                        Duration::from_secs(args.max_quiet_wait),
-                    );
+                    let calm = quiet.wait(Duration::from_secs(args.quiet_secs));
                     let began = Instant::now();
                     let mut measured = measure(args, client, server, &queries, bin_dir)?;
                     measured.disturbed = !calm || quiet.seen_since(began);
@@ -1071,13 +1095,14 @@ fn write_table(
                 measured.iter().map(|m| m.lost).sum::<u64>(),
                 pick(&|m| m.cpu_us_per_query),
                 measured.iter().filter(|m| m.disturbed).count(),
+                pick(&|m| m.client_cpu_us_per_query),
             ))
         };
         let Some(reference) = summary(ServerKind::Clusterdns) else {
             continue;
         };
         for &kind in kinds {
-            let Some((qps, p50, p99, lost, cpu, disturbed)) = summary(kind) else {
+            let Some((qps, p50, p99, lost, cpu, disturbed, client_cpu)) = summary(kind) else {
                 continue;
             };
             let peak = rss.get(&kind).map_or(0, |r| r.0) as f64;
@@ -1097,7 +1122,7 @@ fn write_table(
             };
             let _ = writeln!(
                 out,
-                "| {name} | {}{flag} | {:.0} | {:.2} | {p50_label} | {p99_label} | {lost} | {:.2} | {:.2} | {:.0} MiB | {:.2} |",
+                "| {name} | {}{flag} | {:.0} | {:.2} | {p50_label} | {p99_label} | {lost} | {:.2} | {:.2} | {:.0} MiB | {:.2} | {client_cpu:.2} |",
                 kind.name(),
                 qps,
                 qps / reference.0.max(1.0),

@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     sockets: usize,
     /// Queries in flight per socket at most (a power of two, at most 4096).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     outstanding: usize,
     /// Queries per sendmmsg/recvmmsg call at most.
     #[arg(long, default_value_t = 32)]
