@@ -1,0 +1,31 @@
+# clusterdns image: a static musl binary on distroless (deploy/README.md, "Build the image").
+#   docker build -t <registry>/clusterdns:<tag> .
+# Needs BuildKit (the default builder since Docker 23) for the cache mounts.
+
+ARG RUST_VERSION=1.95
+
+FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+# musl-tools: the C compiler ring (under kube's rustls) needs for the musl target.
+# libcap2-bin: setcap, so that the non-root user may bind port 53.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools libcap2-bin \
+ && rm -rf /var/lib/apt/lists/*
+RUN rustup target add x86_64-unknown-linux-musl
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p clusterdns --target x86_64-unknown-linux-musl \
+ && cp target/x86_64-unknown-linux-musl/release/clusterdns /clusterdns
+# Debug line tables are most of the file (the release profile keeps them for backtraces).
+# The capability travels with the file into the final stage; the Deployment adds
+# NET_BIND_SERVICE to the container's bounding set (it drops every other capability).
+RUN strip --strip-debug /clusterdns \
+ && setcap cap_net_bind_service=+ep /clusterdns
+
+# distroless static: no libc (none is needed); CA certificates, /etc/passwd, user 65532.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /clusterdns /clusterdns
+USER 65532:65532
+EXPOSE 53/udp 53/tcp 8080/tcp 8181/tcp 9153/tcp
+ENTRYPOINT ["/clusterdns"]
