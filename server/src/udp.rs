@@ -196,7 +196,7 @@ pub fn serve(
                 fd,
                 batch.query_headers.as_mut_ptr(),
                 BATCH as u32,
-                libc::MSG_WAITFORONE,
+                libc::MSG_WAITFORONE as _,
                 std::ptr::null_mut(),
             )
         };
