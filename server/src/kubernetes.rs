@@ -42,8 +42,9 @@ use crate::publisher::Publisher;
 const TRIGGER_TIME_ANNOTATION: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 /// Changes applied before a publish is forced, so a flood still publishes regularly.
 const MAX_BURST: usize = 50_000;
-/// Watch events buffered between the watcher tasks and the applier.
-const CHANNEL_DEPTH: usize = 4096;
+/// Watch events buffered between the watcher tasks and the applier: enough to keep the applier
+/// busy, small enough that a backlog of converted slices stays a few MiB during a large list.
+const CHANNEL_DEPTH: usize = 512;
 
 /// The resources watched, in the order of [`crate::metrics::RESOURCES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
