@@ -16,8 +16,11 @@ use tokio::time::{timeout_at, Instant};
 use super::cache::Key;
 use super::message::{parse_response, write_query, Response};
 
-/// Largest UDP answer we read (the largest UDP payload over IPv4).
-const UDP_RECEIVE: usize = 65_507;
+/// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
+/// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
+/// asked again over TCP. A buffer per query in flight: at 64 KiB (the largest datagram), the
+/// default 1,000 queries in flight would hold 64 MiB.
+const UDP_RECEIVE: usize = 4096;
 
 /// Why an exchange with an upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,18 +99,19 @@ impl Upstream {
         let udp = self
             .udp(&query, &validate, Instant::now() + timeout)
             .await?;
-        if !udp.response.truncated() {
-            return Ok(udp);
+        match udp {
+            Some(udp) if !udp.response.truncated() => Ok(udp),
+            _ => self.tcp(&query, &validate, Instant::now() + timeout).await,
         }
-        self.tcp(&query, &validate, Instant::now() + timeout).await
     }
 
+    /// The answer over UDP; `None` when it filled the buffer (possibly cut: ask over TCP).
     async fn udp(
         &self,
         query: &[u8],
         validate: &impl Fn(&[u8]) -> Option<Response>,
         deadline: Instant,
-    ) -> Result<Exchanged, ExchangeError> {
+    ) -> Result<Option<Exchanged>, ExchangeError> {
         let local: SocketAddr = if self.addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -122,12 +126,15 @@ impl Upstream {
             let len = timeout_at(deadline, socket.recv(&mut buf))
                 .await
                 .map_err(|_| ExchangeError::Timeout)??;
+            if len == buf.len() {
+                return Ok(None);
+            }
             if let Some(response) = validate(&buf[..len]) {
                 buf.truncate(len);
-                return Ok(Exchanged {
+                return Ok(Some(Exchanged {
                     packet: buf,
                     response,
-                });
+                }));
             }
             // Not the answer to our question (late, spoofed or garbled): keep waiting.
         }
@@ -162,6 +169,52 @@ impl Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clusterdns_zone::wire::HEADER_LEN;
+
+    /// An upstream whose UDP answers overflow our buffer, and whose TCP answers are good: the
+    /// exchange must end on TCP.
+    #[tokio::test]
+    async fn an_answer_filling_the_udp_buffer_is_asked_again_over_tcp() {
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let port = udp.local_addr().unwrap().port();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                break (udp, tcp);
+            }
+        };
+        let addr = udp.local_addr().unwrap();
+        let key = Key::new(b"\x03www\x07example\x03com\x00", 1, 1, false);
+        let question_end = HEADER_LEN + key.name().len() + 4;
+        let answer = move |query: &[u8]| {
+            let mut answer = query[..question_end].to_vec();
+            answer[2..4].copy_from_slice(&[0x81, 0x80]);
+            answer[10..12].copy_from_slice(&[0, 0]);
+            answer
+        };
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let (len, peer) = udp.recv_from(&mut buf).await.unwrap();
+            let mut oversized = answer(&buf[..len]);
+            oversized.resize(UDP_RECEIVE + 100, 0);
+            udp.send_to(&oversized, peer).await.unwrap();
+        });
+        tokio::spawn(async move {
+            let (mut stream, _) = tcp.accept().await.unwrap();
+            let len = usize::from(stream.read_u16().await.unwrap());
+            let mut query = vec![0u8; len];
+            stream.read_exact(&mut query).await.unwrap();
+            let reply = answer(&query);
+            stream.write_u16(reply.len() as u16).await.unwrap();
+            stream.write_all(&reply).await.unwrap();
+        });
+        let upstream = Upstream::new(addr);
+        let exchanged = upstream
+            .exchange(&key, 7, Duration::from_secs(2))
+            .await
+            .expect("answered over TCP");
+        assert_eq!(exchanged.packet.len(), question_end);
+        assert_eq!(exchanged.response.rcode(), 0);
+    }
 
     #[test]
     fn marked_down_once_after_max_fails_and_up_after_success() {
