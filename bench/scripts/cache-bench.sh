@@ -9,8 +9,12 @@
 #   miss  names under a TTL-0 wildcard, so neither server may cache them: every query goes
 #         upstream. 100,000 distinct names, so that no in-flight coalescing helps either server.
 #
-# Reports qps, average latency and its deviation, lost queries, and the server's CPU time per
-# answered query (utime+stime from /proc/PID/stat over the round). Not run in CI.
+# Reports qps, average latency and its deviation, lost queries, the server's CPU time per
+# answered query (utime+stime from /proc/PID/stat over the round), and knotd's, which shows
+# whether queries went upstream, and the share of NOERROR answers (the rest are SERVFAIL when knotd,
+# sharing a core with dnsperf, drops queries; below 99%, or any other rcode, stops the run). dnsperf
+# may be the bottleneck: when the server's core is not saturated, compare CPU per query, and
+# 1e6 / (CPU µs per query) estimates the queries one core could answer. Not run in CI.
 #
 #   bench/scripts/cache-bench.sh                  # 10,000 names, 10 s rounds, 2 rounds per server
 #   DURATION=3 ROUNDS=1 bench/scripts/cache-bench.sh
@@ -23,6 +27,7 @@
 #   OUTSTANDING [500]    dnsperf -q
 #   MAX_QPS [2000000]    dnsperf -Q
 #   SERVER_CPU [0]       core of the server under test
+#   CLUSTERDNS [target/release/clusterdns]  the binary to measure
 #   CLIENT_CPU [1]       core of dnsperf and knotd
 #   PORT [5320]          knotd on PORT, clusterdns on PORT+1, unbound on PORT+2 (127.0.0.1)
 #   QUIET_S [30]         seconds without rustc or another dnsperf before measuring
@@ -85,7 +90,7 @@ if [ "$BUILD" = 1 ]; then
   echo "== build (release)"
   cargo build --release -q -p clusterdns
 fi
-CLUSTERDNS=${CARGO_TARGET_DIR:-$ROOT/target}/release/clusterdns
+CLUSTERDNS=${CLUSTERDNS:-${CARGO_TARGET_DIR:-$ROOT/target}/release/clusterdns}
 
 echo "== zone and query files ($NAMES names)"
 mkdir -p "$WORK/knot/db"
@@ -142,6 +147,8 @@ server:
     do-ip6: no
     # A forwarding cache only: no DNSSEC validation, no trust anchor, no root hints.
     module-config: "iterator"
+    # Unbound answers the special-use name test. itself (NXDOMAIN) unless told not to.
+    local-zone: "test." nodefault
     qname-minimisation: no
     # Room for every name, and for the miss path's queries in flight.
     msg-cache-size: 64m
@@ -170,7 +177,8 @@ wait_for() { # name port: until the server answers h0.bench.test, 10 s at most
 
 echo "== start knotd (cpu $CLIENT_CPU), clusterdns and unbound (cpu $SERVER_CPU, one thread each)"
 taskset -c "$CLIENT_CPU" "$KNOTD" -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
-PIDS+=($!)
+KNOT_PID=$!
+PIDS+=("$KNOT_PID")
 wait_for knotd "$KNOT_PORT"
 # node-local mode is clusterdns as a pure forwarding cache (no zone); bench.test is not the
 # cluster domain, so --cluster-dns is never asked.
@@ -216,23 +224,32 @@ cpu_ticks() { # utime + stime of a process, in clock ticks
 }
 HZ=$(getconf CLK_TCK)
 
-printf '%-5s %-10s %5s %10s %10s %10s %8s %12s\n' path server round qps avg_ms sd_ms lost cpu_us/query >"$WORK/table.txt"
+printf '%-5s %-10s %5s %10s %8s %8s %6s %8s %10s %10s\n' path server round qps avg_ms sd_ms lost noerror% cpu_us/q knot_us/q >"$WORK/table.txt"
 run() { # path server port pid round
-  local path=$1 server=$2 port=$3 pid=$4 round=$5 out before after
+  local path=$1 server=$2 port=$3 pid=$4 round=$5 out before after knot_before knot_after
   out="$WORK/dnsperf-$path-$server-$round.txt"
   before=$(cpu_ticks "$pid")
+  knot_before=$(cpu_ticks "$KNOT_PID")
   taskset -c "$CLIENT_CPU" dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/$path.txt" \
     -l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -Q "$MAX_QPS" >"$out" 2>&1
   after=$(cpu_ticks "$pid")
-  awk -v path="$path" -v server="$server" -v round="$round" -v ticks=$((after - before)) -v hz="$HZ" '
+  knot_after=$(cpu_ticks "$KNOT_PID")
+  if ! grep -Eq 'Response codes: *NOERROR [0-9]+ \((100|99)\.[0-9]+%\)(, SERVFAIL [0-9]+ \([0-9.]+%\))?$' "$out"; then
+    echo "cache-bench.sh: $server answered $path queries wrongly: $(grep 'Response codes' "$out")" >&2
+    KEEP=1
+    exit 1
+  fi
+  awk -v path="$path" -v server="$server" -v round="$round" -v hz="$HZ" \
+    -v ticks=$((after - before)) -v knot=$((knot_after - knot_before)) '
     /Queries completed:/ { completed = $3 }
     /Queries lost:/ { lost = $3 }
     /Queries per second:/ { qps = $4 }
+    /Response codes:/ { ok = $5; gsub(/[(%),]/, "", ok) }
     /Average Latency \(s\):/ { avg = $4 * 1000 }
     /Latency StdDev \(s\):/ { sd = $4 * 1000 }
     END {
-      cpu = completed > 0 ? ticks * 1e6 / hz / completed : 0
-      printf "%-5s %-10s %5d %10.0f %10.3f %10.3f %8d %12.2f\n", path, server, round, qps, avg, sd, lost, cpu
+      per = completed > 0 ? 1e6 / hz / completed : 0
+      printf "%-5s %-10s %5d %10.0f %8.3f %8.3f %6d %8.2f %10.2f %10.2f\n", path, server, round, qps, avg, sd, lost, ok, ticks * per, knot * per
     }' "$out" | tee -a "$WORK/table.txt"
 }
 
