@@ -1073,11 +1073,11 @@ fn write_table(
     let _ = writeln!(out, "\n### {file}\n");
     let _ = writeln!(
         out,
-        "| client | server | qps | qps ÷ clusterdns | p50 | p99 | lost | server CPU µs/answer | CPU ÷ clusterdns | peak RSS | RSS ÷ clusterdns |"
+        "| client | server | qps | qps ÷ clusterdns | p50 | p99 | lost | server CPU µs/answer | CPU ÷ clusterdns | peak RSS | RSS ÷ clusterdns | client CPU µs/query |"
     );
     let _ = writeln!(
         out,
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     let reference_rss = rss.get(&ServerKind::Clusterdns).map_or(0, |r| r.0).max(1) as f64;
     for &client in &args.clients {
