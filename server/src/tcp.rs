@@ -1,15 +1,20 @@
-//! DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries answered in order, an idle
-//! timeout, and a bound on open connections (past it, new connections are closed at once).
-//! A name outside the zone that the cache cannot answer waits for the forwarder in place.
+//! DNS over TCP (RFC 7766): 2-byte length framing, an idle timeout, and a bound on open
+//! connections (past it, new connections are closed at once). Pipelined queries the zone or the
+//! cache answers are answered in order at once; one that must wait for an upstream is resolved
+//! on its own task and answered when it can, out of order (RFC 7766 §6.2.1.1), so a slow upstream
+//! never holds up the queries behind it: a node-local cache sends all its cluster queries over a
+//! few such connections. At most [`MAX_FORWARDING`] wait per connection; past that, reading
+//! pauses.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use clusterdns_zone::{Snapshot, Transport};
+use clusterdns_zone::{Query, Snapshot, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Mutex, Semaphore};
 
 use crate::forward::Forwarder;
 use crate::handler::{handle, upstream_reply, Handled};
@@ -17,6 +22,8 @@ use crate::metrics::{DnsCounters, Family, Plugin, Proto};
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;
+/// Queries of one connection waiting on upstreams at once.
+pub const MAX_FORWARDING: usize = 64;
 
 /// Accepts connections on `listener` until `stop` changes; each is served on its own task.
 pub async fn serve(
@@ -53,12 +60,11 @@ pub async fn serve(
             Family::V4
         };
         tokio::spawn(async move {
-            let forwarder = forwarder.as_ref();
             connection(
                 stream,
                 store,
                 idle_timeout,
-                &counters,
+                counters,
                 family,
                 forwarder,
                 stop,
@@ -70,18 +76,20 @@ pub async fn serve(
 }
 
 /// Serves one connection until the peer closes it, it idles out, sends a bad frame, or the
-/// server stops.
+/// server stops; queries still waiting on upstreams then finish on their own tasks.
 async fn connection(
     stream: TcpStream,
     store: Arc<ArcSwap<Snapshot>>,
     idle_timeout: Duration,
-    counters: &DnsCounters,
+    counters: Arc<DnsCounters>,
     family: Family,
-    forwarder: Option<&Forwarder>,
+    forwarder: Option<Forwarder>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    let writer = Arc::new(Mutex::new(writer));
+    let forwarding = Arc::new(Semaphore::new(MAX_FORWARDING));
     let mut reader = BufReader::new(reader);
     let mut query = vec![0u8; MAX_MESSAGE];
     let mut out = vec![0u8; MAX_MESSAGE + 2];
@@ -106,26 +114,72 @@ async fn connection(
             packet,
             &mut out[2..],
             Transport::Tcp,
-            forwarder,
+            forwarder.as_ref(),
         );
-        let reply = match (handled, forwarder) {
+        let reply = match (handled, &forwarder) {
             (Handled::Reply(reply), _) => reply,
             (Handled::Forward(parsed), Some(forwarder)) => {
-                let answer = &mut out[2..];
-                let Some(len) = forwarder
-                    .resolve(&parsed, packet, answer, Transport::Tcp)
-                    .await
-                else {
+                let Ok(permit) = forwarding.clone().acquire_owned().await else {
                     return;
                 };
-                upstream_reply(answer, len, Plugin::Forward)
+                let waiting = Forwarding {
+                    forwarder: forwarder.clone(),
+                    query: parsed,
+                    packet: packet.to_vec(),
+                    writer: writer.clone(),
+                    counters: counters.clone(),
+                    family,
+                    received_at,
+                };
+                tokio::spawn(async move {
+                    waiting.answer().await;
+                    drop(permit);
+                });
+                continue;
             }
             (Handled::Drop | Handled::Forward(_), _) => return,
         };
         counters.record(Proto::Tcp, family, reply.outcome, received_at.elapsed());
         out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
-        if writer.write_all(&out[..reply.len + 2]).await.is_err() {
+        if writer
+            .lock()
+            .await
+            .write_all(&out[..reply.len + 2])
+            .await
+            .is_err()
+        {
             return;
         }
+    }
+}
+
+/// A query of a connection that waits on upstreams, on its own task.
+struct Forwarding {
+    forwarder: Forwarder,
+    query: Box<Query>,
+    packet: Vec<u8>,
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    counters: Arc<DnsCounters>,
+    family: Family,
+    received_at: Instant,
+}
+
+impl Forwarding {
+    /// Resolves the query and writes the answer, whole, between the connection's other answers.
+    async fn answer(self) {
+        let mut out = vec![0u8; MAX_MESSAGE + 2];
+        let answer = &mut out[2..];
+        let Some(len) = (self.forwarder)
+            .resolve(&self.query, &self.packet, answer, Transport::Tcp)
+            .await
+        else {
+            return;
+        };
+        let reply = upstream_reply(answer, len, Plugin::Forward);
+        let elapsed = self.received_at.elapsed();
+        (self.counters).record(Proto::Tcp, self.family, reply.outcome, elapsed);
+        out[..2].copy_from_slice(&(len as u16).to_be_bytes());
+        // The peer may be gone by now: nothing to do about a failed write.
+        let _ = self.writer.lock().await.write_all(&out[..len + 2]).await;
     }
 }

@@ -3,8 +3,9 @@
 //! Knot DNS (`knotd`, Debian package `knot`) as the node's resolver for names outside the
 //! cluster. Cluster names must travel over a few reused TCP connections, external names go to
 //! knotd, and repeated names are answered from the cache; each is proven from the servers'
-//! /metrics. A second test sets up the node's interface and iptables rules inside a network
-//! namespace of its own (as root, with `ip` and `iptables`; skipped with a message otherwise).
+//! /metrics. Another sets up the node's interface and iptables rules inside a network namespace
+//! of its own (as root, with `ip` and `iptables`; skipped with a message otherwise), and a third
+//! shows the cluster DNS answering pipelined TCP queries as each is ready.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -736,4 +737,60 @@ fn node_setup_in_a_network_namespace() {
     assert!(kept.terminate().success());
     assert!(rules().contains(raw_rule), "{}", rules());
     assert!(has_interface());
+}
+
+/// The cluster DNS answers the queries pipelined on one TCP connection as each is ready: a
+/// query waiting on a silent upstream does not hold up the cluster names behind it (the
+/// node-local cache sends all its cluster queries over two such connections).
+#[test]
+fn pipelined_tcp_queries_are_answered_as_each_is_ready() {
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let dir = temp_dir("pipelined");
+    let manifests = dir.join("cluster.yaml");
+    std::fs::write(&manifests, CLUSTER).expect("manifests");
+    let cluster = Addrs::free();
+    let mut args = cluster.args();
+    args.extend(strings(&[
+        "--manifests",
+        &manifests.to_string_lossy(),
+        "--upstream",
+        &silent.local_addr().expect("addr").to_string(),
+        "--forward-timeout-ms",
+        "1000",
+    ]));
+    let dns = cluster.dns;
+    let _cluster_dns = start(&args, || {
+        ask(dns, 1, "kubernetes.default.svc.cluster.local", 1).is_some()
+    });
+
+    let mut stream = TcpStream::connect(dns).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut frames = Vec::new();
+    for (id, name) in [
+        (1, "www.example.test"),
+        (2, "kubernetes.default.svc.cluster.local"),
+        (3, "web.default.svc.cluster.local"),
+    ] {
+        let packet = query(id, name, 1, 1);
+        frames.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+        frames.extend_from_slice(&packet);
+    }
+    let sent = Instant::now();
+    stream.write_all(&frames).expect("send");
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).expect("length");
+        let mut packet = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut packet).expect("answer");
+        let id = u16::from_be_bytes([packet[0], packet[1]]);
+        answers.push((id, packet[3] & 0x0F, sent.elapsed()));
+    }
+    let order: Vec<(u16, u8)> = answers.iter().map(|&(id, rcode, _)| (id, rcode)).collect();
+    assert_eq!(order, [(2, 0), (3, 0), (1, 2)], "{answers:?}");
+    assert!(answers[1].2 < Duration::from_millis(500), "{answers:?}");
+    assert!(answers[2].2 >= Duration::from_millis(900), "{answers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
