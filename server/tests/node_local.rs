@@ -552,6 +552,14 @@ impl Netns {
             ));
         }
         netns.exec(&["ip", "link", "set", "lo", "up"]);
+        // A kernel (or container) without the raw table cannot run this test at all.
+        let raw = netns.exec(&["iptables", "-w", "5", "-t", "raw", "-S"]);
+        if !raw.status.success() {
+            return Err(format!(
+                "iptables cannot use the raw table here: {}",
+                String::from_utf8_lossy(&raw.stderr).trim()
+            ));
+        }
         Ok(netns)
     }
 
