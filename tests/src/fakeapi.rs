@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -149,19 +150,28 @@ struct State {
 }
 
 impl State {
-    /// The live objects of `kind` at `rv`, in key order.
-    fn objects_at(&self, kind: Kind, rv: u64) -> Vec<Arc<Value>> {
+    /// The objects of `kind` live at `rv`, in key order, from just after `after` (a namespace
+    /// and name) when given. A seek, not a scan: each page of a list of a large cluster costs
+    /// only what it returns.
+    fn objects_from<'a>(
+        &'a self,
+        kind: Kind,
+        rv: u64,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+        let start = match after {
+            Some((namespace, name)) => {
+                Bound::Excluded((kind, namespace.to_string(), name.to_string()))
+            }
+            None => Bound::Included((kind, String::new(), String::new())),
+        };
         self.objects
-            .iter()
-            .filter(|((k, _, _), _)| *k == kind)
-            .filter_map(|(_, versions)| {
-                versions
-                    .iter()
-                    .rev()
-                    .find(|v| v.rv <= rv)
-                    .and_then(|v| v.object.clone())
+            .range((start, Bound::Unbounded))
+            .take_while(move |((k, _, _), _)| *k == kind)
+            .filter_map(move |(key, versions)| {
+                let version = versions.iter().rev().find(|v| v.rv <= rv)?;
+                Some((key, version.object.as_ref()?))
             })
-            .collect()
     }
 
     fn current(&self, key: &Key) -> Option<&Arc<Value>> {
@@ -595,7 +605,9 @@ struct Query {
     resource_version: Option<u64>,
     exact: bool,
     limit: Option<usize>,
-    continue_token: Option<(u64, usize)>,
+    /// A continued list: the version it lists at, and the namespace and name of the last
+    /// object the previous page returned.
+    continue_token: Option<(u64, String, String)>,
     timeout: Option<Duration>,
     bookmarks: bool,
     send_initial_events: bool,
@@ -626,9 +638,14 @@ impl Query {
                 "limit" => parsed.limit = Some(number("limit")? as usize).filter(|&l| l > 0),
                 "continue" if value.is_empty() => {}
                 "continue" => {
+                    // `{rv}/{namespace}/{name}`, as `list` writes it.
                     let token = value
-                        .split_once('-')
-                        .and_then(|(rv, offset)| Some((rv.parse().ok()?, offset.parse().ok()?)))
+                        .split_once('/')
+                        .and_then(|(rv, key)| {
+                            let (namespace, name) = key.split_once('/')?;
+                            let rv = rv.parse().ok()?;
+                            (!name.is_empty()).then(|| (rv, namespace.into(), name.into()))
+                        })
                         .ok_or_else(|| format!("continue: malformed token {value:?}"))?;
                     parsed.continue_token = Some(token);
                 }
@@ -759,10 +776,12 @@ fn percent_decode(value: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// One page of the collection, at the version the query asks for.
+/// One page of the collection, at the version the query asks for. `remainingItemCount`
+/// (optional in the API) is left out: counting it would walk the rest of the collection for
+/// every page.
 fn list(state: &State, route: &Route, query: &Query) -> Response<Body> {
-    let (rv, offset) = if let Some((rv, offset)) = query.continue_token {
-        if rv < state.compacted {
+    let (rv, after) = if let Some((rv, namespace, name)) = &query.continue_token {
+        if *rv < state.compacted {
             return status(
                 StatusCode::GONE,
                 "Expired",
@@ -770,10 +789,10 @@ fn list(state: &State, route: &Route, query: &Query) -> Response<Body> {
                  result. You can start a new list without the continue parameter.",
             );
         }
-        (rv, offset)
+        (*rv, Some((namespace.as_str(), name.as_str())))
     } else {
         match query.resource_version {
-            None | Some(0) => (state.rv, 0),
+            None | Some(0) => (state.rv, None),
             Some(rv) if rv > state.rv => {
                 return status(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -788,36 +807,28 @@ fn list(state: &State, route: &Route, query: &Query) -> Response<Body> {
                     &format!("too old resource version: {rv} ({})", state.compacted),
                 )
             }
-            Some(rv) if query.exact => (rv, 0),
-            Some(_) => (state.rv, 0),
+            Some(rv) if query.exact => (rv, None),
+            Some(_) => (state.rv, None),
         }
     };
-    let matching: Vec<Arc<Value>> = state
-        .objects_at(route.kind, rv)
-        .into_iter()
-        .filter(|object| query.matches(route, object))
-        .collect();
-    let end = query
-        .limit
-        .map_or(matching.len(), |limit| (offset + limit).min(matching.len()));
-    let items: Vec<Value> = matching
-        .get(offset..end)
-        .unwrap_or_default()
-        .iter()
-        .map(|object| {
-            // A real API server leaves kind and apiVersion off the items of a typed list.
-            let mut item = Value::clone(object);
-            if let Some(map) = item.as_object_mut() {
-                map.remove("kind");
-                map.remove("apiVersion");
-            }
-            item
-        })
-        .collect();
+    let mut matching = state
+        .objects_from(route.kind, rv, after)
+        .filter(|(_, object)| query.matches(route, object));
+    let mut items = Vec::new();
+    let mut last = None;
+    for (key, object) in matching.by_ref().take(query.limit.unwrap_or(usize::MAX)) {
+        // A real API server leaves kind and apiVersion off the items of a typed list.
+        let mut item = Value::clone(object);
+        if let Some(map) = item.as_object_mut() {
+            map.remove("kind");
+            map.remove("apiVersion");
+        }
+        items.push(item);
+        last = Some(key);
+    }
     let mut metadata = json!({ "resourceVersion": rv.to_string() });
-    if end < matching.len() {
-        metadata["continue"] = format!("{rv}-{end}").into();
-        metadata["remainingItemCount"] = (matching.len() - end).into();
+    if let (Some((_, namespace, name)), Some(_)) = (last, matching.next()) {
+        metadata["continue"] = format!("{rv}/{namespace}/{name}").into();
     }
     let body = json!({
         "kind": format!("{}List", route.kind.name()),
@@ -856,9 +867,9 @@ fn start_watch(
         Some(rv) if rv > 0 => rv,
         // No version, or 0: start with the current state as synthetic ADDED events.
         _ => {
-            for object in state.objects_at(route.kind, state.rv) {
-                if query.matches(&route, &object) {
-                    first.push(event_line("ADDED", &object));
+            for (_, object) in state.objects_from(route.kind, state.rv, None) {
+                if query.matches(&route, object) {
+                    first.push(event_line("ADDED", object));
                 }
             }
             if query.send_initial_events && query.bookmarks {
