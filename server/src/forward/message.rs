@@ -8,7 +8,9 @@
 use std::ops::Range;
 
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
-use clusterdns_zone::wire::{HEADER_LEN, TYPE_OPT, TYPE_SOA};
+use clusterdns_zone::wire::{
+    HEADER_LEN, TYPE_CNAME, TYPE_NS, TYPE_OPT, TYPE_PTR, TYPE_SOA, TYPE_SRV,
+};
 
 /// Type HINFO: the type of the loop probe, as CoreDNS's `loop` plugin sends.
 pub const TYPE_HINFO: u16 = 13;
@@ -27,11 +29,9 @@ pub const FLAG_AD: u16 = 0x0020;
 pub const FLAG_CD: u16 = 0x0010;
 const OPCODE_MASK: u16 = 0x7800;
 
-const TYPE_NS: u16 = 2;
-const TYPE_CNAME: u16 = 5;
-const TYPE_PTR: u16 = 12;
+/// MX (RFC 1035), whose data holds a name.
 const TYPE_MX: u16 = 15;
-const TYPE_SRV: u16 = 33;
+/// DNAME (RFC 6672), whose data holds a name.
 const TYPE_DNAME: u16 = 39;
 
 /// The query sent upstream: our `id`, RD set, one question, and an OPT record (RFC 6891) with
