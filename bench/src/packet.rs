@@ -65,11 +65,6 @@ pub fn reverse_dotted(ip: IpAddr) -> String {
     out
 }
 
-/// The endpoint label of an address without hostname: `.` and `:` turned into `-`.
-pub fn dashed_label(ip: IpAddr) -> String {
-    ip.to_string().replace(['.', ':'], "-")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

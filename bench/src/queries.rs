@@ -12,8 +12,9 @@ use std::net::IpAddr;
 
 use clusterdns_zone::{Cluster, EndpointSlice, Service, ServiceKind};
 
-use crate::packet::{dashed_label, reverse_dotted};
+use crate::packet::reverse_dotted;
 use crate::rng::SplitMix64;
+use clusterdns_zone::name::dashed;
 
 /// External names whose lookups walk the search path of a pod (`ndots:5`).
 pub const EXTERNAL_NAMES: [&str; 16] = [
@@ -167,7 +168,7 @@ impl<'a> Pools<'a> {
                         .filter(|e| e.ready)
                         .filter_map(|e| match (&e.hostname, e.addresses.first()) {
                             (Some(hostname), _) => Some(hostname.to_string()),
-                            (None, Some(ip)) => Some(dashed_label(*ip)),
+                            (None, Some(ip)) => Some(dashed(*ip)),
                             (None, None) => None,
                         })
                         .collect();

@@ -24,7 +24,8 @@ use std::path::Path;
 
 use clusterdns_zone::{Cluster, EndpointSlice, Port, Service, ServiceKind};
 
-use crate::packet::{dashed_label, reverse_dotted};
+use crate::packet::reverse_dotted;
+use clusterdns_zone::name::dashed;
 
 /// SOA timers as clusterdns (and CoreDNS) sets them: refresh, retry, expire.
 const SOA_TIMERS: [u32; 3] = [7200, 1800, 86400];
@@ -136,7 +137,7 @@ fn ready_addresses<'a>(slices: &[&'a EndpointSlice]) -> Vec<Ready<'a>> {
             for &ip in &endpoint.addresses {
                 let label = match &endpoint.hostname {
                     Some(hostname) => hostname.to_string(),
-                    None => dashed_label(ip),
+                    None => dashed(ip),
                 };
                 out.push(Ready {
                     ip,
