@@ -190,6 +190,16 @@ pub fn parse_query(packet: &[u8]) -> Result<Query, Malformed> {
             if version != 0 {
                 return Err(Malformed::Reject(Rcode::BadVers));
             }
+            // RFC 6891 §6.1.2: the options must fill the RDATA exactly.
+            let options = packet.get(at + 10..at + 10 + rdlen).ok_or(formerr)?;
+            let mut option = 0;
+            while option < options.len() {
+                let len = usize::from(read_u16(options, option + 2).ok_or(formerr)?);
+                option += 4 + len;
+            }
+            if option != options.len() {
+                return Err(formerr);
+            }
             query.edns = Some(Edns {
                 payload: class,
                 dnssec_ok,
@@ -251,31 +261,13 @@ pub fn answer_query(
         Lookup::Outside => Answered::Outside,
         Lookup::NotSynced => respond_rcode(query, packet, out, Rcode::ServFail, transport),
         Lookup::TransferRefused => respond_rcode(query, packet, out, Rcode::Refused, transport),
-        Lookup::Answer(entry) => {
+        Lookup::Answer(found) => {
             let mut w = Writer::start(query, packet, out, limit, FLAG_AA, Rcode::NoError);
-            let room = w.room();
-            let (records, bytes) = entry.fit(room);
-            let total = entry.counts.iter().map(|&c| usize::from(c)).sum::<usize>();
-            let mut counts = [0u16; 3];
-            let mut left = records;
-            for (i, &c) in entry.counts.iter().enumerate() {
-                let take = left.min(usize::from(c));
-                counts[i] = take as u16;
-                left -= take;
-            }
-            let body_at = w.body(&entry.body[..bytes], counts);
-            // SRV targets carry the zone uncompressed: spell it as the client did (CoreDNS does).
-            if entry.has_zone_copies() {
-                let zone = snapshot.config().domain.as_bytes();
-                let question_end = query.question_end() - 4;
-                let spelled = &packet[question_end - zone.len().min(question_end)..question_end];
-                if spelled != zone {
-                    for copy in entry.zone_copies().filter(|&c| c + zone.len() <= bytes) {
-                        w.out[body_at + copy..body_at + copy + zone.len()].copy_from_slice(spelled);
-                    }
-                }
-            }
-            if records < total {
+            let end = w.len + w.room();
+            let written = found.write(w.out, w.len, end);
+            w.len = written.len;
+            w.counts = written.counts;
+            if written.truncated {
                 w.truncated();
             }
             w.finish()

@@ -122,10 +122,112 @@ pub fn labels(wire: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// Longest dashed address label: an IPv6 address in text (45 bytes) and two added zeros.
+pub const MAX_DASHED_LEN: usize = 48;
+
 /// The endpoint label for an address without a hostname: `.` and `:` become `-`
-/// (`10-0-0-1`, `fd00--1`), as CoreDNS spells it.
+/// (`10-0-0-1`, `fd00--1`), and a label that would start or end with `-` (an IPv6 address
+/// starting or ending in `::`) gets a `0` there (`0--1`, `2001-db8--0`), as CoreDNS spells it.
 pub fn dashed(ip: IpAddr) -> String {
-    ip.to_string().replace(['.', ':'], "-")
+    let mut out = [0u8; MAX_DASHED_LEN];
+    let len = write_dashed(ip, &mut out);
+    String::from_utf8_lossy(&out[..len]).into_owned()
+}
+
+/// Writes [`dashed`]`(ip)` into `out` without allocating; returns its length.
+pub fn write_dashed(ip: IpAddr, out: &mut [u8; MAX_DASHED_LEN]) -> usize {
+    use std::io::Write as _;
+    let mut text = [0u8; MAX_DASHED_LEN];
+    let mut cursor = &mut text[..];
+    // An address in text is at most 45 bytes, so this always fits.
+    let _ = write!(cursor, "{ip}");
+    let len = MAX_DASHED_LEN - cursor.len();
+    let mut at = 0;
+    if text[0] == b':' {
+        out[at] = b'0';
+        at += 1;
+    }
+    for &b in &text[..len] {
+        out[at] = if b == b'.' || b == b':' { b'-' } else { b };
+        at += 1;
+    }
+    if len > 0 && text[len - 1] == b':' {
+        out[at] = b'0';
+        at += 1;
+    }
+    at
+}
+
+/// Parses a dashed address label: four dash-separated decimal octets, else an IPv6 address with
+/// `-` for `:` (CoreDNS's rule: exactly three dashes and no `--` means IPv4). No allocation.
+pub fn parse_dashed_ip(label: &[u8]) -> Option<IpAddr> {
+    if label.len() > 45 {
+        return None;
+    }
+    let dashes = label.iter().filter(|&&b| b == b'-').count();
+    let doubled = label.windows(2).any(|w| w == b"--");
+    let mut text = [0u8; 45];
+    let separator = if dashes == 3 && !doubled { b'.' } else { b':' };
+    for (dst, &src) in text.iter_mut().zip(label) {
+        *dst = if src == b'-' { separator } else { src };
+    }
+    let text = std::str::from_utf8(&text[..label.len()]).ok()?;
+    text.parse().ok()
+}
+
+/// The address a lowercase reverse name stands for: exactly four decimal labels (no leading
+/// zeros) under `in-addr.arpa.`, or exactly 32 nibble labels under `ip6.arpa.`; `None` for any
+/// other name, so each address has one reverse name.
+pub fn parse_reverse(name: &[u8]) -> Option<IpAddr> {
+    const V4: &[u8] = b"\x07in-addr\x04arpa\x00";
+    const V6: &[u8] = b"\x03ip6\x04arpa\x00";
+    if let Some(labels) = name.strip_suffix(V4) {
+        let mut octets = [0u8; 4];
+        let mut parts = self::labels(labels);
+        for slot in octets.iter_mut().rev() {
+            let label = parts.next()?;
+            if label.is_empty() || label.len() > 3 || (label.len() > 1 && label[0] == b'0') {
+                return None;
+            }
+            let mut value = 0u16;
+            for &digit in label {
+                if !digit.is_ascii_digit() {
+                    return None;
+                }
+                value = value * 10 + u16::from(digit - b'0');
+            }
+            *slot = u8::try_from(value).ok()?;
+        }
+        if parts.next().is_some()
+            || labels.len() != 4 + octets.iter().map(|o| decimal_len(*o)).sum::<usize>()
+        {
+            return None;
+        }
+        return Some(IpAddr::from(octets));
+    }
+    let labels = name.strip_suffix(V6)?;
+    if labels.len() != 64 {
+        return None;
+    }
+    let mut octets = [0u8; 16];
+    for (i, pair) in labels.chunks_exact(2).enumerate() {
+        if pair[0] != 1 {
+            return None;
+        }
+        let nibble = (pair[1] as char).to_digit(16)? as u8;
+        let byte = 15 - i / 2;
+        octets[byte] |= if i % 2 == 0 { nibble } else { nibble << 4 };
+    }
+    Some(IpAddr::from(octets))
+}
+
+/// Digits of `octet` in decimal.
+fn decimal_len(octet: u8) -> usize {
+    match octet {
+        0..=9 => 1,
+        10..=99 => 2,
+        _ => 3,
+    }
 }
 
 /// The reverse name of an address: `d.c.b.a.in-addr.arpa.` or the nibble `ip6.arpa.` form.
@@ -172,5 +274,38 @@ mod tests {
         );
         assert_eq!(dashed(v4), "10-96-0-1");
         assert_eq!(dashed(v6), "fd00--1");
+    }
+
+    #[test]
+    fn dashes_addresses_that_start_or_end_with_double_colons() {
+        let trailing: IpAddr = "2001:db8:3333:4444:5555:6666::".parse().unwrap();
+        assert_eq!(dashed(trailing), "2001-db8-3333-4444-5555-6666--0");
+        let leading: IpAddr = "::1".parse().unwrap();
+        assert_eq!(dashed(leading), "0--1");
+        for ip in [trailing, leading] {
+            assert_eq!(parse_dashed_ip(dashed(ip).as_bytes()), Some(ip));
+        }
+    }
+
+    #[test]
+    fn parses_reverse_names_of_one_spelling_only() {
+        for text in ["10.96.0.1", "fd00::1", "::", "255.255.255.255"] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(
+                parse_reverse(reverse_name(ip).as_bytes()),
+                Some(ip),
+                "{text}"
+            );
+        }
+        for bad in [
+            "01.0.96.10.in-addr.arpa",
+            "0.96.10.in-addr.arpa",
+            "256.0.96.10.in-addr.arpa",
+            "1.1.0.96.10.in-addr.arpa",
+            "1.ip6.arpa",
+        ] {
+            let name = WireName::from_dotted(bad).unwrap();
+            assert_eq!(parse_reverse(name.as_bytes()), None, "{bad}");
+        }
     }
 }

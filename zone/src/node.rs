@@ -1,8 +1,10 @@
-//! The stored form of one owner name: a single shared allocation holding the lowercase wire
-//! name (the lookup key), node flags and the pre-encoded answers per query type. One allocation
-//! per name keeps memory low and a lookup to one pointer chase.
+//! The stored form of one fixed owner name (the apex, `ns.dns`, `dns-version`, empty
+//! non-terminals, namespaces, ExternalName Services, verified pod names): a single shared
+//! allocation holding the lowercase wire name (the lookup key) and the pre-encoded answers per
+//! query type. Names under ClusterIP and headless Services are not stored this way; they are
+//! derived from their Service's record at query time (see `derived`).
 //!
-//! Layout: `key_len:u8 key flags:u8 n:u8 (qtype:u16 offset:u32)×n entries…`, where each entry is
+//! Layout: `key_len:u8 key n:u8 (qtype:u16 offset:u32)×n entries…`, where each entry is
 //! `an:u16 ns:u16 ar:u16 nrec:u16 ncopy:u16 end:u16×nrec copy:u16×ncopy body` (little endian),
 //! `end` being the offset in `body` where each record ends, so a response can be cut at a record
 //! boundary, and `copy` where an uncompressed copy of the zone name starts (see `encode`).
@@ -13,16 +15,12 @@ use std::sync::Arc;
 /// no entry of its own (used for the CNAME of an ExternalName Service).
 pub const ANY_TYPE_ENTRY: u16 = 0xFFFF;
 
-/// Node flag: the name is a reverse (PTR) name outside the cluster zone; only PTR is ours.
-pub const FLAG_REVERSE: u8 = 1;
-
 /// A stored node (see the module docs).
 pub type NodeBlob = Arc<[u8]>;
 
 /// Builds one node blob.
 pub struct NodeBuilder<'a> {
     key: &'a [u8],
-    flags: u8,
     entries: Vec<(u16, Vec<u8>)>,
 }
 
@@ -33,10 +31,9 @@ impl<'a> NodeBuilder<'a> {
     }
 
     /// A node for the lowercase wire name `key`.
-    pub fn new(key: &'a [u8], flags: u8) -> Self {
+    pub fn new(key: &'a [u8]) -> Self {
         NodeBuilder {
             key,
-            flags,
             entries: Vec::new(),
         }
     }
@@ -49,13 +46,12 @@ impl<'a> NodeBuilder<'a> {
     /// The finished blob.
     pub fn finish(self) -> NodeBlob {
         let n = self.entries.len().min(255);
-        let table_start = 1 + self.key.len() + 2;
+        let table_start = 1 + self.key.len() + 1;
         let data_start = table_start + n * 6;
         let total = data_start + self.entries.iter().map(|(_, e)| e.len()).sum::<usize>();
         let mut out = Vec::with_capacity(total);
         out.push(self.key.len() as u8);
         out.extend_from_slice(self.key);
-        out.push(self.flags);
         out.push(n as u8);
         let mut offset = data_start;
         for (qtype, entry) in self.entries.iter().take(n) {
@@ -85,19 +81,10 @@ impl<'a> Node<'a> {
         key_of(self.0)
     }
 
-    fn meta_at(&self) -> usize {
-        1 + usize::from(self.0[0])
-    }
-
-    /// The node flags (`FLAG_*`).
-    pub fn flags(&self) -> u8 {
-        self.0[self.meta_at()]
-    }
-
     /// The entry stored for exactly `qtype`.
     pub fn entry(&self, qtype: u16) -> Option<Entry<'a>> {
         let blob = self.0;
-        let table = self.meta_at() + 2;
+        let table = 1 + usize::from(blob[0]) + 1;
         let n = usize::from(blob[table - 1]);
         for i in 0..n {
             let at = table + i * 6;

@@ -1,17 +1,27 @@
-//! The published zone: an immutable [`Snapshot`] of pre-encoded nodes, split into shards so that
-//! the builder can publish a change by copying only the shards it touched. Readers get a
-//! snapshot from an `ArcSwap` and never wait for the writer.
+//! The published zone: an immutable [`Snapshot`] of three sharded tables that readers get from
+//! an `ArcSwap` and never wait on:
+//!
+//! ```text
+//!  services  <svc>.<ns> ──▶ ServiceRecord   every name under a ClusterIP or headless Service,
+//!                                            derived at query time (see `derived`)
+//!  reverse   address ──▶ owning Services     PTR, derived at query time
+//!  nodes     name ──▶ pre-encoded node       the few fixed names: apex, `ns.dns`, `dns-version`,
+//!                                            empty non-terminals, namespaces, ExternalName
+//!                                            Services, verified pod names
+//! ```
+//!
+//! [`Snapshot::lookup`] classifies a question: which of these answers it, or which negative
+//! answer it gets.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use foldhash::fast::FixedState;
-use hashbrown::HashTable;
-use std::hash::BuildHasher;
-
-use crate::name::WireName;
-use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY, FLAG_REVERSE};
-use crate::wire::{HEADER_LEN, TYPE_SRV, TYPE_TXT};
+use crate::derived::Derived;
+use crate::name::{parse_dashed_ip, parse_reverse, WireName};
+use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY};
+use crate::record::{Label, ServiceRecord};
+use crate::table::{Keyed, Sharded};
+use crate::wire::{HEADER_LEN, TYPE_SOA, TYPE_SRV, TYPE_TXT};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_PTR};
 
 /// How names under `pod.<zone>` are answered (CoreDNS's `pods` option).
@@ -49,76 +59,66 @@ impl Default for ZoneConfig {
 /// Length of the SOA record of negative answers (owner pointer, header, compressed rdata).
 pub const SOA_RECORD_LEN: usize = 54;
 
-/// One shard of the name table.
-pub(crate) type Shard = HashTable<NodeBlob>;
+impl Keyed for NodeBlob {
+    type Key = [u8];
+    fn key(&self) -> &[u8] {
+        key_of(self)
+    }
+}
 
-/// log2 of the number of shards: 4096 keeps a shard small (a few hundred names at a million
-/// names) so a publish copies little.
-const SHARD_BITS: u32 = 12;
+impl Keyed for Arc<ServiceRecord> {
+    type Key = [u8];
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
 
-/// The name table: lowercase wire name → node, sharded (see the module docs).
+/// One owner of an address's reverse name: the address and the hash of the owning Service's
+/// record key in the services table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReverseEntry {
+    pub(crate) ip: IpAddr,
+    pub(crate) owner: u64,
+}
+
+impl Keyed for ReverseEntry {
+    type Key = IpAddr;
+    fn key(&self) -> &IpAddr {
+        &self.ip
+    }
+}
+
+/// The tables a snapshot reads and the builder edits (see the module docs).
 #[derive(Clone)]
 pub(crate) struct Tables {
-    hasher: FixedState,
-    shards: Vec<Arc<Shard>>,
+    pub(crate) services: Sharded<Arc<ServiceRecord>>,
+    pub(crate) reverse: Sharded<ReverseEntry>,
+    pub(crate) nodes: Sharded<NodeBlob>,
 }
 
 impl Tables {
     pub(crate) fn new(seed: u64) -> Self {
         Tables {
-            hasher: FixedState::with_seed(seed),
-            shards: (0..1usize << SHARD_BITS)
-                .map(|_| Arc::new(Shard::new()))
-                .collect(),
+            services: Sharded::new(seed),
+            reverse: Sharded::new(seed.rotate_left(17)),
+            nodes: Sharded::new(seed.rotate_left(41)),
         }
     }
 
-    fn locate(&self, key: &[u8]) -> (u64, usize) {
-        let hash = self.hasher.hash_one(key);
-        // The middle bits pick the shard; hashbrown uses the low bits for the slot and the top
-        // seven for its tag, so a shard's entries still spread over both.
-        let shard = ((hash >> 32) as usize) & ((1 << SHARD_BITS) - 1);
-        (hash, shard)
+    /// The Service record whose key hashes to `owner`.
+    pub(crate) fn owner(&self, owner: u64) -> Option<&ServiceRecord> {
+        let services = &self.services;
+        services
+            .find(owner, |r| services.hash(&r.key) == owner)
+            .map(|r| &**r)
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&NodeBlob> {
-        let (hash, shard) = self.locate(key);
-        self.shards[shard].find(hash, |blob| key_of(blob) == key)
-    }
-
-    /// Inserts or replaces the node for the blob's key.
-    pub(crate) fn insert(&mut self, blob: NodeBlob) {
-        let (hash, shard) = self.locate(key_of(&blob));
-        let hasher = self.hasher.clone();
-        let table = Arc::make_mut(&mut self.shards[shard]);
-        match table.entry(
-            hash,
-            |stored| key_of(stored) == key_of(&blob),
-            |stored| hasher.hash_one(key_of(stored)),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut slot) => *slot.get_mut() = blob,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert(blob);
-            }
-        }
-    }
-
-    pub(crate) fn remove(&mut self, key: &[u8]) {
-        let (hash, shard) = self.locate(key);
-        if self.shards[shard]
-            .find(hash, |blob| key_of(blob) == key)
-            .is_none()
-        {
-            return;
-        }
-        let table = Arc::make_mut(&mut self.shards[shard]);
-        if let Ok(slot) = table.find_entry(hash, |blob| key_of(blob) == key) {
-            slot.remove();
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.len()).sum()
+    /// The records owning `ip`'s reverse name.
+    pub(crate) fn owners(&self, ip: IpAddr) -> impl Iterator<Item = &ServiceRecord> {
+        self.reverse
+            .candidates(self.reverse.hash(&ip))
+            .filter(move |entry| entry.ip == ip)
+            .filter_map(|entry| self.owner(entry.owner))
     }
 }
 
@@ -146,11 +146,25 @@ pub struct Snapshot {
     pub(crate) stats: ZoneStats,
 }
 
+/// What answers a question (see [`Lookup::Answer`]).
+#[derive(Clone, Copy)]
+pub struct Found<'a> {
+    pub(crate) snapshot: &'a Snapshot,
+    pub(crate) what: Derived<'a>,
+}
+
+impl std::fmt::Debug for Found<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Found").field(&self.what).finish()
+    }
+}
+
 /// The result of looking a name up in a snapshot.
 #[derive(Clone, Copy, Debug)]
 pub enum Lookup<'a> {
-    /// A pre-encoded answer (positive, or a CNAME with what follows it).
-    Answer(Entry<'a>),
+    /// Records to write: a pre-encoded node's, or ones derived from a Service (see
+    /// [`Found::write`]).
+    Answer(Found<'a>),
     /// The name exists but has no record of the asked type.
     NoData,
     /// The name does not exist in the zone.
@@ -225,26 +239,20 @@ impl Snapshot {
         crate::name::is_subdomain(qname, self.config.domain.as_bytes())
     }
 
+    fn found<'a>(&'a self, what: Derived<'a>) -> Lookup<'a> {
+        Lookup::Answer(Found {
+            snapshot: self,
+            what,
+        })
+    }
+
     /// Looks up the lowercase wire name `qname` for `qtype` (see [`Lookup`]).
-    pub fn lookup(&self, qname: &[u8], qtype: u16) -> Lookup<'_> {
-        if let Some(blob) = self.tables.get(qname) {
-            let node = Node::new(blob);
-            if node.flags() & FLAG_REVERSE != 0 {
-                // Only PTR is ours on reverse names; other types go where unknown names go.
-                return match node.entry(TYPE_PTR) {
-                    Some(entry) if qtype == TYPE_PTR => Lookup::Answer(entry),
-                    _ => Lookup::Outside,
-                };
-            }
-            if !self.synced {
-                return Lookup::NotSynced;
-            }
-            if qtype == TYPE_AXFR || qtype == TYPE_IXFR {
-                return Lookup::TransferRefused;
-            }
-            return match answer_entry(node, qtype) {
-                Some(entry) => Lookup::Answer(entry),
-                None => Lookup::NoData,
+    pub fn lookup<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Lookup<'a> {
+        if let Some(ip) = parse_reverse(qname) {
+            // Only PTR is ours on reverse names; other types go where unknown names go.
+            return match self.tables.owners(ip).next() {
+                Some(_) if qtype == TYPE_PTR => self.found(Derived::Ptr(ip)),
+                _ => Lookup::Outside,
             };
         }
         if !self.in_zone(qname) {
@@ -255,6 +263,19 @@ impl Snapshot {
         }
         if qtype == TYPE_AXFR || qtype == TYPE_IXFR {
             return Lookup::TransferRefused;
+        }
+        if let Some(lookup) = self.lookup_service_name(qname, qtype) {
+            return lookup;
+        }
+        if qtype == TYPE_SOA && qname == self.config.domain.as_bytes() {
+            // The apex SOA is the record negative answers carry, owned by the question.
+            return self.found(Derived::Soa);
+        }
+        if let Some(blob) = self.tables.nodes.get(qname) {
+            return match answer_entry(Node::new(blob), qtype) {
+                Some(entry) => self.found(Derived::Entry(entry)),
+                None => Lookup::NoData,
+            };
         }
         if self.config.pods == PodsMode::Insecure {
             if let Some(ip) = self.insecure_pod_address(qname) {
@@ -268,6 +289,100 @@ impl Snapshot {
         Lookup::NxDomain
     }
 
+    /// Names under a ClusterIP or headless Service: `<svc>.<ns>.svc`, `<ep>.<svc>.<ns>.svc`,
+    /// `_<proto>.<svc>.<ns>.svc` and `_<port>._<proto>.<svc>.<ns>.svc` in the zone. `None` when
+    /// the name is not of that shape or no such Service answers it (the nodes table decides).
+    fn lookup_service_name<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Option<Lookup<'a>> {
+        let prefix = &qname[..qname.len() - self.config.domain.as_bytes().len()];
+        if !prefix.ends_with(b"\x03svc") {
+            return None;
+        }
+        // Label offsets of the prefix; at most four above `svc` are meaningful.
+        let mut starts = [0usize; 6];
+        let mut count = 0;
+        let mut at = 0;
+        while at < prefix.len() {
+            if count == starts.len() {
+                // Deeper than any name a Service has, and no fixed name is this deep.
+                return Some(Lookup::NxDomain);
+            }
+            starts[count] = at;
+            count += 1;
+            at += 1 + usize::from(prefix[at]);
+        }
+        if count < 3 {
+            return None;
+        }
+        // `<svc>.<ns>` are the two labels above `svc`.
+        let key = &prefix[starts[count - 3]..starts[count - 1]];
+        let record = self.tables.services.get(key)?;
+        if !record.answers_below() {
+            return None;
+        }
+        let label = |i: usize| &prefix[starts[i] + 1..starts[i + 1]];
+        let exists = |found: bool| {
+            if found {
+                Lookup::NoData
+            } else {
+                Lookup::NxDomain
+            }
+        };
+        let lookup = match count {
+            3 => {
+                if !record.base_exists() {
+                    return Some(Lookup::NxDomain);
+                }
+                self.typed(qtype, &[TYPE_A, TYPE_AAAA, TYPE_SRV], |t| match t {
+                    TYPE_SRV => Derived::srv(record, None),
+                    family => Derived::base_addresses(record, family),
+                })
+            }
+            4 => match label(0) {
+                [b'_', protocol @ ..] => exists(record.has_protocol(protocol)),
+                endpoint => {
+                    let endpoint = Label::new(endpoint);
+                    if !record.endpoints().any(|(e, _)| e.has_label(&endpoint)) {
+                        return Some(Lookup::NxDomain);
+                    }
+                    self.typed(qtype, &[TYPE_A, TYPE_AAAA], |family| {
+                        Derived::endpoint_addresses(record, endpoint, family)
+                    })
+                }
+            },
+            5 => match (label(0), label(1)) {
+                ([b'_', name @ ..], [b'_', protocol @ ..]) if record.has_port(name, protocol) => {
+                    self.typed(qtype, &[TYPE_SRV], |_| {
+                        Derived::srv(record, Some((name, protocol)))
+                    })
+                }
+                _ => Lookup::NxDomain,
+            },
+            _ => Lookup::NxDomain,
+        };
+        Some(lookup)
+    }
+
+    /// The answer for `qtype` among the types a name has (`types`, in RFC 8482 order for ANY):
+    /// `derive` gives what each type would answer, `None` when the name has none of it.
+    fn typed<'a>(
+        &'a self,
+        qtype: u16,
+        types: &[u16],
+        derive: impl Fn(u16) -> Option<Derived<'a>>,
+    ) -> Lookup<'a> {
+        let found = if qtype == TYPE_ANY {
+            types.iter().find_map(|&t| derive(t))
+        } else if types.contains(&qtype) {
+            derive(qtype)
+        } else {
+            None
+        };
+        match found {
+            Some(what) => self.found(what),
+            None => Lookup::NoData,
+        }
+    }
+
     /// `a-b-c-d.<ns>.pod.<zone>` where `<ns>` exists: the address the first label spells.
     fn insecure_pod_address(&self, qname: &[u8]) -> Option<IpAddr> {
         let first = usize::from(*qname.first()?);
@@ -278,21 +393,25 @@ impl Snapshot {
             return None;
         }
         // `<ns>.pod.<zone>` is in the table exactly when the namespace exists.
-        self.tables.get(rest)?;
+        self.tables.nodes.get(rest)?;
         parse_dashed_ip(&qname[1..1 + first])
     }
 
-    /// The lowercase wire names of every node, for tests and tools.
+    /// The lowercase wire names of every name the zone answers for, for tests and tools.
     pub fn names(&self) -> Vec<WireName> {
+        let zone = &self.config.domain;
         let mut out: Vec<WireName> = Vec::new();
-        for shard in &self.tables.shards {
-            for blob in shard.iter() {
-                if let Some(name) = WireName::from_wire(key_of(blob)) {
-                    out.push(name);
-                }
-            }
+        for blob in self.tables.nodes.iter() {
+            out.extend(WireName::from_wire(key_of(blob)));
+        }
+        for record in self.tables.services.iter() {
+            crate::derived::record_names(record, zone, &mut out);
+        }
+        for entry in self.tables.reverse.iter() {
+            out.push(crate::name::reverse_name(entry.ip));
         }
         out.sort();
+        out.dedup();
         out
     }
 }
@@ -313,21 +432,4 @@ fn answer_entry(node: Node<'_>, qtype: u16) -> Option<Entry<'_>> {
         .find_map(|t| node.entry(t));
     }
     node.entry(qtype).or_else(|| node.entry(ANY_TYPE_ENTRY))
-}
-
-/// Parses a pod label: four dash-separated decimal octets, else an IPv6 address with `-` for
-/// `:` (CoreDNS's rule: exactly three dashes and no `--` means IPv4). No allocation.
-pub fn parse_dashed_ip(label: &[u8]) -> Option<IpAddr> {
-    if label.len() > 45 {
-        return None;
-    }
-    let dashes = label.iter().filter(|&&b| b == b'-').count();
-    let doubled = label.windows(2).any(|w| w == b"--");
-    let mut text = [0u8; 45];
-    let separator = if dashes == 3 && !doubled { b'.' } else { b':' };
-    for (dst, &src) in text.iter_mut().zip(label) {
-        *dst = if src == b'-' { separator } else { src };
-    }
-    let text = std::str::from_utf8(&text[..label.len()]).ok()?;
-    text.parse().ok()
 }

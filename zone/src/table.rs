@@ -1,0 +1,120 @@
+//! Sharded copy-on-write hash tables: what the builder edits and what readers see. A table is
+//! split into shards behind `Arc`s; cloning the table (a publish) copies only the shard
+//! pointers, and the builder's next edit of a shard copies that shard alone (`Arc::make_mut`).
+//! So a snapshot never changes, and the cost of publishing one change follows the size of a
+//! shard, not of the cluster.
+
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+/// log2 of the number of shards: 4096 keeps a shard small (a few hundred entries at a million
+/// entries) so a publish copies little.
+const SHARD_BITS: u32 = 12;
+
+/// A value stored in a [`Sharded`] table, found by its key.
+pub(crate) trait Keyed {
+    /// The key type.
+    type Key: ?Sized + Hash + Eq;
+    /// The key this value is stored under.
+    fn key(&self) -> &Self::Key;
+}
+
+/// A sharded copy-on-write hash table (see the module docs). Several values may share a key
+/// (the reverse index keeps one entry per owner of an address).
+#[derive(Clone)]
+pub(crate) struct Sharded<T> {
+    hasher: FixedState,
+    shards: Vec<Arc<HashTable<T>>>,
+}
+
+impl<T: Keyed + Clone> Sharded<T> {
+    /// An empty table hashing with `seed`.
+    pub(crate) fn new(seed: u64) -> Self {
+        Sharded {
+            hasher: FixedState::with_seed(seed),
+            shards: (0..1usize << SHARD_BITS)
+                .map(|_| Arc::new(HashTable::new()))
+                .collect(),
+        }
+    }
+
+    /// The hash of `key` in this table.
+    pub(crate) fn hash(&self, key: &T::Key) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(hash: u64) -> usize {
+        // The middle bits pick the shard; hashbrown uses the low bits for the slot and the top
+        // seven for its tag, so a shard's entries still spread over both.
+        ((hash >> 32) as usize) & ((1 << SHARD_BITS) - 1)
+    }
+
+    /// The first value with hash `hash` for which `eq` holds.
+    pub(crate) fn find(&self, hash: u64, eq: impl FnMut(&T) -> bool) -> Option<&T> {
+        self.shards[Self::shard(hash)].find(hash, eq)
+    }
+
+    /// The value stored under `key`.
+    pub(crate) fn get(&self, key: &T::Key) -> Option<&T> {
+        self.find(self.hash(key), |v| v.key() == key)
+    }
+
+    /// Every value that may have hash `hash` (callers check the key).
+    pub(crate) fn candidates(&self, hash: u64) -> impl Iterator<Item = &T> {
+        self.shards[Self::shard(hash)].iter_hash(hash)
+    }
+
+    /// Inserts `value`, replacing the first value for which `same` holds.
+    pub(crate) fn upsert(&mut self, value: T, same: impl Fn(&T) -> bool) {
+        let hash = self.hash(value.key());
+        let hasher = self.hasher.clone();
+        let table = Arc::make_mut(&mut self.shards[Self::shard(hash)]);
+        match table.find_mut(hash, same) {
+            Some(slot) => *slot = value,
+            None => {
+                table.insert_unique(hash, value, |v| hasher.hash_one(v.key()));
+            }
+        }
+    }
+
+    /// Inserts or replaces the value stored under its key.
+    pub(crate) fn insert(&mut self, value: T) {
+        let hash = self.hash(value.key());
+        let hasher = self.hasher.clone();
+        let table = Arc::make_mut(&mut self.shards[Self::shard(hash)]);
+        match table.find_mut(hash, |v| v.key() == value.key()) {
+            Some(slot) => *slot = value,
+            None => {
+                table.insert_unique(hash, value, |v| hasher.hash_one(v.key()));
+            }
+        }
+    }
+
+    /// Removes the first value with hash `hash` for which `eq` holds; returns it.
+    pub(crate) fn remove_by(&mut self, hash: u64, eq: impl FnMut(&T) -> bool) -> Option<T> {
+        let shard = Self::shard(hash);
+        let mut eq = eq;
+        self.shards[shard].find(hash, &mut eq)?;
+        let table = Arc::make_mut(&mut self.shards[shard]);
+        table.find_entry(hash, eq).ok().map(|slot| slot.remove().0)
+    }
+
+    /// Removes the value stored under `key`; returns it.
+    pub(crate) fn remove(&mut self, key: &T::Key) -> Option<T> {
+        let hash = self.hash(key);
+        self.remove_by(hash, |v| v.key() == key)
+    }
+
+    /// The number of values.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| shard.len()).sum()
+    }
+
+    /// Every value, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+}
