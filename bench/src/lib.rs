@@ -23,6 +23,7 @@
 
 pub mod check;
 pub mod generate;
+pub mod heap;
 pub mod latency;
 pub mod load;
 pub mod packet;

@@ -4,14 +4,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use clusterdns_zone::wire::{CLASS_IN, FLAG_RD, TYPE_OPT};
 use clusterdns_zone::WireName;
-
-/// Header flag: recursion desired (set by stub resolvers and by dnsperf).
-const FLAG_RD: u16 = 0x0100;
-/// Class IN.
-const CLASS_IN: u16 = 1;
-/// Type OPT (RFC 6891).
-const TYPE_OPT: u16 = 41;
 
 /// A standard query for `name` (dotted, trailing dot optional) and `qtype`, with RD set and an
 /// OPT record advertising `edns_payload` when given; `None` when `name` is not a valid name.

@@ -4,12 +4,8 @@
 
 use std::fmt;
 
+use clusterdns_zone::wire::{CLASS_IN, FLAG_RD};
 use clusterdns_zone::WireName;
-
-/// Header flag: recursion desired (dnsperf sets it).
-const FLAG_RD: u16 = 0x0100;
-/// Class IN.
-const CLASS_IN: u16 = 1;
 
 /// Why a query file cannot be read: the line (1-based) and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq)]

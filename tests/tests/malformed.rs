@@ -141,6 +141,16 @@ fn bad_questions_get_formerr() {
             ]
             .concat(),
         ),
+        (
+            // RFC 6891 §6.1.2: an option (code 10, length 8) runs past RDLENGTH 4.
+            "OPT option longer than its RDATA",
+            [
+                header(9, 0x0100, 1, 0, 0, 1),
+                question(&kubernetes_wire(), 1, 1),
+                vec![0, 0, 41, 0x10, 0x00, 0, 0, 0, 0, 0, 4, 0, 10, 0, 8],
+            ]
+            .concat(),
+        ),
     ];
     for (what, packet) in cases {
         let response = send_udp(addr, &packet).unwrap_or_else(|| panic!("{what}: no answer"));

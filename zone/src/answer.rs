@@ -9,19 +9,13 @@ use std::net::IpAddr;
 
 use crate::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::snapshot::{Lookup, Snapshot, SOA_RECORD_LEN};
-use crate::wire::{Rcode, CLASSIC_UDP_PAYLOAD, CLASS_IN, HEADER_LEN, TYPE_A, TYPE_AAAA, TYPE_OPT};
+use crate::wire::{read_u16, Rcode, CLASSIC_UDP_PAYLOAD, CLASS_IN, HEADER_LEN, TYPE_A, TYPE_AAAA};
+use crate::wire::{FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_MASK, TYPE_OPT};
 
 /// The UDP payload size we advertise in our OPT record (DNS Flag Day 2020).
 pub const ADVERTISED_PAYLOAD: u16 = 1232;
 /// Length of our OPT record.
 const OPT_LEN: usize = 11;
-
-const FLAG_QR: u16 = 0x8000;
-const FLAG_AA: u16 = 0x0400;
-const FLAG_TC: u16 = 0x0200;
-const FLAG_RD: u16 = 0x0100;
-const FLAG_CD: u16 = 0x0010;
-const OPCODE_MASK: u16 = 0x7800;
 
 /// How the query arrived, which bounds the response size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,10 +90,6 @@ pub enum Answered {
     },
     /// The name is outside our zones: the caller decides (forward, or refuse).
     Outside,
-}
-
-fn read_u16(packet: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*packet.get(at)?, *packet.get(at + 1)?]))
 }
 
 /// Skips an (possibly compressed) owner name of a record, returning the offset after it.

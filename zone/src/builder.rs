@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::model::{Change, Cluster, ObjectKey, ObjectKind, Pod, Service, ServiceKind};
 use crate::record::{record_key, ServiceRecord, Slice};
-use crate::snapshot::{PodsMode, ReverseEntry, Snapshot, Tables, ZoneConfig, ZoneStats};
+use crate::snapshot::{PodsMode, Snapshot, Tables, ZoneConfig, ZoneStats};
 
 /// `(namespace, name)` of an object.
 type Key = (Box<str>, Box<str>);
@@ -24,6 +24,11 @@ type Key = (Box<str>, Box<str>);
 /// Endpoints that may wait in `pending` before they are folded into records, which bounds what
 /// a large list holds beside the tables.
 const FLUSH_AT: usize = 20_000;
+
+/// A copy of `text` allocated by the builder's thread (see `Change::ServiceUpsert` in `apply`).
+fn kept(text: &str) -> Box<str> {
+    text.into()
+}
 
 /// Changes to one Service not yet folded into its record.
 #[derive(Default)]
@@ -108,7 +113,8 @@ impl ZoneBuilder {
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::NamespaceUpsert(name) => {
-                if self.namespace_objects.insert(name.clone()) {
+                if !self.namespace_objects.contains(&name) {
+                    self.namespace_objects.insert(kept(&name));
                     self.dirty_namespaces.insert(name);
                 }
             }
@@ -119,7 +125,10 @@ impl ZoneBuilder {
             }
             Change::ServiceUpsert(service) => {
                 let key = (service.namespace.clone(), service.name.clone());
-                self.pending.entry(key).or_default().spec = Some(Some(service));
+                // A copy made here: the source's object came from a thread whose memory is
+                // mostly transient (list pages), and a long-lived string left among it would
+                // keep whole allocator pages of that thread from going back to the OS.
+                self.pending.entry(key).or_default().spec = Some(Some(service.clone()));
             }
             Change::ServiceDelete(namespace, name) => {
                 self.pending.entry((namespace, name)).or_default().spec = Some(None);
@@ -406,20 +415,14 @@ impl ZoneBuilder {
 
     /// Records that the Service hashing to `owner` gives `ip` a reverse name.
     fn claim(&mut self, ip: IpAddr, owner: u64) {
-        let reverse = &mut self.tables.reverse;
-        if !reverse.candidates(reverse.hash(&ip)).any(|e| e.ip == ip) {
+        if self.tables.reverse.add(ip, owner) {
             self.reverse_names += 1;
         }
-        let entry = ReverseEntry { ip, owner };
-        reverse.upsert(entry, |e| *e == entry);
     }
 
     /// Records that the Service hashing to `owner` no longer names `ip`.
     fn unclaim(&mut self, ip: IpAddr, owner: u64) {
-        let reverse = &mut self.tables.reverse;
-        let hash = reverse.hash(&ip);
-        reverse.remove_by(hash, |e| e.ip == ip && e.owner == owner);
-        if !reverse.candidates(hash).any(|e| e.ip == ip) {
+        if self.tables.reverse.remove(ip, owner) {
             self.reverse_names -= 1;
         }
     }

@@ -22,6 +22,7 @@
 //! | [`builder`] | applying changes, folding them into records, publishing |
 //! | `record` | the compact Service record and its endpoint labels |
 //! | `render` | the fixed names encoded at publish time |
+//! | `reverse` | the address index PTR answers come from |
 //! | [`snapshot`] | the published tables and the lookup that classifies a question |
 //! | `derived` | encoding records derived from a Service at query time |
 //! | [`answer`] | parsing a query and assembling the response |
@@ -40,6 +41,7 @@ pub mod name;
 pub mod node;
 mod record;
 mod render;
+mod reverse;
 pub mod snapshot;
 mod table;
 pub mod wire;

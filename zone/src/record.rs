@@ -128,9 +128,11 @@ impl Slice {
                 });
             }
         }
+        // Fresh copies of what the slice keeps, allocated by the builder's thread rather than
+        // left among the source's transient memory (see `ZoneBuilder::apply`).
         Slice {
-            name: slice.name,
-            ports: slice.ports.into(),
+            name: slice.name.as_ref().into(),
+            ports: slice.ports.iter().cloned().collect(),
             endpoints: endpoints.into(),
             total,
         }

@@ -20,6 +20,7 @@ use crate::derived::Derived;
 use crate::name::{parse_dashed_ip, parse_reverse, WireName};
 use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY};
 use crate::record::{Label, ServiceRecord};
+use crate::reverse::Reverse;
 use crate::table::{Keyed, Sharded};
 use crate::wire::{HEADER_LEN, TYPE_SOA, TYPE_SRV, TYPE_TXT};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_PTR};
@@ -73,26 +74,11 @@ impl Keyed for Arc<ServiceRecord> {
     }
 }
 
-/// One owner of an address's reverse name: the address and the hash of the owning Service's
-/// record key in the services table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ReverseEntry {
-    pub(crate) ip: IpAddr,
-    pub(crate) owner: u64,
-}
-
-impl Keyed for ReverseEntry {
-    type Key = IpAddr;
-    fn key(&self) -> &IpAddr {
-        &self.ip
-    }
-}
-
 /// The tables a snapshot reads and the builder edits (see the module docs).
 #[derive(Clone)]
 pub(crate) struct Tables {
     pub(crate) services: Sharded<Arc<ServiceRecord>>,
-    pub(crate) reverse: Sharded<ReverseEntry>,
+    pub(crate) reverse: Reverse,
     pub(crate) nodes: Sharded<NodeBlob>,
 }
 
@@ -100,7 +86,7 @@ impl Tables {
     pub(crate) fn new(seed: u64) -> Self {
         Tables {
             services: Sharded::new(seed),
-            reverse: Sharded::new(seed.rotate_left(17)),
+            reverse: Reverse::new(seed.rotate_left(17)),
             nodes: Sharded::new(seed.rotate_left(41)),
         }
     }
@@ -116,9 +102,8 @@ impl Tables {
     /// The records owning `ip`'s reverse name.
     pub(crate) fn owners(&self, ip: IpAddr) -> impl Iterator<Item = &ServiceRecord> {
         self.reverse
-            .candidates(self.reverse.hash(&ip))
-            .filter(move |entry| entry.ip == ip)
-            .filter_map(|entry| self.owner(entry.owner))
+            .owners(ip)
+            .filter_map(|owner| self.owner(owner))
     }
 }
 
@@ -407,8 +392,8 @@ impl Snapshot {
         for record in self.tables.services.iter() {
             crate::derived::record_names(record, zone, &mut out);
         }
-        for entry in self.tables.reverse.iter() {
-            out.push(crate::name::reverse_name(entry.ip));
+        for ip in self.tables.reverse.addresses() {
+            out.push(crate::name::reverse_name(ip));
         }
         out.sort();
         out.dedup();

@@ -1,4 +1,6 @@
-//! DNS wire-format constants shared by the encoder and the answer path (RFC 1035, 6891).
+//! DNS wire format shared by every crate that reads or writes packets (the answer path, the
+//! forwarder, the benches): record types and classes, header flags, and the readers of big-endian
+//! fields (RFC 1035 §4.1, RFC 6891).
 
 /// Length of the DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -8,6 +10,12 @@ pub const CLASS_IN: u16 = 1;
 pub const TYPE_A: u16 = 1;
 /// Type NS.
 pub const TYPE_NS: u16 = 2;
+/// Type HINFO (the type of CoreDNS's `loop` probe).
+pub const TYPE_HINFO: u16 = 13;
+/// Type MX, whose data holds a name.
+pub const TYPE_MX: u16 = 15;
+/// Type DNAME (RFC 6672), whose data holds a name.
+pub const TYPE_DNAME: u16 = 39;
 /// Type CNAME.
 pub const TYPE_CNAME: u16 = 5;
 /// Type SOA.
@@ -30,6 +38,34 @@ pub const TYPE_AXFR: u16 = 252;
 pub const TYPE_ANY: u16 = 255;
 /// The UDP payload size a DNS message without EDNS may have (RFC 1035 §4.2.1).
 pub const CLASSIC_UDP_PAYLOAD: usize = 512;
+
+/// Header flag QR: a response.
+pub const FLAG_QR: u16 = 0x8000;
+/// Header flag AA: an authoritative answer.
+pub const FLAG_AA: u16 = 0x0400;
+/// Header flag TC: truncated.
+pub const FLAG_TC: u16 = 0x0200;
+/// Header flag RD: recursion desired.
+pub const FLAG_RD: u16 = 0x0100;
+/// Header flag RA: recursion available.
+pub const FLAG_RA: u16 = 0x0080;
+/// Header flag AD: authentic data (RFC 4035 §3.2.3).
+pub const FLAG_AD: u16 = 0x0020;
+/// Header flag CD: checking disabled.
+pub const FLAG_CD: u16 = 0x0010;
+/// The opcode bits of the header flags word.
+pub const OPCODE_MASK: u16 = 0x7800;
+
+/// The big-endian `u16` at `at`, when the packet holds it.
+pub fn read_u16(packet: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*packet.get(at)?, *packet.get(at + 1)?]))
+}
+
+/// The big-endian `u32` at `at`, when the packet holds it.
+pub fn read_u32(packet: &[u8], at: usize) -> Option<u32> {
+    let bytes = packet.get(at..at + 4)?;
+    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+}
 
 /// Response codes, with the label metrics use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

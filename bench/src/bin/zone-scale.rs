@@ -8,91 +8,17 @@
 //! endpoints each (the difference over the added endpoints); bytes per Service are what remains of
 //! the 10-endpoint build once its endpoints are paid for.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use clusterdns_bench::{generate, Spec};
-use clusterdns_zone::{Change, EndpointSlice, ZoneBuilder};
-
-/// The system allocator, counting live bytes.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds dealloc's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds realloc's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use clusterdns_bench::heap::{bytes_per_object, Counting, ZoneBuild};
+use clusterdns_zone::Change;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// One measured build.
-struct Build {
-    builder: ZoneBuilder,
-    /// A slice with endpoints, to change.
-    sample: EndpointSlice,
-    bytes: usize,
-    took: Duration,
-    endpoints: usize,
-}
-
-fn build(services: usize, per_service: usize) -> Result<Build, String> {
-    let spec = Spec::with_total_endpoints(services, services * per_service);
-    let cluster = generate(&spec).map_err(|e| e.to_string())?;
-    let config = spec.zone_config().map_err(|e| e.to_string())?;
-    let sample = (cluster.slices.iter())
-        .find(|slice| !slice.endpoints.is_empty())
-        .cloned()
-        .ok_or("the cluster has no endpoints to change")?;
-    let before = LIVE.load(Ordering::Relaxed);
-    let changes: Vec<Change> = (cluster.namespaces.into_iter().map(Change::NamespaceUpsert))
-        .chain(cluster.services.into_iter().map(Change::ServiceUpsert))
-        .chain(cluster.slices.into_iter().map(Change::SliceUpsert))
-        .collect();
-    let started = Instant::now();
-    let mut builder = ZoneBuilder::new(config);
-    for change in changes {
-        builder.apply(change);
-    }
-    builder.set_synced();
-    let snapshot = builder.publish();
-    let took = started.elapsed();
-    let endpoints = snapshot.stats().endpoints;
-    drop(snapshot);
-    // What the builder holds: the model and the tables a snapshot shares (the change list was
-    // consumed into it; the generated cluster's strings moved with it).
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
-    Ok(Build {
-        builder,
-        sample,
-        bytes,
-        took,
-        endpoints,
-    })
-}
-
 /// Median and 99th percentile of publishing one flipped endpoint, over `rounds` publishes.
-fn publish_latency(build: &mut Build, rounds: usize) -> (Duration, Duration) {
+fn publish_latency(build: &mut ZoneBuild, rounds: usize) -> (Duration, Duration) {
     let builder = &mut build.builder;
     let slice = build.sample.clone();
     let mut flipped = slice.clone();
@@ -130,15 +56,7 @@ fn main() -> ExitCode {
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for services in sizes {
         let result = (|| -> Result<String, String> {
-            let twenty = build(services, 20)?;
-            let twenty_bytes = twenty.bytes;
-            let twenty_endpoints = twenty.endpoints;
-            drop(twenty);
-            let mut ten = build(services, 10)?;
-            let per_endpoint = twenty_bytes.saturating_sub(ten.bytes) as f64
-                / (twenty_endpoints - ten.endpoints).max(1) as f64;
-            let per_service =
-                (ten.bytes as f64 - per_endpoint * ten.endpoints as f64) / services as f64;
+            let (per_service, per_endpoint, mut ten) = bytes_per_object(services)?;
             let (p50, p99) = publish_latency(&mut ten, 400);
             Ok(format!(
                 "| {services} | {} | {:.0} ms | {:.1} MiB | {per_service:.0} | {per_endpoint:.0} | {:.0} µs | {:.0} µs |",
