@@ -170,6 +170,7 @@ pub fn start(
         publisher,
         resources,
         listing: HashMap::new(),
+        list_started: HashSet::new(),
         listed_once: HashSet::new(),
         synced: false,
         service_kinds: HashMap::new(),
@@ -460,8 +461,10 @@ impl Backoff for RetryDelay {
 struct Applier {
     publisher: Publisher,
     resources: Vec<Resource>,
-    /// Resources being (re-)listed, with the keys listed so far.
+    /// Resources being re-listed, with the keys listed so far.
     listing: HashMap<ObjectKind, HashSet<ObjectKey>>,
+    /// Resources whose list has started at least once.
+    list_started: HashSet<ObjectKind>,
     /// Resources that have completed at least one list.
     listed_once: HashSet<ObjectKind>,
     /// Whether the first complete zone has been published.
@@ -494,7 +497,11 @@ impl Applier {
     fn handle(&mut self, message: Message) {
         match message {
             Message::ListStarted(resource) => {
-                self.listing.insert(resource.kind(), HashSet::new());
+                // Only a list after an earlier one can leave objects behind to delete; the first
+                // list of a resource starts from nothing, so it does not hold every key it lists.
+                if !self.list_started.insert(resource.kind()) {
+                    self.listing.insert(resource.kind(), HashSet::new());
+                }
             }
             Message::ListDone(resource) => {
                 let kind = resource.kind();
@@ -724,6 +731,7 @@ mod tests {
                 Resource::EndpointSlices,
             ],
             listing: HashMap::new(),
+            list_started: HashSet::new(),
             listed_once: HashSet::new(),
             synced: false,
             service_kinds: HashMap::new(),

@@ -12,13 +12,15 @@
 //! [`config`] parses and validates flags; [`sockets`] binds one UDP socket and one TCP listener
 //! per worker with SO_REUSEPORT; [`udp`] and [`tcp`] serve them; [`server`] starts and stops
 //! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes;
-//! [`nodelocal`] is the node-local cache mode (no zone; everything forwarded and cached).
+//! [`nodelocal`] is the node-local cache mode (no zone; everything forwarded and cached);
+//! [`memory`] makes the allocator give back what loading the zone used.
 
 pub mod config;
 pub mod forward;
 pub mod handler;
 pub mod kubernetes;
 pub mod manifest;
+pub mod memory;
 pub mod metrics;
 pub mod nodelocal;
 pub mod objects;

@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    clusterdns::memory::configure();
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -62,6 +63,7 @@ fn run(config: Config) -> Result<(), String> {
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("clusterdns-control")
+        .on_thread_park(clusterdns::memory::release_freed)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the control runtime: {e}"))?;

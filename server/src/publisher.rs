@@ -64,6 +64,8 @@ impl Publisher {
         let stats = snapshot.stats();
         let serial = snapshot.serial();
         self.store.store(Arc::new(snapshot));
-        (stats, started.elapsed(), serial)
+        let took = started.elapsed();
+        crate::memory::release_freed();
+        (stats, took, serial)
     }
 }

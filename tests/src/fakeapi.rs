@@ -120,7 +120,16 @@ type Key = (Kind, String, String);
 /// One version of an object; `None` is a deletion.
 struct Version {
     rv: u64,
-    object: Option<Arc<Value>>,
+    object: Option<Stored>,
+}
+
+/// A stored object and its text as a list item (without kind and apiVersion), serialized once
+/// when it is written, as the API server's watch cache keeps objects serialized: a list of a
+/// large cluster then costs the fake little more than copying bytes, so it does not set the
+/// pace of what it measures.
+struct Stored {
+    value: Arc<Value>,
+    item: String,
 }
 
 /// One entry of the watch history.
@@ -158,7 +167,7 @@ impl State {
         kind: Kind,
         rv: u64,
         after: Option<(&str, &str)>,
-    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+    ) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
         let start = match after {
             Some((namespace, name)) => {
                 Bound::Excluded((kind, namespace.to_string(), name.to_string()))
@@ -179,13 +188,25 @@ impl State {
             .get(key)
             .and_then(|versions| versions.last())
             .and_then(|v| v.object.as_ref())
+            .map(|stored| &stored.value)
     }
 
     fn record(&mut self, key: Key, event: &'static str, object: Value) -> u64 {
         let object = Arc::new(object);
         let rv = self.rv;
         let kind = key.0;
-        let stored = (event != "DELETED").then(|| object.clone());
+        let stored = (event != "DELETED").then(|| {
+            // A real API server leaves kind and apiVersion off the items of a typed list.
+            let mut item = Value::clone(&object);
+            if let Some(map) = item.as_object_mut() {
+                map.remove("kind");
+                map.remove("apiVersion");
+            }
+            Stored {
+                value: object.clone(),
+                item: item.to_string(),
+            }
+        });
         self.objects
             .entry(key)
             .or_default()
@@ -813,30 +834,26 @@ fn list(state: &State, route: &Route, query: &Query) -> Response<Body> {
     };
     let mut matching = state
         .objects_from(route.kind, rv, after)
-        .filter(|(_, object)| query.matches(route, object));
-    let mut items = Vec::new();
+        .filter(|(_, object)| query.matches(route, &object.value));
+    let mut items = String::new();
     let mut last = None;
     for (key, object) in matching.by_ref().take(query.limit.unwrap_or(usize::MAX)) {
-        // A real API server leaves kind and apiVersion off the items of a typed list.
-        let mut item = Value::clone(object);
-        if let Some(map) = item.as_object_mut() {
-            map.remove("kind");
-            map.remove("apiVersion");
+        if !items.is_empty() {
+            items.push(',');
         }
-        items.push(item);
+        items.push_str(&object.item);
         last = Some(key);
     }
     let mut metadata = json!({ "resourceVersion": rv.to_string() });
     if let (Some((_, namespace, name)), Some(_)) = (last, matching.next()) {
         metadata["continue"] = format!("{rv}/{namespace}/{name}").into();
     }
-    let body = json!({
-        "kind": format!("{}List", route.kind.name()),
-        "apiVersion": route.kind.api_version(),
-        "metadata": metadata,
-        "items": items,
-    });
-    json_response(StatusCode::OK, body.to_string())
+    let body = format!(
+        r#"{{"kind":{},"apiVersion":{},"metadata":{metadata},"items":[{items}]}}"#,
+        Value::from(format!("{}List", route.kind.name())),
+        Value::from(route.kind.api_version()),
+    );
+    json_response(StatusCode::OK, body)
 }
 
 /// What one watch stream sends, and from where.
@@ -868,8 +885,8 @@ fn start_watch(
         // No version, or 0: start with the current state as synthetic ADDED events.
         _ => {
             for (_, object) in state.objects_from(route.kind, state.rv, None) {
-                if query.matches(&route, object) {
-                    first.push(event_line("ADDED", object));
+                if query.matches(&route, &object.value) {
+                    first.push(event_line("ADDED", &object.value));
                 }
             }
             if query.send_initial_events && query.bookmarks {

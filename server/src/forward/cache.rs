@@ -28,8 +28,9 @@ use hashbrown::HashTable;
 
 use super::clock::Clock;
 use super::config::CacheConfig;
-use super::message::{RecordSpan, Response, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC};
+use super::message::{RecordSpan, Response};
 use super::metrics::{CacheStats, CacheType};
+use clusterdns_zone::wire::{FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC};
 
 /// The TTL of an answer served stale (RFC 8767 §4 recommends 30 seconds).
 pub const STALE_TTL: u32 = 30;

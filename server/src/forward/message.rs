@@ -8,31 +8,10 @@
 use std::ops::Range;
 
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
+use clusterdns_zone::wire::{read_u16, read_u32, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_MASK};
 use clusterdns_zone::wire::{
-    HEADER_LEN, TYPE_CNAME, TYPE_NS, TYPE_OPT, TYPE_PTR, TYPE_SOA, TYPE_SRV,
+    HEADER_LEN, TYPE_CNAME, TYPE_DNAME, TYPE_MX, TYPE_NS, TYPE_OPT, TYPE_PTR, TYPE_SOA, TYPE_SRV,
 };
-
-/// Type HINFO: the type of the loop probe, as CoreDNS's `loop` plugin sends.
-pub const TYPE_HINFO: u16 = 13;
-
-/// QR: a response.
-pub const FLAG_QR: u16 = 0x8000;
-/// TC: truncated.
-pub const FLAG_TC: u16 = 0x0200;
-/// RD: recursion desired.
-pub const FLAG_RD: u16 = 0x0100;
-/// RA: recursion available.
-pub const FLAG_RA: u16 = 0x0080;
-/// AD: authentic data (RFC 4035 §3.2.3).
-pub const FLAG_AD: u16 = 0x0020;
-/// CD: checking disabled.
-pub const FLAG_CD: u16 = 0x0010;
-const OPCODE_MASK: u16 = 0x7800;
-
-/// MX (RFC 1035), whose data holds a name.
-const TYPE_MX: u16 = 15;
-/// DNAME (RFC 6672), whose data holds a name.
-const TYPE_DNAME: u16 = 39;
 
 /// The query sent upstream: our `id`, RD set, one question, and an OPT record (RFC 6891) with
 /// our payload size and the DO bit asked for. `qname` is lowercase wire format.
@@ -88,15 +67,6 @@ impl Response {
     pub fn truncated(&self) -> bool {
         self.flags & FLAG_TC != 0
     }
-}
-
-fn read_u16(packet: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*packet.get(at)?, *packet.get(at + 1)?]))
-}
-
-fn read_u32(packet: &[u8], at: usize) -> Option<u32> {
-    let bytes = packet.get(at..at + 4)?;
-    Some(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
 /// RFC 2181 §8: a TTL with the top bit set is treated as zero.

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use clusterdns_zone::answer::respond_rcode;
-use clusterdns_zone::wire::CLASS_IN;
+use clusterdns_zone::wire::{CLASS_IN, TYPE_HINFO, TYPE_NS};
 use clusterdns_zone::{Answered, Query, Rcode, Transport};
 use rand::seq::SliceRandom;
 use tokio::runtime::Handle;
@@ -54,15 +54,12 @@ use tokio::sync::oneshot;
 use cache::{cacheability, Answer, Cache, Entry, Key, KeyRef, STALE_TTL};
 use clock::Clock;
 use config::{ForwardConfig, Policy};
-use message::TYPE_HINFO;
 use metrics::ForwardStats;
 use pool::TcpPool;
 use upstream::Upstream;
 
 /// Upstreams tried for one query at most (each once, with its own timeout).
 const MAX_ATTEMPTS: usize = 3;
-/// Type NS, of the health-check query `. NS`.
-const TYPE_NS: u16 = 2;
 
 /// What every client waiting on one upstream fetch gets.
 #[derive(Clone, Debug)]

@@ -1,0 +1,47 @@
+//! What the allocator gives back to the OS. clusterdns runs on mimalloc (set in the binary); the
+//! zone is built from large transient inputs (list pages, manifest items) on threads that then
+//! go quiet, and the process should shrink to the size of the zone afterwards instead of keeping
+//! its peak. Two things stand in the way by default, and this module removes both:
+//!
+//! - freed pages are returned to the OS only after a delay, measured while the freeing thread
+//!   keeps allocating ([`configure`] makes it immediate);
+//! - a block freed by another thread (a converted object the zone thread drops) goes back to its
+//!   page only when the owning thread next allocates or collects ([`release_freed`], called when
+//!   a control thread parks and after each publish).
+//!
+//! The answer path allocates and frees nothing, so it never pays for either.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, mimalloc.h v2).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// How often one thread collects at most: collecting walks the thread's pages.
+const COLLECT_EVERY: Duration = Duration::from_millis(100);
+
+/// Makes the allocator return freed pages to the OS at once. Call before any other thread exists.
+pub fn configure() {
+    // SAFETY: sets a process-wide allocator option; called at startup before other threads.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// Collects the calling thread's allocator heap (blocks other threads freed, pages now empty),
+/// returning what is free to the OS; does nothing if this thread collected in the last 100 ms.
+pub fn release_freed() {
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    let now = Instant::now();
+    let due = LAST.with(|last| {
+        let due = last
+            .get()
+            .is_none_or(|at| now.duration_since(at) >= COLLECT_EVERY);
+        if due {
+            last.set(Some(now));
+        }
+        due
+    });
+    if due {
+        // SAFETY: collects only the calling thread's heap; always safe to call.
+        unsafe { libmimalloc_sys::mi_collect(true) };
+    }
+}
