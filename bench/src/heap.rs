@@ -63,6 +63,8 @@ pub struct ZoneBuild {
     pub took: Duration,
     /// Endpoints in the zone.
     pub endpoints: usize,
+    /// Owner names the zone answers for (reverse names included).
+    pub names: usize,
 }
 
 /// Builds the zone of a synthetic cluster of `services` Services with `per_service` endpoints
@@ -90,7 +92,7 @@ pub fn build_zone(services: usize, per_service: usize) -> Result<ZoneBuild, Stri
     builder.set_synced();
     let snapshot = builder.publish();
     let took = started.elapsed();
-    let endpoints = snapshot.stats().endpoints;
+    let (endpoints, names) = (snapshot.stats().endpoints, snapshot.stats().names);
     drop(snapshot);
     // What the builder holds (the records and tables a snapshot shares) and the one sample
     // slice: the change list was consumed into it.
@@ -101,6 +103,7 @@ pub fn build_zone(services: usize, per_service: usize) -> Result<ZoneBuild, Stri
         bytes,
         took,
         endpoints,
+        names,
     })
 }
 

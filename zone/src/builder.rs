@@ -341,8 +341,15 @@ impl ZoneBuilder {
                 None => slices.remove(&name),
             };
         }
-        let new = (spec.is_some() || !slices.is_empty())
-            .then(|| ServiceRecord::new(record_key.clone(), spec, slices.into_values().collect()));
+        let owner = self.tables.services.hash(&record_key[..]);
+        let new = (spec.is_some() || !slices.is_empty()).then(|| {
+            ServiceRecord::new(
+                record_key.clone(),
+                owner,
+                spec,
+                slices.into_values().collect(),
+            )
+        });
         if let (Some(old), Some(new)) = (&old, &new) {
             if old.spec == new.spec && old.slices == new.slices {
                 return;
@@ -370,7 +377,6 @@ impl ZoneBuilder {
         let (new_endpoints, new_names) = totals(&new);
         self.endpoints = self.endpoints + new_endpoints - old_endpoints;
         self.record_names = self.record_names + new_names - old_names;
-        let owner = self.tables.services.hash(&record_key[..]);
         let old_claims = old
             .as_ref()
             .map(|r| r.claimed_addresses())

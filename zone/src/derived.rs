@@ -112,75 +112,67 @@ enum Section {
     Additional = 2,
 }
 
-/// Appends whole records after the question of a response.
+/// Appends whole records after the question of a response, encoding each in place and taking it
+/// back when it does not fit.
 struct Records<'o> {
     out: &'o mut [u8],
     len: usize,
     limit: usize,
     counts: [u16; 3],
     truncated: bool,
+    /// Where the record being written starts, and whether it ran past the buffer.
+    start: usize,
+    overflow: bool,
 }
 
 impl Records<'_> {
-    /// Appends `record` if it fits; otherwise marks the response truncated.
-    fn push(&mut self, section: Section, record: &Rec) -> bool {
-        let bytes = &record.buf[..record.len];
-        if self.truncated || self.len + bytes.len() > self.limit {
+    fn put(&mut self, bytes: &[u8]) {
+        match self.out.get_mut(self.len..self.len + bytes.len()) {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// Starts a record: owner (already encoded, in `owner` parts), type, class, TTL and a zero
+    /// RDLENGTH.
+    fn begin(&mut self, owner: &[&[u8]], rtype: u16, ttl: u32) {
+        self.start = self.len;
+        self.overflow = self.truncated;
+        for part in owner {
+            self.put(part);
+        }
+        self.put(&rtype.to_be_bytes());
+        self.put(&CLASS_IN.to_be_bytes());
+        self.put(&ttl.to_be_bytes());
+        self.put(&[0, 0]);
+    }
+
+    /// Ends the record begun with an owner of `owner_len` bytes: sets RDLENGTH and keeps it if it
+    /// fits; otherwise takes it back and marks the response truncated. Returns whether it fit.
+    fn end(&mut self, section: Section, owner_len: usize) -> bool {
+        if self.overflow || self.len > self.limit {
+            self.len = self.start;
             self.truncated = true;
             return false;
         }
-        self.out[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
+        let rdlen_at = self.start + owner_len + 8;
+        let rdlen = (self.len - rdlen_at - 2) as u16;
+        self.out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
         self.counts[section as usize] += 1;
         true
     }
-}
-
-/// One record being encoded, on the stack (the longest is an SRV or PTR with a 255-byte name).
-struct Rec {
-    buf: [u8; 320],
-    len: usize,
-}
-
-impl Rec {
-    fn new() -> Self {
-        Rec {
-            buf: [0; 320],
-            len: 0,
-        }
-    }
-
-    fn put(&mut self, bytes: &[u8]) {
-        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-        self.len += bytes.len();
-    }
-
-    /// Starts a record: owner (already encoded), type, class, TTL and a zero RDLENGTH.
-    fn start(owner: &[u8], rtype: u16, ttl: u32) -> Self {
-        let mut rec = Rec::new();
-        rec.put(owner);
-        rec.put(&rtype.to_be_bytes());
-        rec.put(&CLASS_IN.to_be_bytes());
-        rec.put(&ttl.to_be_bytes());
-        rec.put(&[0, 0]);
-        rec
-    }
-
-    /// Sets RDLENGTH from what follows the header started by [`Rec::start`] with `owner_len`.
-    fn finish(mut self, owner_len: usize) -> Self {
-        let rdlen = (self.len - owner_len - 10) as u16;
-        self.buf[owner_len + 8..owner_len + 10].copy_from_slice(&rdlen.to_be_bytes());
-        self
-    }
 
     /// An A or AAAA record for `ip` owned by `owner`.
-    fn address(owner: &[u8], ip: IpAddr, ttl: u32) -> Self {
-        let mut rec = Rec::start(owner, family_of(ip), ttl);
+    fn address(&mut self, section: Section, owner: &[&[u8]], ip: IpAddr, ttl: u32) -> bool {
+        self.begin(owner, family_of(ip), ttl);
         match ip {
-            IpAddr::V4(v4) => rec.put(&v4.octets()),
-            IpAddr::V6(v6) => rec.put(&v6.octets()),
+            IpAddr::V4(v4) => self.put(&v4.octets()),
+            IpAddr::V6(v6) => self.put(&v6.octets()),
         }
-        rec.finish(owner.len())
+        self.end(section, owner.iter().map(|p| p.len()).sum())
     }
 }
 
@@ -207,6 +199,8 @@ impl Found<'_> {
             limit: limit.min(usize::from(u16::MAX)),
             counts: [0; 3],
             truncated: false,
+            start: question_end,
+            overflow: false,
         };
         let ttl = config.ttl;
         match self.what {
@@ -243,10 +237,9 @@ impl Found<'_> {
             Derived::Soa => {
                 let mut soa = [0u8; SOA_RECORD_LEN];
                 let len = self.snapshot.write_soa(qname_len, &mut soa);
-                if len > 0 {
-                    let mut rec = Rec::new();
-                    rec.put(&soa[..len]);
-                    records.push(Section::Answer, &rec);
+                if len > 0 && records.len + len <= records.limit {
+                    records.put(&soa[..len]);
+                    records.counts[Section::Answer as usize] += 1;
                 }
             }
         }
@@ -274,22 +267,32 @@ impl Found<'_> {
                 key: &record.key,
                 ..target
             };
-            let mut rec = Rec::start(&QUESTION, TYPE_PTR, ttl);
-            target.write(&mut rec, &[]);
-            records.push(Section::Answer, &rec.finish(QUESTION.len()));
+            records.begin(&[&QUESTION], TYPE_PTR, ttl);
+            target.write(records, &[]);
+            records.end(Section::Answer, QUESTION.len());
             return;
         }
         // Owners in namespace and name order (there are rarely more than one or two), so the
         // answer does not depend on the tables' history.
         let mut previous = None;
         loop {
-            let next = (self.snapshot.tables.owners(ip))
-                .filter(|r| previous.is_none() || service_order(r) > previous)
-                .min_by(|a, b| service_order(a).cmp(&service_order(b)));
+            let mut owners = self.snapshot.tables.owners(ip);
+            let next = match (previous, owners.next(), owners.next()) {
+                // One owner (the common case): no ordering to do.
+                (None, Some(only), None) => Some(only),
+                (None, None, _) => None,
+                _ => (self.snapshot.tables.owners(ip))
+                    .filter(|r| previous.is_none() || service_order(r) > previous)
+                    .min_by(|a, b| service_order(a).cmp(&service_order(b))),
+            };
             let Some(record) = next else {
                 return;
             };
             previous = service_order(record);
+            if previous.is_none() {
+                // Only Services (with a spec) claim addresses; nothing to order after this.
+                return;
+            }
             let target = Target {
                 key: &record.key,
                 ..target
@@ -303,9 +306,9 @@ impl Found<'_> {
                 if !target.fits(len) {
                     continue;
                 }
-                let mut rec = Rec::start(&QUESTION, TYPE_PTR, ttl);
-                target.write(&mut rec, &label[..len]);
-                if !records.push(Section::Answer, &rec.finish(QUESTION.len())) {
+                records.begin(&[&QUESTION], TYPE_PTR, ttl);
+                target.write(records, &label[..len]);
+                if !records.end(Section::Answer, QUESTION.len()) {
                     return;
                 }
             }
@@ -353,7 +356,7 @@ fn write_addresses(
     ttl: u32,
 ) {
     for ip in ips.filter(|&ip| family_of(ip) == family) {
-        if !records.push(Section::Answer, &Rec::address(&QUESTION, ip, ttl)) {
+        if !records.address(Section::Answer, &[&QUESTION], ip, ttl) {
             return;
         }
     }
@@ -388,16 +391,16 @@ impl Target<'_> {
         label + self.key.len() + SVC_LABEL.len() + self.zone.len() <= MAX_NAME_LEN
     }
 
-    /// Writes the name in full; returns where its `<svc>.` part starts in `rec`.
-    fn write(&self, rec: &mut Rec, label: &[u8]) -> usize {
+    /// Writes the name in full; returns where its `<svc>.` part starts in the response.
+    fn write(&self, records: &mut Records<'_>, label: &[u8]) -> usize {
         if !label.is_empty() {
-            rec.put(&[label.len() as u8]);
-            rec.put(label);
+            records.put(&[label.len() as u8]);
+            records.put(label);
         }
-        let suffix = rec.len;
-        rec.put(self.key);
-        rec.put(SVC_LABEL);
-        rec.put(self.zone);
+        let suffix = records.len;
+        records.put(self.key);
+        records.put(SVC_LABEL);
+        records.put(self.zone);
         suffix
     }
 }
@@ -409,14 +412,24 @@ fn srv_weight(candidates: usize) -> u16 {
     ((100.0 / total) * 100.0).floor() as u16
 }
 
-/// An SRV record owned by the question; returns it and where its target's `<svc>.` part starts.
-fn srv_record(target: Target<'_>, label: &[u8], weight: u16, port: u16, ttl: u32) -> (Rec, usize) {
-    let mut rec = Rec::start(&QUESTION, TYPE_SRV, ttl);
-    rec.put(&0u16.to_be_bytes());
-    rec.put(&weight.to_be_bytes());
-    rec.put(&port.to_be_bytes());
-    let suffix = target.write(&mut rec, label);
-    (rec.finish(QUESTION.len()), suffix)
+/// Appends an SRV record owned by the question; returns where its target's `<svc>.` part
+/// starts, or `None` when it did not fit.
+fn srv_record(
+    records: &mut Records<'_>,
+    target: Target<'_>,
+    label: &[u8],
+    weight: u16,
+    port: u16,
+    ttl: u32,
+) -> Option<usize> {
+    records.begin(&[&QUESTION], TYPE_SRV, ttl);
+    records.put(&0u16.to_be_bytes());
+    records.put(&weight.to_be_bytes());
+    records.put(&port.to_be_bytes());
+    let suffix = target.write(records, label);
+    records
+        .end(Section::Answer, QUESTION.len())
+        .then_some(suffix)
 }
 
 /// SRV of a ClusterIP Service: one candidate per (port, cluster IP), each port number once, the
@@ -447,13 +460,10 @@ fn write_cluster_srv(
         if !chosen(i, p) || repeated {
             continue;
         }
-        let start = records.len;
-        let (rec, _) = srv_record(target, &[], weight, p.port, ttl);
-        if !records.push(Section::Answer, &rec) {
+        let Some(target_at) = srv_record(records, target, &[], weight, p.port, ttl) else {
             return;
-        }
-        // The target starts after the owner pointer, the header and priority/weight/port.
-        glue_owner.get_or_insert(start + QUESTION.len() + 10 + 6);
+        };
+        glue_owner.get_or_insert(target_at);
     }
     let Some(owner) = glue_owner.filter(|&at| at < 0x4000) else {
         return;
@@ -462,7 +472,7 @@ fn write_cluster_srv(
         if ips[..i].contains(&ip) {
             continue;
         }
-        if !records.push(Section::Additional, &Rec::address(&pointer(owner), ip, ttl)) {
+        if !records.address(Section::Additional, &[&pointer(owner)], ip, ttl) {
             return;
         }
     }
@@ -490,10 +500,12 @@ fn write_headless_srv(
     ttl: u32,
 ) {
     let mut label = [0u8; 63];
-    let label_fits = |e: &Endpoint, label: &mut [u8; 63]| target.fits(e.write_label(label));
+    // Labels are at most 63 bytes: when the longest fits, every target does, and the weights
+    // need no label written.
+    let all_fit = target.fits(63);
     let mut candidates = 0;
     for (endpoint, slice) in record.endpoints() {
-        if !label_fits(endpoint, &mut label) {
+        if !all_fit && !target.fits(endpoint.write_label(&mut label)) {
             continue;
         }
         candidates += match (selected, slice.ports.len()) {
@@ -518,12 +530,11 @@ fn write_headless_srv(
             if repeated {
                 continue;
             }
-            let start = records.len;
-            let (rec, suffix) = srv_record(target, &label[..len], weight, port.port, ttl);
-            if !records.push(Section::Answer, &rec) {
+            let Some(suffix) = srv_record(records, target, &label[..len], weight, port.port, ttl)
+            else {
                 return;
-            }
-            suffix_at.get_or_insert(start + suffix);
+            };
+            suffix_at.get_or_insert(suffix);
         }
     }
     let Some(suffix_at) = suffix_at.filter(|&at| at < 0x4000) else {
@@ -537,12 +548,8 @@ fn write_headless_srv(
         {
             continue;
         }
-        let mut owner = [0u8; 66];
-        owner[0] = len as u8;
-        owner[1..1 + len].copy_from_slice(&label[..len]);
-        owner[1 + len..3 + len].copy_from_slice(&pointer(suffix_at));
-        let rec = Rec::address(&owner[..3 + len], endpoint.ip, ttl);
-        if !records.push(Section::Additional, &rec) {
+        let owner: [&[u8]; 3] = [&[len as u8], &label[..len], &pointer(suffix_at)];
+        if !records.address(Section::Additional, &owner, endpoint.ip, ttl) {
             return;
         }
     }

@@ -137,6 +137,27 @@ pub fn dashed(ip: IpAddr) -> String {
 /// Writes [`dashed`]`(ip)` into `out` without allocating; returns its length.
 pub fn write_dashed(ip: IpAddr, out: &mut [u8; MAX_DASHED_LEN]) -> usize {
     use std::io::Write as _;
+    if let IpAddr::V4(v4) = ip {
+        // The common case, on the answer path: four decimal octets without the formatter.
+        let mut at = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                out[at] = b'-';
+                at += 1;
+            }
+            if octet >= 100 {
+                out[at] = b'0' + octet / 100;
+                at += 1;
+            }
+            if octet >= 10 {
+                out[at] = b'0' + octet / 10 % 10;
+                at += 1;
+            }
+            out[at] = b'0' + octet % 10;
+            at += 1;
+        }
+        return at;
+    }
     let mut text = [0u8; MAX_DASHED_LEN];
     let mut cursor = &mut text[..];
     // An address in text is at most 45 bytes, so this always fits.

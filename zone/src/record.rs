@@ -11,6 +11,8 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
+use smallvec::SmallVec;
+
 use crate::model::{EndpointSlice, Port, Protocol, Service, ServiceKind};
 use crate::name::{parse_dashed_ip, write_dashed, MAX_DASHED_LEN};
 use crate::table::Keyed;
@@ -139,17 +141,38 @@ impl Slice {
     }
 }
 
-/// A Service and its slices (see the module docs).
+/// What a record answers as: the part of its spec every lookup reads, kept beside the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// Slices without their Service (yet): nothing is answered.
+    Absent,
+    /// A ClusterIP Service.
+    ClusterIp,
+    /// A headless Service.
+    Headless,
+    /// An ExternalName Service (answered from its pre-encoded node).
+    ExternalName,
+}
+
+/// A Service and its slices (see the module docs). The fields every lookup reads (hash, key,
+/// shape, cluster IPs) come first and inline, so that finding and answering a ClusterIP Service
+/// touches one or two cache lines of the record; the spec and the slices follow.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(crate) struct ServiceRecord {
+    /// The key's hash in the services table, which the reverse index names owners by.
+    pub(crate) hash: u64,
     /// `<svc>.<ns>` as two wire-format labels: the lookup key.
-    pub(crate) key: Box<[u8]>,
-    /// The Service, or `None` while only its slices exist.
-    pub(crate) spec: Option<Service>,
+    pub(crate) key: RecordKey,
+    shape: Shape,
+    /// Its cluster IPs when it is a ClusterIP Service (the most asked-for answer).
+    cluster: SmallVec<[IpAddr; 2]>,
     /// Its slices, sorted by name.
     pub(crate) slices: Box<[Slice]>,
     /// Owner names the record answers for (for the zone's counts).
     pub(crate) names: u32,
+    /// The Service, or `None` while only its slices exist.
+    pub(crate) spec: Option<Service>,
 }
 
 impl Keyed for ServiceRecord {
@@ -159,10 +182,13 @@ impl Keyed for ServiceRecord {
     }
 }
 
+/// A record key: most fit inline.
+pub(crate) type RecordKey = SmallVec<[u8; 40]>;
+
 /// The record key of a Service: `<name>.<namespace>` in wire format, lowercase; `None` when a
 /// label is empty or too long.
-pub(crate) fn record_key(namespace: &str, name: &str) -> Option<Box<[u8]>> {
-    let mut key = Vec::with_capacity(namespace.len() + name.len() + 2);
+pub(crate) fn record_key(namespace: &str, name: &str) -> Option<RecordKey> {
+    let mut key = RecordKey::new();
     for label in [name, namespace] {
         if label.is_empty() || label.len() > crate::name::MAX_LABEL_LEN {
             return None;
@@ -170,12 +196,17 @@ pub(crate) fn record_key(namespace: &str, name: &str) -> Option<Box<[u8]>> {
         key.push(label.len() as u8);
         key.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
     }
-    Some(key.into())
+    Some(key)
 }
 
 impl ServiceRecord {
     /// A record from its parts: sets the endpoints' duplicate bits and counts the names.
-    pub(crate) fn new(key: Box<[u8]>, spec: Option<Service>, mut slices: Vec<Slice>) -> Self {
+    pub(crate) fn new(
+        key: RecordKey,
+        hash: u64,
+        spec: Option<Service>,
+        mut slices: Vec<Slice>,
+    ) -> Self {
         slices.sort_by(|a, b| a.name.cmp(&b.name));
         let mut addresses = HashSet::new();
         let mut pairs = HashSet::new();
@@ -203,8 +234,17 @@ impl ServiceRecord {
                 endpoint.flags = bits.next().unwrap_or(0);
             }
         }
+        let (shape, cluster) = match spec.as_ref().map(|s| &s.kind) {
+            None => (Shape::Absent, SmallVec::new()),
+            Some(ServiceKind::ClusterIp(ips)) => (Shape::ClusterIp, ips.iter().copied().collect()),
+            Some(ServiceKind::Headless) => (Shape::Headless, SmallVec::new()),
+            Some(ServiceKind::ExternalName(_)) => (Shape::ExternalName, SmallVec::new()),
+        };
         let mut record = ServiceRecord {
             key,
+            hash,
+            shape,
+            cluster,
             spec,
             slices: slices.into(),
             names: 0,
@@ -232,18 +272,12 @@ impl ServiceRecord {
 
     /// The Service's cluster IPs, when it has them.
     pub(crate) fn cluster_ips(&self) -> Option<&[IpAddr]> {
-        match &self.spec.as_ref()?.kind {
-            ServiceKind::ClusterIp(ips) => Some(ips),
-            _ => None,
-        }
+        (self.shape == Shape::ClusterIp).then_some(&self.cluster[..])
     }
 
     /// Whether the Service is headless.
     pub(crate) fn is_headless(&self) -> bool {
-        matches!(
-            self.spec.as_ref().map(|s| &s.kind),
-            Some(ServiceKind::Headless)
-        )
+        self.shape == Shape::Headless
     }
 
     /// Whether names below the Service are answered from this record (ClusterIP and headless

@@ -93,10 +93,7 @@ impl Tables {
 
     /// The Service record whose key hashes to `owner`.
     pub(crate) fn owner(&self, owner: u64) -> Option<&ServiceRecord> {
-        let services = &self.services;
-        services
-            .find(owner, |r| services.hash(&r.key) == owner)
-            .map(|r| &**r)
+        self.services.find(owner, |r| r.hash == owner).map(|r| &**r)
     }
 
     /// The records owning `ip`'s reverse name.
@@ -276,7 +273,7 @@ impl Snapshot {
 
     /// Names under a ClusterIP or headless Service: `<svc>.<ns>.svc`, `<ep>.<svc>.<ns>.svc`,
     /// `_<proto>.<svc>.<ns>.svc` and `_<port>._<proto>.<svc>.<ns>.svc` in the zone. `None` when
-    /// the name is not of that shape or no such Service answers it (the nodes table decides).
+    /// the name is not of that shape or is an ExternalName Service's (the nodes table decides).
     fn lookup_service_name<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Option<Lookup<'a>> {
         let prefix = &qname[..qname.len() - self.config.domain.as_bytes().len()];
         if !prefix.ends_with(b"\x03svc") {
@@ -300,9 +297,14 @@ impl Snapshot {
         }
         // `<svc>.<ns>` are the two labels above `svc`.
         let key = &prefix[starts[count - 3]..starts[count - 1]];
-        let record = self.tables.services.get(key)?;
+        // Every Service, ExternalName ones included, has a record: without one, nothing under
+        // `svc` this deep exists (the fixed names stop at `<ns>.svc`).
+        let Some(record) = self.tables.services.get(key) else {
+            return Some(Lookup::NxDomain);
+        };
         if !record.answers_below() {
-            return None;
+            // An ExternalName Service's own name is a pre-encoded node; nothing is below it.
+            return (count > 3).then_some(Lookup::NxDomain);
         }
         let label = |i: usize| &prefix[starts[i] + 1..starts[i + 1]];
         let exists = |found: bool| {

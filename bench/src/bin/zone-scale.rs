@@ -1,5 +1,5 @@
-//! How the zone scales with the cluster: full build time, heap bytes per Service and per
-//! endpoint, and the latency of publishing one changed EndpointSlice, at 1k / 10k / 50k Services.
+//! How the zone scales with the cluster: full build time, heap bytes per Service, per endpoint
+//! and per name, and the latency of publishing one changed EndpointSlice, at 1k / 10k / 50k Services.
 //!
 //! `cargo run --release -p clusterdns-bench --bin zone-scale [-- SIZES...]`
 //!
@@ -52,17 +52,19 @@ fn main() -> ExitCode {
     } else {
         sizes
     };
-    println!("| Services | endpoints | full build | zone heap | bytes/Service | bytes/endpoint | publish one slice p50 | p99 |");
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| Services | endpoints | names | full build | zone heap | bytes/Service | bytes/endpoint | bytes/name | publish one slice p50 | p99 |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for services in sizes {
         let result = (|| -> Result<String, String> {
             let (per_service, per_endpoint, mut ten) = bytes_per_object(services)?;
             let (p50, p99) = publish_latency(&mut ten, 400);
             Ok(format!(
-                "| {services} | {} | {:.0} ms | {:.1} MiB | {per_service:.0} | {per_endpoint:.0} | {:.0} µs | {:.0} µs |",
+                "| {services} | {} | {} | {:.0} ms | {:.1} MiB | {per_service:.0} | {per_endpoint:.0} | {:.0} | {:.0} µs | {:.0} µs |",
                 ten.endpoints,
+                ten.names,
                 ten.took.as_secs_f64() * 1e3,
                 ten.bytes as f64 / (1 << 20) as f64,
+                ten.bytes as f64 / ten.names.max(1) as f64,
                 p50.as_secs_f64() * 1e6,
                 p99.as_secs_f64() * 1e6,
             ))
