@@ -1268,6 +1268,79 @@ status: {phase: Pending}
         assert_eq!(report.objects, 2);
     }
 
+    /// What reading `text` whole, one `serde_yaml::Value` per document (as before streaming),
+    /// hands over and reports; or the error's message.
+    fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
+        let mut changes = Vec::new();
+        let mut sink = |change| changes.push(change);
+        let mut loader = Loader {
+            keep_pods: true,
+            sink: &mut sink,
+            report: LoadReport::default(),
+        };
+        let path = Path::new("m.yaml");
+        for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let value = serde::Deserialize::deserialize(document).map_err(|e| e.to_string())?;
+            loader
+                .document(path, &format!("document {}", i + 1), value)
+                .map_err(|e| e.to_string())?;
+        }
+        loader.report.files = 1;
+        let report = loader.report;
+        Ok((changes, report))
+    }
+
+    #[test]
+    fn the_splitter_reads_what_a_whole_parse_reads() {
+        let list = kubectl_list("");
+        let cases = [
+            list.clone(),
+            kubectl_list("    "),
+            list.replace('\n', "\r\n"),
+            list.replace("- apiVersion", "# a comment\n\n- apiVersion"),
+            format!("---\n{list}---\n{}...\n---\n{list}", OBJECTS[1]),
+            format!("kind: List\napiVersion: v1\nitems:\n{}", &list["apiVersion: v1\nitems:\n".len()..]),
+            "apiVersion: v1\nitems: []\nkind: List\n".to_owned(),
+            "apiVersion: v1\nitems:\nkind: List\n".to_owned(),
+            "apiVersion: v1\nitems:\n".to_owned(),
+            "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a}\n  spec:\n    clusterIP: 10.0.0.1\n".to_owned(),
+            "kind: Service\napiVersion: v1\nmetadata: {name: a}\nitems:\n- kind: Service\n  apiVersion: v1\n  metadata: {name: b}\n".to_owned(),
+            "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n    annotations:\n      note: |\n        - not an item\n        kind: Service\nkind: List\n".to_owned(),
+            "%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+            "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n".to_owned(),
+            "\u{feff}apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+            fs::read_to_string(fixture("kubectl-get-all.yaml")).unwrap(),
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/cluster.yaml")).unwrap(),
+        ];
+        for text in cases {
+            let scratch = Scratch::new();
+            let path = scratch.write("m.yaml", &text);
+            let mut changes = Vec::new();
+            let streamed = read(&[path], true, &mut |change| changes.push(change))
+                .map(|report| (changes, report))
+                .map_err(|e| e.to_string());
+            let whole = read_whole(&text);
+            match (streamed, whole) {
+                (Ok(streamed), Ok(whole)) => assert_eq!(streamed, whole, "{text}"),
+                (Err(_), Err(_)) => {}
+                (streamed, whole) => panic!("{text}\nstreamed: {streamed:?}\nwhole: {whole:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn json_items_of_an_object_that_is_no_list_are_no_objects() {
+        let text = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"},
+                       "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}]}"#;
+        let (cluster, _) = load_text("m.json", text).unwrap();
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("a")]);
+        let error = load_text("m.json", r#"{"kind": "List", "items": "none"}"#).unwrap_err();
+        assert_eq!(
+            error.to_string().rsplit_once("m.json: ").map(|(_, m)| m),
+            Some("document 1: items: expected a list, found a string")
+        );
+    }
+
     #[test]
     fn relocate_moves_every_line() {
         assert_eq!(

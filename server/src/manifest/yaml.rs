@@ -65,11 +65,7 @@ pub(super) fn read(
             break;
         }
         number += 1;
-        let text = match line.strip_prefix('\u{feff}') {
-            Some(text) if number == 1 => text,
-            _ => &line,
-        };
-        splitter.line(text, number, offset)?;
+        splitter.line(&line, number, offset)?;
         offset += read as u64;
     }
     splitter.end_document(offset)
