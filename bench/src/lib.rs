@@ -15,7 +15,8 @@
 //! - [`check`]: responses reduced to comparable answer sets, to check two servers agree;
 //! - [`packet`]: query packets and reverse names for the criterion benches.
 //!
-//! The `gen-cluster` binary writes the manifests, query files and zone files; `loadgen` is a
+//! The `gen-cluster` binary writes the manifests, query files and zone files; `manifest-read`
+//! times reading manifests and reports the peak RSS; `loadgen` is a
 //! batching UDP load generator; `compare` runs clusterdns, Knot DNS, NSD and Unbound side by
 //! side; `benches/` holds the criterion benches and `scripts/dnsperf.sh` runs clusterdns under
 //! dnsperf. See the crate README.
