@@ -11,8 +11,9 @@
 //!                                                                                   └─▶ skipped (counted by kind)
 //! ```
 //!
-//! Reading streams: a file is never held whole, nor a whole document, nor the converted cluster.
-//! Memory follows the largest single object, however large the file.
+//! Reading streams: a file is never held whole, nor a list document, nor the converted cluster.
+//! Memory follows the largest single object, however large the file, except for the YAML the
+//! splitter leaves to a whole parse (below), which costs what it always did.
 //!
 //! - JSON ([`json`]) is read through a `BufReader` by serde visitors; the `items` of a list are
 //!   visited one element at a time, each decoded, converted and dropped.
@@ -387,16 +388,9 @@ impl Loader<'_> {
         if let Some(list) = ListKind::of(&kind, &api_version) {
             return self.list(path, at, &list, map, handled);
         }
-        let kind = match Kind::classify(&api_version, &kind) {
-            Ok(kind) if kind != Kind::Pod || self.keep_pods => kind,
-            Ok(pod) => {
-                self.skip(pod.name());
-                return Ok(());
-            }
-            Err(key) => {
-                self.skip(&key);
-                return Ok(());
-            }
+        let Some(kind) = self.wanted(&kind, &api_version) else {
+            self.skip_kind(&kind, &api_version);
+            return Ok(());
         };
         let context = Context {
             path,
@@ -464,6 +458,14 @@ impl Loader<'_> {
         (self.sink)(change);
         self.report.objects += 1;
         Ok(())
+    }
+
+    /// Counts an object of a kind that is not loaded (or a Pod, when Pods are not kept).
+    fn skip_kind(&mut self, kind: &str, api_version: &str) {
+        match Kind::classify(api_version, kind) {
+            Ok(kind) => self.skip(kind.name()),
+            Err(key) => self.skip(&key),
+        }
     }
 
     fn skip(&mut self, key: &str) {
@@ -1308,6 +1310,7 @@ status: {phase: Pending}
             "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n    annotations:\n      note: |\n        - not an item\n        kind: Service\nkind: List\n".to_owned(),
             "%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
             "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n".to_owned(),
+            "apiVersion: v1\nkind: true\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Deployment\n".to_owned(),
             "\u{feff}apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
             fs::read_to_string(fixture("kubectl-get-all.yaml")).unwrap(),
             fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/cluster.yaml")).unwrap(),

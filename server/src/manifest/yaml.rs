@@ -30,6 +30,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::mem;
 use std::path::Path;
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
@@ -150,8 +151,17 @@ enum Name<'a> {
 }
 
 impl<'a> Name<'a> {
+    /// The name a value spells, when it is a plain word YAML reads as a string (a letter
+    /// first, and not a boolean or null).
     fn of(value: &'a str) -> Name<'a> {
-        if !value.is_empty() && value.bytes().all(is_word) {
+        let special = ["true", "false", "null"]
+            .iter()
+            .any(|word| value.eq_ignore_ascii_case(word));
+        let letter = value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic());
+        if letter && !special && value.bytes().all(is_word) {
             Name::Plain(value)
         } else {
             Name::Unknown
@@ -538,19 +548,29 @@ impl Splitter<'_, '_> {
         Ok(true)
     }
 
-    /// Parses `chunk` straight into the type its names say, converts it and hands it over;
-    /// whether that worked (when not, nothing was handed over or counted).
+    /// Parses `chunk` straight into the type its names say, converts it and hands it over, or
+    /// only checks that it parses and counts it when its kind is not loaded; whether that
+    /// worked (when not, nothing was handed over or counted).
     fn fast(&mut self, chunk: &Chunk, names: Names<'_>) -> bool {
         let (Some(kind), Some(api_version)) = (names.kind.plain(), names.api_version.plain())
         else {
             return false;
         };
-        let Some(kind) = self.loader.wanted(kind, api_version) else {
-            return false;
-        };
-        match Typed::deserialize(kind, serde_yaml::Deserializer::from_str(&chunk.text)) {
-            Ok(object) => self.loader.accept(object).is_ok(),
-            Err(_) => false,
+        let text = serde_yaml::Deserializer::from_str(&chunk.text);
+        match self.loader.wanted(kind, api_version) {
+            Some(wanted) => match Typed::deserialize(wanted, text) {
+                Ok(object) => self.loader.accept(object).is_ok(),
+                Err(_) => false,
+            },
+            // A list inside a list is opened by the general path.
+            None if ListKind::of(kind, api_version).is_some() => false,
+            None => {
+                let parsed = IgnoredAny::deserialize(text).is_ok();
+                if parsed {
+                    self.loader.skip_kind(kind, api_version);
+                }
+                parsed
+            }
         }
     }
 
