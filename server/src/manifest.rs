@@ -19,8 +19,9 @@
 //!   visited one element at a time, each decoded, converted and dropped.
 //! - YAML ([`yaml`]) is read line by line and cut into one text per document and, in the block
 //!   style kubectl writes, one text per item of a list's top-level `items:` sequence; each text is
-//!   parsed alone. A document the splitter does not recognise (flow style, anchors and aliases,
-//!   directives, a scalar or sequence at the top) is parsed whole, as it always was.
+//!   parsed alone. A document the splitter does not recognise (flow style, an alias of an anchor
+//!   in another item, directives, a scalar or sequence at the top) is parsed whole, as it always
+//!   was.
 //!
 //! In both, an item that carries its own `kind` and `apiVersion` is converted as soon as it is
 //! read, even before the list's own `kind` (kubectl writes `items` first); only items that
@@ -161,6 +162,7 @@ pub fn load(paths: &[PathBuf], keep_pods: bool) -> Result<(Cluster, LoadReport),
     })?;
     Ok((cluster, report))
 }
+
 /// Every file `paths` stands for (a file, or the .yaml/.yml/.json files directly inside a directory, sorted), for change polling.
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ManifestError> {
     let mut out = Vec::new();

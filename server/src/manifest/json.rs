@@ -1,6 +1,7 @@
 //! JSON manifests, streamed: each document is decoded by a serde visitor straight from the
 //! file's reader, and the `items` array of a list is visited one element at a time, each
-//! element decoded on its own, converted and dropped.
+//! element decoded on its own (into a `serde_yaml::Value`, as whole documents were before),
+//! converted and dropped.
 
 use std::fmt;
 use std::fs::File;
