@@ -25,8 +25,9 @@
 //!
 //! In both, an item that carries its own `kind` and `apiVersion` is converted as soon as it is
 //! read, even before the list's own `kind` (kubectl writes `items` first); only items that
-//! leave them out, as typed lists' items may, wait for the list's `kind`. So a top-level
-//! `items` sequence is taken as a list's even in an object whose `kind` turns out not to be one.
+//! leave them out, as typed lists' items may, wait for the list's `kind` (and so reach the sink
+//! after the items read while they waited). So a top-level `items` sequence is taken as a list's
+//! even in an object whose `kind` turns out not to be one.
 //!
 //! Objects go through the k8s-openapi types, so a type error names its field
 //! (`spec.ports[0].port`, with `serde_path_to_error`); the conversion then checks what DNS needs
@@ -1313,6 +1314,7 @@ status: {phase: Pending}
             "%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
             "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n".to_owned(),
             "apiVersion: v1\nkind: true\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Deployment\n".to_owned(),
+            "items:\n- metadata: {name: a}\n  spec: &s {clusterIP: 10.0.0.1}\n- metadata: {name: b}\n  spec: *s\nkind: ServiceList\napiVersion: v1\n".to_owned(),
             "\u{feff}apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
             fs::read_to_string(fixture("kubectl-get-all.yaml")).unwrap(),
             fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/cluster.yaml")).unwrap(),
