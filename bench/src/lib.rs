@@ -4,7 +4,8 @@
 //!
 //! - [`generate`](mod@generate): a deterministic synthetic cluster ([`Spec`] → [`clusterdns_zone::Cluster`]),
 //!   from a few Services up to 50,000 Services / 500,000 endpoints;
-//! - [`yaml`]: that cluster as Kubernetes manifests any manifest-reading server loads;
+//! - [`yaml`]: that cluster as Kubernetes manifests any manifest-reading server loads (one
+//!   document per object, or one `kind: List`), and [`json`]: the same as a JSON `kind: List`;
 //! - [`queries`]: dnsperf query files for it (the service mix, the ndots:5 search storm);
 //! - [`zonefile`]: the same records as RFC 1035 zone files (cluster zone, reverse zones), for
 //!   Knot DNS, NSD and Unbound;
@@ -14,7 +15,8 @@
 //! - [`check`]: responses reduced to comparable answer sets, to check two servers agree;
 //! - [`packet`]: query packets and reverse names for the criterion benches.
 //!
-//! The `gen-cluster` binary writes the manifests, query files and zone files; `loadgen` is a
+//! The `gen-cluster` binary writes the manifests, query files and zone files; `manifest-read`
+//! times reading manifests and reports the peak RSS; `loadgen` is a
 //! batching UDP load generator; `compare` runs clusterdns, Knot DNS, NSD and Unbound side by
 //! side; `benches/` holds the criterion benches and `scripts/dnsperf.sh` runs clusterdns under
 //! dnsperf. See the crate README.
@@ -24,6 +26,7 @@
 pub mod check;
 pub mod generate;
 pub mod heap;
+pub mod json;
 pub mod latency;
 pub mod load;
 pub mod packet;
@@ -34,8 +37,9 @@ pub mod yaml;
 pub mod zonefile;
 
 pub use generate::{generate, Spec, SpecError};
+pub use json::write_json_list;
 pub use queries::{search_storm, service_mix, write_queries, Category, Expect, QueryLine};
-pub use yaml::write_manifests;
+pub use yaml::{write_manifests, write_manifests_as, Layout};
 
 use clusterdns_zone::{Cluster, Snapshot, ZoneBuilder, ZoneConfig};
 

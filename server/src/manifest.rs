@@ -1,30 +1,54 @@
-//! Kubernetes manifests on disk, read into the zone model.
+//! Kubernetes manifests on disk, streamed into the zone model.
 //!
 //! This module owns the file source's edge: it finds the files a set of paths stands for, splits
 //! them into documents (multi-document YAML, JSON, `kind: List` and typed lists such as
 //! `ServiceList`), so that `kubectl get ns,svc,endpointslices,pods -A -o yaml` output loads as
-//! it is, and turns the objects DNS cares about into [`clusterdns_zone::model`] types.
+//! it is, and turns the objects DNS cares about into [`clusterdns_zone::model`] types, handed
+//! one [`Change`] at a time to a sink ([`read`]) or collected into a [`Cluster`] ([`load`]).
 //!
 //! ```text
-//!  paths ──files()──▶ files ──documents──▶ objects ──(apiVersion, kind)──┬─▶ k8s-openapi type ──▶ model
-//!                                                                       └─▶ skipped (counted by kind)
+//!  paths ──files()──▶ files ──documents, list items──▶ objects ──(apiVersion, kind)──┬─▶ k8s-openapi type ──▶ model ──▶ sink
+//!                                                                                   └─▶ skipped (counted by kind)
 //! ```
 //!
-//! Objects go through the k8s-openapi types with `serde_path_to_error`, so a type error names
-//! its field (`spec.ports[0].port`); the conversion then checks what DNS needs (names, IP
-//! addresses, ports, protocols) and names the field it rejects. Every error also names the file
-//! and the object, in one line.
+//! Reading streams: a file is never held whole, nor a list document, nor the converted cluster.
+//! Memory follows the largest single object, however large the file, except for the YAML the
+//! splitter leaves to a whole parse (below), which costs what it always did.
+//!
+//! - JSON ([`json`]) is read through a `BufReader` by serde visitors; the `items` of a list are
+//!   visited one element at a time, each decoded, converted and dropped.
+//! - YAML ([`yaml`]) is read line by line and cut into one text per document and, in the block
+//!   style kubectl writes, one text per item of a list's top-level `items:` sequence; each text is
+//!   parsed alone. A document the splitter does not recognise (flow style, an alias of an anchor
+//!   in another item, directives, a scalar or sequence at the top) is parsed whole, as it always
+//!   was.
+//!
+//! In both, an item that carries its own `kind` and `apiVersion` is converted as soon as it is
+//! read, even before the list's own `kind` (kubectl writes `items` first); only items that
+//! leave them out, as typed lists' items may, wait for the list's `kind` (and so reach the sink
+//! after the items read while they waited). So a top-level `items` sequence is taken as a list's
+//! even in an object whose `kind` turns out not to be one.
+//!
+//! Objects go through the k8s-openapi types, so a type error names its field
+//! (`spec.ports[0].port`, with `serde_path_to_error`); the conversion then checks what DNS needs
+//! (names, IP addresses, ports, protocols) and names the field it rejects. Every error also names
+//! the file and the object, in one line. A YAML object whose kind can be read off its text is
+//! parsed straight into its type; when that fails for any reason it takes the general path
+//! (a `serde_yaml::Value` first), which makes the error message.
+
+mod json;
+mod yaml;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use clusterdns_zone::Cluster;
+use clusterdns_zone::{Change, Cluster};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::Deserializer;
 use serde_yaml::{Mapping, Value};
 
 use crate::objects::{
@@ -33,6 +57,9 @@ use crate::objects::{
 
 /// File name endings taken from a directory.
 const EXTENSIONS: [&str; 3] = ["yaml", "yml", "json"];
+
+/// Bytes read from a file at a time.
+const READ_BUFFER: usize = 64 << 10;
 
 /// Counts of what a load read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,15 +84,17 @@ pub enum ManifestError {
         error: io::Error,
     },
     /// A document is not well-formed YAML or JSON.
-    #[error("{}: document {document}: not valid {format}: {message}", path.display())]
+    #[error("{}: document {document}{}: not valid {format}: {message}", path.display(), item_suffix(*item))]
     Syntax {
         /// The file.
         path: PathBuf,
         /// The document's position in the file, from 1.
         document: usize,
+        /// The list item the error is in (`items[i]`), when it is in one read on its own.
+        item: Option<usize>,
         /// `"YAML"` or `"JSON"`.
         format: &'static str,
-        /// The parser's message (with line and column).
+        /// The parser's message (with the line and column in the file).
         message: String,
     },
     /// A document (or list item) is not a Kubernetes object.
@@ -94,17 +123,45 @@ pub enum ManifestError {
     },
 }
 
-/// Loads every object in `paths` into a [`Cluster`]; Pods are kept only when `keep_pods`.
-pub fn load(paths: &[PathBuf], keep_pods: bool) -> Result<(Cluster, LoadReport), ManifestError> {
+/// `, items[i]` for a syntax error inside a list item, else nothing.
+fn item_suffix(item: Option<usize>) -> String {
+    item.map(|i| format!(", items[{i}]")).unwrap_or_default()
+}
+
+/// Reads every object in `paths`, handing each one DNS loads to `sink` as an upsert as soon as
+/// it is read; Pods are kept only when `keep_pods`. On an error, the objects before it have
+/// already been handed over.
+pub fn read(
+    paths: &[PathBuf],
+    keep_pods: bool,
+    sink: &mut dyn FnMut(Change),
+) -> Result<LoadReport, ManifestError> {
     let mut loader = Loader {
         keep_pods,
-        cluster: Cluster::default(),
+        sink,
         report: LoadReport::default(),
     };
     for file in files(paths)? {
         loader.file(&file)?;
     }
-    Ok((loader.cluster, loader.report))
+    Ok(loader.report)
+}
+
+/// Loads every object in `paths` into a [`Cluster`]; Pods are kept only when `keep_pods`.
+pub fn load(paths: &[PathBuf], keep_pods: bool) -> Result<(Cluster, LoadReport), ManifestError> {
+    let mut cluster = Cluster::default();
+    let report = read(paths, keep_pods, &mut |change| match change {
+        Change::NamespaceUpsert(name) => cluster.namespaces.push(name),
+        Change::ServiceUpsert(service) => cluster.services.push(service),
+        Change::SliceUpsert(slice) => cluster.slices.push(slice),
+        Change::PodUpsert(pod) => cluster.pods.push(pod),
+        // `read` reports what a file holds, never a deletion.
+        Change::NamespaceDelete(..)
+        | Change::ServiceDelete(..)
+        | Change::SliceDelete(..)
+        | Change::PodDelete(..) => {}
+    })?;
+    Ok((cluster, report))
 }
 
 /// Every file `paths` stands for (a file, or the .yaml/.yml/.json files directly inside a directory, sorted), for change polling.
@@ -215,42 +272,100 @@ impl Kind {
     }
 }
 
-/// Accumulates a load.
-struct Loader {
+/// An object of a kind we load, in its k8s-openapi type.
+// One lives at a time, moved once into its conversion: the variants' sizes cost nothing.
+#[allow(clippy::large_enum_variant)]
+enum Typed {
+    Namespace(core::Namespace),
+    Service(core::Service),
+    EndpointSlice(discovery::EndpointSlice),
+    Pod(core::Pod),
+}
+
+impl Typed {
+    /// Deserializes an object of `kind` from `deserializer`.
+    fn deserialize<'de, D: Deserializer<'de>>(
+        kind: Kind,
+        deserializer: D,
+    ) -> Result<Typed, D::Error> {
+        Ok(match kind {
+            Kind::Namespace => Typed::Namespace(serde::Deserialize::deserialize(deserializer)?),
+            Kind::Service => Typed::Service(serde::Deserialize::deserialize(deserializer)?),
+            Kind::EndpointSlice => {
+                Typed::EndpointSlice(serde::Deserialize::deserialize(deserializer)?)
+            }
+            Kind::Pod => Typed::Pod(serde::Deserialize::deserialize(deserializer)?),
+        })
+    }
+}
+
+/// What a list says of its items: the kind and apiVersion that typed lists' items inherit.
+struct ListKind {
+    /// `Service` for a `ServiceList`; `None` for `kind: List`, whose items name their own.
+    item_kind: Option<String>,
+    /// The list's apiVersion.
+    api_version: String,
+}
+
+impl ListKind {
+    /// The list an object of `kind` is, if it is one.
+    fn of(kind: &str, api_version: &str) -> Option<ListKind> {
+        let item_kind = kind.strip_suffix("List")?;
+        Some(ListKind {
+            item_kind: Some(item_kind).filter(|k| !k.is_empty()).map(str::to_owned),
+            api_version: api_version.to_owned(),
+        })
+    }
+}
+
+/// Reads files, handing what it converts to the sink.
+struct Loader<'s> {
     keep_pods: bool,
-    cluster: Cluster,
+    sink: &'s mut dyn FnMut(Change),
     report: LoadReport,
 }
 
-impl Loader {
+impl Loader<'_> {
     /// Reads one file, YAML or JSON by its name, document by document.
     fn file(&mut self, path: &Path) -> Result<(), ManifestError> {
-        let text = fs::read_to_string(path).map_err(|error| read_error(path, error))?;
+        let file = File::open(path).map_err(|error| read_error(path, error))?;
+        let reader = BufReader::with_capacity(READ_BUFFER, file);
         let before = self.report.objects;
         if has_extension(path, &["json"]) {
-            let stream = serde_json::Deserializer::from_str(&text).into_iter::<Value>();
-            for (i, document) in stream.enumerate() {
-                let value =
-                    document.map_err(|e| syntax_error(path, i + 1, "JSON", e.to_string()))?;
-                self.document(path, &format!("document {}", i + 1), value)?;
-            }
+            json::read(self, path, reader)?;
         } else {
-            for (i, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let value = Value::deserialize(document)
-                    .map_err(|e| syntax_error(path, i + 1, "YAML", e.to_string()))?;
-                self.document(path, &format!("document {}", i + 1), value)?;
-            }
+            yaml::read(self, path, reader)?;
         }
         self.report.files += 1;
         tracing::debug!(file = %path.display(), objects = self.report.objects - before, "manifest file read");
         Ok(())
     }
 
+    /// The kind an object whose text says `kind` and `apiVersion` is loaded as, when it is one
+    /// we load (and want: Pods only when kept).
+    fn wanted(&self, kind: &str, api_version: &str) -> Option<Kind> {
+        Kind::classify(api_version, kind)
+            .ok()
+            .filter(|kind| *kind != Kind::Pod || self.keep_pods)
+    }
+
     /// One document or list item: nothing (an empty document) or an object.
     fn document(&mut self, path: &Path, at: &str, value: Value) -> Result<(), ManifestError> {
+        self.document_after(path, at, value, &|_| false)
+    }
+
+    /// A document, leaving out the list items `handled` says were handed over already (when a
+    /// list is re-read whole after its first items were streamed).
+    fn document_after(
+        &mut self,
+        path: &Path,
+        at: &str,
+        value: Value,
+        handled: &dyn Fn(usize) -> bool,
+    ) -> Result<(), ManifestError> {
         match value {
             Value::Null => Ok(()),
-            Value::Mapping(map) => self.object(path, at, map),
+            Value::Mapping(map) => self.object(path, at, map, handled),
             other => Err(ManifestError::Document {
                 path: path.to_path_buf(),
                 at: at.to_owned(),
@@ -260,109 +375,100 @@ impl Loader {
     }
 
     /// An object: a list to open, a kind to load, or a kind to count as skipped.
-    fn object(&mut self, path: &Path, at: &str, map: Mapping) -> Result<(), ManifestError> {
-        let kind = match map.get("kind").and_then(Value::as_str) {
-            Some(kind) if !kind.is_empty() => kind.to_owned(),
-            _ => {
-                return Err(ManifestError::Document {
-                    path: path.to_path_buf(),
-                    at: at.to_owned(),
-                    message: "kind: missing (not a Kubernetes object)".to_owned(),
-                })
-            }
-        };
+    fn object(
+        &mut self,
+        path: &Path,
+        at: &str,
+        map: Mapping,
+        handled: &dyn Fn(usize) -> bool,
+    ) -> Result<(), ManifestError> {
+        let kind = object_kind(path, at, &map)?.to_owned();
         let api_version = map
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        if kind.ends_with("List") {
-            return self.list(path, at, &kind, &api_version, map);
+        if let Some(list) = ListKind::of(&kind, &api_version) {
+            return self.list(path, at, &list, map, handled);
         }
-        let kind = match Kind::classify(&api_version, &kind) {
-            Ok(kind) if kind != Kind::Pod || self.keep_pods => kind,
-            Ok(pod) => {
-                self.skip(pod.name());
-                return Ok(());
-            }
-            Err(key) => {
-                self.skip(&key);
-                return Ok(());
-            }
+        let Some(kind) = self.wanted(&kind, &api_version) else {
+            self.skip_kind(&kind, &api_version);
+            return Ok(());
         };
         let context = Context {
             path,
             kind: kind.name(),
             object: describe(&map, kind.namespaced(), at),
         };
-        self.convert(&context, kind, Value::Mapping(map))
+        let object = typed(&context, kind, Value::Mapping(map))?;
+        self.accept(object).map_err(|e| context.object(e))
     }
 
-    /// The items of `kind: List`, or of a typed list (`ServiceList`), whose items may leave out
-    /// their kind and apiVersion.
+    /// The items of `kind: List`, or of a typed list (`ServiceList`).
     fn list(
         &mut self,
         path: &Path,
         at: &str,
-        kind: &str,
-        api_version: &str,
+        list: &ListKind,
         mut map: Mapping,
+        handled: &dyn Fn(usize) -> bool,
     ) -> Result<(), ManifestError> {
         let items = match map.remove("items") {
             None | Some(Value::Null) => return Ok(()),
             Some(Value::Sequence(items)) => items,
-            Some(other) => {
-                return Err(ManifestError::Document {
-                    path: path.to_path_buf(),
-                    at: at.to_owned(),
-                    message: format!("items: expected a list, found {}", value_type(&other)),
-                })
-            }
+            Some(other) => return Err(items_not_a_list(path, at, value_type(&other))),
         };
-        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
-        for (i, mut item) in items.into_iter().enumerate() {
-            if let (Some(item_kind), Value::Mapping(fields)) = (item_kind, &mut item) {
-                default_field(fields, "kind", item_kind);
-                default_field(fields, "apiVersion", api_version);
+        for (i, item) in items.into_iter().enumerate() {
+            if !handled(i) {
+                self.list_item(path, at, i, item, list)?;
             }
-            self.document(path, &format!("{at}, items[{i}]"), item)?;
         }
         Ok(())
     }
 
-    /// Deserializes and converts an object of a kind we load.
-    fn convert(
+    /// Item `i` of the list document at `at`: typed lists' items may leave out their kind and
+    /// apiVersion, which they then take from the list.
+    fn list_item(
         &mut self,
-        context: &Context<'_>,
-        kind: Kind,
-        value: Value,
+        path: &Path,
+        at: &str,
+        i: usize,
+        mut item: Value,
+        list: &ListKind,
     ) -> Result<(), ManifestError> {
-        match kind {
-            Kind::Namespace => {
-                let object: core::Namespace = typed(context, value)?;
-                let name = namespace_name(&object.metadata).map_err(|e| context.object(e))?;
-                self.cluster.namespaces.push(name);
-            }
-            Kind::Service => {
-                let service = service(typed(context, value)?).map_err(|e| context.object(e))?;
-                self.cluster.services.push(service);
-            }
-            Kind::EndpointSlice => {
-                let object: discovery::EndpointSlice = typed(context, value)?;
+        if let (Some(item_kind), Value::Mapping(fields)) = (&list.item_kind, &mut item) {
+            default_field(fields, "kind", item_kind);
+            default_field(fields, "apiVersion", &list.api_version);
+        }
+        self.document(path, &format!("{at}, items[{i}]"), item)
+    }
+
+    /// Converts an object of a kind we load and hands it to the sink (or counts an
+    /// EndpointSlice DNS leaves out). Nothing is handed over or counted when it fails.
+    fn accept(&mut self, object: Typed) -> Result<(), ObjectError> {
+        let change = match object {
+            Typed::Namespace(object) => Change::NamespaceUpsert(namespace_name(&object.metadata)?),
+            Typed::Service(object) => Change::ServiceUpsert(service(object)?),
+            Typed::EndpointSlice(object) => {
                 if let Some(reason) = slice_skip_reason(&object) {
                     self.skip(reason);
                     return Ok(());
                 }
-                let slice = endpoint_slice(object).map_err(|e| context.object(e))?;
-                self.cluster.slices.push(slice);
+                Change::SliceUpsert(endpoint_slice(object)?)
             }
-            Kind::Pod => {
-                let pod = pod(typed(context, value)?).map_err(|e| context.object(e))?;
-                self.cluster.pods.push(pod);
-            }
-        }
+            Typed::Pod(object) => Change::PodUpsert(pod(object)?),
+        };
+        (self.sink)(change);
         self.report.objects += 1;
         Ok(())
+    }
+
+    /// Counts an object of a kind that is not loaded (or a Pod, when Pods are not kept).
+    fn skip_kind(&mut self, kind: &str, api_version: &str) {
+        match Kind::classify(api_version, kind) {
+            Ok(kind) => self.skip(kind.name()),
+            Err(key) => self.skip(&key),
+        }
     }
 
     fn skip(&mut self, key: &str) {
@@ -370,19 +476,68 @@ impl Loader {
     }
 }
 
-/// A [`ManifestError::Syntax`] for document `document` of `path`.
+/// An object's `kind`, required.
+fn object_kind<'m>(path: &Path, at: &str, map: &'m Mapping) -> Result<&'m str, ManifestError> {
+    match map.get("kind").and_then(Value::as_str) {
+        Some(kind) if !kind.is_empty() => Ok(kind),
+        _ => Err(ManifestError::Document {
+            path: path.to_path_buf(),
+            at: at.to_owned(),
+            message: "kind: missing (not a Kubernetes object)".to_owned(),
+        }),
+    }
+}
+
+/// The error of a list whose `items` is not a sequence (`found` names what it is).
+fn items_not_a_list(path: &Path, at: &str, found: &str) -> ManifestError {
+    ManifestError::Document {
+        path: path.to_path_buf(),
+        at: at.to_owned(),
+        message: format!("items: expected a list, found {found}"),
+    }
+}
+
+/// A [`ManifestError::Syntax`] for `path`; `item` when the error is inside a list item read
+/// on its own.
 fn syntax_error(
     path: &Path,
     document: usize,
+    item: Option<usize>,
     format: &'static str,
     message: String,
 ) -> ManifestError {
     ManifestError::Syntax {
         path: path.to_path_buf(),
         document,
+        item,
         format,
         message,
     }
+}
+
+/// A parser's message with every `at line N` moved down by `lines`, for text that started
+/// `lines` lines into the file.
+fn relocate(message: &str, lines: usize) -> String {
+    relocate_with(message, |line| line + lines)
+}
+
+/// A parser's message with every `at line N` made `file_line(N)`.
+fn relocate_with(message: &str, file_line: impl Fn(usize) -> usize) -> String {
+    const AT_LINE: &str = "at line ";
+    let mut out = String::with_capacity(message.len() + 8);
+    let mut rest = message;
+    while let Some(found) = rest.find(AT_LINE) {
+        let (before, after) = rest.split_at(found + AT_LINE.len());
+        out.push_str(before);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        match after[..digits].parse::<usize>() {
+            Ok(line) => out.push_str(&file_line(line).to_string()),
+            Err(_) => out.push_str(&after[..digits]),
+        }
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Sets `key` to `value` unless the object already has it.
@@ -446,10 +601,18 @@ impl Context<'_> {
 }
 
 /// Deserializes an object into its k8s-openapi type, naming the field of a type error.
-fn typed<T: DeserializeOwned>(context: &Context<'_>, value: Value) -> Result<T, ManifestError> {
-    serde_path_to_error::deserialize(value).map_err(|error| {
-        let field = error.path().to_string();
-        context.error(field, error.into_inner().to_string())
+fn typed(context: &Context<'_>, kind: Kind, value: Value) -> Result<Typed, ManifestError> {
+    fn field<T: DeserializeOwned>(context: &Context<'_>, value: Value) -> Result<T, ManifestError> {
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            let field = error.path().to_string();
+            context.error(field, error.into_inner().to_string())
+        })
+    }
+    Ok(match kind {
+        Kind::Namespace => Typed::Namespace(field(context, value)?),
+        Kind::Service => Typed::Service(field(context, value)?),
+        Kind::EndpointSlice => Typed::EndpointSlice(field(context, value)?),
+        Kind::Pod => Typed::Pod(field(context, value)?),
     })
 }
 
@@ -939,6 +1102,260 @@ status: {phase: Pending}
         assert!(
             error.starts_with("m.yaml: document 2: not valid YAML: "),
             "{error}"
+        );
+    }
+
+    /// Every change `read` hands over for one file with this text (named `name`), pods kept.
+    fn read_text(name: &str, text: &str) -> Result<Vec<Change>, ManifestError> {
+        let scratch = Scratch::new();
+        let path = scratch.write(name, text);
+        let mut changes = Vec::new();
+        read(&[path], true, &mut |change| changes.push(change))?;
+        Ok(changes)
+    }
+
+    /// The objects of a kubectl `kind: List`, one document each.
+    const OBJECTS: [&str; 4] = [
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  clusterIP: 10.0.0.1\n  ports:\n  - name: http\n    port: 80\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+        "addressType: IPv4\napiVersion: discovery.k8s.io/v1\nendpoints:\n- addresses:\n  - 10.1.0.1\n  hostname: web-0\nkind: EndpointSlice\nmetadata:\n  labels:\n    kubernetes.io/service-name: web\n  name: web-1\n  namespace: shop\nports:\n- name: http\n  port: 8080\n",
+    ];
+
+    /// `OBJECTS` as one `kind: List` with its items indented by `indent` after `items:`.
+    fn kubectl_list(indent: &str) -> String {
+        let mut text = String::from("apiVersion: v1\nitems:\n");
+        for object in OBJECTS {
+            for (i, line) in object.lines().enumerate() {
+                let prefix = if i == 0 { "- " } else { "  " };
+                text.push_str(&format!("{indent}{prefix}{line}\n"));
+            }
+        }
+        text + "kind: List\nmetadata:\n  resourceVersion: \"\"\n"
+    }
+
+    /// The changes of `OBJECTS` read one document each.
+    fn objects_as_documents() -> Vec<Change> {
+        read_text("docs.yaml", &OBJECTS.join("---\n")).unwrap()
+    }
+
+    #[test]
+    fn yaml_list_streams_the_objects_of_its_documents() {
+        let want = objects_as_documents();
+        assert_eq!(want.len(), 3);
+        assert_eq!(read_text("m.yaml", &kubectl_list("")).unwrap(), want);
+        assert_eq!(read_text("m.yaml", &kubectl_list("  ")).unwrap(), want);
+        let (cluster, report) = load_ok(&kubectl_list(""));
+        assert_eq!((cluster.services.len(), cluster.slices.len()), (1, 1));
+        assert_eq!(report.skipped.get("ConfigMap"), Some(&1));
+    }
+
+    #[test]
+    fn json_list_streams_the_objects_of_its_documents() {
+        let items: Vec<serde_json::Value> = OBJECTS
+            .iter()
+            .map(|object| serde_yaml::from_str(object).unwrap())
+            .collect();
+        // kubectl's key order: items before kind.
+        let text = format!(
+            "{{\"apiVersion\": \"v1\", \"items\": {}, \"kind\": \"List\", \"metadata\": {{}}}}",
+            serde_json::to_string_pretty(&items).unwrap()
+        );
+        assert_eq!(read_text("m.json", &text).unwrap(), objects_as_documents());
+    }
+
+    #[test]
+    fn typed_list_items_wait_for_a_kind_that_comes_after_them() {
+        let json = r#"{"items": [
+            {"metadata": {"name": "a"}, "spec": {"clusterIP": "10.0.0.1"}},
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+            {"kind": "Service", "metadata": {"name": "b"}}
+        ], "metadata": {"resourceVersion": "7"}, "kind": "ServiceList", "apiVersion": "v1"}"#;
+        let (cluster, report) = load_text("m.json", json).unwrap();
+        let names: Vec<&str> = cluster.services.iter().map(|s| &*s.name).collect();
+        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("shop")]);
+        assert_eq!(report.objects, 3);
+        let yaml = "items:\n- metadata: {name: a}\n  spec: {clusterIP: 10.0.0.1}\n- kind: Service\n  metadata: {name: b}\nkind: ServiceList\napiVersion: v1\n";
+        let (cluster, _) = load_ok(yaml);
+        let names: Vec<&str> = cluster.services.iter().map(|s| &*s.name).collect();
+        assert_eq!(names, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn items_go_to_the_sink_before_the_list_ends() {
+        let text = kubectl_list("").replace("port: 8080", "port: [8080");
+        let scratch = Scratch::new();
+        let path = scratch.write("m.yaml", &text);
+        let mut changes = Vec::new();
+        let error = read(&[path], true, &mut |change| changes.push(change)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ManifestError::Syntax {
+                    document: 1,
+                    item: Some(3),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(changes.len(), 2);
+    }
+
+    #[test]
+    fn yaml_syntax_error_in_an_item_names_it_and_its_line() {
+        let text = kubectl_list("").replace("port: 8080", "port: [8080");
+        let line = text.lines().position(|l| l.contains("[8080")).unwrap() + 1;
+        let error = load_err(&text);
+        assert!(
+            error.starts_with("m.yaml: document 1, items[3]: not valid YAML: "),
+            "{error}"
+        );
+        assert!(
+            error.contains(&format!("at line {}", line + 1)),
+            "line {line}: {error}"
+        );
+        let message = load_err(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\nkind: [unclosed\n",
+        );
+        assert!(message.contains("at line 7"), "{message}");
+    }
+
+    #[test]
+    fn json_syntax_error_in_an_item_names_it_and_its_line() {
+        let text = "{\"kind\": \"List\", \"items\": [\n{\"kind\": \"Namespace\", \"apiVersion\": \"v1\", \"metadata\": {\"name\": \"a\"}},\n{\"kind\": }\n]}";
+        let error = load_text("m.json", text).unwrap_err();
+        assert!(
+            matches!(&error, ManifestError::Syntax { document: 1, item: Some(1), format: "JSON", message, .. } if message.contains("line 3")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn flow_style_and_anchors_are_parsed_whole() {
+        let flow = "apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: Namespace, metadata: {name: a}},\n  {apiVersion: v1, kind: Namespace, metadata: {name: b}}]\n";
+        let (cluster, _) = load_ok(flow);
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("a"), "b".into()]);
+        // An alias in items[2] of an anchor in items[1]: the document is read again whole,
+        // leaving out the items already handed over.
+        let anchors = "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n\
+                       - apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: &spec {clusterIP: 10.0.0.1}\n\
+                       - apiVersion: v1\n  kind: Service\n  metadata: {name: api}\n  spec: *spec\n\
+                       - apiVersion: v1\n  kind: Namespace\n  metadata: {name: b}\nkind: List\n";
+        let (cluster, report) = load_ok(anchors);
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("a"), "b".into()]);
+        let services: Vec<(&str, &ServiceKind)> = cluster
+            .services
+            .iter()
+            .map(|s| (&*s.name, &s.kind))
+            .collect();
+        let ip = ServiceKind::ClusterIp(vec![ip("10.0.0.1")]);
+        assert_eq!(services, vec![("web", &ip), ("api", &ip)]);
+        assert_eq!(report.objects, 4);
+        // A list's own keys aliasing the list's: the same.
+        let (cluster, _) = load_ok("apiVersion: &v v1\nkind: NamespaceList\nitems:\n- apiVersion: *v\n  metadata: {name: c}\n");
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("c")]);
+    }
+
+    #[test]
+    fn lines_the_splitter_cannot_place_are_parsed_whole() {
+        // A flow sequence carried on at the left margin, after items went out.
+        let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: {clusterIPs: [10.0.0.1,\n10.0.0.2]}\n";
+        let whole: Value = serde_yaml::from_str(text).unwrap();
+        assert!(whole.get("items").is_some());
+        let (cluster, report) = load_ok(text);
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("a")]);
+        assert_eq!(
+            cluster.services[0].kind,
+            ServiceKind::ClusterIp(vec![ip("10.0.0.1"), ip("10.0.0.2")])
+        );
+        assert_eq!(report.objects, 2);
+    }
+
+    /// What reading `text` whole, one `serde_yaml::Value` per document (as before streaming),
+    /// hands over and reports; or the error's message.
+    fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
+        let mut changes = Vec::new();
+        let mut sink = |change| changes.push(change);
+        let mut loader = Loader {
+            keep_pods: true,
+            sink: &mut sink,
+            report: LoadReport::default(),
+        };
+        let path = Path::new("m.yaml");
+        for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let value = serde::Deserialize::deserialize(document).map_err(|e| e.to_string())?;
+            loader
+                .document(path, &format!("document {}", i + 1), value)
+                .map_err(|e| e.to_string())?;
+        }
+        loader.report.files = 1;
+        let report = loader.report;
+        Ok((changes, report))
+    }
+
+    #[test]
+    fn the_splitter_reads_what_a_whole_parse_reads() {
+        let list = kubectl_list("");
+        let cases = [
+            list.clone(),
+            kubectl_list("    "),
+            list.replace('\n', "\r\n"),
+            list.replace("- apiVersion", "# a comment\n\n- apiVersion"),
+            format!("---\n{list}---\n{}...\n---\n{list}", OBJECTS[1]),
+            format!("kind: List\napiVersion: v1\nitems:\n{}", &list["apiVersion: v1\nitems:\n".len()..]),
+            "apiVersion: v1\nitems: []\nkind: List\n".to_owned(),
+            "apiVersion: v1\nitems:\nkind: List\n".to_owned(),
+            "apiVersion: v1\nitems:\n".to_owned(),
+            "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a}\n  spec:\n    clusterIP: 10.0.0.1\n".to_owned(),
+            "kind: Service\napiVersion: v1\nmetadata: {name: a}\nitems:\n- kind: Service\n  apiVersion: v1\n  metadata: {name: b}\n".to_owned(),
+            "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n    annotations:\n      note: |\n        - not an item\n        kind: Service\nkind: List\n".to_owned(),
+            "%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+            "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n".to_owned(),
+            "apiVersion: v1\nkind: true\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Deployment\n".to_owned(),
+            "items:\n- metadata: {name: a}\n  spec: &s {clusterIP: 10.0.0.1}\n- metadata: {name: b}\n  spec: *s\nkind: ServiceList\napiVersion: v1\n".to_owned(),
+            "\u{feff}apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+            fs::read_to_string(fixture("kubectl-get-all.yaml")).unwrap(),
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/cluster.yaml")).unwrap(),
+        ];
+        for text in cases {
+            let scratch = Scratch::new();
+            let path = scratch.write("m.yaml", &text);
+            let mut changes = Vec::new();
+            let streamed = read(&[path], true, &mut |change| changes.push(change))
+                .map(|report| (changes, report))
+                .map_err(|e| e.to_string());
+            let whole = read_whole(&text);
+            match (streamed, whole) {
+                (Ok(streamed), Ok(whole)) => assert_eq!(streamed, whole, "{text}"),
+                (Err(_), Err(_)) => {}
+                (streamed, whole) => panic!("{text}\nstreamed: {streamed:?}\nwhole: {whole:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn json_items_of_an_object_that_is_no_list_are_no_objects() {
+        let text = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"},
+                       "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}]}"#;
+        let (cluster, _) = load_text("m.json", text).unwrap();
+        assert_eq!(cluster.namespaces, vec![Box::<str>::from("a")]);
+        let error = load_text("m.json", r#"{"kind": "List", "items": "none"}"#).unwrap_err();
+        assert_eq!(
+            error.to_string().rsplit_once("m.json: ").map(|(_, m)| m),
+            Some("document 1: items: expected a list, found a string")
+        );
+    }
+
+    #[test]
+    fn relocate_moves_every_line() {
+        assert_eq!(
+            relocate(
+                "did not find key at line 2 column 3, while parsing at line 1 column 1",
+                10
+            ),
+            "did not find key at line 12 column 3, while parsing at line 11 column 1"
         );
     }
 

@@ -3,6 +3,8 @@
 //! ```text
 //! gen-cluster --services 10000 --endpoints 100000 --seed 1 --out DIR
 //!   DIR/cluster.yaml      Namespaces, Services, EndpointSlices (clusterdns --manifests DIR/cluster.yaml)
+//!   DIR/cluster-list.yaml the same as one `kind: List` document (with --format yaml-list)
+//!   DIR/cluster.json      the same as a JSON `kind: List` (with --format json)
 //!   DIR/service-mix.txt   dnsperf data: A/AAAA/SRV/headless/PTR/NXDOMAIN mix
 //!   DIR/search-storm.txt  dnsperf data: ndots:5 search-path expansions of external names
 //!   DIR/zones/<origin>.zone  the same records as RFC 1035 zone files: the cluster zone and one
@@ -15,9 +17,44 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use clusterdns_bench::zonefile::{write_zone_files, ZoneParams};
-use clusterdns_bench::{generate, search_storm, service_mix, write_manifests, write_queries, Spec};
+use clusterdns_bench::{
+    generate, search_storm, service_mix, write_json_list, write_manifests_as, write_queries,
+    Layout, Spec,
+};
+use clusterdns_zone::Cluster;
+
+/// A manifest file layout `gen-cluster` can write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// `cluster.yaml`: one YAML document per object.
+    Yaml,
+    /// `cluster-list.yaml`: one `kind: List` YAML document, as `kubectl get -o yaml` writes.
+    YamlList,
+    /// `cluster.json`: one JSON `kind: List`, as `kubectl get -o json` writes.
+    Json,
+}
+
+impl Format {
+    /// The file this format is written to.
+    fn file_name(self) -> &'static str {
+        match self {
+            Format::Yaml => "cluster.yaml",
+            Format::YamlList => "cluster-list.yaml",
+            Format::Json => "cluster.json",
+        }
+    }
+
+    /// Writes `cluster` in this format.
+    fn write(self, cluster: &Cluster, out: BufWriter<File>) -> std::io::Result<()> {
+        match self {
+            Format::Yaml => write_manifests_as(cluster, Layout::Documents, out),
+            Format::YamlList => write_manifests_as(cluster, Layout::List, out),
+            Format::Json => write_json_list(cluster, out),
+        }
+    }
+}
 
 /// Writes a deterministic synthetic Kubernetes cluster (manifests) and dnsperf query files.
 #[derive(Debug, Parser)]
@@ -41,6 +78,9 @@ struct Args {
     /// SOA serial of the zone files.
     #[arg(long, default_value_t = 1)]
     serial: u32,
+    /// Manifest files to write (repeatable or comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "yaml")]
+    format: Vec<Format>,
     /// Output directory (created when missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -70,8 +110,11 @@ fn run(args: &Args) -> Result<(), String> {
         .map_err(|e| format!("{}: cannot create: {e}", args.out.display()))?;
     let mix = service_mix(&cluster, &spec.domain, args.queries, spec.seed);
     let storm = search_storm(&cluster, &spec.domain, args.queries, spec.seed);
-    let manifests = args.out.join("cluster.yaml");
-    write_file(&manifests, |out| write_manifests(&cluster, out))?;
+    for format in &args.format {
+        write_file(&args.out.join(format.file_name()), |out| {
+            format.write(&cluster, out)
+        })?;
+    }
     write_file(&args.out.join("service-mix.txt"), |out| {
         write_queries(out, &mix)
     })?;
