@@ -36,7 +36,7 @@ impl Publisher {
         self.builder.apply(change);
     }
 
-    /// Replaces the whole cluster (a full list); only what differs is re-rendered.
+    /// Replaces the whole cluster (a full list, as tests build one); only what differs changes.
     pub fn replace_all(&mut self, cluster: Cluster) {
         self.builder.replace_all(cluster);
     }

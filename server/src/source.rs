@@ -2,13 +2,14 @@
 //! changes (polling size and modification time, which also catches the symlink swap a mounted
 //! ConfigMap does), feeding the same [`Publisher`] the Kubernetes API source feeds.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use clusterdns_zone::ZoneStats;
+use clusterdns_zone::{ObjectKey, ObjectKind, ZoneStats};
 
 use crate::manifest::{self, LoadReport, ManifestError};
 use crate::metrics::Metrics;
@@ -61,8 +62,10 @@ impl ManifestSource {
     ) -> Result<Loaded, ManifestError> {
         let started = std::time::Instant::now();
         let stamp = stamp(&paths)?;
-        let (cluster, report) = manifest::load(&paths, keep_pods)?;
-        publisher.replace_all(cluster);
+        // Streamed straight into the builder, object by object: nothing holds the file or the
+        // cluster beside the zone. A file that fails stops startup, so a partial zone is never
+        // published.
+        let report = manifest::read(&paths, keep_pods, &mut |change| publisher.apply(change))?;
         publisher.set_synced();
         let (stats, took, serial) = publisher.publish();
         metrics.source.published(took, stats, serial);
@@ -93,15 +96,18 @@ impl ManifestSource {
             if stamp == self.stamp {
                 return Ok(None);
             }
-            let loaded = manifest::load(&self.paths, self.keep_pods)?;
-            Ok(Some((stamp, loaded)))
+            // Read once to validate, then again into the builder: a file that fails halfway
+            // must not leave half a change behind, and holding the whole cluster to apply it at
+            // once would cost the memory streaming saves.
+            manifest::read(&self.paths, self.keep_pods, &mut |_| {})?;
+            self.reapply()?;
+            Ok(Some(stamp))
         });
         match result {
             Ok(None) => false,
-            Ok(Some((stamp, (cluster, _report)))) => {
+            Ok(Some(stamp)) => {
                 self.stamp = stamp;
                 self.last_error = None;
-                self.publisher.replace_all(cluster);
                 let (stats, took, serial) = self.publisher.publish();
                 self.metrics.source.published(took, stats, serial);
                 tracing::info!(
@@ -122,6 +128,29 @@ impl ManifestSource {
                 false
             }
         }
+    }
+
+    /// Applies every object of the files as an upsert (unchanged ones cost nothing) and deletes
+    /// what they no longer hold. Should the files change between validation and this read and
+    /// fail, what was applied stays unpublished until a later read succeeds and corrects it.
+    fn reapply(&mut self) -> Result<(), ManifestError> {
+        let mut listed: HashMap<ObjectKind, HashSet<ObjectKey>> = HashMap::new();
+        let publisher = &mut self.publisher;
+        manifest::read(&self.paths, self.keep_pods, &mut |change| {
+            let (kind, key) = change.object();
+            listed.entry(kind).or_default().insert(key);
+            publisher.apply(change);
+        })?;
+        for kind in [
+            ObjectKind::Namespace,
+            ObjectKind::Service,
+            ObjectKind::EndpointSlice,
+            ObjectKind::Pod,
+        ] {
+            let keys = listed.remove(&kind).unwrap_or_default();
+            publisher.delete_unlisted(kind, &keys);
+        }
+        Ok(())
     }
 
     /// Polls every `interval` on a thread until `stop` is set.
