@@ -204,7 +204,7 @@ impl Found<'_> {
         };
         let ttl = config.ttl;
         match self.what {
-            Derived::Entry(entry) => write_entry(&mut records, entry, zone_at, zone_len),
+            Derived::Entry(entry) => write_entry(&mut records, entry),
             Derived::ClusterIps(record, family) => {
                 let ips = record.cluster_ips().unwrap_or_default();
                 write_distinct(&mut records, ips.iter().copied(), family, ttl);
@@ -321,9 +321,8 @@ fn service_order(record: &ServiceRecord) -> Option<(&str, &str)> {
     record.spec.as_ref().map(|s| (&*s.namespace, &*s.name))
 }
 
-/// A pre-encoded entry: whole records that fit, with the zone in SRV targets respelled as in the
-/// question.
-fn write_entry(records: &mut Records<'_>, entry: Entry<'_>, zone_at: usize, zone_len: usize) {
+/// A pre-encoded entry: the whole records that fit.
+fn write_entry(records: &mut Records<'_>, entry: Entry<'_>) {
     let room = records.limit.saturating_sub(records.len);
     let (fitted, bytes) = entry.fit(room);
     let total: usize = entry.counts.iter().map(|&c| usize::from(c)).sum();
@@ -335,13 +334,6 @@ fn write_entry(records: &mut Records<'_>, entry: Entry<'_>, zone_at: usize, zone
         let take = left.min(usize::from(of));
         *count += take as u16;
         left -= take;
-    }
-    if entry.has_zone_copies() {
-        for copy in entry.zone_copies().filter(|&c| c + zone_len <= bytes) {
-            records
-                .out
-                .copy_within(zone_at..zone_at + zone_len, at + copy);
-        }
     }
     if fitted < total {
         records.truncated = true;

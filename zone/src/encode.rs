@@ -1,12 +1,11 @@
-//! Pre-encoding of answers at build time. An [`EntryWriter`] lays out the records of one
-//! response body (answer, authority and additional sections after the question) exactly as they
-//! will be sent, with name compression resolved to absolute offsets: the question always starts
-//! at offset 12 and has the owner name's length, so a body is valid for every spelling (case) of
+//! Pre-encoding of the fixed names' answers at build time (the apex NS, `ns.dns`, `dns-version`,
+//! ExternalName CNAMEs, verified pod names). An [`EntryWriter`] lays out the records of one
+//! response body (answer and additional sections after the question) exactly as they will be
+//! sent, with name compression resolved to absolute offsets: the question always starts at
+//! offset 12 and has the owner name's length, so a body is valid for every spelling (case) of
 //! that name. Records owned by the question name point at it (`0xC00C`), echoing the client's
 //! case. Other names are lowercase except their cluster-zone suffix, which points at the zone
-//! part of the question (so it echoes the client's case, as CoreDNS does); SRV targets, which
-//! must not be compressed (RFC 2782), record where their zone suffix starts instead, and the
-//! answer path copies the client's spelling there.
+//! part of the question (so it echoes the client's case, as CoreDNS does).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -17,8 +16,6 @@ use crate::wire::{CLASS_IN, HEADER_LEN};
 pub enum Section {
     /// The answer section.
     Answer = 0,
-    /// The authority section.
-    Authority = 1,
     /// The additional section.
     Additional = 2,
 }
@@ -41,34 +38,10 @@ pub enum RData<'a> {
     Aaaa(Ipv6Addr),
     /// A CNAME record's target.
     Cname(&'a [u8]),
-    /// A PTR record's target.
-    Ptr(&'a [u8]),
     /// An NS record's target.
     Ns(&'a [u8]),
-    /// An SRV record.
-    Srv {
-        /// Priority.
-        priority: u16,
-        /// Weight.
-        weight: u16,
-        /// Port.
-        port: u16,
-        /// Target name.
-        target: &'a [u8],
-    },
     /// A TXT record with one character string.
     Txt(&'a str),
-    /// An SOA record.
-    Soa {
-        /// Primary name server.
-        mname: &'a [u8],
-        /// Responsible mailbox.
-        rname: &'a [u8],
-        /// Serial.
-        serial: u32,
-        /// Refresh, retry, expire, minimum.
-        timers: [u32; 4],
-    },
 }
 
 impl RData<'_> {
@@ -78,11 +51,8 @@ impl RData<'_> {
             RData::A(_) => crate::wire::TYPE_A,
             RData::Aaaa(_) => crate::wire::TYPE_AAAA,
             RData::Cname(_) => crate::wire::TYPE_CNAME,
-            RData::Ptr(_) => crate::wire::TYPE_PTR,
             RData::Ns(_) => crate::wire::TYPE_NS,
-            RData::Srv { .. } => crate::wire::TYPE_SRV,
             RData::Txt(_) => crate::wire::TYPE_TXT,
-            RData::Soa { .. } => crate::wire::TYPE_SOA,
         }
     }
 }
@@ -99,10 +69,6 @@ pub struct EntryWriter {
     last_section: Section,
     /// Compression targets: a name suffix in wire format and its absolute offset.
     suffixes: Vec<(Vec<u8>, u16)>,
-    /// The cluster zone, when the question is inside it.
-    zone: Option<Vec<u8>>,
-    /// Body offsets where an uncompressed copy of the zone name starts.
-    zone_copies: Vec<u16>,
 }
 
 impl EntryWriter {
@@ -124,8 +90,6 @@ impl EntryWriter {
             counts: [0; 3],
             last_section: Section::Answer,
             suffixes,
-            zone: in_zone.then(|| zone.to_vec()),
-            zone_copies: Vec::new(),
         }
     }
 
@@ -153,36 +117,11 @@ impl EntryWriter {
         match rdata {
             RData::A(ip) => self.body.extend_from_slice(&ip.octets()),
             RData::Aaaa(ip) => self.body.extend_from_slice(&ip.octets()),
-            RData::Cname(name) | RData::Ptr(name) | RData::Ns(name) => self.write_name(name),
-            RData::Srv {
-                priority,
-                weight,
-                port,
-                target,
-            } => {
-                self.body.extend_from_slice(&priority.to_be_bytes());
-                self.body.extend_from_slice(&weight.to_be_bytes());
-                self.body.extend_from_slice(&port.to_be_bytes());
-                // RFC 2782: the target is not compressed (later names may point into it).
-                self.write_name_uncompressed(target);
-            }
+            RData::Cname(name) | RData::Ns(name) => self.write_name(name),
             RData::Txt(text) => {
                 let bytes = &text.as_bytes()[..text.len().min(255)];
                 self.body.push(bytes.len() as u8);
                 self.body.extend_from_slice(bytes);
-            }
-            RData::Soa {
-                mname,
-                rname,
-                serial,
-                timers,
-            } => {
-                self.write_name(mname);
-                self.write_name(rname);
-                self.body.extend_from_slice(&serial.to_be_bytes());
-                for timer in timers {
-                    self.body.extend_from_slice(&timer.to_be_bytes());
-                }
             }
         }
         let rdlen = (self.body.len() - rdlen_at - 2) as u16;
@@ -218,25 +157,6 @@ impl EntryWriter {
         self.body.push(0);
     }
 
-    /// Writes a name in full, registering its suffixes as compression targets and noting where a
-    /// zone suffix starts.
-    fn write_name_uncompressed(&mut self, name: &[u8]) {
-        let mut pos = 0usize;
-        while pos < name.len() && name[pos] != 0 {
-            if self.zone.as_deref() == Some(&name[pos..]) {
-                self.zone_copies.push(self.body.len() as u16);
-            }
-            let absolute = self.base + self.body.len();
-            if absolute < 0x4000 && !self.suffixes.iter().any(|(s, _)| s == &name[pos..]) {
-                self.suffixes.push((name[pos..].to_vec(), absolute as u16));
-            }
-            let len = usize::from(name[pos]);
-            self.body.extend_from_slice(&name[pos..pos + 1 + len]);
-            pos += 1 + len;
-        }
-        self.body.push(0);
-    }
-
     /// Whether no record has been written.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
@@ -244,15 +164,12 @@ impl EntryWriter {
 
     /// The finished entry in the layout [`crate::node::Entry`] reads.
     pub fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            10 + (self.ends.len() + self.zone_copies.len()) * 2 + self.body.len(),
-        );
+        let mut out = Vec::with_capacity(8 + self.ends.len() * 2 + self.body.len());
         for count in self.counts {
             out.extend_from_slice(&count.to_le_bytes());
         }
         out.extend_from_slice(&(self.ends.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(self.zone_copies.len() as u16).to_le_bytes());
-        for offset in self.ends.iter().chain(&self.zone_copies) {
+        for offset in &self.ends {
             out.extend_from_slice(&offset.to_le_bytes());
         }
         out.extend_from_slice(&self.body);

@@ -26,7 +26,7 @@
 //! | [`snapshot`] | the published tables and the lookup that classifies a question |
 //! | `derived` | encoding records derived from a Service at query time |
 //! | [`answer`] | parsing a query and assembling the response |
-//! | [`encode`], [`node`] | the pre-encoded form of the fixed names |
+//! | `encode`, `node` | the pre-encoded form of the fixed names |
 //! | [`name`], [`wire`] | domain names and DNS wire-format constants |
 //!
 //! What is answered follows the Kubernetes DNS-Based Service Discovery specification v1.1.0 and,
@@ -35,10 +35,10 @@
 pub mod answer;
 pub mod builder;
 mod derived;
-pub mod encode;
+mod encode;
 pub mod model;
 pub mod name;
-pub mod node;
+mod node;
 mod record;
 mod render;
 mod reverse;

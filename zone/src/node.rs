@@ -5,9 +5,8 @@
 //! derived from their Service's record at query time (see `derived`).
 //!
 //! Layout: `key_len:u8 key n:u8 (qtype:u16 offset:u32)×n entries…`, where each entry is
-//! `an:u16 ns:u16 ar:u16 nrec:u16 ncopy:u16 end:u16×nrec copy:u16×ncopy body` (little endian),
-//! `end` being the offset in `body` where each record ends, so a response can be cut at a record
-//! boundary, and `copy` where an uncompressed copy of the zone name starts (see `encode`).
+//! `an:u16 ns:u16 ar:u16 nrec:u16 end:u16×nrec body` (little endian), `end` being the offset in
+//! `body` where each record ends, so a response can be cut at a record boundary.
 
 use std::sync::Arc;
 
@@ -76,11 +75,6 @@ impl<'a> Node<'a> {
         Node(blob)
     }
 
-    /// The lowercase wire name this node answers for.
-    pub fn key(&self) -> &'a [u8] {
-        key_of(self.0)
-    }
-
     /// The entry stored for exactly `qtype`.
     pub fn entry(&self, qtype: u16) -> Option<Entry<'a>> {
         let blob = self.0;
@@ -109,7 +103,6 @@ pub struct Entry<'a> {
     /// Records in the answer, authority and additional sections.
     pub counts: [u16; 3],
     ends: &'a [u8],
-    zone_copies: &'a [u8],
     /// The encoded records, ready to follow the question.
     pub body: &'a [u8],
 }
@@ -119,34 +112,15 @@ impl<'a> Entry<'a> {
         let read = |i: usize| u16::from_le_bytes([bytes[i * 2], bytes[i * 2 + 1]]);
         let counts = [read(0), read(1), read(2)];
         let nrec = usize::from(read(3));
-        let ncopy = usize::from(read(4));
-        let ends = &bytes[10..10 + nrec * 2];
-        let zone_copies = &bytes[10 + nrec * 2..10 + (nrec + ncopy) * 2];
+        let ends = &bytes[8..8 + nrec * 2];
         let body_len = if nrec == 0 {
             0
         } else {
             usize::from(u16::from_le_bytes([ends[nrec * 2 - 2], ends[nrec * 2 - 1]]))
         };
-        let start = 10 + (nrec + ncopy) * 2;
+        let start = 8 + nrec * 2;
         let body = &bytes[start..start + body_len];
-        Entry {
-            counts,
-            ends,
-            zone_copies,
-            body,
-        }
-    }
-
-    /// Whether the body holds an uncompressed copy of the zone name (an SRV target).
-    pub fn has_zone_copies(&self) -> bool {
-        !self.zone_copies.is_empty()
-    }
-
-    /// Offsets in `body` where an uncompressed copy of the zone name starts.
-    pub fn zone_copies(&self) -> impl Iterator<Item = usize> + 'a {
-        self.zone_copies
-            .chunks_exact(2)
-            .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])))
+        Entry { counts, ends, body }
     }
 
     /// The number of whole records that fit in `room` bytes, and their length.

@@ -8,7 +8,7 @@
 //! the Service already has its address, its label, or both, so the answer path can skip
 //! duplicates without remembering what it wrote.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::net::IpAddr;
 
 use smallvec::SmallVec;

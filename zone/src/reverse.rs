@@ -86,24 +86,22 @@ impl Reverse {
 
     /// Records that `owner` names `ip`; returns whether `ip` had no owner before.
     pub(crate) fn add(&mut self, ip: IpAddr, owner: u64) -> bool {
-        let new = self.owners(ip).next().is_none();
         match ip {
             IpAddr::V4(ip) => {
                 let entry = V4 {
                     ip: u32::from(ip),
                     owner: split(owner),
                 };
-                self.v4.upsert(entry, |e| *e == entry);
+                self.v4.insert_beside(entry)
             }
             IpAddr::V6(ip) => {
                 let entry = V6 {
                     ip: ip.octets(),
                     owner: split(owner),
                 };
-                self.v6.upsert(entry, |e| *e == entry);
+                self.v6.insert_beside(entry)
             }
         }
-        new
     }
 
     /// Records that `owner` no longer names `ip`; returns whether `ip` has no owner left.

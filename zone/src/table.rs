@@ -67,17 +67,27 @@ impl<T: Keyed + Clone> Sharded<T> {
         self.shards[Self::shard(hash)].iter_hash(hash)
     }
 
-    /// Inserts `value`, replacing the first value for which `same` holds.
-    pub(crate) fn upsert(&mut self, value: T, same: impl Fn(&T) -> bool) {
+    /// Inserts `value` beside the values already under its key, unless an equal one is there;
+    /// returns whether its key had no value before. One probe of the shard does both.
+    pub(crate) fn insert_beside(&mut self, value: T) -> bool
+    where
+        T: PartialEq,
+    {
         let hash = self.hash(value.key());
         let hasher = self.hasher.clone();
         let table = Arc::make_mut(&mut self.shards[Self::shard(hash)]);
-        match table.find_mut(hash, same) {
-            Some(slot) => *slot = value,
-            None => {
-                table.insert_unique(hash, value, |v| hasher.hash_one(v.key()));
+        let mut key_seen = false;
+        let mut equal_seen = false;
+        for stored in table.iter_hash(hash) {
+            if stored.key() == value.key() {
+                key_seen = true;
+                equal_seen |= *stored == value;
             }
         }
+        if !equal_seen {
+            table.insert_unique(hash, value, |v| hasher.hash_one(v.key()));
+        }
+        !key_seen
     }
 
     /// Inserts or replaces the value stored under its key.
