@@ -250,6 +250,18 @@ impl Found<'_> {
         }
     }
 
+    /// The records this answer holds, written after `question` (a name in wire format with its
+    /// type and class, as a query carries them) with no size limit: their section counts and
+    /// bytes. For tests and tools that compare answers.
+    pub fn records(&self, question: &[u8]) -> ([u16; 3], Vec<u8>) {
+        let mut out = vec![0u8; usize::from(u16::MAX)];
+        let end = HEADER_LEN + question.len();
+        out[HEADER_LEN..end].copy_from_slice(question);
+        let limit = out.len();
+        let written = self.write(&mut out, end, limit);
+        (written.counts, out[end..written.len].to_vec())
+    }
+
     /// PTR: a cluster IP names its Service alone (the first by namespace and name when several
     /// claim it); otherwise every ready endpoint with the address names it.
     fn write_ptr(&self, records: &mut Records<'_>, ip: IpAddr) {

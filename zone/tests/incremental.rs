@@ -120,14 +120,8 @@ fn answers(snapshot: &Snapshot) -> Vec<(String, u16, String)> {
         for qtype in [1u16, 28, 33, 12, 5, 16, 2, 255, 15] {
             let result = match snapshot.lookup(name.as_bytes(), qtype) {
                 Lookup::Answer(found) => {
-                    let mut packet = vec![0u8; 12];
-                    packet.extend_from_slice(name.as_bytes());
-                    packet.extend_from_slice(&qtype.to_be_bytes());
-                    packet.extend_from_slice(&1u16.to_be_bytes());
-                    let question_end = packet.len();
-                    packet.resize(65535, 0);
-                    let written = found.write(&mut packet, question_end, 65535);
-                    format!("answer {:?} {:?}", written.counts, &packet[..written.len])
+                    let question = [name.as_bytes(), &qtype.to_be_bytes(), &[0, 1]].concat();
+                    format!("answer {:?}", found.records(&question))
                 }
                 other => format!("{other:?}"),
             };
