@@ -114,23 +114,22 @@ impl ZoneBuilder {
         let ttl = self.config.ttl;
         let in_zone = self.name_in_zone(target.as_bytes());
         let mut node = NodeBuilder::new(base.as_bytes());
-        let mut alone = EntryWriter::lowercase(base.as_bytes());
-        alone.record(
-            Section::Answer,
-            Owner::Question,
-            ttl,
-            RData::Cname(target.as_bytes()),
-        );
+        // Every entry of the node starts with the CNAME to the target.
+        let cname = || {
+            let mut entry = EntryWriter::lowercase(base.as_bytes());
+            entry.record(
+                Section::Answer,
+                Owner::Question,
+                ttl,
+                RData::Cname(target.as_bytes()),
+            );
+            entry
+        };
+        let alone = cname();
         if in_zone {
             let (chain, addresses) = self.follow(&target);
             for family in [TYPE_A, TYPE_AAAA] {
-                let mut entry = EntryWriter::lowercase(base.as_bytes());
-                entry.record(
-                    Section::Answer,
-                    Owner::Question,
-                    ttl,
-                    RData::Cname(target.as_bytes()),
-                );
+                let mut entry = cname();
                 let mut owner = target.clone();
                 for next in &chain {
                     entry.record(
