@@ -306,6 +306,30 @@ pub fn respond_rcode(
     Writer::start(query, packet, out, limit, 0, rcode).finish()
 }
 
+/// Writes a response with `rcode`, the question echoed and `records`: uncompressed records
+/// holding `counts[0]` answers, then `counts[1]` authority and `counts[2]` additional ones (for
+/// answers made outside the zone: hosts, templates, rewritten names). When they do not fit the
+/// client's limit the response carries none of them and sets TC.
+pub fn respond_records(
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    (rcode, authoritative): (Rcode, bool),
+    records: &[u8],
+    counts: [u16; 3],
+) -> Answered {
+    let limit = response_limit(query, transport).min(out.len());
+    let flags = if authoritative { FLAG_AA } else { 0 };
+    let mut w = Writer::start(query, packet, out, limit, flags, rcode);
+    if records.len() <= w.room() {
+        w.body(records, counts);
+    } else {
+        w.truncated();
+    }
+    w.finish()
+}
+
 /// A header-only response to a query that could not be parsed (NOTIMP, FORMERR, BADVERS).
 fn reject(packet: &[u8], rcode: Rcode, out: &mut [u8]) -> Answered {
     if out.len() < HEADER_LEN + OPT_LEN {
