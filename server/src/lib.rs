@@ -9,13 +9,15 @@
 //!  TCP listener per worker (tokio task per connection) ────────┘  (zone answer, else REFUSED)
 //! ```
 //!
-//! [`config`] parses and validates flags; [`sockets`] binds one UDP socket and one TCP listener
-//! per worker with SO_REUSEPORT; [`udp`] and [`tcp`] serve them; [`server`] starts and stops
-//! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes;
-//! [`nodelocal`] is the node-local cache mode (no zone; everything forwarded and cached);
-//! [`memory`] makes the allocator give back what loading the zone used.
+//! [`config`] parses and validates flags; [`corefile`] reads a CoreDNS Corefile into a syntax
+//! tree; [`sockets`] binds one UDP socket and one TCP listener per worker with SO_REUSEPORT;
+//! [`udp`] and [`tcp`] serve them; [`server`] starts and stops them; [`manifest`] reads
+//! Kubernetes manifests and [`source`] watches them for changes; [`nodelocal`] is the node-local
+//! cache mode (no zone; everything forwarded and cached); [`memory`] makes the allocator give
+//! back what loading the zone used.
 
 pub mod config;
+pub mod corefile;
 pub mod forward;
 pub mod handler;
 pub mod kubernetes;

@@ -1,0 +1,1851 @@
+//! Corefile text → [`Corefile`], with CoreDNS 1.13's grammar (its fork of Caddy v1's
+//! caddyfile lexer and parser, plus the server-block key rules of CoreDNS's `dnsserver`).
+//!
+//! - Words are separated by whitespace; a newline ends a line. `#` outside quotes starts a
+//!   comment to the end of the line, also in the middle of a word (`a#b` is `a`). A `"`
+//!   at the start of a word quotes it up to the next unescaped `"`: spaces and newlines are
+//!   kept, `\"` is a quote, any other `\` stays. A quoted word is never a brace.
+//! - `{%NAME%}`, then `{$NAME}`, in a word become the variable's value (empty when unset);
+//!   the word stays one word whatever the value holds, and a `{$NAME}` value is not expanded.
+//! - A server block is keys (`[dns://]zone[:port]`, by spaces, or by a trailing comma that
+//!   continues the list onto the next line), then `{` ending its line, directive lines, `}`.
+//!   Without `{` the rest of the file is the block's lines. A line is `name args...`, ending
+//!   in `{` when option lines follow up to a `}` on its own line.
+//! - `(name) { ... }` at the top defines a snippet. A line `import X` pastes snippet `X`, or
+//!   the files pattern `X` names (relative to the file the line is in; at most one `*` and
+//!   one `?`, no `[...]`, as CoreDNS allows). A pattern with a wildcard may match nothing; a
+//!   plain path must exist. Snippet recursion and import cycles are errors.
+//! - A zone is lowercased and fully qualified; a CIDR gives its reverse zones, split on
+//!   octet (IPv4) or nibble (IPv6) boundaries as CoreDNS does. The same zone and port in two
+//!   keys is an error, except in blocks with `bind` or `view`, where the listen addresses or
+//!   the view decide (CoreDNS allows those overlaps; their reader checks them).
+//!
+//! Stricter than CoreDNS: a zone may hold only letters, digits, `-` and `_`; a `,` inside a
+//! key, an unterminated quote and anything after a block's `{` or an option block's `}` on
+//! the same line are errors, where CoreDNS would read something nobody meant.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::iter::Peekable;
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+use std::str::Chars;
+use std::sync::Arc;
+
+/// Where a token was read: the file (after imports, the imported file) and its 1-based line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The file the token was read from.
+    pub file: Arc<Path>,
+    /// The line the token starts on, from 1.
+    pub line: u32,
+}
+
+/// One word of the file, after quote removal and {$ENV} substitution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Token {
+    /// The word.
+    pub text: String,
+    /// Where the word was read.
+    pub at: Position,
+}
+
+/// A directive line, or an option line inside a directive's block: `name args... [{ lines }]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directive {
+    /// The first word of the line.
+    pub name: Token,
+    /// The other words of the line, without a block's `{`.
+    pub args: Vec<Token>,
+    /// The lines between `{` and `}`; empty without a block.
+    pub block: Vec<Directive>,
+}
+
+/// One zone:port a server block is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// The key as written (without the comma that continued a list).
+    pub token: Token,
+    /// Lowercase, fully qualified zones ("." for the root); a CIDR gives its reverse zone(s).
+    pub zones: Vec<String>,
+    /// The port, 53 unless given.
+    pub port: u16,
+}
+
+/// One server block: its keys and its directives in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerBlock {
+    /// The zones and ports the block serves, in the order written.
+    pub keys: Vec<Key>,
+    /// The directive lines, imports and snippets pasted in.
+    pub directives: Vec<Directive>,
+}
+
+/// A parsed Corefile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corefile {
+    /// The server blocks in file order (snippet definitions are not blocks).
+    pub blocks: Vec<ServerBlock>,
+    /// The Corefile and every file imported, each once, for the reload watcher.
+    pub files: Vec<PathBuf>,
+}
+
+/// Why a Corefile cannot be read: always names file:line and the offending token.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {message}")]
+pub struct CorefileError {
+    /// The file the error is in.
+    pub file: PathBuf,
+    /// The line of the offending token; 0 when the file as a whole could not be read.
+    pub line: u32,
+    /// What is wrong, quoting the token.
+    pub message: String,
+}
+
+impl CorefileError {
+    /// An error at a token.
+    pub fn at(token: &Token, message: impl Into<String>) -> Self {
+        Self {
+            file: token.at.file.to_path_buf(),
+            line: token.at.line,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and parses the Corefile at `path` (imports relative to its directory), with `env` for {$VAR} substitution.
+pub fn read(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Corefile, CorefileError> {
+    let text = read_text(path).map_err(|(line, message)| CorefileError {
+        file: path.to_path_buf(),
+        line,
+        message: format!("cannot read the Corefile: {message}"),
+    })?;
+    parse(path, &text, env)
+}
+
+/// Parses Corefile text as if read from `path` (imports resolved relative to path's directory).
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Corefile, CorefileError> {
+    let lexemes = lex(&Arc::from(path), text, env)?;
+    let mut parser = Parser {
+        env,
+        sources: Vec::new(),
+        snippets: HashMap::new(),
+        files: vec![path.to_path_buf()],
+        spliced: 0,
+    };
+    parser.push(lexemes, vec![Origin::File(identity(path))]);
+    let blocks = parser.server_blocks()?;
+    check_duplicates(&blocks)?;
+    Ok(Corefile {
+        blocks,
+        files: parser.files,
+    })
+}
+
+/// The port of a key that names none.
+const DEFAULT_PORT: u16 = 53;
+/// How deep blocks may nest inside a server block (deeper input is an error, not a stack overflow).
+const MAX_DEPTH: usize = 64;
+/// How deep imports (of files and snippets) may nest.
+const MAX_IMPORT_DEPTH: usize = 100;
+/// How many words imports and snippets may paste in all (snippets importing each other twice
+/// per level would otherwise grow exponentially).
+const MAX_SPLICED: usize = 1_000_000;
+/// Directives whose blocks may share a zone and port with other blocks (see the module doc).
+const OVERLAP_DIRECTIVES: [&str; 2] = ["bind", "view"];
+
+/// The environment lookup `{$NAME}` uses.
+type Env<'e> = &'e dyn Fn(&str) -> Option<String>;
+
+/// A file's text, or the line (0: the whole file) and reason it cannot be had.
+fn read_text(path: &Path) -> Result<String, (u32, String)> {
+    let bytes = std::fs::read(path).map_err(|error| (0, error.to_string()))?;
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let newlines = valid.iter().filter(|&&byte| byte == b'\n').count();
+        let line = u32::try_from(newlines)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        (line, "not UTF-8 text".to_owned())
+    })
+}
+
+/// What a word is to the grammar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Word,
+    Open,
+    Close,
+}
+
+/// A token as the lexer read it.
+#[derive(Clone, Debug)]
+struct Lexeme {
+    token: Token,
+    kind: Kind,
+    /// Whether no earlier token of its source ends on its line.
+    line_start: bool,
+}
+
+/// The tokens of `text`, read from `file`.
+fn lex(file: &Arc<Path>, text: &str, env: Env) -> Result<Vec<Lexeme>, CorefileError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut chars = text.chars().peekable();
+    let mut line: u32 = 1;
+    let mut previous_end: Option<u32> = None;
+    let mut lexemes = Vec::new();
+    while let Some(first) = chars.next() {
+        match first {
+            '\n' => line = line.saturating_add(1),
+            '#' => while chars.next_if(|&c| c != '\n').is_some() {},
+            c if c.is_whitespace() => {}
+            _ => {
+                let start = line;
+                let (raw, kind) = if first == '"' {
+                    let word = quoted_word(&mut chars, &mut line).ok_or_else(|| CorefileError {
+                        file: file.to_path_buf(),
+                        line: start,
+                        message:
+                            "unterminated quoted word: no closing '\"' before the end of the file"
+                                .to_owned(),
+                    })?;
+                    (word, Kind::Word)
+                } else {
+                    let word = bare_word(first, &mut chars);
+                    let kind = match word.as_str() {
+                        "{" => Kind::Open,
+                        "}" => Kind::Close,
+                        _ => Kind::Word,
+                    };
+                    (word, kind)
+                };
+                lexemes.push(Lexeme {
+                    token: Token {
+                        text: substitute_env(&raw, env),
+                        at: Position {
+                            file: file.clone(),
+                            line: start,
+                        },
+                    },
+                    kind,
+                    line_start: previous_end.is_none_or(|end| start > end),
+                });
+                previous_end = Some(line);
+            }
+        }
+    }
+    Ok(lexemes)
+}
+
+/// An unquoted word from `first` up to whitespace or `#`; a `\r` inside is dropped, as Caddy does.
+fn bare_word(first: char, chars: &mut Peekable<Chars>) -> String {
+    let mut word = String::from(first);
+    while let Some(c) = chars.next_if(|&c| c == '\r' || !(c.is_whitespace() || c == '#')) {
+        if c != '\r' {
+            word.push(c);
+        }
+    }
+    word
+}
+
+/// A quoted word after its opening `"`, counting the newlines it spans; `None` if unterminated.
+fn quoted_word(chars: &mut Peekable<Chars>, line: &mut u32) -> Option<String> {
+    let mut word = String::new();
+    let mut escaped = false;
+    for c in chars.by_ref() {
+        if !escaped {
+            match c {
+                '\\' => {
+                    escaped = true;
+                    continue;
+                }
+                '"' => return Some(word),
+                _ => {}
+            }
+        }
+        if c == '\n' {
+            *line = line.saturating_add(1);
+        }
+        if escaped && c != '"' {
+            word.push('\\');
+        }
+        word.push(c);
+        escaped = false;
+    }
+    None
+}
+
+/// `raw` with `{%NAME%}`, then `{$NAME}`, replaced by the variables' values.
+fn substitute_env(raw: &str, env: Env) -> String {
+    if !raw.contains('{') {
+        return raw.to_owned();
+    }
+    let windows_style = replace_references(raw, "{%", "%}", env);
+    replace_references(&windows_style, "{$", "}", env)
+}
+
+/// `text` with each `open NAME close` replaced by NAME's value; like Caddy, an empty name
+/// (`{$}`) stops the replacing.
+fn replace_references(text: &str, open: &str, close: &str, env: Env) -> String {
+    let mut replaced = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(open) {
+        let Some(end) = rest[start..].find(close).map(|end| start + end) else {
+            break;
+        };
+        if end <= start + open.len() {
+            break;
+        }
+        replaced.push_str(&rest[..start]);
+        replaced.push_str(&env(&rest[start + open.len()..end]).unwrap_or_default());
+        rest = &rest[end + close.len()..];
+    }
+    replaced.push_str(rest);
+    replaced
+}
+
+/// What a stream of tokens was pasted from, for finding import cycles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    /// A file, by its canonical path.
+    File(PathBuf),
+    /// A snippet, by name.
+    Snippet(String),
+}
+
+/// The file or snippet tokens are being read from.
+struct Source {
+    /// The tokens not yet read, the next one last.
+    pending: Vec<Lexeme>,
+    /// Whether a token was read (the first one starts a line wherever it was written).
+    started: bool,
+    /// The files and snippets this one was pasted into, outermost first, itself last.
+    ancestry: Vec<Origin>,
+}
+
+/// An imported file's tokens and the ancestry they are pasted with.
+type Imported = (Vec<Lexeme>, Vec<Origin>);
+
+/// A snippet definition.
+struct Snippet {
+    body: Vec<Lexeme>,
+    at: Position,
+}
+
+/// The token stream (a stack of files and snippets being read) and what reading it defined.
+struct Parser<'e> {
+    env: Env<'e>,
+    sources: Vec<Source>,
+    snippets: HashMap<String, Snippet>,
+    files: Vec<PathBuf>,
+    /// Tokens pasted by imports so far.
+    spliced: usize,
+}
+
+impl Parser<'_> {
+    /// Pastes `lexemes` in before the rest of the stream.
+    fn push(&mut self, mut lexemes: Vec<Lexeme>, ancestry: Vec<Origin>) {
+        lexemes.reverse();
+        self.sources.push(Source {
+            pending: lexemes,
+            started: false,
+            ancestry,
+        });
+    }
+
+    /// Drops the sources read to the end.
+    fn drop_finished(&mut self) {
+        while self
+            .sources
+            .last()
+            .is_some_and(|source| source.pending.is_empty())
+        {
+            self.sources.pop();
+        }
+    }
+
+    /// The next token and whether it starts a line, as written (no import expanded).
+    fn peek_raw(&mut self) -> Option<(&Lexeme, bool)> {
+        self.drop_finished();
+        let source = self.sources.last()?;
+        let lexeme = source.pending.last()?;
+        Some((lexeme, lexeme.line_start || !source.started))
+    }
+
+    /// Takes the next token as written, its `line_start` saying whether it starts a line here.
+    fn next_raw(&mut self) -> Option<Lexeme> {
+        self.drop_finished();
+        let source = self.sources.last_mut()?;
+        let mut lexeme = source.pending.pop()?;
+        lexeme.line_start |= !source.started;
+        source.started = true;
+        Some(lexeme)
+    }
+
+    /// Expands `import` lines until the next token is something else; its kind and whether it
+    /// starts a line.
+    fn peek(&mut self) -> Result<Option<(Kind, bool)>, CorefileError> {
+        loop {
+            let Some((lexeme, line_start)) = self.peek_raw() else {
+                return Ok(None);
+            };
+            let found = (lexeme.kind, line_start);
+            if !(line_start && lexeme.kind == Kind::Word && lexeme.token.text == "import") {
+                return Ok(Some(found));
+            }
+            self.import()?;
+        }
+    }
+
+    /// The next token, after expanding imports.
+    fn next(&mut self) -> Result<Option<Lexeme>, CorefileError> {
+        self.peek()?;
+        Ok(self.next_raw())
+    }
+
+    /// The next token (after expanding imports) if `wanted(kind, line_start)`.
+    fn next_if(
+        &mut self,
+        wanted: impl Fn(Kind, bool) -> bool,
+    ) -> Result<Option<Lexeme>, CorefileError> {
+        match self.peek()? {
+            Some((kind, line_start)) if wanted(kind, line_start) => Ok(self.next_raw()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Replaces the `import X` line next in the stream with snippet X or the files X names.
+    fn import(&mut self) -> Result<(), CorefileError> {
+        let Some(keyword) = self.next_raw() else {
+            return Ok(());
+        };
+        let ancestry = self
+            .sources
+            .last()
+            .map(|source| source.ancestry.clone())
+            .unwrap_or_default();
+        let has_argument =
+            matches!(self.peek_raw(), Some((next, false)) if next.kind == Kind::Word);
+        let Some(argument) = has_argument.then(|| self.next_raw()).flatten() else {
+            return Err(CorefileError::at(
+                &keyword.token,
+                "'import' needs a file, a glob pattern or a snippet name",
+            ));
+        };
+        let argument = argument.token;
+        if let Some((extra, false)) = self.peek_raw() {
+            return Err(CorefileError::at(
+                &extra.token,
+                format!(
+                    "unexpected {:?}: 'import' takes one argument",
+                    extra.token.text
+                ),
+            ));
+        }
+        if argument.text.is_empty() {
+            return Err(CorefileError::at(
+                &argument,
+                "'import' needs a non-empty file path",
+            ));
+        }
+        if ancestry.len() > MAX_IMPORT_DEPTH {
+            return Err(CorefileError::at(
+                &argument,
+                format!("imports nested more than {MAX_IMPORT_DEPTH} deep"),
+            ));
+        }
+        if let Some(snippet) = self.snippets.get(&argument.text) {
+            let origin = Origin::Snippet(argument.text.clone());
+            if ancestry.contains(&origin) {
+                return Err(CorefileError::at(
+                    &argument,
+                    format!(
+                        "snippet {:?} imports itself: {}",
+                        argument.text,
+                        cycle(&ancestry, &origin)
+                    ),
+                ));
+            }
+            let body = snippet.body.clone();
+            let mut ancestry = ancestry;
+            ancestry.push(origin);
+            return self.splice(&argument, body, ancestry);
+        }
+        let files = self.import_files(&argument, &ancestry)?;
+        for (lexemes, ancestry) in files.into_iter().rev() {
+            self.splice(&argument, lexemes, ancestry)?;
+        }
+        Ok(())
+    }
+
+    /// Pastes what `import` (its argument `argument`) brought in, within the budget.
+    fn splice(
+        &mut self,
+        argument: &Token,
+        lexemes: Vec<Lexeme>,
+        ancestry: Vec<Origin>,
+    ) -> Result<(), CorefileError> {
+        self.spliced = self.spliced.saturating_add(lexemes.len().max(1));
+        if self.spliced > MAX_SPLICED {
+            return Err(CorefileError::at(
+                argument,
+                format!("imports paste in more than {MAX_SPLICED} words"),
+            ));
+        }
+        self.push(lexemes, ancestry);
+        Ok(())
+    }
+
+    /// The tokens of each file `argument` names, in order, with their ancestry.
+    fn import_files(
+        &mut self,
+        argument: &Token,
+        ancestry: &[Origin],
+    ) -> Result<Vec<Imported>, CorefileError> {
+        let base = argument.at.file.parent().unwrap_or(Path::new(""));
+        let pattern = base.join(&argument.text);
+        let shown = pattern.to_string_lossy();
+        if shown.matches('*').count() > 1
+            || shown.matches('?').count() > 1
+            || (shown.contains('[') && shown.contains(']'))
+        {
+            return Err(CorefileError::at(
+                argument,
+                format!(
+                    "import pattern {shown:?} may hold one '*' and one '?' at most and no '[...]'"
+                ),
+            ));
+        }
+        let matches = glob(&pattern).map_err(|problem| {
+            CorefileError::at(argument, format!("import pattern {shown:?}: {problem}"))
+        })?;
+        if matches.is_empty() && !shown.contains(['*', '?', '[', ']']) {
+            return Err(CorefileError::at(
+                argument,
+                format!("cannot import {:?}: {shown} does not exist", argument.text),
+            ));
+        }
+        let mut imported = Vec::with_capacity(matches.len());
+        for path in matches {
+            let origin = Origin::File(identity(&path));
+            if ancestry.contains(&origin) {
+                return Err(CorefileError::at(
+                    argument,
+                    format!("import cycle: {}", cycle(ancestry, &origin)),
+                ));
+            }
+            if path.is_dir() {
+                return Err(CorefileError::at(
+                    argument,
+                    format!("cannot import {}: it is a directory", path.display()),
+                ));
+            }
+            let text = read_text(&path).map_err(|(line, problem)| {
+                let place = if line == 0 {
+                    String::new()
+                } else {
+                    format!(" (line {line})")
+                };
+                CorefileError::at(
+                    argument,
+                    format!("cannot import {}{place}: {problem}", path.display()),
+                )
+            })?;
+            let lexemes = lex(&Arc::from(path.as_path()), &text, self.env)?;
+            if !self.files.contains(&path) {
+                self.files.push(path);
+            }
+            let mut chain = ancestry.to_vec();
+            chain.push(origin);
+            imported.push((lexemes, chain));
+        }
+        Ok(imported)
+    }
+
+    /// Reads the stream to its end as server blocks, defining snippets on the way.
+    fn server_blocks(&mut self) -> Result<Vec<ServerBlock>, CorefileError> {
+        let mut blocks = Vec::new();
+        while let Some(first) = self.next()? {
+            match first.kind {
+                Kind::Word => {}
+                Kind::Open => {
+                    return Err(CorefileError::at(
+                        &first.token,
+                        "unexpected '{': a server block needs a key (zone[:port]) before '{'",
+                    ))
+                }
+                Kind::Close => {
+                    return Err(CorefileError::at(
+                        &first.token,
+                        "unexpected '}': no block is open",
+                    ))
+                }
+            }
+            let keys = self.key_tokens(first)?;
+            if let [only] = keys.as_slice() {
+                if let Some(name) = snippet_name(&only.text) {
+                    self.define_snippet(only, name)?;
+                    continue;
+                }
+            }
+            let keys = keys
+                .into_iter()
+                .map(parse_key)
+                .collect::<Result<Vec<_>, _>>()?;
+            let directives = if let Some(open) = self.next_if(|kind, _| kind == Kind::Open)? {
+                self.block(&open.token, 0)?
+            } else if let Some(close) =
+                self.next_if(|kind, line_start| kind == Kind::Close && !line_start)?
+            {
+                return Err(CorefileError::at(
+                    &close.token,
+                    "unexpected '}': no block is open",
+                ));
+            } else {
+                // No braces: the rest of the file is this block's (Caddy allows it).
+                self.lines(None, 0)?
+            };
+            blocks.push(ServerBlock { keys, directives });
+        }
+        Ok(blocks)
+    }
+
+    /// The keys of a server block, from `first`: the words on its line, and on the next lines
+    /// while a key ends with a comma.
+    fn key_tokens(&mut self, first: Lexeme) -> Result<Vec<Token>, CorefileError> {
+        let mut keys = Vec::new();
+        let mut current = first;
+        loop {
+            let mut token = current.token;
+            let continued = token.text.ends_with(',');
+            if continued {
+                token.text.pop();
+            }
+            if token.text.is_empty() {
+                return Err(CorefileError::at(&token, "empty server block key"));
+            }
+            let next =
+                self.next_if(|kind, line_start| kind == Kind::Word && (continued || !line_start))?;
+            match next {
+                Some(next) => current = next,
+                None if continued => {
+                    return Err(CorefileError::at(
+                        &token,
+                        format!("expected another server block key after '{},'", token.text),
+                    ))
+                }
+                None => {
+                    keys.push(token);
+                    return Ok(keys);
+                }
+            }
+            keys.push(token);
+        }
+    }
+
+    /// Stores the snippet `key` (`(name)`) defines: its tokens between braces, unexpanded.
+    fn define_snippet(&mut self, key: &Token, name: String) -> Result<(), CorefileError> {
+        if let Some(first) = self.snippets.get(&name) {
+            return Err(CorefileError::at(
+                key,
+                format!(
+                    "snippet {name:?} is defined again (first at {})",
+                    describe(&first.at)
+                ),
+            ));
+        }
+        let Some(open) = self.next_if(|kind, _| kind == Kind::Open)? else {
+            return Err(CorefileError::at(
+                key,
+                format!(
+                    "snippet {:?} needs its body between '{{' and '}}'",
+                    key.text
+                ),
+            ));
+        };
+        let mut depth = 0usize;
+        let mut body = Vec::new();
+        loop {
+            let Some(lexeme) = self.next_raw() else {
+                return Err(CorefileError::at(
+                    &open.token,
+                    format!("unclosed '{{' of snippet {:?}: no matching '}}'", key.text),
+                ));
+            };
+            match lexeme.kind {
+                Kind::Open => depth += 1,
+                Kind::Close if depth == 0 => break,
+                Kind::Close => depth -= 1,
+                Kind::Word => {}
+            }
+            body.push(lexeme);
+        }
+        self.snippets.insert(
+            name,
+            Snippet {
+                body,
+                at: key.at.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The lines of the block `open` (just read) opens, through its `}`.
+    fn block(&mut self, open: &Token, depth: usize) -> Result<Vec<Directive>, CorefileError> {
+        if depth >= MAX_DEPTH {
+            return Err(CorefileError::at(
+                open,
+                format!("blocks nested more than {MAX_DEPTH} deep"),
+            ));
+        }
+        if let Some(next) = self.next_if(|_, line_start| !line_start)? {
+            if next.kind == Kind::Close {
+                return Ok(Vec::new());
+            }
+            return Err(CorefileError::at(
+                &next.token,
+                format!(
+                    "unexpected {:?} after '{{': a block's lines start on the next line",
+                    next.token.text
+                ),
+            ));
+        }
+        self.lines(Some(open), depth)
+    }
+
+    /// Directive lines up to the `}` closing `open`, or to the end of the stream without one.
+    fn lines(
+        &mut self,
+        open: Option<&Token>,
+        depth: usize,
+    ) -> Result<Vec<Directive>, CorefileError> {
+        let mut directives = Vec::new();
+        loop {
+            let Some(first) = self.next()? else {
+                return match open {
+                    Some(open) => Err(CorefileError::at(
+                        open,
+                        "unclosed '{': no matching '}' before the end of the file",
+                    )),
+                    None => Ok(directives),
+                };
+            };
+            match (first.kind, open) {
+                (Kind::Word, _) => {}
+                (Kind::Close, Some(_)) => return Ok(directives),
+                (Kind::Close, None) => {
+                    return Err(CorefileError::at(
+                        &first.token,
+                        "unexpected '}': no block is open",
+                    ))
+                }
+                (Kind::Open, _) => {
+                    return Err(CorefileError::at(
+                        &first.token,
+                        "unexpected '{': a block opens at the end of its directive's line",
+                    ))
+                }
+            }
+            let mut directive = Directive {
+                name: first.token,
+                args: Vec::new(),
+                block: Vec::new(),
+            };
+            while let Some(next) = self.next_if(|_, line_start| !line_start)? {
+                match next.kind {
+                    Kind::Word => directive.args.push(next.token),
+                    Kind::Open => {
+                        directive.block = self.block(&next.token, depth + 1)?;
+                        if let Some(extra) = self.next_if(|_, line_start| !line_start)? {
+                            return Err(CorefileError::at(
+                                &extra.token,
+                                format!(
+                                    "unexpected {:?} after '}}': a block's '}}' ends its line",
+                                    extra.token.text
+                                ),
+                            ));
+                        }
+                        break;
+                    }
+                    Kind::Close => {
+                        return Err(CorefileError::at(
+                            &next.token,
+                            "unexpected '}': a block's closing '}' goes on a line of its own",
+                        ))
+                    }
+                }
+            }
+            directives.push(directive);
+        }
+    }
+}
+
+/// The name snippet key `(name)` defines, if `key` is one.
+fn snippet_name(key: &str) -> Option<String> {
+    key.strip_prefix('(')?.strip_suffix(')').map(str::to_owned)
+}
+
+/// `file:line`.
+fn describe(at: &Position) -> String {
+    format!("{}:{}", at.file.display(), at.line)
+}
+
+/// The chain from `again`'s first appearance in `ancestry` back to `again`: `a → b → a`.
+fn cycle(ancestry: &[Origin], again: &Origin) -> String {
+    let first = ancestry
+        .iter()
+        .position(|origin| origin == again)
+        .unwrap_or(0);
+    ancestry[first..]
+        .iter()
+        .chain([again])
+        .map(|origin| match origin {
+            Origin::File(path) => path.display().to_string(),
+            Origin::Snippet(name) => name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+/// The path import cycles compare: canonical if it can be had.
+fn identity(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The paths `pattern` names, as Go's `filepath.Glob` (CoreDNS's) finds them: `*` and `?`
+/// match within one component (`*` any run, `?` one character, dot files included), `\`
+/// escapes; names sorted within each directory. A pattern without those names the path
+/// itself, if it exists. Unreadable directories are skipped.
+fn glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found = vec![PathBuf::new()];
+    for component in pattern.components() {
+        let wildcard = match component {
+            Component::Normal(part) => part
+                .to_str()
+                .filter(|text| text.contains(['*', '?', '[', '\\'])),
+            _ => None,
+        };
+        let Some(wildcard) = wildcard else {
+            for path in &mut found {
+                path.push(component);
+            }
+            continue;
+        };
+        let glyphs = compile(wildcard)?;
+        let mut next = Vec::new();
+        for directory in &found {
+            let listed = if directory.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                directory
+            };
+            let Ok(entries) = std::fs::read_dir(listed) else {
+                continue;
+            };
+            let mut names: Vec<String> = entries
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .filter(|name| glyphs_match(&glyphs, name))
+                .collect();
+            names.sort();
+            next.extend(names.into_iter().map(|name| directory.join(name)));
+        }
+        found = next;
+    }
+    found.retain(|path| std::fs::symlink_metadata(path).is_ok());
+    Ok(found)
+}
+
+/// One element of a compiled path-component pattern.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Glyph {
+    /// `?`: one character.
+    One,
+    /// `*`: any run of characters.
+    Run,
+    /// This character.
+    Char(char),
+}
+
+/// The glyphs of one path component's pattern; `[` (a class never closed here) and a trailing
+/// `\` are errors, as in Go.
+fn compile(pattern: &str) -> Result<Vec<Glyph>, String> {
+    let mut glyphs = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        glyphs.push(match c {
+            '*' => Glyph::Run,
+            '?' => Glyph::One,
+            '[' => return Err("'[' without a closing ']'".to_owned()),
+            '\\' => Glyph::Char(chars.next().ok_or("'\\' at the end of a path component")?),
+            c => Glyph::Char(c),
+        });
+    }
+    Ok(glyphs)
+}
+
+/// Whether `name` matches `glyphs`.
+fn glyphs_match(glyphs: &[Glyph], name: &str) -> bool {
+    let name: Vec<char> = name.chars().collect();
+    let (mut g, mut n) = (0, 0);
+    // Where the last `*` is and how much of the name it takes so far.
+    let mut run: Option<(usize, usize)> = None;
+    while let Some(&c) = name.get(n) {
+        match glyphs.get(g) {
+            Some(Glyph::Run) => {
+                run = Some((g, n));
+                g += 1;
+            }
+            Some(Glyph::One) => (g, n) = (g + 1, n + 1),
+            Some(Glyph::Char(wanted)) if *wanted == c => (g, n) = (g + 1, n + 1),
+            _ => match run {
+                Some((run_glyph, run_start)) => {
+                    run = Some((run_glyph, run_start + 1));
+                    (g, n) = (run_glyph + 1, run_start + 1);
+                }
+                None => return false,
+            },
+        }
+    }
+    glyphs.iter().skip(g).all(|glyph| *glyph == Glyph::Run)
+}
+
+/// The key `token` writes: `[dns://]zone[:port]`, the zone a name or a CIDR.
+fn parse_key(token: Token) -> Result<Key, CorefileError> {
+    let written = token.text.as_str();
+    let address = match written.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("dns") => rest,
+        Some((scheme, _)) => {
+            return Err(CorefileError::at(
+                &token,
+                format!(
+                    "unknown scheme {:?} in server block key {written:?}: only dns:// is supported \
+                     (tls://, https://, https3://, grpc:// and quic:// are not)",
+                    format!("{scheme}://")
+                ),
+            ))
+        }
+        None => written,
+    };
+    if address.contains(',') {
+        return Err(CorefileError::at(
+            &token,
+            format!(
+                "server block key {written:?} holds a ',': separate keys with \", \" or spaces"
+            ),
+        ));
+    }
+    let (host, port) = match address.rsplit_once(':') {
+        Some((_, "")) => {
+            return Err(CorefileError::at(
+                &token,
+                format!("server block key {written:?} ends in ':' without a port"),
+            ))
+        }
+        Some((host, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) => {
+            match port.parse::<u16>() {
+                Ok(number) if number > 0 => (host, number),
+                _ => {
+                    return Err(CorefileError::at(
+                        &token,
+                        format!("port {port:?} in server block key {written:?} is not 1 to 65535"),
+                    ))
+                }
+            }
+        }
+        _ => (address, DEFAULT_PORT),
+    };
+    if host.is_empty() {
+        return Err(CorefileError::at(
+            &token,
+            format!(
+                "server block key {written:?} names no zone (the root zone is \".\": \".:{port}\")"
+            ),
+        ));
+    }
+    let zones = if host.contains('/') {
+        reverse_zones(host).ok_or_else(|| {
+            CorefileError::at(
+                &token,
+                format!("{host:?} in server block key {written:?} is not a valid CIDR"),
+            )
+        })?
+    } else {
+        vec![zone_name(host).ok_or_else(|| {
+            CorefileError::at(
+                &token,
+                format!("{host:?} in server block key {written:?} is not a valid zone name"),
+            )
+        })?]
+    };
+    Ok(Key { token, zones, port })
+}
+
+/// `host` lowercased and fully qualified, if it is a domain name of letters, digits, `-` and `_`
+/// (labels of 1 to 63, 255 octets in all).
+fn zone_name(host: &str) -> Option<String> {
+    if host == "." {
+        return Some(".".to_owned());
+    }
+    let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let valid = name.len() + 2 <= 255
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+        });
+    valid.then(|| name + ".")
+}
+
+/// The reverse zones of CIDR `cidr`, as CoreDNS's `cidr.Split` and `cidr.Reverse` make them: a
+/// prefix off an octet (IPv4) or nibble (IPv6) boundary becomes every zone one boundary down.
+fn reverse_zones(cidr: &str) -> Option<Vec<String>> {
+    // CoreDNS refuses IPv6 written from "::" or with a leading zero (IPv4-mapped forms).
+    if cidr.starts_with(':') || (cidr.starts_with('0') && cidr.contains(':')) {
+        return None;
+    }
+    let (address, length) = cidr.split_once('/')?;
+    if length.is_empty() || !length.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let length: u32 = length.parse().ok()?;
+    let (value, width, digit, suffix) = match address.parse::<IpAddr>().ok()? {
+        IpAddr::V4(ip) => (u128::from(u32::from(ip)), 32, 8, "in-addr.arpa."),
+        IpAddr::V6(ip) => (u128::from(ip), 128, 4, "ip6.arpa."),
+    };
+    if length > width {
+        return None;
+    }
+    let all = u128::MAX >> (128 - width);
+    let network = if length == 0 {
+        0
+    } else {
+        value & (all >> (width - length) << (width - length))
+    };
+    let rounded = length.div_ceil(digit) * digit;
+    let step = if rounded == 0 {
+        0
+    } else {
+        1u128 << (width - rounded)
+    };
+    let count = 1u128 << (rounded - length);
+    let digits = rounded / digit;
+    Some(
+        (0..count)
+            .map(|index| {
+                let subnet = network | (index * step);
+                let mut zone = String::new();
+                for position in (0..digits).rev() {
+                    let value = (subnet >> (width - digit * (position + 1))) & ((1 << digit) - 1);
+                    zone.push_str(&if digit == 8 {
+                        format!("{value}.")
+                    } else {
+                        format!("{value:x}.")
+                    });
+                }
+                zone + suffix
+            })
+            .collect(),
+    )
+}
+
+/// Fails on a zone and port served twice, naming the second key; blocks with a directive of
+/// [`OVERLAP_DIRECTIVES`] are left to that directive's reader.
+fn check_duplicates(blocks: &[ServerBlock]) -> Result<(), CorefileError> {
+    let mut seen: HashMap<(&str, u16), &Position> = HashMap::new();
+    let checked = blocks.iter().filter(|block| {
+        !block
+            .directives
+            .iter()
+            .any(|directive| OVERLAP_DIRECTIVES.contains(&directive.name.text.as_str()))
+    });
+    for key in checked.flat_map(|block| &block.keys) {
+        for zone in &key.zones {
+            match seen.entry((zone, key.port)) {
+                Entry::Occupied(first) => {
+                    return Err(CorefileError::at(
+                        &key.token,
+                        format!(
+                            "zone {zone}:{} defined more than once (first at {})",
+                            key.port,
+                            describe(first.get())
+                        ),
+                    ))
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(&key.token.at);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory under the system's temp dir, removed when dropped.
+    struct TempDir {
+        path: PathBuf,
+    }
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "clusterdns-corefile-{name}-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Self { path }
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.path.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+
+    const COREFILE: &str = "/etc/coredns/Corefile";
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse_text(text: &str) -> Result<Corefile, CorefileError> {
+        parse(Path::new(COREFILE), text, &no_env)
+    }
+
+    fn parse_ok(text: &str) -> Corefile {
+        parse_text(text).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// The error `text` gives, checked to name `COREFILE:line` and to say `says`.
+    fn parse_error(text: &str, line: u32, says: &str) -> CorefileError {
+        let error = parse_text(text).expect_err("an error");
+        assert_error(&error, Path::new(COREFILE), line, says);
+        error
+    }
+
+    fn assert_error(error: &CorefileError, file: &Path, line: u32, says: &str) {
+        let shown = error.to_string();
+        assert!(
+            shown.starts_with(&format!("{}:{line}: ", file.display())),
+            "{shown}"
+        );
+        assert!(shown.contains(says), "{shown:?} does not say {says:?}");
+    }
+
+    fn texts(tokens: &[Token]) -> Vec<&str> {
+        tokens.iter().map(|token| token.text.as_str()).collect()
+    }
+
+    /// Each directive as its words, name first.
+    fn lines(directives: &[Directive]) -> Vec<Vec<&str>> {
+        directives
+            .iter()
+            .map(|directive| {
+                let mut words = vec![directive.name.text.as_str()];
+                words.extend(texts(&directive.args));
+                words
+            })
+            .collect()
+    }
+
+    /// Each key as (zones, port).
+    fn keys(block: &ServerBlock) -> Vec<(Vec<&str>, u16)> {
+        block
+            .keys
+            .iter()
+            .map(|key| (key.zones.iter().map(String::as_str).collect(), key.port))
+            .collect()
+    }
+
+    const KUBEADM: &str = "\
+.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30 {
+       disable success cluster.local
+       disable denial cluster.local
+    }
+    loop
+    reload
+    loadbalance
+}
+";
+
+    #[test]
+    fn kubeadm_default() {
+        let corefile = parse_ok(KUBEADM);
+        assert_eq!(corefile.files, vec![PathBuf::from(COREFILE)]);
+        let [block] = corefile.blocks.as_slice() else {
+            panic!("{corefile:?}")
+        };
+        assert_eq!(keys(block), vec![(vec!["."], 53)]);
+        assert_eq!(block.keys[0].token.text, ".:53");
+        assert_eq!(
+            lines(&block.directives),
+            vec![
+                vec!["errors"],
+                vec!["health"],
+                vec!["ready"],
+                vec!["kubernetes", "cluster.local", "in-addr.arpa", "ip6.arpa"],
+                vec!["prometheus", ":9153"],
+                vec!["forward", ".", "/etc/resolv.conf"],
+                vec!["cache", "30"],
+                vec!["loop"],
+                vec!["reload"],
+                vec!["loadbalance"],
+            ]
+        );
+        let kubernetes = &block.directives[3];
+        assert_eq!(
+            lines(&kubernetes.block),
+            vec![
+                vec!["pods", "insecure"],
+                vec!["fallthrough", "in-addr.arpa", "ip6.arpa"],
+                vec!["ttl", "30"],
+            ]
+        );
+        assert_eq!(kubernetes.name.at.line, 7);
+        assert_eq!(&*kubernetes.name.at.file, Path::new(COREFILE));
+        assert_eq!(kubernetes.block[2].args[0].at.line, 10);
+        assert_eq!(
+            lines(&block.directives[1].block),
+            vec![vec!["lameduck", "5s"]]
+        );
+        assert_eq!(
+            lines(&block.directives[5].block),
+            vec![vec!["max_concurrent", "1000"]]
+        );
+        assert_eq!(block.directives[6].block.len(), 2);
+        assert!(block.directives[0].block.is_empty());
+    }
+
+    #[test]
+    fn reads_a_file() {
+        let dir = TempDir::new("read");
+        let path = dir.write("Corefile", KUBEADM);
+        let corefile = read(&path, &no_env).unwrap();
+        assert_eq!(corefile, parse(&path, KUBEADM, &no_env).unwrap());
+        assert_eq!(corefile.files, vec![path.clone()]);
+
+        let missing = dir.path.join("missing");
+        let error = read(&missing, &no_env).unwrap_err();
+        assert_error(&error, &missing, 0, "cannot read the Corefile");
+
+        std::fs::write(&path, b". {\n  log\n  \xff\n}\n").unwrap();
+        assert_error(&read(&path, &no_env).unwrap_err(), &path, 3, "not UTF-8");
+    }
+
+    #[test]
+    fn k3s_imports() {
+        let overrides = TempDir::new("k3s-override");
+        let custom = TempDir::new("k3s-custom");
+        custom.write("b.server", "b.example:5353 {\n    whoami\n}\n");
+        custom.write("a.server", "# first by name\na.example {\n    log\n}\n");
+        custom.write("c.override", "this is not imported: wrong suffix\n");
+        let text = format!(
+            "\
+.:53 {{
+    errors
+    health
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+    }}
+    hosts /etc/coredns/NodeHosts {{
+      ttl 60
+      reload 15s
+      fallthrough
+    }}
+    prometheus :9153
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+    import {}/*.override
+}}
+import {}/*.server
+",
+            overrides.path.display(),
+            custom.path.display()
+        );
+        let corefile = parse_ok(&text);
+        let [main, a, b] = corefile.blocks.as_slice() else {
+            panic!("{corefile:?}")
+        };
+        assert_eq!(main.directives.len(), 11);
+        assert_eq!(main.directives[10].name.text, "loadbalance");
+        assert_eq!(keys(a), vec![(vec!["a.example."], 53)]);
+        assert_eq!(keys(b), vec![(vec!["b.example."], 5353)]);
+        assert_eq!(lines(&a.directives), vec![vec!["log"]]);
+        let whoami = &b.directives[0].name;
+        assert_eq!(&*whoami.at.file, custom.path.join("b.server"));
+        assert_eq!(whoami.at.line, 2);
+        assert_eq!(
+            corefile.files,
+            vec![
+                PathBuf::from(COREFILE),
+                custom.path.join("a.server"),
+                custom.path.join("b.server")
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_imports_inside_a_block_and_from_imported_files() {
+        let dir = TempDir::new("relative");
+        dir.write(
+            "custom/extra.override",
+            "rewrite name a.example b.example\nimport more.conf\n",
+        );
+        dir.write("custom/more.conf", "log {\n    class error\n}\n");
+        dir.write("custom/x.server", "x.example {\n    import more.conf\n}\n");
+        let path = dir.write(
+            "Corefile",
+            ". {\n    errors\n    import custom/*.override\n    cache\n}\nimport custom/*.server\n",
+        );
+        let corefile = read(&path, &no_env).unwrap();
+        let [main, x] = corefile.blocks.as_slice() else {
+            panic!("{corefile:?}")
+        };
+        assert_eq!(
+            lines(&main.directives),
+            vec![
+                vec!["errors"],
+                vec!["rewrite", "name", "a.example", "b.example"],
+                vec!["log"],
+                vec!["cache"],
+            ]
+        );
+        assert_eq!(
+            lines(&main.directives[2].block),
+            vec![vec!["class", "error"]]
+        );
+        assert_eq!(
+            &*main.directives[2].name.at.file,
+            dir.path.join("custom/more.conf")
+        );
+        assert_eq!(lines(&x.directives), vec![vec!["log"]]);
+        // A file imported twice (not a cycle) is listed once.
+        assert_eq!(
+            corefile.files,
+            vec![
+                path,
+                dir.path.join("custom/extra.override"),
+                dir.path.join("custom/more.conf"),
+                dir.path.join("custom/x.server"),
+            ]
+        );
+    }
+
+    #[test]
+    fn multiple_blocks_and_ports() {
+        let corefile = parse_ok(
+            "\
+cluster.local:53 Example.ORG. {
+    kubernetes
+}
+.:1053 {
+    forward . 8.8.8.8
+}
+
+other.example,
+  more.example:54, third.example {
+    log
+} .:5300 {
+}
+",
+        );
+        let found: Vec<_> = corefile.blocks.iter().map(keys).collect();
+        assert_eq!(
+            found,
+            vec![
+                vec![(vec!["cluster.local."], 53), (vec!["example.org."], 53)],
+                vec![(vec!["."], 1053)],
+                vec![
+                    (vec!["other.example."], 53),
+                    (vec!["more.example."], 54),
+                    (vec!["third.example."], 53)
+                ],
+                vec![(vec!["."], 5300)],
+            ]
+        );
+        assert_eq!(corefile.blocks[2].keys[0].token.text, "other.example");
+        assert_eq!(corefile.blocks[2].keys[1].token.at.line, 9);
+        assert!(corefile.blocks[3].directives.is_empty());
+    }
+
+    #[test]
+    fn dns_scheme_prefix() {
+        let corefile = parse_ok("dns://example.org:1053 DNS://.  {\n    whoami\n}\n");
+        let block = &corefile.blocks[0];
+        assert_eq!(
+            keys(block),
+            vec![(vec!["example.org."], 1053), (vec!["."], 53)]
+        );
+        assert_eq!(block.keys[0].token.text, "dns://example.org:1053");
+    }
+
+    #[test]
+    fn key_errors() {
+        parse_error(":53 {\n}\n", 1, "names no zone");
+        parse_error(".:0 {\n}\n", 1, "\"0\"");
+        parse_error("\n.:65536 {\n}\n", 2, "is not 1 to 65535");
+        parse_error(".: {\n}\n", 1, "without a port");
+        parse_error("a..b {\n}\n", 1, "not a valid zone name");
+        parse_error("a,b {\n}\n", 1, "holds a ','");
+        parse_error(
+            "a, {\n}\n",
+            1,
+            "expected another server block key after 'a,'",
+        );
+        parse_error("10.0.0.0/33 {\n}\n", 1, "not a valid CIDR");
+        parse_error("::/0 {\n}\n", 1, "not a valid CIDR");
+        parse_error("{\n}\n", 1, "needs a key");
+        parse_error("\"\" {\n}\n", 1, "empty server block key");
+    }
+
+    #[test]
+    fn cidr_keys() {
+        let zones = |key: &str| {
+            let corefile = parse_ok(&format!("{key} {{\n}}\n"));
+            corefile.blocks[0].keys[0].zones.clone()
+        };
+        assert_eq!(zones("10.0.0.0/8"), ["10.in-addr.arpa."]);
+        assert_eq!(zones("172.16.0.0/16:5353"), ["16.172.in-addr.arpa."]);
+        assert_eq!(zones("192.168.1.0/24"), ["1.168.192.in-addr.arpa."]);
+        // Host bits are ignored, as Go's ParseCIDR does.
+        assert_eq!(zones("192.168.1.77/24"), ["1.168.192.in-addr.arpa."]);
+        assert_eq!(zones("0.0.0.0/0"), ["in-addr.arpa."]);
+        let split = zones("10.0.0.0/9");
+        assert_eq!(split.len(), 128);
+        assert_eq!(split[0], "0.10.in-addr.arpa.");
+        assert_eq!(split[127], "127.10.in-addr.arpa.");
+        let split = zones("10.1.16.0/20");
+        assert_eq!(split.len(), 16);
+        assert_eq!(split[0], "16.1.10.in-addr.arpa.");
+        assert_eq!(split[15], "31.1.10.in-addr.arpa.");
+        assert_eq!(
+            zones("10.0.0.0/15"),
+            ["0.10.in-addr.arpa.", "1.10.in-addr.arpa."]
+        );
+        assert_eq!(zones("fd00::/8"), ["d.f.ip6.arpa."]);
+        assert_eq!(zones("FD00::/8"), ["d.f.ip6.arpa."]);
+        // CoreDNS's own test cases (plugin/normalize_test.go).
+        assert_eq!(
+            zones("2001:db8::/29"),
+            ["8", "9", "a", "b", "c", "d", "e", "f"]
+                .map(|n| format!("{n}.b.d.0.1.0.0.2.ip6.arpa."))
+        );
+        assert_eq!(
+            zones("2001:db8::/114"),
+            ["0", "1", "2", "3"].map(|n| format!(
+                "{n}.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa."
+            ))
+        );
+        let split = zones("10.9.3.0/18");
+        assert_eq!(split.len(), 64);
+        assert_eq!(
+            split[..3],
+            [
+                "0.9.10.in-addr.arpa.",
+                "1.9.10.in-addr.arpa.",
+                "2.9.10.in-addr.arpa."
+            ]
+        );
+        let error = parse_text("::fFFF:B:F/115 {\n}\n").unwrap_err();
+        assert!(error.message.contains("not a valid CIDR"), "{error}");
+    }
+
+    #[test]
+    fn quoted_words() {
+        let corefile = parse_ok(
+            ". {\n    template IN A {\n        answer \"{{ .Name }} 60 IN A 1.2.3.4\"\n    }\n    \
+             log \"say \\\"hi\\\"\" \"back\\slash\" \"\" \"two\nlines\" after\n    \"{\"\n}\n",
+        );
+        let block = &corefile.blocks[0];
+        assert_eq!(
+            texts(&block.directives[0].block[0].args),
+            ["{{ .Name }} 60 IN A 1.2.3.4"]
+        );
+        let log = &block.directives[1];
+        assert_eq!(
+            texts(&log.args),
+            ["say \"hi\"", "back\\slash", "", "two\nlines", "after"]
+        );
+        assert_eq!(log.args[4].at.line, 6);
+        // A quoted brace is a word, not a block.
+        assert_eq!(lines(&block.directives[2..]), vec![vec!["{"]]);
+        parse_error(". {\n    log \"open\n}\n", 2, "unterminated quoted word");
+    }
+
+    #[test]
+    fn comments() {
+        let corefile = parse_ok(
+            "# a Corefile\n. { # the root\n    log # every query\n    errors#no space\n    \
+             whoami \"# not a comment\"\n    # cache 30\n}\n# the end",
+        );
+        assert_eq!(
+            lines(&corefile.blocks[0].directives),
+            vec![
+                vec!["log"],
+                vec!["errors"],
+                vec!["whoami", "# not a comment"]
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_substitution() {
+        let env = |name: &str| match name {
+            "ZONE" => Some("cluster.local".to_owned()),
+            "UPSTREAM" => Some("10.0.0.1 10.0.0.2".to_owned()),
+            "PORT" => Some("1053".to_owned()),
+            _ => None,
+        };
+        let corefile = parse(
+            Path::new(COREFILE),
+            "{$ZONE}:{%PORT%} {\n    forward . {$UPSTREAM}\n    log x{$UNSET}y {$} {$ZONE\n}\n",
+            &env,
+        )
+        .unwrap();
+        let block = &corefile.blocks[0];
+        assert_eq!(keys(block), vec![(vec!["cluster.local."], 1053)]);
+        assert_eq!(block.keys[0].token.text, "cluster.local:1053");
+        // One word per written word, whatever the value holds.
+        assert_eq!(texts(&block.directives[0].args), [".", "10.0.0.1 10.0.0.2"]);
+        assert_eq!(texts(&block.directives[1].args), ["xy", "{$}", "{$ZONE"]);
+    }
+
+    #[test]
+    fn snippets() {
+        let corefile = parse_ok(
+            "\
+(common) {
+    errors
+    cache 30 {
+        success 100
+    }
+}
+(both) {
+    import common
+    log
+}
+(keys) { extra.example {
+    import common
+} }
+a.example {
+    import both
+    whoami
+}
+import keys
+",
+        );
+        let [a, extra] = corefile.blocks.as_slice() else {
+            panic!("{corefile:?}")
+        };
+        assert_eq!(
+            lines(&a.directives),
+            vec![
+                vec!["errors"],
+                vec!["cache", "30"],
+                vec!["log"],
+                vec!["whoami"]
+            ]
+        );
+        assert_eq!(lines(&a.directives[1].block), vec![vec!["success", "100"]]);
+        // Pasted tokens keep where the snippet wrote them.
+        assert_eq!(a.directives[0].name.at.line, 2);
+        assert_eq!(keys(extra), vec![(vec!["extra.example."], 53)]);
+        assert_eq!(
+            lines(&extra.directives),
+            vec![vec!["errors"], vec!["cache", "30"]]
+        );
+        parse_error(
+            "(a) {\n}\n(a) {\n}\n",
+            3,
+            "defined again (first at /etc/coredns/Corefile:1)",
+        );
+        parse_error("(a)\n. {\n}\n", 1, "needs its body");
+    }
+
+    #[test]
+    fn single_block_without_braces() {
+        let corefile =
+            parse_ok("example.org:1053\nwhoami\nforward . 1.1.1.1 {\n    max_fails 3\n}\nlog\n");
+        let [block] = corefile.blocks.as_slice() else {
+            panic!("{corefile:?}")
+        };
+        assert_eq!(keys(block), vec![(vec!["example.org."], 1053)]);
+        assert_eq!(
+            lines(&block.directives),
+            vec![vec!["whoami"], vec!["forward", ".", "1.1.1.1"], vec!["log"]]
+        );
+        // Keys alone are a block without directives; `{` may open on the next line.
+        assert!(parse_ok("example.org\n").blocks[0].directives.is_empty());
+        let corefile = parse_ok("example.org\n{\n    log\n}\n");
+        assert_eq!(lines(&corefile.blocks[0].directives), vec![vec!["log"]]);
+        assert!(parse_ok("").blocks.is_empty());
+        assert!(parse_ok("\u{feff}# only a comment\n").blocks.is_empty());
+    }
+
+    #[test]
+    fn empty_blocks_and_crlf() {
+        let corefile = parse_ok(". {\r\n    health { }\r\n    log {\r\n    }\r\n}\r\n");
+        assert_eq!(
+            lines(&corefile.blocks[0].directives),
+            vec![vec!["health"], vec!["log"]]
+        );
+    }
+
+    #[test]
+    fn error_unclosed_brace() {
+        parse_error(
+            ". {\n    log\n    cache 30 {\n        success 100\n}\n",
+            1,
+            "unclosed '{'",
+        );
+        parse_error(". {\n    cache 30 {\n", 2, "unclosed '{'");
+    }
+
+    #[test]
+    fn error_stray_close_brace() {
+        parse_error(". {\n    log\n}\n}\n", 4, "unexpected '}'");
+        parse_error(". {\n    log }\n}\n", 2, "unexpected '}'");
+        parse_error("example.org\nlog\n}\n", 3, "unexpected '}'");
+    }
+
+    #[test]
+    fn error_brace_placement() {
+        parse_error(". { log\n}\n", 1, "unexpected \"log\" after '{'");
+        parse_error(". {\n    {\n    }\n}\n", 2, "unexpected '{'");
+        parse_error(
+            ". {\n    cache {\n    } log\n}\n",
+            3,
+            "unexpected \"log\" after '}'",
+        );
+    }
+
+    #[test]
+    fn error_unsupported_scheme() {
+        let error = parse_error(
+            ". {\n}\ntls://.:853 {\n}\n",
+            3,
+            "unknown scheme \"tls://\" in server block key \"tls://.:853\": only dns:// is supported",
+        );
+        assert_eq!(error.line, 3);
+        parse_error("grpc://. {\n}\n", 1, "\"grpc://\"");
+    }
+
+    #[test]
+    fn error_missing_import_file() {
+        let dir = TempDir::new("missing");
+        let path = dir.write("Corefile", ". {\n    log\n    import missing.conf\n}\n");
+        let error = read(&path, &no_env).unwrap_err();
+        assert_error(&error, &path, 3, "cannot import \"missing.conf\"");
+        assert!(error
+            .message
+            .contains(&dir.path.join("missing.conf").display().to_string()));
+        let path = dir.write("Corefile", ". {\n    import\n}\n");
+        assert_error(
+            &read(&path, &no_env).unwrap_err(),
+            &path,
+            2,
+            "'import' needs",
+        );
+        let path = dir.write("Corefile", ". {\n    import a b\n}\n");
+        assert_error(
+            &read(&path, &no_env).unwrap_err(),
+            &path,
+            2,
+            "takes one argument",
+        );
+        let path = dir.write("Corefile", "import */*.server\n");
+        assert_error(&read(&path, &no_env).unwrap_err(), &path, 1, "one '*'");
+        let path = dir.write("Corefile", "import custom\n");
+        std::fs::create_dir(dir.path.join("custom")).unwrap();
+        assert_error(
+            &read(&path, &no_env).unwrap_err(),
+            &path,
+            1,
+            "is a directory",
+        );
+    }
+
+    #[test]
+    fn error_import_cycle() {
+        let dir = TempDir::new("cycle");
+        dir.write("a.conf", "import b.conf\n");
+        let b = dir.write("b.conf", "log\nimport a.conf\n");
+        let path = dir.write("Corefile", ". {\n    import a.conf\n}\n");
+        let error = read(&path, &no_env).unwrap_err();
+        assert_error(&error, &b, 2, "import cycle: ");
+        assert!(error.message.contains("a.conf → "), "{error}");
+        let path = dir.write("Corefile", "import Corefile\n");
+        assert_error(&read(&path, &no_env).unwrap_err(), &path, 1, "import cycle");
+    }
+
+    #[test]
+    fn error_duplicate_zone_port() {
+        parse_error(
+            "cluster.local {\n}\n. {\n}\nCluster.Local.:53 {\n}\n",
+            5,
+            "zone cluster.local.:53 defined more than once (first at /etc/coredns/Corefile:1)",
+        );
+        parse_error(". .:53 {\n}\n", 1, "zone .:53 defined more than once");
+        parse_error(
+            "10.0.0.0/8 {\n}\n10.in-addr.arpa {\n}\n",
+            3,
+            "10.in-addr.arpa.:53",
+        );
+        // Other ports, and blocks that bind addresses or filter by view, may overlap.
+        parse_ok(". {\n}\n.:1053 {\n}\n");
+        parse_ok(". {\n    bind 10.0.0.1\n}\n. {\n    bind 10.0.0.2\n}\n");
+        parse_ok(". {\n    view internal\n}\n. {\n}\n");
+    }
+
+    #[test]
+    fn error_snippet_recursion() {
+        parse_error(
+            "(a) {\n    import b\n}\n(b) {\n    import a\n}\n. {\n    import a\n}\n",
+            5,
+            "snippet \"a\" imports itself: a → b → a",
+        );
+        parse_error(
+            "(self) {\n    import self\n}\nimport self\n",
+            2,
+            "imports itself",
+        );
+    }
+
+    #[test]
+    fn error_nesting_too_deep() {
+        let text = format!(". {{\n{}", "a {\n".repeat(10_000));
+        parse_error(&text, 65, "nested more than 64 deep");
+    }
+
+    #[test]
+    fn deep_snippet_chains_are_cut_off() {
+        let mut text = String::from("(s0) {\n    log\n}\n");
+        for level in 1..200 {
+            let below = level - 1;
+            text.push_str(&format!("(s{level}) {{\n    import s{below}\n}}\n"));
+        }
+        text.push_str(". {\n    import s199\n}\n");
+        let error = parse_text(&text).unwrap_err();
+        assert!(
+            error.message.contains("imports nested more than 100 deep"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn exponential_snippets_are_cut_off() {
+        let mut text = String::from("(s0) {\n    a b c d e f g h\n}\n");
+        for level in 1..40 {
+            let below = level - 1;
+            text.push_str(&format!(
+                "(s{level}) {{\n    import s{below}\n    import s{below}\n}}\n"
+            ));
+        }
+        text.push_str(". {\n    import s39\n}\n");
+        let error = parse_text(&text).unwrap_err();
+        assert!(error.message.contains("more than 1000000 words"), "{error}");
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        for text in [
+            "{",
+            "}",
+            "\"",
+            "\\",
+            "#",
+            "(",
+            "()",
+            "() {",
+            "import",
+            "import \"\"",
+            ". {\n import\n",
+            "{$",
+            "{%}",
+            "{$}}",
+            "{%%}",
+            "a\r\rb",
+            ". {\n\"a\nb\" {\n}\n}\n",
+            "\u{feff}",
+            ":",
+            "/",
+            "1.2.3.4/32",
+            "::/",
+            "dns://",
+            "dns://:",
+            "a:99999999999999999999",
+            "0/0",
+        ] {
+            let _ = parse_text(text);
+        }
+    }
+
+    #[test]
+    fn glob_patterns() {
+        let dir = TempDir::new("glob");
+        for name in ["a.server", "b.server", ".hidden.server", "a.other", "ab"] {
+            dir.write(name, "");
+        }
+        dir.write("sub/x.server", "");
+        let names = |pattern: &str| -> Vec<String> {
+            glob(&dir.path.join(pattern))
+                .unwrap()
+                .iter()
+                .map(|path| path.strip_prefix(&dir.path).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("*.server"),
+            [".hidden.server", "a.server", "b.server"]
+        );
+        assert_eq!(names("a?"), ["ab"]);
+        assert_eq!(names("a.*"), ["a.other", "a.server"]);
+        assert_eq!(names("*/x.server"), ["sub/x.server"]);
+        assert_eq!(names("s*/*.server"), ["sub/x.server"]);
+        assert_eq!(names("*.none"), Vec::<String>::new());
+        assert_eq!(names("nodir/*.server"), Vec::<String>::new());
+        assert_eq!(names("a.server"), ["a.server"]);
+        assert_eq!(names("\\a.server"), ["a.server"]);
+        assert!(glob(&dir.path.join("[ab")).is_err());
+    }
+}
