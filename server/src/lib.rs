@@ -13,7 +13,8 @@
 //! per worker with SO_REUSEPORT; [`udp`] and [`tcp`] serve them; [`server`] starts and stops
 //! them; [`manifest`] reads Kubernetes manifests and [`source`] watches them for changes;
 //! [`nodelocal`] is the node-local cache mode (no zone; everything forwarded and cached);
-//! [`memory`] makes the allocator give back what loading the zone used.
+//! [`memory`] makes the allocator give back what loading the zone used; [`plugins`] holds the
+//! logic of the CoreDNS plugins a Corefile can add (`hosts`, `rewrite`, `template`).
 
 pub mod config;
 pub mod forward;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod nodelocal;
 pub mod objects;
 pub mod ops;
+pub mod plugins;
 pub mod publisher;
 pub mod server;
 pub mod sockets;
