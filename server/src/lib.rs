@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod nodelocal;
 pub mod objects;
 pub mod ops;
+pub mod plugins;
 pub mod publisher;
 pub mod server;
 pub mod sockets;

@@ -1,0 +1,928 @@
+//! CoreDNS's `rewrite name` rules (plugin/rewrite/name.go, rewrite.go, reverter.go): rewriting
+//! the question name before the query goes on down the chain, and putting the response back
+//! in terms of the client's question.
+//!
+//! Names are handled dotted, lowercase and fully qualified, as CoreDNS's `state.Name()`. A
+//! rule's FROM and TO are lowercased and get a trailing dot (`plugin.Name.Normalize`), so
+//! `prefix foo bar` matches `foo.` at the start of the name, and a `regex` TO gets a trailing
+//! dot; a `regex` FROM is used as written.
+//!
+//! Rules apply in order ([`rewrite_request`]): a rule that matches rewrites the name the next
+//! rule sees, and ends the list unless its mode is [`Mode::Continue`] (the default is
+//! [`Mode::Stop`]). A name that is no longer a domain name after a rule is a SERVFAIL.
+//!
+//! The response ([`Rewritten::restore_response`]) gets the client's question back, and each
+//! owner name and "value" name (the target of CNAME, DNAME, NS, PTR, MX, SRV and NAPTR, the
+//! primary server of SOA) in every section is reverted by the rules that matched, the last one
+//! first, each applying its `answer` options in reverse order:
+//! - `answer auto`, and always for `exact` rules: a name equal to the rewritten question, or
+//!   below it, has that part replaced by the question before the rule (`lb.b.example.` becomes
+//!   `lb.a.example.` after `exact a.example. b.example.`). For `suffix` rules, `answer auto`
+//!   instead swaps TO back for FROM at the end of any name, on no label boundary.
+//! - `answer name FROM TO` (owner names) and `answer value FROM TO` (value names): the whole
+//!   name becomes TO when the regex FROM matches, `{N}` standing for group N.
+//!
+//! Response names are matched lowercased (CoreDNS matches them as spelled, which for names
+//! derived from the rewritten question is lowercase anyway); names no rule changes keep their
+//! spelling. Two CoreDNS quirks are not reproduced: when only `continue` rules matched and none
+//! has response rewrites, CoreDNS leaves the rewritten question in the response (clients reject
+//! it; here it is always put back), and an `exact` rule's TO must compile as a regex there.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use clusterdns_zone::answer::Query;
+use clusterdns_zone::name::{dotted, MAX_NAME_LEN};
+use clusterdns_zone::wire::{read_u16, HEADER_LEN, TYPE_OPT};
+use clusterdns_zone::wire::{TYPE_CNAME, TYPE_DNAME, TYPE_MX, TYPE_NS, TYPE_PTR};
+use clusterdns_zone::wire::{TYPE_SOA, TYPE_SRV};
+use clusterdns_zone::WireName;
+use regex::Regex;
+
+/// Longest regex CoreDNS compiles (`maxRegexpLen`).
+const MAX_REGEX_LEN: usize = 10_000;
+
+/// What happens after a rule matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The last rule applied (`stop`, the default).
+    #[default]
+    Stop,
+    /// The next rules apply to the rewritten name (`continue`).
+    Continue,
+}
+
+/// How a rule matches the question name (FROM, normalized).
+#[derive(Clone, Debug)]
+pub enum NameMatch {
+    /// The whole name.
+    Exact(String),
+    /// The start of the name.
+    Prefix(String),
+    /// The end of the name.
+    Suffix(String),
+    /// Anywhere in the name (every occurrence is replaced).
+    Substring(String),
+    /// A regular expression; TO refers to its groups as `{1}`, `{2}`, ...
+    Regex(Regex),
+}
+
+/// A regex and what a matching name becomes (`answer name|value FROM TO`).
+#[derive(Clone, Debug)]
+pub struct RegexRewrite {
+    pattern: Regex,
+    replacement: String,
+}
+
+impl RegexRewrite {
+    /// Compiles FROM and normalizes TO; an error says what is wrong with them.
+    pub fn new(from: &str, to: &str) -> Result<Self, String> {
+        Ok(RegexRewrite {
+            pattern: compile(from, to)?,
+            replacement: normalize(to),
+        })
+    }
+}
+
+/// One `answer` option of a rule.
+#[derive(Clone, Debug)]
+pub enum AnswerRewrite {
+    /// `answer auto`: revert the question's rewrite in the response.
+    Auto,
+    /// `answer name FROM TO`: rewrite owner names.
+    Name(RegexRewrite),
+    /// `answer value FROM TO`: rewrite the names records point to.
+    Value(RegexRewrite),
+}
+
+/// Which name of a record a response rewrite applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Owner,
+    Value,
+}
+
+/// One `rewrite [continue|stop] name ...` rule.
+#[derive(Clone, Debug)]
+pub struct NameRule {
+    mode: Mode,
+    matcher: NameMatch,
+    to: String,
+    /// Whether the rule reverts its own rewrite in responses.
+    auto: bool,
+    /// The `answer name` and `answer value` options, in order.
+    answers: Vec<AnswerRewrite>,
+}
+
+impl NameRule {
+    /// A rule of match `kind` (`exact`, `prefix`, `suffix`, `substring` or `regex`, any case)
+    /// rewriting FROM to TO, with its `answer` options. Errors, with CoreDNS's reasons: an
+    /// unknown kind, a bad or too long regex, a TO using more groups than FROM has, and `answer
+    /// auto` together with `answer name`.
+    pub fn new(
+        mode: Mode,
+        kind: &str,
+        from: &str,
+        to: &str,
+        answers: Vec<AnswerRewrite>,
+    ) -> Result<Self, String> {
+        let is_auto = |a: &AnswerRewrite| matches!(a, AnswerRewrite::Auto);
+        let auto = answers.iter().any(is_auto);
+        if auto && (answers.iter()).any(|a| matches!(a, AnswerRewrite::Name(_))) {
+            return Err(
+                "auto name answer rule cannot be combined with explicit name answer rules".into(),
+            );
+        }
+        let answers = answers.into_iter().filter(|a| !is_auto(a)).collect();
+        let (matcher, auto) = match kind.to_ascii_lowercase().as_str() {
+            // Exact rules always revert their rewrite.
+            "exact" => (NameMatch::Exact(normalize(from)), true),
+            "prefix" => (NameMatch::Prefix(normalize(from)), auto),
+            "suffix" => (NameMatch::Suffix(normalize(from)), auto),
+            "substring" => (NameMatch::Substring(normalize(from)), auto),
+            "regex" => (NameMatch::Regex(compile(from, to)?), auto),
+            other => {
+                return Err(format!(
+                    "name rule supports only exact, prefix, suffix, substring, and regex name \
+                     matching, received: {other}"
+                ))
+            }
+        };
+        Ok(NameRule {
+            mode,
+            matcher,
+            to: normalize(to),
+            auto,
+            answers,
+        })
+    }
+
+    /// The question name (dotted, lowercase, fully qualified) this rule rewrites `qname` to,
+    /// when it matches.
+    pub fn rewrite_question(&self, qname: &str) -> Option<String> {
+        let to = self.to.as_str();
+        match &self.matcher {
+            NameMatch::Exact(from) => (qname == from).then(|| to.to_owned()),
+            NameMatch::Prefix(prefix) => qname
+                .strip_prefix(prefix.as_str())
+                .map(|r| to.to_owned() + r),
+            NameMatch::Suffix(suffix) => {
+                (qname.strip_suffix(suffix.as_str())).map(|head| format!("{head}{to}"))
+            }
+            NameMatch::Substring(part) => qname
+                .contains(part.as_str())
+                .then(|| qname.replace(part.as_str(), to)),
+            NameMatch::Regex(pattern) => expand(pattern, to, qname),
+        }
+    }
+
+    /// What an owner name in the response becomes after this rule rewrote the question from
+    /// `original` to `rewritten`; `None` when it stays (all dotted, lowercase).
+    pub fn rewrite_answer_name(
+        &self,
+        original: &str,
+        rewritten: &str,
+        owner: &str,
+    ) -> Option<String> {
+        self.revert(original, rewritten, owner, Target::Owner)
+    }
+
+    /// What a value name (a CNAME target, ...) in the response becomes, as
+    /// [`rewrite_answer_name`](Self::rewrite_answer_name) for owner names.
+    pub fn rewrite_answer_value(
+        &self,
+        original: &str,
+        rewritten: &str,
+        value: &str,
+    ) -> Option<String> {
+        self.revert(original, rewritten, value, Target::Value)
+    }
+
+    /// Whether the rule changes names in responses at all.
+    fn rewrites_answers(&self) -> bool {
+        self.auto || !self.answers.is_empty()
+    }
+
+    /// The explicit `answer` options last first, then the automatic revert (CoreDNS applies a
+    /// rule's response rules `[auto name, auto value, options...]` in reverse).
+    fn revert(
+        &self,
+        original: &str,
+        rewritten: &str,
+        name: &str,
+        target: Target,
+    ) -> Option<String> {
+        let mut current = Cow::Borrowed(name);
+        for answer in self.answers.iter().rev() {
+            let rule = match (answer, target) {
+                (AnswerRewrite::Name(rule), Target::Owner) => rule,
+                (AnswerRewrite::Value(rule), Target::Value) => rule,
+                _ => continue,
+            };
+            if let Some(new) = expand(&rule.pattern, &rule.replacement, &current) {
+                current = Cow::Owned(new);
+            }
+        }
+        if self.auto {
+            let reverted = match &self.matcher {
+                NameMatch::Suffix(from) => {
+                    (current.strip_suffix(self.to.as_str())).map(|head| format!("{head}{from}"))
+                }
+                _ => remap(&current, rewritten, original),
+            };
+            if let Some(new) = reverted {
+                current = Cow::Owned(new);
+            }
+        }
+        (*current != *name).then(|| current.into_owned())
+    }
+}
+
+/// CoreDNS's `plugin.Name(name).Normalize()`: lowercase, with a trailing dot.
+fn normalize(name: &str) -> String {
+    let mut out = name.to_lowercase();
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+/// Compiles a FROM regex, checking that TO uses no more groups than it has.
+fn compile(from: &str, to: &str) -> Result<Regex, String> {
+    if from.len() > MAX_REGEX_LEN {
+        return Err(format!(
+            "regex pattern too long: {} > {MAX_REGEX_LEN}",
+            from.len()
+        ));
+    }
+    let pattern =
+        Regex::new(from).map_err(|e| format!("invalid regex matching pattern {from:?}: {e}"))?;
+    let used = (0..=100)
+        .filter(|i| to.contains(&format!("{{{i}}}")))
+        .count();
+    if used > pattern.captures_len().saturating_sub(1) {
+        return Err(format!(
+            "the rewrite regex pattern ({to}) uses more subexpressions than its corresponding \
+             matching regex pattern ({from})"
+        ));
+    }
+    Ok(pattern)
+}
+
+/// `replacement` with `{N}` replaced by group N of the first match in `name` (group 0 first,
+/// each in turn, as CoreDNS does); `None` when the regex does not match.
+fn expand(pattern: &Regex, replacement: &str, name: &str) -> Option<String> {
+    let groups = pattern.captures(name)?;
+    let mut out = replacement.to_owned();
+    for (i, group) in groups.iter().enumerate() {
+        out = out.replace(&format!("{{{i}}}"), group.map_or("", |m| m.as_str()));
+    }
+    Some(out)
+}
+
+/// `name` with `from`, when it is `name` or its label-aligned end, replaced by `to` (CoreDNS's
+/// `remapStringRewriter`).
+fn remap(name: &str, from: &str, to: &str) -> Option<String> {
+    if name == from {
+        return Some(to.to_owned());
+    }
+    (name.strip_suffix(from))
+        .filter(|head| head.ends_with('.'))
+        .map(|head| format!("{head}{to}"))
+}
+
+/// What the rules did to a question.
+#[derive(Debug)]
+pub enum RequestRewrite<'r> {
+    /// No rule matched: the query goes on as it is.
+    Unchanged,
+    /// The query goes on with a new name; its response is put back with
+    /// [`Rewritten::restore_response`].
+    Rewritten(Rewritten<'r>),
+    /// A rule made this, which is not a domain name: CoreDNS answers SERVFAIL.
+    Invalid(String),
+}
+
+/// One rule that matched: the name before and after it.
+#[derive(Debug)]
+struct Step<'r> {
+    rule: &'r NameRule,
+    original: String,
+    rewritten: String,
+}
+
+/// A question rewritten by one or more rules.
+#[derive(Debug)]
+pub struct Rewritten<'r> {
+    qname: WireName,
+    steps: Vec<Step<'r>>,
+}
+
+/// Applies `rules` in order to the question name `qname` (lowercase wire format).
+pub fn rewrite_request<'r>(rules: &'r [NameRule], qname: &[u8]) -> RequestRewrite<'r> {
+    let mut current = dotted(qname);
+    let mut steps = Vec::new();
+    let mut wire = None;
+    for rule in rules {
+        let Some(next) = rule.rewrite_question(&current) else {
+            continue;
+        };
+        let Some(name) = WireName::from_dotted(&next) else {
+            return RequestRewrite::Invalid(next);
+        };
+        wire = Some(name);
+        let original = std::mem::replace(&mut current, next.clone());
+        steps.push(Step {
+            rule,
+            original,
+            rewritten: next,
+        });
+        if rule.mode == Mode::Stop {
+            break;
+        }
+    }
+    match wire {
+        Some(qname) => RequestRewrite::Rewritten(Rewritten { qname, steps }),
+        None => RequestRewrite::Unchanged,
+    }
+}
+
+impl Rewritten<'_> {
+    /// The name to ask instead (lowercase wire format).
+    pub fn qname(&self) -> &WireName {
+        &self.qname
+    }
+
+    /// Writes into `out` the response to the client's `query` (parsed from `query_packet`)
+    /// made from `response`, the response to the rewritten query: the client's ID and question,
+    /// the response's flags, and its records with their names reverted (see the module docs).
+    /// Names are decompressed and written again, compressed only where RFC 1035 allows
+    /// (owners and the names inside NS, CNAME, SOA, PTR, MX and the obsolete types of RFC 1035),
+    /// so the result may be longer than `response`: the caller checks it against the client's
+    /// limit. OPT records are copied as they are. `None` when `response` is malformed or a rule
+    /// makes a name that is not a domain name (SERVFAIL, as CoreDNS fails to pack it).
+    pub fn restore_response(
+        &self,
+        response: &[u8],
+        query: &Query,
+        query_packet: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<()> {
+        out.clear();
+        let header = response.get(..HEADER_LEN)?;
+        let question = query_packet.get(HEADER_LEN..query.question_end())?;
+        let qname = question.get(..question.len().checked_sub(4)?)?;
+        let questions = read_u16(response, 4)?;
+        let records = [6, 8, 10]
+            .into_iter()
+            .map(|at| read_u16(response, at).map(u32::from))
+            .sum::<Option<u32>>()?;
+        out.extend_from_slice(&query.id.to_be_bytes());
+        out.extend_from_slice(header.get(2..4)?);
+        out.extend_from_slice(&questions.max(1).to_be_bytes());
+        out.extend_from_slice(header.get(6..)?);
+        let mut names = Compressor::default();
+        names.write(out, qname, false);
+        out.extend_from_slice(question.get(qname.len()..)?);
+        // CoreDNS replaces the first question and keeps any others.
+        let mut at = HEADER_LEN;
+        for i in 0..questions {
+            let (name, next) = read_name(response, at)?;
+            let tail = response.get(next..next + 4)?;
+            if i > 0 {
+                names.write(out, &name, true);
+                out.extend_from_slice(tail);
+            }
+            at = next + 4;
+        }
+        for _ in 0..records {
+            at = self.copy_record(response, at, out, &mut names)?;
+        }
+        Some(())
+    }
+
+    /// Copies the record at `at` into `out` with its names reverted; returns where it ends.
+    fn copy_record(
+        &self,
+        response: &[u8],
+        at: usize,
+        out: &mut Vec<u8>,
+        names: &mut Compressor,
+    ) -> Option<usize> {
+        let (owner, at) = read_name(response, at)?;
+        let rtype = read_u16(response, at)?;
+        let fixed = response.get(at..at + 8)?;
+        let rdata_start = at + 10;
+        let rdata_end = rdata_start + usize::from(read_u16(response, at + 8)?);
+        let rdata = response.get(rdata_start..rdata_end)?;
+        let owner = if rtype == TYPE_OPT {
+            owner
+        } else {
+            self.revert(owner, Target::Owner)?
+        };
+        names.write(out, &owner, true);
+        out.extend_from_slice(fixed);
+        let rdlen_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        match rdata_layout(rtype) {
+            None => out.extend_from_slice(rdata),
+            Some((fields, compress)) => {
+                let mut pos = rdata_start;
+                for field in fields {
+                    match *field {
+                        Field::Fixed(len) => {
+                            out.extend_from_slice(response.get(pos..pos + len)?);
+                            pos += len;
+                        }
+                        Field::Text => {
+                            let len = usize::from(*response.get(pos)?);
+                            out.extend_from_slice(response.get(pos..pos + 1 + len)?);
+                            pos += 1 + len;
+                        }
+                        Field::Name | Field::Value => {
+                            let (name, next) = read_name(response, pos)?;
+                            pos = next;
+                            let name = match field {
+                                Field::Value => self.revert(name, Target::Value)?,
+                                _ => name,
+                            };
+                            names.write(out, &name, compress);
+                        }
+                    }
+                }
+                if pos != rdata_end {
+                    return None;
+                }
+            }
+        }
+        let rdlen = u16::try_from(out.len() - rdlen_at - 2).ok()?;
+        out.get_mut(rdlen_at..rdlen_at + 2)?
+            .copy_from_slice(&rdlen.to_be_bytes());
+        Some(rdata_end)
+    }
+
+    /// `name` (wire format, as the response spells it) after the matched rules' response
+    /// rewrites, last rule first; unchanged names keep their spelling. `None` when a rule
+    /// makes something that is not a domain name.
+    fn revert(&self, name: Vec<u8>, target: Target) -> Option<Vec<u8>> {
+        if !self.steps.iter().any(|step| step.rule.rewrites_answers()) {
+            return Some(name);
+        }
+        let before = WireName::from_wire(&name)?.to_dotted();
+        let mut current = Cow::Borrowed(before.as_str());
+        for step in self.steps.iter().rev() {
+            let new = (step.rule).revert(&step.original, &step.rewritten, &current, target);
+            if let Some(new) = new {
+                current = Cow::Owned(new);
+            }
+        }
+        if *current == *before {
+            return Some(name);
+        }
+        Some(WireName::from_dotted(&current)?.as_bytes().to_vec())
+    }
+}
+
+/// A field of RDATA.
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    /// Bytes copied as they are.
+    Fixed(usize),
+    /// A character string (length byte and bytes).
+    Text,
+    /// A domain name, possibly compressed.
+    Name,
+    /// A domain name that `answer value` and `answer auto` rewrite.
+    Value,
+}
+
+/// The fields of the RDATA of the types that hold domain names (those that may arrive
+/// compressed, RFC 3597 §4), and whether those names may be compressed on the way out.
+fn rdata_layout(rtype: u16) -> Option<(&'static [Field], bool)> {
+    use Field::{Fixed, Name, Text, Value};
+    const MD: u16 = 3;
+    const MF: u16 = 4;
+    const MB: u16 = 7;
+    const MG: u16 = 8;
+    const MR: u16 = 9;
+    const MINFO: u16 = 14;
+    const RP: u16 = 17;
+    const AFSDB: u16 = 18;
+    const RT: u16 = 21;
+    const PX: u16 = 26;
+    const NAPTR: u16 = 35;
+    const KX: u16 = 36;
+    Some(match rtype {
+        TYPE_CNAME | TYPE_NS | TYPE_PTR => (&[Value], true),
+        TYPE_DNAME => (&[Value], false),
+        MD | MF | MB | MG | MR => (&[Name], true),
+        TYPE_SOA => (&[Value, Name, Fixed(20)], true),
+        MINFO => (&[Name, Name], true),
+        RP => (&[Name, Name], false),
+        TYPE_MX => (&[Fixed(2), Value], true),
+        AFSDB | RT | KX => (&[Fixed(2), Name], false),
+        PX => (&[Fixed(2), Name, Name], false),
+        TYPE_SRV => (&[Fixed(6), Value], false),
+        NAPTR => (&[Fixed(4), Text, Text, Text, Value], false),
+        _ => return None,
+    })
+}
+
+/// Reads the possibly compressed name at `at`: its labels uncompressed, spelled as they are,
+/// and the offset after it. Pointers must point backwards past the header, which with the
+/// length limit bounds the walk.
+fn read_name(packet: &[u8], mut at: usize) -> Option<(Vec<u8>, usize)> {
+    let mut name = Vec::with_capacity(32);
+    let mut end = None;
+    loop {
+        let len = *packet.get(at)?;
+        match len & 0xC0 {
+            0x00 => {
+                let label = packet.get(at..at + 1 + usize::from(len))?;
+                name.extend_from_slice(label);
+                if name.len() > MAX_NAME_LEN {
+                    return None;
+                }
+                at += label.len();
+                if len == 0 {
+                    return Some((name, end.unwrap_or(at)));
+                }
+            }
+            0xC0 => {
+                let target = usize::from(read_u16(packet, at)? & 0x3FFF);
+                if !(HEADER_LEN..at).contains(&target) {
+                    return None;
+                }
+                end.get_or_insert(at + 2);
+                at = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Writes names into a message, pointing at an earlier spelling of the same suffix.
+#[derive(Default)]
+struct Compressor {
+    /// Suffixes written so far (exact bytes) and their offsets in the message.
+    suffixes: HashMap<Vec<u8>, u16>,
+}
+
+impl Compressor {
+    /// Appends the uncompressed wire name `name`, ending in a pointer when `compress` and a
+    /// suffix of it was written before; every suffix written becomes a target.
+    fn write(&mut self, out: &mut Vec<u8>, name: &[u8], compress: bool) {
+        let mut pos = 0usize;
+        while let Some(suffix @ &[len, ..]) = name.get(pos..) {
+            if len == 0 {
+                break;
+            }
+            if compress {
+                if let Some(&offset) = self.suffixes.get(suffix) {
+                    out.extend_from_slice(&(0xC000 | offset).to_be_bytes());
+                    return;
+                }
+            }
+            if let Ok(offset @ 0..0x4000) = u16::try_from(out.len()) {
+                self.suffixes.entry(suffix.to_vec()).or_insert(offset);
+            }
+            let Some(label) = suffix.get(..1 + usize::from(len)) else {
+                break;
+            };
+            out.extend_from_slice(label);
+            pos += label.len();
+        }
+        out.push(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clusterdns_zone::parse_query;
+    use hickory_proto::op::Message;
+
+    fn rule(mode: Mode, kind: &str, from: &str, to: &str, answers: Vec<AnswerRewrite>) -> NameRule {
+        NameRule::new(mode, kind, from, to, answers).unwrap()
+    }
+
+    fn stop(kind: &str, from: &str, to: &str) -> NameRule {
+        rule(Mode::Stop, kind, from, to, Vec::new())
+    }
+
+    fn wire(name: &str) -> Vec<u8> {
+        WireName::from_dotted(name).unwrap().as_bytes().to_vec()
+    }
+
+    /// The name the rules send on, or what else happened.
+    fn rewrite(rules: &[NameRule], name: &str) -> Option<String> {
+        match rewrite_request(rules, &wire(name)) {
+            RequestRewrite::Rewritten(r) => Some(r.qname().to_dotted()),
+            RequestRewrite::Unchanged => None,
+            RequestRewrite::Invalid(name) => Some(format!("invalid {name}")),
+        }
+    }
+
+    #[test]
+    fn rewrites_with_each_match_kind_as_coredns_normalizes_them() {
+        let exact = stop("exact", "A.Example.", "b.example");
+        assert_eq!(
+            exact.rewrite_question("a.example."),
+            Some("b.example.".into())
+        );
+        assert_eq!(exact.rewrite_question("x.a.example."), None);
+        // FROM and TO get a trailing dot: `prefix prefix to` matches `prefix.` only.
+        let prefix = stop("prefix", "prefix", "to");
+        assert_eq!(prefix.rewrite_question("prefix.nl."), Some("to.nl.".into()));
+        assert_eq!(prefix.rewrite_question("prefixed.nl."), None);
+        let suffix = stop("suffix", ".schmoogle.com.", ".google.com.");
+        assert_eq!(
+            suffix.rewrite_question("www.schmoogle.com."),
+            Some("www.google.com.".into())
+        );
+        let glued = stop("SUFFIX", ".ingress.coredns.rocks", "nginx.coredns.rocks");
+        assert_eq!(
+            glued.rewrite_question("coredns.ingress.coredns.rocks."),
+            Some("corednsnginx.coredns.rocks.".into())
+        );
+        let substring = stop("substring", "from.substring", "to");
+        assert_eq!(
+            substring.rewrite_question("from.substring.nl."),
+            Some("to.nl.".into())
+        );
+        assert_eq!(substring.rewrite_question("other.nl."), None);
+    }
+
+    #[test]
+    fn regex_rules_fill_in_groups() {
+        let regex = stop(
+            "regex",
+            r"(.*)-(us-west-1)\.example\.org",
+            "{1}.service.{2}.consul",
+        );
+        assert_eq!(
+            regex.rewrite_question("ftp-us-west-1.example.org."),
+            Some("ftp.service.us-west-1.consul.".into())
+        );
+        assert_eq!(regex.rewrite_question("ftp.example.org."), None);
+        // TO gets a trailing dot, so a group that ends with one makes an invalid name.
+        let whole = stop("regex", r"^(?:www\.)?(.+)\.$", "{1}");
+        assert_eq!(
+            whole.rewrite_question("www.example.org."),
+            Some("example.org.".into())
+        );
+        let doubled = [stop("regex", r"^(?:www\.)?(.+)$", "{1}")];
+        assert_eq!(
+            rewrite(&doubled, "www.example.org."),
+            Some("invalid example.org..".into())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_rules() {
+        let err = |kind, from, to, answers| {
+            NameRule::new(Mode::Stop, kind, from, to, answers).unwrap_err()
+        };
+        assert!(err("regex", "(unclosed", "x", vec![]).contains("invalid regex"));
+        assert!(err("regex", "(a)", "{1}.{2}", vec![]).contains("more subexpressions"));
+        let long = "a".repeat(10_001);
+        assert!(err("regex", &long, "x", vec![]).contains("too long"));
+        assert!(err("glob", "a", "b", vec![]).contains("received: glob"));
+        let name = AnswerRewrite::Name(RegexRewrite::new("(.*)", "{1}").unwrap());
+        assert!(err("prefix", "a", "b", vec![AnswerRewrite::Auto, name]).contains("auto"));
+        assert!(RegexRewrite::new("[", "x").is_err());
+    }
+
+    #[test]
+    fn stops_after_the_first_match_unless_told_to_continue() {
+        let rules = [
+            stop("exact", "a.example.", "b.example."),
+            stop("exact", "b.example.", "c.example."),
+        ];
+        assert_eq!(rewrite(&rules, "a.example."), Some("b.example.".into()));
+        assert_eq!(rewrite(&rules, "b.example."), Some("c.example.".into()));
+        assert_eq!(rewrite(&rules, "z.example."), None);
+        let rules = [
+            rule(Mode::Continue, "exact", "a.example.", "b.example.", vec![]),
+            stop("exact", "b.example.", "c.example."),
+            stop("exact", "c.example.", "d.example."),
+        ];
+        assert_eq!(rewrite(&rules, "a.example."), Some("c.example.".into()));
+        let invalid = [stop("substring", "example", "a..b")];
+        assert_eq!(
+            rewrite(&invalid, "x.example."),
+            Some("invalid x.a..b.".into())
+        );
+    }
+
+    #[test]
+    fn reverts_answer_names() {
+        let auto = |kind, from, to| rule(Mode::Stop, kind, from, to, vec![AnswerRewrite::Auto]);
+        // Exact rules revert without being asked to; the name and the names below it.
+        let exact = stop("exact", "a.example.", "b.example.");
+        let revert = |r: &NameRule, name| r.rewrite_answer_name("a.example.", "b.example.", name);
+        assert_eq!(revert(&exact, "b.example."), Some("a.example.".into()));
+        assert_eq!(
+            revert(&exact, "lb.b.example."),
+            Some("lb.a.example.".into())
+        );
+        assert_eq!(revert(&exact, "xb.example."), None);
+        assert_eq!(revert(&stop("prefix", "a", "b"), "b.example."), None);
+        let prefix = auto("prefix", "a", "b");
+        assert_eq!(revert(&prefix, "b.example."), Some("a.example.".into()));
+        assert_eq!(
+            prefix.rewrite_answer_value("a.example.", "b.example.", "www.b.example."),
+            Some("www.a.example.".into())
+        );
+        // Suffix rules swap the suffixes back, label boundary or not.
+        let suffix = auto("suffix", ".coredns.rocks", ".service.consul");
+        let back = |name| suffix.rewrite_answer_name("x.coredns.rocks.", "x.service.consul.", name);
+        assert_eq!(
+            back("other.service.consul."),
+            Some("other.coredns.rocks.".into())
+        );
+        assert_eq!(back("other.example."), None);
+        // `answer name` rewrites owners with a regex; `answer value` the names they point to.
+        let explicit = rule(
+            Mode::Stop,
+            "regex",
+            r"(.*)-(us-west-1)\.coredns\.rocks",
+            "{1}.service.{2}.consul",
+            vec![
+                AnswerRewrite::Name(
+                    RegexRewrite::new(
+                        r"(.*)\.service\.(us-west-1)\.consul",
+                        "{1}-{2}.coredns.rocks",
+                    )
+                    .unwrap(),
+                ),
+                AnswerRewrite::Value(RegexRewrite::new(r"(.*)\.consul\.", "{1}.rocks").unwrap()),
+            ],
+        );
+        let (original, rewritten) = (
+            "ftp-us-west-1.coredns.rocks.",
+            "ftp.service.us-west-1.consul.",
+        );
+        assert_eq!(
+            explicit.rewrite_answer_name(original, rewritten, rewritten),
+            Some(original.into())
+        );
+        assert_eq!(
+            explicit.rewrite_answer_value(original, rewritten, "web.consul."),
+            Some("web.rocks.".into())
+        );
+        assert_eq!(
+            explicit.rewrite_answer_name(original, rewritten, "web.consul."),
+            None
+        );
+    }
+
+    /// Appends a wire name, or a pointer when `pointer` is given.
+    fn label_bytes(out: &mut Vec<u8>, labels: &[&str], pointer: Option<usize>) {
+        for label in labels {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        match pointer {
+            Some(at) => out.extend_from_slice(&(0xC000 | at as u16).to_be_bytes()),
+            None => out.push(0),
+        }
+    }
+
+    /// Appends a record header (type, class IN, TTL 60) and leaves the RDLENGTH to `finish`.
+    fn record_start(out: &mut Vec<u8>, rtype: u16) -> usize {
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 60, 0, 0]);
+        out.len()
+    }
+
+    fn finish(out: &mut [u8], rdata_at: usize) {
+        let len = (out.len() - rdata_at) as u16;
+        out[rdata_at - 2..rdata_at].copy_from_slice(&len.to_be_bytes());
+    }
+
+    #[test]
+    fn restores_a_compressed_response_for_answer_auto() {
+        let rules = [rule(
+            Mode::Stop,
+            "regex",
+            r"(.*)-(us-west-1)\.example\.org",
+            "{1}.service.{2}.consul",
+            vec![AnswerRewrite::Auto],
+        )];
+        let mut query = vec![0xBE, 0xEF, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        label_bytes(&mut query, &["FTP-us-west-1", "Example", "org"], None);
+        query.extend_from_slice(&[0, 1, 0, 1]);
+        let parsed = parse_query(&query).unwrap();
+        let RequestRewrite::Rewritten(rewritten) = rewrite_request(&rules, parsed.qname()) else {
+            panic!("the rule matches");
+        };
+        assert_eq!(
+            rewritten.qname().to_dotted(),
+            "ftp.service.us-west-1.consul."
+        );
+
+        // The upstream's answer, compressed every way it can be.
+        let mut response = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 1, 0, 1];
+        label_bytes(
+            &mut response,
+            &["ftp", "service", "us-west-1", "consul"],
+            None,
+        );
+        response.extend_from_slice(&[0, 1, 0, 1]);
+        let consul = 12 + 4 + 8 + 10;
+        // ftp.service.us-west-1.consul. CNAME lb.ftp.service.us-west-1.consul.
+        label_bytes(&mut response, &[], Some(12));
+        let rdata = record_start(&mut response, TYPE_CNAME);
+        let lb = response.len();
+        label_bytes(&mut response, &["lb"], Some(12));
+        finish(&mut response, rdata);
+        // lb.ftp.service.us-west-1.consul. A 10.0.0.1
+        label_bytes(&mut response, &[], Some(lb));
+        let rdata = record_start(&mut response, 1);
+        response.extend_from_slice(&[10, 0, 0, 1]);
+        finish(&mut response, rdata);
+        // consul. SOA ns.consul. hostmaster.consul. 1 2 3 4 5
+        label_bytes(&mut response, &[], Some(consul));
+        let rdata = record_start(&mut response, TYPE_SOA);
+        label_bytes(&mut response, &["ns"], Some(consul));
+        label_bytes(&mut response, &["hostmaster"], Some(consul));
+        for value in 1u32..=5 {
+            response.extend_from_slice(&value.to_be_bytes());
+        }
+        finish(&mut response, rdata);
+        // OPT
+        response.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]);
+
+        let mut out = Vec::new();
+        rewritten
+            .restore_response(&response, &parsed, &query, &mut out)
+            .unwrap();
+        let message = Message::from_vec(&out).unwrap();
+        assert_eq!(message.metadata.id, 0xBEEF);
+        assert_eq!(message.queries.len(), 1);
+        assert_eq!(
+            message.queries[0].name().to_string(),
+            "FTP-us-west-1.Example.org."
+        );
+        let records = |section: &[hickory_proto::rr::Record]| -> Vec<String> {
+            section.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            records(&message.answers),
+            [
+                "ftp-us-west-1.example.org. 60 IN CNAME lb.ftp-us-west-1.example.org.",
+                "lb.ftp-us-west-1.example.org. 60 IN A 10.0.0.1",
+            ]
+        );
+        assert_eq!(
+            records(&message.authorities),
+            ["consul. 60 IN SOA ns.consul. hostmaster.consul. 1 2 3 4 5"]
+        );
+        assert_eq!(message.edns.map(|e| e.max_payload()), Some(1232));
+        // The rewritten names were compressed again (the A owner points at the CNAME target).
+        assert!(out.len() < 170, "{} bytes", out.len());
+
+        // Truncated or looping input is refused, not followed.
+        assert!(rewritten
+            .restore_response(&response[..response.len() - 3], &parsed, &query, &mut out)
+            .is_none());
+        let mut looping = response.clone();
+        looping[12 + 30 + 4..12 + 30 + 6].copy_from_slice(&[0xC0, 46]);
+        assert!(rewritten
+            .restore_response(&looping, &parsed, &query, &mut out)
+            .is_none());
+        // A corrupted byte anywhere is not a panic (RDATA of other types is copied as it is).
+        for at in 0..response.len() {
+            for value in [0x00, 0x01, 0x3F, 0x40, 0xC0, 0xFF] {
+                let mut corrupt = response.clone();
+                corrupt[at] = value;
+                let _ = rewritten.restore_response(&corrupt, &parsed, &query, &mut out);
+            }
+        }
+    }
+
+    #[test]
+    fn puts_the_question_back_when_nothing_else_changes() {
+        let rules = [stop("prefix", "www", "web")];
+        let mut query = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        label_bytes(&mut query, &["www", "example"], None);
+        query.extend_from_slice(&[0, 28, 0, 1]);
+        let parsed = parse_query(&query).unwrap();
+        let RequestRewrite::Rewritten(rewritten) = rewrite_request(&rules, parsed.qname()) else {
+            panic!("the rule matches");
+        };
+        let mut response = vec![0, 9, 0x81, 0x83, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut out = Vec::new();
+        rewritten
+            .restore_response(&response, &parsed, &query, &mut out)
+            .unwrap();
+        let message = Message::from_vec(&out).unwrap();
+        assert_eq!(message.queries[0].name().to_string(), "www.example.");
+        assert_eq!(u16::from(message.metadata.response_code), 3);
+        response.truncate(5);
+        assert!(rewritten
+            .restore_response(&response, &parsed, &query, &mut out)
+            .is_none());
+    }
+}
