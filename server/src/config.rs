@@ -10,6 +10,9 @@ use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 
 use crate::forward::config::{check_no_loop, ForwardArgs, ForwardConfig, ForwardConfigError};
 use crate::nodelocal::{NodeLocalArgs, NodeLocalError};
+use crate::plan::{
+    BlockPlan, BlockZone, ForwardPlan, KubernetesPlan, KubernetesRoute, Plan, PortPlan,
+};
 
 /// What the server is (`--mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -40,6 +43,22 @@ pub struct Config {
     /// What this server is: the cluster's DNS, or a caching forwarder on each node.
     #[arg(long, value_enum, default_value_t = Mode::Cluster)]
     pub mode: Mode,
+
+    /// Serve as this CoreDNS Corefile says (CoreDNS's `-conf`, which is accepted too): its
+    /// server blocks, ports and plugins replace the flags that say the same things, which may
+    /// then not be given; re-read on change when it has `reload`.
+    #[arg(long = "corefile", visible_alias = "conf", value_name = "PATH")]
+    pub corefile: Option<PathBuf>,
+
+    /// Check this Corefile (grammar, imports, every directive and option) and exit: 0 when it
+    /// can be served, else 1 with the file, line and token of the first problem.
+    #[arg(long, value_name = "PATH", conflicts_with = "corefile")]
+    pub check_corefile: Option<PathBuf>,
+
+    /// The flags given on the command line or through the environment (not defaults): a
+    /// Corefile refuses the ones it replaces.
+    #[arg(skip)]
+    pub explicit: Vec<String>,
 
     /// Serve Kubernetes manifests instead of watching the API: a file or a directory of
     /// .yaml/.yml/.json files (repeatable). Multi-document YAML and `kind: List` load as
@@ -138,7 +157,46 @@ pub enum ConfigError {
     /// The node-local flags cannot be used.
     #[error(transparent)]
     NodeLocal(#[from] NodeLocalError),
+    /// A flag that the Corefile replaces was given with it.
+    #[error("--{flag} cannot be given with a Corefile: {instead}")]
+    ReplacedByCorefile {
+        /// The flag.
+        flag: String,
+        /// Where the Corefile says it.
+        instead: &'static str,
+    },
 }
+
+/// The flags a Corefile replaces, with the directive that says the same.
+pub const REPLACED_BY_COREFILE: [(&str, &str); 21] = [
+    ("mode", "node-local mode is configured by flags only"),
+    (
+        "listen",
+        "the ports are the server block keys, the addresses `bind`",
+    ),
+    ("domain", "use `kubernetes ZONE`"),
+    ("ttl", "use `kubernetes { ttl }`"),
+    ("pods", "use `kubernetes { pods }`"),
+    ("kubeconfig", "use `kubernetes { kubeconfig }`"),
+    ("health", "use `health ADDRESS`"),
+    ("ready", "use `ready ADDRESS`"),
+    ("metrics", "use `prometheus ADDRESS`"),
+    ("lameduck", "use `health { lameduck }`"),
+    ("upstreams", "use `forward . ADDRESS...`"),
+    ("resolv_conf", "use `forward . /etc/resolv.conf`"),
+    ("policy", "use `forward { policy }`"),
+    ("max_fails", "use `forward { max_fails }`"),
+    ("health_check_ms", "use `forward { health_check }`"),
+    ("max_concurrent", "use `forward { max_concurrent }`"),
+    ("cache_ttl", "use `cache TTL`"),
+    ("cache_denial_ttl", "use `cache { denial }`"),
+    (
+        "cache_size",
+        "use `cache { success }` and `cache { denial }`",
+    ),
+    ("cache_prefetch", "use `cache { prefetch }`"),
+    ("cache_serve_stale", "use `cache { serve_stale }`"),
+];
 
 impl Config {
     /// The zone configuration these flags describe.
@@ -154,6 +212,82 @@ impl Config {
                 PodsArg::Insecure => PodsMode::Insecure,
                 PodsArg::Verified => PodsMode::Verified,
             },
+        })
+    }
+
+    /// Refuses the flags a Corefile replaces when one is given.
+    pub fn check_corefile_flags(&self) -> Result<(), ConfigError> {
+        if self.corefile.is_none() {
+            return Ok(());
+        }
+        for (flag, instead) in REPLACED_BY_COREFILE {
+            if self.explicit.iter().any(|given| given == flag) {
+                return Err(ConfigError::ReplacedByCorefile {
+                    flag: flag.replace('_', "-").replace("upstreams", "upstream"),
+                    instead,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The plan these flags describe: one server block for every zone, the cluster domain
+    /// answered from the zone (reverse names it does not own fall through) and the rest
+    /// forwarded; in node-local mode, everything forwarded.
+    pub fn plan(&self) -> Result<Plan, ConfigError> {
+        self.validate()?;
+        let zone = self.zone()?;
+        let server_label = self.server_label();
+        let block_zone = |zone: WireName, zone_label: String| BlockZone {
+            zone,
+            server_label: server_label.clone(),
+            zone_label,
+        };
+        let domain_label = zone.domain.to_dotted();
+        let zones = vec![
+            block_zone(zone.domain.clone(), domain_label),
+            block_zone(WireName::root(), ".".into()),
+        ];
+        let cluster = self.mode == Mode::Cluster;
+        let kubernetes = cluster.then(KubernetesRoute::reverse_fallthrough);
+        let block = BlockPlan {
+            zones,
+            log: None,
+            errors: false,
+            any: false,
+            loadbalance: false,
+            rewrite: Vec::new(),
+            templates: Vec::new(),
+            hosts: None,
+            kubernetes,
+            forward: Some(ForwardPlan {
+                from: WireName::root(),
+                except: Vec::new(),
+                config: self.forward_config()?,
+                loop_check: true,
+            }),
+            fallback: clusterdns_zone::Rcode::Refused,
+        };
+        Ok(Plan {
+            ports: vec![PortPlan {
+                listen: self.listen.clone(),
+                blocks: vec![block],
+            }],
+            kubernetes: cluster.then(|| KubernetesPlan {
+                domain: zone.domain.clone(),
+                ttl: zone.ttl,
+                pods: zone.pods,
+                endpoint: None,
+                kubeconfig: self.kubeconfig.clone().map(|path| (path, None)),
+                namespaces: Vec::new(),
+                no_endpoints: false,
+            }),
+            health: Some(self.health),
+            lameduck: Duration::from_secs(self.lameduck),
+            ready: Some(self.ready),
+            metrics: Some(self.metrics),
+            reload: None,
+            files: Vec::new(),
         })
     }
 
@@ -210,16 +344,14 @@ impl Config {
         self.threads.map_or_else(available_cpus, usize::from)
     }
 
-    /// The serving options of these flags.
-    pub fn serve(&self) -> ServeConfig {
+    /// The serving options of these flags for the DNS servers of `plan`.
+    pub fn serve(&self, plan: &Plan) -> ServeConfig {
         ServeConfig {
-            listen: self.listen.clone(),
+            ports: plan.ports.clone(),
             workers: self.worker_count(),
             max_udp_size: self.max_udp_size,
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
             max_tcp_connections: self.max_tcp_connections as usize,
-            // Checked by `validate`, which runs first.
-            forward: self.forward_config().ok(),
         }
     }
 }
@@ -233,8 +365,8 @@ pub fn available_cpus() -> usize {
 /// What the listeners need to know.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
-    /// Addresses to bind (UDP and TCP each).
-    pub listen: Vec<SocketAddr>,
+    /// The DNS servers: addresses to bind (UDP and TCP each) and their server blocks.
+    pub ports: Vec<PortPlan>,
     /// Workers per address.
     pub workers: usize,
     /// Ceiling on UDP response size.
@@ -243,20 +375,51 @@ pub struct ServeConfig {
     pub tcp_idle_timeout: Duration,
     /// Bound on open TCP connections.
     pub max_tcp_connections: usize,
-    /// Forwarding of names outside the zone; `None` answers them REFUSED.
-    pub forward: Option<ForwardConfig>,
 }
 
 impl ServeConfig {
-    /// Loopback on an ephemeral port with one worker: for tests.
+    /// Loopback on an ephemeral port with one worker, answering the zone and refusing other
+    /// names: for tests.
     pub fn loopback() -> Self {
+        let block = BlockPlan {
+            zones: vec![BlockZone {
+                zone: WireName::root(),
+                server_label: "dns://:53".into(),
+                zone_label: ".".into(),
+            }],
+            log: None,
+            errors: false,
+            any: false,
+            loadbalance: false,
+            rewrite: Vec::new(),
+            templates: Vec::new(),
+            hosts: None,
+            kubernetes: Some(KubernetesRoute::reverse_fallthrough()),
+            forward: None,
+            fallback: clusterdns_zone::Rcode::Refused,
+        };
         ServeConfig {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            ports: vec![PortPlan {
+                listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+                blocks: vec![block],
+            }],
             workers: 1,
             max_udp_size: 4096,
             tcp_idle_timeout: Duration::from_secs(10),
             max_tcp_connections: 1024,
-            forward: None,
         }
+    }
+
+    /// This configuration with names outside the zone forwarded as `forward` says: for tests.
+    pub fn with_forward(mut self, forward: ForwardConfig) -> Self {
+        for block in self.ports.iter_mut().flat_map(|p| p.blocks.iter_mut()) {
+            block.forward = Some(ForwardPlan {
+                from: WireName::root(),
+                except: Vec::new(),
+                config: forward.clone(),
+                loop_check: true,
+            });
+        }
+        self
     }
 }

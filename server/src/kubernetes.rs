@@ -74,21 +74,43 @@ impl Resource {
     }
 }
 
-/// Builds a client from `kubeconfig`, or else as kubectl would: `$KUBECONFIG`,
-/// `~/.kube/config`, then the in-cluster service account.
-pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
+/// Builds a client from `kubeconfig` (with its `context`, else the current one), or else as
+/// kubectl would: `$KUBECONFIG`, `~/.kube/config`, then the in-cluster service account. An
+/// `endpoint` URL replaces the server the configuration names; alone, it is used without
+/// credentials (CoreDNS `kubernetes { endpoint }`, e.g. through `kubectl proxy`).
+pub async fn client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    endpoint: Option<&str>,
+) -> Result<Client, String> {
+    let url = endpoint
+        .map(|url| {
+            url.parse::<hyper::Uri>()
+                .map_err(|e| format!("kubernetes endpoint {url:?}: {e}"))
+        })
+        .transpose()?;
+    let mut config = match (kubeconfig, &url) {
+        (Some(path), _) => {
             let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            let options = kube::config::KubeConfigOptions {
+                context: context.map(str::to_owned),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(file, &options)
                 .await
-                .map_err(|e| format!("--kubeconfig {}: {e}", path.display()))?
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
         }
-        None => kube::Config::infer().await.map_err(|e| {
-            format!("no Kubernetes API configuration (not in a pod, no --kubeconfig, no --manifests): {e}")
+        (None, Some(url)) => kube::Config::new(url.clone()),
+        (None, None) => kube::Config::infer().await.map_err(|e| {
+            format!(
+                "no Kubernetes API configuration (not in a pod, no kubeconfig, no manifests): {e}"
+            )
         })?,
     };
+    if let Some(url) = url {
+        config.cluster_url = url;
+    }
     Client::try_from(config).map_err(|e| format!("cannot create the Kubernetes client: {e}"))
 }
 
@@ -779,7 +801,7 @@ mod tests {
 
     #[test]
     fn any_watch_event_sequence_answers_like_a_fresh_build() {
-        let metrics = Arc::new(Metrics::new("dns://:53".into(), "cluster.local.".into()));
+        let metrics = Arc::new(Metrics::new("dns://:53".into()));
         for round in 0..120u64 {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (round + 1).wrapping_mul(0x2545_f491));
             let mut applier = applier(metrics.clone());

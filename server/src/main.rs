@@ -1,6 +1,7 @@
-//! The `clusterdns` binary: parse flags, bind, sync the zone from its source (manifest files or
-//! the Kubernetes API), serve DNS and the operations endpoints, and on SIGTERM go through
-//! lameduck before exiting. In node-local mode there is no zone: the node's interface and
+//! The `clusterdns` binary: parse flags (and the Corefile, when given one), bind, sync the zone
+//! from its source (manifest files or the Kubernetes API), serve DNS and the operations
+//! endpoints, re-read the Corefile when it changes, and on SIGTERM go through lameduck before
+//! exiting. In node-local mode there is no zone: the node's interface and
 //! iptables rules are set up (when asked) before binding, the rules are removed when lameduck
 //! starts and the interface on exit.
 
@@ -9,14 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use clusterdns::config::{Config, Mode};
 use clusterdns::metrics::Metrics;
 use clusterdns::ops::{self, Endpoint, Readiness};
-use clusterdns::publisher::Publisher;
+use clusterdns::plan::Plan;
+use clusterdns::publisher::{Filter, Publisher};
 use clusterdns::server::Server;
 use clusterdns::source::ManifestSource;
-use clusterdns_zone::PodsMode;
+use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 use tokio::sync::oneshot;
 
 #[global_allocator]
@@ -24,7 +26,27 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     clusterdns::memory::configure();
-    let config = Config::parse();
+    let config = match parse_flags() {
+        Ok(config) => config,
+        Err(error) => error.exit(),
+    };
+    if let Some(path) = &config.check_corefile {
+        return match clusterdns::corefile::load(path) {
+            Ok(plan) => {
+                let blocks: usize = plan.ports.iter().map(|p| p.blocks.len()).sum();
+                println!(
+                    "{}: ok ({blocks} server blocks on {} ports)",
+                    path.display(),
+                    plan.ports.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("clusterdns: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -56,9 +78,53 @@ enum Source {
     Nothing,
 }
 
+/// The flags, with CoreDNS's single-dash `-conf` accepted, and which were given explicitly.
+fn parse_flags() -> Result<Config, clap::Error> {
+    let args = std::env::args_os().map(|arg| match arg.to_str() {
+        Some("-conf") => "--conf".into(),
+        Some(text) if text.starts_with("-conf=") => format!("-{text}").into(),
+        _ => arg,
+    });
+    let matches = Config::command().try_get_matches_from(args)?;
+    let mut config = Config::from_arg_matches(&matches)?;
+    config.explicit = (matches.ids())
+        .filter(|id| {
+            matches!(
+                matches.value_source(id.as_str()),
+                Some(
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            )
+        })
+        .map(|id| id.as_str().to_owned())
+        .collect();
+    Ok(config)
+}
+
+/// The plan: the Corefile's, else the flags'.
+fn plan(config: &Config) -> Result<Plan, String> {
+    config.check_corefile_flags().map_err(|e| e.to_string())?;
+    match &config.corefile {
+        Some(path) => clusterdns::corefile::load(path).map_err(|e| e.to_string()),
+        None => config.plan().map_err(|e| e.to_string()),
+    }
+}
+
 fn run(config: Config) -> Result<(), String> {
-    config.validate().map_err(|e| e.to_string())?;
-    let zone = config.zone().map_err(|e| e.to_string())?;
+    let plan = plan(&config)?;
+    let zone = match &plan.kubernetes {
+        Some(k) => ZoneConfig {
+            domain: k.domain.clone(),
+            ttl: k.ttl,
+            pods: k.pods,
+        },
+        // Nothing answers from the zone; it stays empty.
+        None => ZoneConfig {
+            domain: WireName::from_dotted("cluster.local").unwrap_or_else(WireName::root),
+            ttl: 5,
+            pods: PodsMode::Disabled,
+        },
+    };
     let pods_verified = zone.pods == PodsMode::Verified;
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -67,21 +133,35 @@ fn run(config: Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the control runtime: {e}"))?;
-    let metrics = Arc::new(Metrics::new(
-        config.server_label(),
-        format!("{}.", config.domain.trim_end_matches('.')),
-    ));
+    let server_label = (plan.ports.first())
+        .and_then(|p| p.blocks.first())
+        .and_then(|b| b.zones.first())
+        .map_or_else(|| config.server_label(), |z| z.server_label.clone());
+    let metrics = Arc::new(Metrics::new(server_label));
     let readiness = Arc::new(Readiness::default());
-    let publisher = Publisher::new(zone);
+    let filter = Filter {
+        namespaces: (plan.kubernetes.iter())
+            .flat_map(|k| k.namespaces.iter().map(|n| n.as_str().into()))
+            .collect(),
+        no_endpoints: plan.kubernetes.as_ref().is_some_and(|k| k.no_endpoints),
+    };
+    let publisher = Publisher::new(zone).with_filter(filter);
     let store = publisher.store();
 
-    let source = if config.mode == Mode::NodeLocal {
-        // Nothing to sync: ready as soon as it serves.
-        readiness.set_synced();
-        Source::Nothing
-    } else if config.manifests.is_empty() {
-        let client =
-            control.block_on(clusterdns::kubernetes::client(config.kubeconfig.as_deref()))?;
+    let source = if let Some(kubernetes) = plan
+        .kubernetes
+        .as_ref()
+        .filter(|_| config.manifests.is_empty())
+    {
+        let (kubeconfig, context) = match &kubernetes.kubeconfig {
+            Some((path, context)) => (Some(path.as_path()), context.as_deref()),
+            None => (None, None),
+        };
+        let client = control.block_on(clusterdns::kubernetes::client(
+            kubeconfig,
+            context,
+            kubernetes.endpoint.as_deref(),
+        ))?;
         let synced = clusterdns::kubernetes::start(
             client,
             pods_verified,
@@ -93,8 +173,12 @@ fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot start the Kubernetes source: {e}"))?;
         tracing::info!("watching the Kubernetes API");
         Source::Kubernetes { synced }
-    } else {
+    } else if plan.kubernetes.is_some() {
         start_manifests(&config, pods_verified, publisher, &readiness, &metrics)?
+    } else {
+        // Nothing to sync (node-local mode, or no `kubernetes`): ready as soon as it serves.
+        readiness.set_synced();
+        Source::Nothing
     };
 
     // The listen addresses must be on the node's interface before they can be bound. Dropping
@@ -107,13 +191,16 @@ fn run(config: Config) -> Result<(), String> {
         ),
         Mode::Cluster => None,
     };
-    let serve = config.serve();
+    let serve = config.serve(&plan);
     let bound = Server::bind(&serve).map_err(|e| e.to_string())?;
-    let endpoints = [
-        (Endpoint::Health, config.health),
-        (Endpoint::Ready, config.ready),
-        (Endpoint::Metrics, config.metrics),
-    ];
+    let endpoints: Vec<(Endpoint, std::net::SocketAddr)> = [
+        (Endpoint::Health, plan.health),
+        (Endpoint::Ready, plan.ready),
+        (Endpoint::Metrics, plan.metrics),
+    ]
+    .into_iter()
+    .filter_map(|(endpoint, addr)| Some((endpoint, addr?)))
+    .collect();
     let listeners = control.block_on(ops::bind(&endpoints))?;
     let mut ops_addrs = Vec::new();
     for listener in listeners {
@@ -154,16 +241,23 @@ fn run(config: Config) -> Result<(), String> {
         Source::Nothing => None,
     };
 
-    let server = Server::serve(bound, store, &metrics).map_err(|e| e.to_string())?;
+    let server = Arc::new(Server::serve(bound, store, &metrics).map_err(|e| e.to_string())?);
     tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, ops = ?ops_addrs, mode = ?config.mode, "serving");
+    let watcher = clusterdns::reload::Watcher::start(
+        config.corefile.clone(),
+        plan.clone(),
+        server.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| format!("cannot start the configuration watcher: {e}"))?;
     control.block_on(signal.recv());
-    let lameduck = Duration::from_secs(config.lameduck);
+    let lameduck = plan.lameduck;
     readiness.set_lameduck();
     if let Some(applied) = &node_setup {
         applied.release();
     }
     tracing::info!(
-        lameduck_s = config.lameduck,
+        lameduck_s = lameduck.as_secs_f64(),
         "signal received; lameduck: /ready fails, queries are still answered"
     );
     let interrupted = control.block_on(async {
@@ -175,7 +269,11 @@ fn run(config: Config) -> Result<(), String> {
     if interrupted {
         tracing::info!("second signal; stopping now");
     }
-    server.shutdown();
+    watcher.stop();
+    match Arc::try_unwrap(server) {
+        Ok(server) => server.shutdown(),
+        Err(_) => tracing::warn!("the server is still referenced; not waiting for its workers"),
+    }
     if let Some((watcher, stop)) = manifest_source {
         stop.store(true, Ordering::Relaxed);
         let _ = watcher.join();

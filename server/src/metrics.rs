@@ -60,15 +60,6 @@ pub enum Family {
     V6 = 1,
 }
 
-/// Which zone a query fell in (the `zone` label): the cluster domain, or `.` for the rest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ZoneLabel {
-    /// The cluster domain (and the reverse names it answers).
-    Cluster = 0,
-    /// Everything else (`.`).
-    Root = 1,
-}
-
 /// What wrote the response (the `plugin` label of `coredns_dns_responses_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plugin {
@@ -80,12 +71,29 @@ pub enum Plugin {
     Forward = 2,
     /// The server itself: malformed queries, refusals (empty label, as CoreDNS).
     Server = 3,
+    /// A hosts file or inline hosts entries (`hosts`).
+    Hosts = 4,
+    /// A `template` answer.
+    Template = 5,
+    /// The `any` plugin's refusal of ANY queries.
+    Any = 6,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 4] = ["kubernetes", "cache", "forward", ""];
-const ZONES: usize = 2;
+const PLUGINS: [&str; 7] = [
+    "kubernetes",
+    "cache",
+    "forward",
+    "",
+    "hosts",
+    "template",
+    "any",
+];
+/// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
+/// last slot.
+pub const LABEL_SLOTS: usize = 32;
+const ZONES: usize = LABEL_SLOTS;
 
 /// The outcome of one query, as the metrics see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +102,9 @@ pub struct Outcome {
     pub qtype: u16,
     /// The response code (extended codes included).
     pub rcode: u16,
-    /// The zone the name fell in.
-    pub zone: ZoneLabel,
+    /// The `(server, zone)` label slot of the server block zone that took the query
+    /// ([`Metrics::label_slot`]).
+    pub zone: u8,
     /// What answered.
     pub plugin: Plugin,
 }
@@ -169,7 +178,7 @@ impl DnsCounters {
 
     /// Counts one answered query that spent `elapsed` in the server.
     pub fn record(&self, proto: Proto, family: Family, outcome: Outcome, elapsed: Duration) {
-        let zone = outcome.zone as usize;
+        let zone = usize::from(outcome.zone).min(ZONES - 1);
         let slot = type_slot(outcome.qtype);
         let request = ((zone * PROTOS.len() + proto as usize) * FAMILIES.len() + family as usize)
             * TYPE_SLOTS
@@ -343,30 +352,64 @@ pub type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
 /// `/metrics` endpoint.
 pub struct Metrics {
     server: String,
-    zone: String,
+    /// The `(server, zone)` pair of each label slot.
+    labels: Mutex<Vec<(String, String)>>,
+    /// `(server, zone, plugin)` of every plugin of every server block.
+    enabled: Mutex<Vec<(String, String, &'static str)>>,
     started: SystemTime,
     dns: Mutex<Vec<Arc<DnsCounters>>>,
     renderers: Mutex<Vec<Renderer>>,
+    /// Corefile reloads refused and applied.
+    reloads: [AtomicU64; 2],
     /// The zone sources' metrics.
     pub source: SourceMetrics,
 }
 
 impl Metrics {
-    /// Metrics for a server labelled `server` (`dns://:53`) serving `zone` (`cluster.local.`).
-    pub fn new(server: String, zone: String) -> Self {
+    /// Metrics for a server whose first listener is labelled `server` (`dns://:53`); slot 0 of
+    /// the DNS labels is `(server, ".")`.
+    pub fn new(server: String) -> Self {
         Metrics {
+            labels: Mutex::new(vec![(server.clone(), ".".to_owned())]),
+            enabled: Mutex::new(Vec::new()),
             server,
-            zone,
             started: SystemTime::now(),
             dns: Mutex::new(Vec::new()),
             renderers: Mutex::new(Vec::new()),
+            reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             source: SourceMetrics::new(),
         }
     }
 
-    /// The `server` label.
+    /// The `server` label of the first listener.
     pub fn server_label(&self) -> &str {
         &self.server
+    }
+
+    /// The slot of the `(server, zone)` label pair, registered on first use; past
+    /// [`LABEL_SLOTS`] pairs the last slot is shared.
+    pub fn label_slot(&self, server: &str, zone: &str) -> u8 {
+        let Ok(mut labels) = self.labels.lock() else {
+            return 0;
+        };
+        if let Some(at) = labels.iter().position(|(s, z)| s == server && z == zone) {
+            return at as u8;
+        }
+        if labels.len() < LABEL_SLOTS {
+            labels.push((server.to_owned(), zone.to_owned()));
+        }
+        (labels.len() - 1) as u8
+    }
+
+    /// Records that `plugin` runs in the server block of `(server, zone)`
+    /// (`coredns_plugin_enabled`).
+    pub fn plugin_enabled(&self, server: &str, zone: &str, plugin: &'static str) {
+        if let Ok(mut enabled) = self.enabled.lock() {
+            let entry = (server.to_owned(), zone.to_owned(), plugin);
+            if !enabled.contains(&entry) {
+                enabled.push(entry);
+            }
+        }
     }
 
     /// New counters for one UDP worker (`shared` false) or one TCP listener (`shared` true).
@@ -376,6 +419,11 @@ impl Metrics {
             all.push(counters.clone());
         }
         counters
+    }
+
+    /// Counts a Corefile reload, applied or refused.
+    pub fn reloaded(&self, applied: bool) {
+        self.reloads[usize::from(applied)].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds metrics another part (the forwarder, the cache) renders itself at each scrape.
@@ -410,25 +458,39 @@ impl Metrics {
         );
         header(
             out,
+            "coredns_reload_failed_total",
+            "counter",
+            "Counts the number of failed reload attempts.",
+        );
+        let failed = self.reloads[0].load(Ordering::Relaxed);
+        let _ = writeln!(out, "coredns_reload_failed_total {failed}");
+        header(
+            out,
+            "clusterdns_reloads_total",
+            "counter",
+            "Corefile changes applied while serving.",
+        );
+        let applied = self.reloads[1].load(Ordering::Relaxed);
+        let _ = writeln!(out, "clusterdns_reloads_total {applied}");
+        header(
+            out,
             "coredns_plugin_enabled",
             "gauge",
             "A metric that indicates whether a plugin is enabled on per server and zone basis.",
         );
-        for plugin in ["kubernetes", "health", "ready", "prometheus"] {
-            let _ = writeln!(
-                out,
-                "coredns_plugin_enabled{{server=\"{}\",zone=\"{}\",name=\"{plugin}\"}} 1",
-                self.server, self.zone
-            );
+        if let Ok(enabled) = self.enabled.lock() {
+            for (server, zone, plugin) in enabled.iter() {
+                let _ = writeln!(
+                    out,
+                    "coredns_plugin_enabled{{server=\"{server}\",zone=\"{zone}\",name=\"{plugin}\"}} 1"
+                );
+            }
         }
     }
 
-    fn zone_label(&self, zone: usize) -> &str {
-        if zone == ZoneLabel::Cluster as usize {
-            &self.zone
-        } else {
-            "."
-        }
+    /// The `(server, zone)` labels of slot `zone`.
+    fn slot_labels(&self, zone: usize) -> Option<(String, String)> {
+        self.labels.lock().ok()?.get(zone).cloned()
     }
 
     fn render_dns(&self, out: &mut String) {
@@ -445,6 +507,9 @@ impl Metrics {
             "Counter of DNS requests made per zone, protocol and family.",
         );
         for zone in 0..ZONES {
+            let Some((server, zone_label)) = self.slot_labels(zone) else {
+                continue;
+            };
             for (p, proto) in PROTOS.iter().enumerate() {
                 for (f, family) in FAMILIES.iter().enumerate() {
                     for slot in 0..TYPE_SLOTS {
@@ -452,7 +517,7 @@ impl Metrics {
                             ((zone * PROTOS.len() + p) * FAMILIES.len() + f) * TYPE_SLOTS + slot;
                         let n = sum(&|c| &c.requests, i);
                         if n > 0 {
-                            let _ = writeln!(out, "coredns_dns_requests_total{{server=\"{}\",zone=\"{}\",view=\"\",proto=\"{proto}\",family=\"{family}\",type=\"{}\"}} {n}", self.server, self.zone_label(zone), type_label(slot));
+                            let _ = writeln!(out, "coredns_dns_requests_total{{server=\"{server}\",zone=\"{zone_label}\",view=\"\",proto=\"{proto}\",family=\"{family}\",type=\"{}\"}} {n}", type_label(slot));
                         }
                     }
                 }
@@ -465,6 +530,9 @@ impl Metrics {
             "Counter of response status codes.",
         );
         for zone in 0..ZONES {
+            let Some((server, zone_label)) = self.slot_labels(zone) else {
+                continue;
+            };
             for (p, plugin) in PLUGINS.iter().enumerate() {
                 for rcode in 0..RCODE_SLOTS {
                     let n = sum(
@@ -472,7 +540,7 @@ impl Metrics {
                         (zone * PLUGINS.len() + p) * RCODE_SLOTS + rcode,
                     );
                     if n > 0 {
-                        let _ = writeln!(out, "coredns_dns_responses_total{{server=\"{}\",zone=\"{}\",view=\"\",rcode=\"{}\",plugin=\"{plugin}\"}} {n}", self.server, self.zone_label(zone), rcode_label(rcode));
+                        let _ = writeln!(out, "coredns_dns_responses_total{{server=\"{server}\",zone=\"{zone_label}\",view=\"\",rcode=\"{}\",plugin=\"{plugin}\"}} {n}", rcode_label(rcode));
                     }
                 }
             }
@@ -484,6 +552,9 @@ impl Metrics {
             "Histogram of the time (in seconds) each request took per zone.",
         );
         for zone in 0..ZONES {
+            let Some((server, zone_label)) = self.slot_labels(zone) else {
+                continue;
+            };
             for slot in 0..TYPE_SLOTS {
                 let series = zone * TYPE_SLOTS + slot;
                 let count = sum(&|c| &c.duration_count, series);
@@ -500,9 +571,7 @@ impl Metrics {
                     .collect();
                 let seconds = sum(&|c| &c.duration_sum_ns, series) as f64 / 1e9;
                 let labels = format!(
-                    "server=\"{}\",zone=\"{}\",view=\"\",type=\"{}\"",
-                    self.server,
-                    self.zone_label(zone),
+                    "server=\"{server}\",zone=\"{zone_label}\",view=\"\",type=\"{}\"",
                     type_label(slot)
                 );
                 histogram(
@@ -804,14 +873,15 @@ mod tests {
         Outcome {
             qtype,
             rcode,
-            zone: ZoneLabel::Cluster,
+            zone: 1,
             plugin: Plugin::Kubernetes,
         }
     }
 
     #[test]
     fn counters_of_every_worker_are_summed_on_scrape() {
-        let metrics = Metrics::new("dns://:53".into(), "cluster.local.".into());
+        let metrics = Metrics::new("dns://:53".into());
+        assert_eq!(metrics.label_slot("dns://:53", "cluster.local."), 1);
         let udp = metrics.dns_counters(false);
         let tcp = metrics.dns_counters(true);
         for _ in 0..3 {
@@ -865,7 +935,7 @@ mod tests {
 
     #[test]
     fn programming_latency_lands_in_its_bucket() {
-        let metrics = Metrics::new("dns://:53".into(), "cluster.local.".into());
+        let metrics = Metrics::new("dns://:53".into());
         metrics.source.programmed(
             ServiceKindLabel::HeadlessWithSelector,
             Duration::from_millis(12),

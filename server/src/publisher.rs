@@ -14,6 +14,34 @@ use clusterdns_zone::{
 pub struct Publisher {
     builder: ZoneBuilder,
     store: Arc<ArcSwap<Snapshot>>,
+    filter: Filter,
+}
+
+/// The objects a source's changes are limited to (CoreDNS `kubernetes { namespaces }` and
+/// `noendpoints`); the default passes everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Only objects of these namespaces; empty: all.
+    pub namespaces: HashSet<Box<str>>,
+    /// EndpointSlices are dropped: no endpoint records.
+    pub no_endpoints: bool,
+}
+
+impl Filter {
+    /// Whether `change` is let through.
+    fn passes(&self, change: &Change) -> bool {
+        let namespace = match change {
+            Change::NamespaceUpsert(ns) | Change::NamespaceDelete(ns) => ns,
+            Change::ServiceUpsert(service) => &service.namespace,
+            Change::SliceUpsert(_) | Change::SliceDelete(..) if self.no_endpoints => return false,
+            Change::SliceUpsert(slice) => &slice.namespace,
+            Change::PodUpsert(pod) => &pod.namespace,
+            Change::ServiceDelete(ns, _)
+            | Change::SliceDelete(ns, _)
+            | Change::PodDelete(ns, _) => ns,
+        };
+        self.namespaces.is_empty() || self.namespaces.contains(namespace)
+    }
 }
 
 impl Publisher {
@@ -23,7 +51,13 @@ impl Publisher {
         Publisher {
             builder: ZoneBuilder::new(zone),
             store,
+            filter: Filter::default(),
         }
+    }
+
+    /// This publisher, letting only the changes `filter` passes through.
+    pub fn with_filter(self, filter: Filter) -> Self {
+        Publisher { filter, ..self }
     }
 
     /// The store the listeners read.
@@ -31,9 +65,11 @@ impl Publisher {
         self.store.clone()
     }
 
-    /// Applies one change (visible at the next publish).
+    /// Applies one change (visible at the next publish), unless the filter drops it.
     pub fn apply(&mut self, change: Change) {
-        self.builder.apply(change);
+        if self.filter.passes(&change) {
+            self.builder.apply(change);
+        }
     }
 
     /// Replaces the whole cluster (a full list, as tests build one); only what differs changes.

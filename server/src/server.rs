@@ -13,12 +13,12 @@ use arc_swap::ArcSwap;
 use clusterdns_zone::Snapshot;
 use tokio::sync::{watch, Semaphore};
 
+use crate::chain::Router;
 use crate::config::ServeConfig;
-use crate::forward::clock::Clock;
-use crate::forward::Forwarder;
 use crate::metrics::Metrics;
+use crate::plan::PortPlan;
 use crate::sockets::{bind, BindError};
-use crate::udp::UdpForward;
+use crate::udp::{Sources, UdpForward};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,20 +33,16 @@ pub enum StartError {
 
 /// Sockets bound for every address, not yet served.
 pub struct Bound {
-    addresses: Vec<crate::sockets::BoundAddress>,
+    /// Per port of the configuration, its bound addresses.
+    ports: Vec<Vec<crate::sockets::BoundAddress>>,
     config: ServeConfig,
-}
-
-impl Bound {
-    /// The bound addresses (ports resolved), in `--listen` order.
-    pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.addresses.iter().map(|a| a.addr).collect()
-    }
 }
 
 /// A running server; dropping it without [`Server::shutdown`] leaves the workers running.
 pub struct Server {
     addrs: Vec<SocketAddr>,
+    /// Per port, its router: what a reload swaps.
+    routers: Vec<Arc<ArcSwap<Router>>>,
     stop_udp: Arc<AtomicBool>,
     stop_tcp: watch::Sender<bool>,
     udp_threads: Vec<JoinHandle<()>>,
@@ -67,13 +63,15 @@ impl Server {
     /// else happens.
     pub fn bind(config: &ServeConfig) -> Result<Bound, StartError> {
         let workers = config.workers.max(1);
-        let addresses = config
-            .listen
-            .iter()
-            .map(|&addr| bind(addr, workers))
+        let ports = (config.ports.iter())
+            .map(|port| {
+                (port.listen.iter())
+                    .map(|&addr| bind(addr, workers))
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Bound {
-            addresses,
+            ports,
             config: config.clone(),
         })
     }
@@ -84,10 +82,7 @@ impl Server {
         store: Arc<ArcSwap<Snapshot>>,
         metrics: &Metrics,
     ) -> Result<Server, StartError> {
-        let Bound {
-            addresses: bound,
-            config,
-        } = bound;
+        let Bound { ports, config } = bound;
         let config = &config;
         let workers = config.workers.max(1);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -98,66 +93,56 @@ impl Server {
         let stop_udp = Arc::new(AtomicBool::new(false));
         let (stop_tcp, stop_rx) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(config.max_tcp_connections));
-        let forwarder = config.forward.clone().map(|forward| {
-            let forwarder = Forwarder::new(
-                forward,
-                Clock::system(),
-                metrics.server_label(),
-                runtime.handle().clone(),
-            );
-            let rendered = forwarder.clone();
-            metrics.add_renderer(Box::new(move |out| rendered.write_prometheus(out)));
-            forwarder
-        });
-        let udp_forward = forwarder.clone().map(|forwarder| UdpForward {
-            forwarder,
+        let forward = UdpForward {
             runtime: runtime.handle().clone(),
             counters: metrics.dns_counters(true),
-        });
+        };
         let mut addrs = Vec::new();
         let mut udp_threads = Vec::new();
-        for address in bound {
-            addrs.push(address.addr);
-            for (i, socket) in address.udp.into_iter().enumerate() {
-                let store = store.clone();
-                let stop = stop_udp.clone();
-                let size = config.max_udp_size;
-                let counters = metrics.dns_counters(false);
-                let forward = udp_forward.clone();
-                let thread = std::thread::Builder::new()
-                    .name(format!("clusterdns-udp-{i}"))
-                    .spawn(move || {
-                        crate::udp::serve(socket, store, size, counters, forward, stop)
-                    })?;
-                udp_threads.push(thread);
-            }
-            for listener in address.tcp {
-                let listener = {
-                    let _guard = runtime.enter();
-                    tokio::net::TcpListener::from_std(listener)?
-                };
-                runtime.spawn(crate::tcp::serve(
-                    listener,
-                    store.clone(),
-                    config.tcp_idle_timeout,
-                    connections.clone(),
-                    metrics.dns_counters(true),
-                    forwarder.clone(),
-                    stop_rx.clone(),
-                ));
-            }
-        }
-        if let Some(forwarder) = forwarder {
-            runtime.spawn(async move {
-                if let Err(error) = forwarder.check_loop().await {
-                    tracing::error!(%error, "stopping");
-                    eprintln!("clusterdns: {error}");
-                    std::process::exit(1);
+        let mut routers = Vec::new();
+        for (plan, bound) in config.ports.iter().zip(ports) {
+            let router = Router::new(plan, metrics, runtime.handle());
+            check_loops(&router, &runtime);
+            let router = Arc::new(ArcSwap::from_pointee(router));
+            for address in bound {
+                addrs.push(address.addr);
+                for (i, socket) in address.udp.into_iter().enumerate() {
+                    let sources = Sources {
+                        store: store.clone(),
+                        router: router.clone(),
+                    };
+                    let stop = stop_udp.clone();
+                    let size = config.max_udp_size;
+                    let counters = metrics.dns_counters(false);
+                    let forward = forward.clone();
+                    let thread = std::thread::Builder::new()
+                        .name(format!("clusterdns-udp-{i}"))
+                        .spawn(move || {
+                            crate::udp::serve(socket, sources, size, counters, forward, stop)
+                        })?;
+                    udp_threads.push(thread);
                 }
-            });
+                for listener in address.tcp {
+                    let listener = {
+                        let _guard = runtime.enter();
+                        tokio::net::TcpListener::from_std(listener)?
+                    };
+                    runtime.spawn(crate::tcp::serve(
+                        listener,
+                        store.clone(),
+                        config.tcp_idle_timeout,
+                        connections.clone(),
+                        metrics.dns_counters(true),
+                        router.clone(),
+                        stop_rx.clone(),
+                    ));
+                }
+            }
+            routers.push(router);
         }
         Ok(Server {
             addrs,
+            routers,
             stop_udp,
             stop_tcp,
             udp_threads,
@@ -165,9 +150,25 @@ impl Server {
         })
     }
 
-    /// The bound addresses (ports resolved), in `--listen` order.
+    /// The bound addresses (ports resolved), in configuration order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Replaces the server blocks of every port with `ports` (the same ports, in the same
+    /// order, as the plan the server started with): queries already being answered finish with
+    /// the old chains, the next ones take the new.
+    pub fn replace_routes(&self, ports: &[PortPlan], metrics: &Metrics) {
+        for (router, plan) in self.routers.iter().zip(ports) {
+            let new = Router::new(plan, metrics, self.runtime.handle());
+            check_loops(&new, &self.runtime);
+            router.store(Arc::new(new));
+        }
+    }
+
+    /// The routers of every port, for the hosts file watchers.
+    pub fn routers(&self) -> &[Arc<ArcSwap<Router>>] {
+        &self.routers
     }
 
     /// Stops accepting and answering, and waits for the workers.
@@ -179,5 +180,23 @@ impl Server {
         }
         self.runtime
             .shutdown_timeout(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Starts the loop probe of every forwarder of `router` that asks for one (CoreDNS `loop`): if
+/// a probe comes back to us, the process stops with the reason.
+fn check_loops(router: &Router, runtime: &tokio::runtime::Runtime) {
+    for (forwarder, check) in router.forwarders() {
+        if !check {
+            continue;
+        }
+        let forwarder = forwarder.clone();
+        runtime.spawn(async move {
+            if let Err(error) = forwarder.check_loop().await {
+                tracing::error!(%error, "stopping");
+                eprintln!("clusterdns: {error}");
+                std::process::exit(1);
+            }
+        });
     }
 }

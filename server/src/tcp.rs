@@ -6,19 +6,19 @@
 //! few such connections. At most [`MAX_FORWARDING`] wait per connection; past that, reading
 //! pauses.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use clusterdns_zone::{Query, Snapshot, Transport};
+use clusterdns_zone::{Snapshot, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Mutex, Semaphore};
 
-use crate::forward::Forwarder;
-use crate::handler::{handle, upstream_reply, Handled};
-use crate::metrics::{DnsCounters, Family, Plugin, Proto};
+use crate::chain::{Deferred, Handled, Router};
+use crate::metrics::{DnsCounters, Family, Proto};
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;
@@ -32,7 +32,7 @@ pub async fn serve(
     idle_timeout: Duration,
     connections: Arc<Semaphore>,
     counters: Arc<DnsCounters>,
-    forwarder: Option<Forwarder>,
+    router: Arc<ArcSwap<Router>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -53,26 +53,25 @@ pub async fn serve(
         let store = store.clone();
         let stop = stop.clone();
         let counters = counters.clone();
-        let forwarder = forwarder.clone();
+        let router = router.clone();
         let family = if peer.is_ipv6() {
             Family::V6
         } else {
             Family::V4
         };
         tokio::spawn(async move {
-            connection(
-                stream,
-                store,
-                idle_timeout,
-                counters,
-                family,
-                forwarder,
-                stop,
-            )
-            .await;
+            let client = Client { peer, family };
+            connection(stream, store, idle_timeout, counters, client, router, stop).await;
             drop(permit);
         });
     }
+}
+
+/// The peer of a connection.
+#[derive(Clone, Copy)]
+struct Client {
+    peer: SocketAddr,
+    family: Family,
 }
 
 /// Serves one connection until the peer closes it, it idles out, sends a bad frame, or the
@@ -82,8 +81,8 @@ async fn connection(
     store: Arc<ArcSwap<Snapshot>>,
     idle_timeout: Duration,
     counters: Arc<DnsCounters>,
-    family: Family,
-    forwarder: Option<Forwarder>,
+    client: Client,
+    router: Arc<ArcSwap<Router>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -109,26 +108,26 @@ async fn connection(
         };
         let received_at = Instant::now();
         let packet = &query[..len];
-        let handled = handle(
+        let handled = router.load().handle(
             &store.load(),
             packet,
             &mut out[2..],
             Transport::Tcp,
-            forwarder.as_ref(),
+            client.peer,
+            received_at,
         );
-        let reply = match (handled, &forwarder) {
-            (Handled::Reply(reply), _) => reply,
-            (Handled::Forward(parsed), Some(forwarder)) => {
+        let reply = match handled {
+            Handled::Reply(reply) => reply,
+            Handled::Forward(deferred) => {
                 let Ok(permit) = forwarding.clone().acquire_owned().await else {
                     return;
                 };
                 let waiting = Forwarding {
-                    forwarder: forwarder.clone(),
-                    query: parsed,
+                    deferred,
                     packet: packet.to_vec(),
                     writer: writer.clone(),
                     counters: counters.clone(),
-                    family,
+                    client,
                     received_at,
                 };
                 tokio::spawn(async move {
@@ -137,9 +136,14 @@ async fn connection(
                 });
                 continue;
             }
-            (Handled::Drop | Handled::Forward(_), _) => return,
+            Handled::Drop => return,
         };
-        counters.record(Proto::Tcp, family, reply.outcome, received_at.elapsed());
+        counters.record(
+            Proto::Tcp,
+            client.family,
+            reply.outcome,
+            received_at.elapsed(),
+        );
         out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
         if writer
             .lock()
@@ -155,12 +159,11 @@ async fn connection(
 
 /// A query of a connection that waits on upstreams, on its own task.
 struct Forwarding {
-    forwarder: Forwarder,
-    query: Box<Query>,
+    deferred: Box<Deferred>,
     packet: Vec<u8>,
     writer: Arc<Mutex<OwnedWriteHalf>>,
     counters: Arc<DnsCounters>,
-    family: Family,
+    client: Client,
     received_at: Instant,
 }
 
@@ -169,17 +172,25 @@ impl Forwarding {
     async fn answer(self) {
         let mut out = vec![0u8; MAX_MESSAGE + 2];
         let answer = &mut out[2..];
-        let Some(len) = (self.forwarder)
-            .resolve(&self.query, &self.packet, answer, Transport::Tcp)
-            .await
-        else {
+        let resolved = self.deferred.resolve(
+            &self.packet,
+            answer,
+            Transport::Tcp,
+            self.client.peer,
+            self.received_at,
+        );
+        let Some(reply) = resolved.await else {
             return;
         };
-        let reply = upstream_reply(answer, len, Plugin::Forward);
         let elapsed = self.received_at.elapsed();
-        (self.counters).record(Proto::Tcp, self.family, reply.outcome, elapsed);
-        out[..2].copy_from_slice(&(len as u16).to_be_bytes());
+        (self.counters).record(Proto::Tcp, self.client.family, reply.outcome, elapsed);
+        out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
         // The peer may be gone by now: nothing to do about a failed write.
-        let _ = self.writer.lock().await.write_all(&out[..len + 2]).await;
+        let _ = self
+            .writer
+            .lock()
+            .await
+            .write_all(&out[..reply.len + 2])
+            .await;
     }
 }

@@ -13,19 +13,18 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Cache};
-use clusterdns_zone::{Query, Snapshot, Transport};
+use clusterdns_zone::{Snapshot, Transport};
 use tokio::runtime::Handle;
 
-use crate::forward::Forwarder;
-use crate::handler::{handle, upstream_reply, Handled};
-use crate::metrics::{DnsCounters, Family, Outcome, Plugin, Proto, ZoneLabel};
+use crate::chain::{Deferred, Handled, Router};
+use crate::metrics::{DnsCounters, Family, Outcome, Plugin, Proto};
 
 /// Queries received (and answers sent) per system call at most.
 const BATCH: usize = 32;
@@ -66,7 +65,7 @@ impl Batch {
                     Outcome {
                         qtype: 0,
                         rcode: 0,
-                        zone: ZoneLabel::Root,
+                        zone: 0,
                         plugin: Plugin::Server,
                     },
                     Family::V4
@@ -94,8 +93,6 @@ impl Batch {
 /// What a UDP worker needs to forward names outside the zone.
 #[derive(Clone)]
 pub struct UdpForward {
-    /// The forwarder (and its cache).
-    pub forwarder: Forwarder,
     /// The runtime forwarded queries wait on.
     pub runtime: Handle,
     /// Counters of forwarded replies, written by many tasks (so `shared`).
@@ -108,22 +105,27 @@ struct ReplyPath {
     peer: libc::sockaddr_storage,
     peer_len: libc::socklen_t,
     family: Family,
+    client: SocketAddr,
 }
 
 impl UdpForward {
-    /// Forwards `query` on the runtime and sends the answer back along `path`.
-    fn spawn(&self, query: Box<Query>, packet: Vec<u8>, path: ReplyPath, transport: Transport) {
-        let forwarder = self.forwarder.clone();
+    /// Forwards the query on the runtime and sends the answer back along `path`.
+    fn spawn(
+        &self,
+        deferred: Box<Deferred>,
+        packet: Vec<u8>,
+        path: ReplyPath,
+        transport: Transport,
+        received_at: Instant,
+    ) {
         let counters = self.counters.clone();
-        let received_at = Instant::now();
         self.runtime.spawn(async move {
             let mut out = vec![0u8; response_room(transport)];
-            let Some(len) = forwarder
-                .resolve(&query, &packet, &mut out, transport)
-                .await
-            else {
+            let resolved = deferred.resolve(&packet, &mut out, transport, path.client, received_at);
+            let Some(reply) = resolved.await else {
                 return;
             };
+            let len = reply.len;
             // SAFETY: the address is the one recvmmsg filled in, with its length; the buffer
             // lives across the call. MSG_DONTWAIT: a full send buffer drops the answer (the
             // client retries) rather than blocking the runtime.
@@ -138,7 +140,6 @@ impl UdpForward {
                 )
             };
             if sent >= 0 {
-                let reply = upstream_reply(&out, len, Plugin::Forward);
                 counters.record(
                     Proto::Udp,
                     path.family,
@@ -158,29 +159,37 @@ fn response_room(transport: Transport) -> usize {
     }
 }
 
-/// Serves `socket` until `stop` is set; names outside the zone go to `forward` when given.
+/// What a UDP worker answers from: the zone and its port's server blocks.
+pub struct Sources {
+    /// The published zone.
+    pub store: Arc<ArcSwap<Snapshot>>,
+    /// The port's router (swapped by a Corefile reload).
+    pub router: Arc<ArcSwap<Router>>,
+}
+
+/// Serves `socket` until `stop` is set; queries to forward are resolved on `forward`'s runtime.
 pub fn serve(
     socket: UdpSocket,
-    store: Arc<ArcSwap<Snapshot>>,
+    sources: Sources,
     max_udp_size: u16,
     counters: Arc<DnsCounters>,
-    forward: Option<UdpForward>,
+    forward: UdpForward,
     stop: Arc<AtomicBool>,
 ) {
     if let Err(error) = socket.set_read_timeout(Some(STOP_POLL)) {
         tracing::error!(%error, "udp: cannot set the receive timeout; worker not started");
         return;
     }
-    let reply_socket = match forward.as_ref().map(|_| socket.try_clone()).transpose() {
-        Ok(clone) => clone.map(Arc::new),
+    let reply_socket = match socket.try_clone() {
+        Ok(clone) => Arc::new(clone),
         Err(error) => {
             tracing::error!(%error, "udp: cannot clone the socket; worker not started");
             return;
         }
     };
-    let forwarder = forward.as_ref().map(|f| &f.forwarder);
     let fd = socket.as_raw_fd();
-    let mut cache = Cache::new(store);
+    let mut cache = Cache::new(sources.store);
+    let mut routers = Cache::new(sources.router);
     let mut batch = Batch::new(usize::from(max_udp_size));
     let transport = Transport::Udp {
         max_payload: max_udp_size,
@@ -216,6 +225,7 @@ pub fn serve(
         }
         let received_at = Instant::now();
         let snapshot = cache.load();
+        let router = routers.load();
         let mut ready = 0usize;
         for i in 0..received as usize {
             let len = (batch.query_headers[i].msg_len as usize).min(QUERY_BUFFER);
@@ -226,19 +236,19 @@ pub fn serve(
                 libc::AF_INET6 => Family::V6,
                 _ => Family::V4,
             };
-            let reply = match handle(snapshot, query, out, transport, forwarder) {
+            let client = peer_addr(&batch.peers[i]);
+            let reply = match router.handle(snapshot, query, out, transport, client, received_at) {
                 Handled::Reply(reply) => reply,
                 Handled::Drop => continue,
-                Handled::Forward(parsed) => {
-                    if let (Some(forward), Some(socket)) = (&forward, &reply_socket) {
-                        let path = ReplyPath {
-                            socket: socket.clone(),
-                            peer: batch.peers[i],
-                            peer_len: batch.query_headers[i].msg_hdr.msg_namelen,
-                            family,
-                        };
-                        forward.spawn(parsed, query.to_vec(), path, transport);
-                    }
+                Handled::Forward(deferred) => {
+                    let path = ReplyPath {
+                        socket: reply_socket.clone(),
+                        peer: batch.peers[i],
+                        peer_len: batch.query_headers[i].msg_hdr.msg_namelen,
+                        family,
+                        client,
+                    };
+                    forward.spawn(deferred, query.to_vec(), path, transport, received_at);
                     continue;
                 }
             };
@@ -262,6 +272,28 @@ pub fn serve(
             counters.record(Proto::Udp, family, outcome, elapsed);
         }
         send_all(fd, &mut batch.answer_headers[..ready]);
+    }
+}
+
+/// The client address recvmmsg filled in (the unspecified address for a family it cannot be).
+fn peer_addr(peer: &libc::sockaddr_storage) -> SocketAddr {
+    match i32::from(peer.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for AF_INET, and sockaddr_storage is large
+            // and aligned enough for it.
+            let v4 =
+                unsafe { &*(peer as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+            SocketAddr::from((ip, u16::from_be(v4.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for sockaddr_in6.
+            let v6 =
+                unsafe { &*(peer as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+            SocketAddr::from((ip, u16::from_be(v6.sin6_port)))
+        }
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
     }
 }
 

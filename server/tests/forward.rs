@@ -757,9 +757,8 @@ fn start_server(forward: ForwardConfig) -> (Server, Arc<Metrics>) {
     publisher.replace_all(Cluster::default());
     publisher.set_synced();
     publisher.publish();
-    let metrics = Arc::new(Metrics::new("dns://:53".into(), "cluster.local.".into()));
-    let mut serve = ServeConfig::loopback();
-    serve.forward = Some(forward);
+    let metrics = Arc::new(Metrics::new("dns://:53".into()));
+    let serve = ServeConfig::loopback().with_forward(forward);
     let server = Server::start(&serve, publisher.store(), &metrics).expect("server starts");
     (server, metrics)
 }

@@ -135,9 +135,8 @@ fn cache_hits_allocate_nothing() {
     println!("cache hit: {per_hit:?} per query; zone NXDOMAIN answer: {per_zone_answer:?}");
 
     // Through a running server's UDP worker: the first query is forwarded, the rest are hits.
-    let metrics = Arc::new(Metrics::new("dns://:53".into(), "cluster.local.".into()));
-    let mut serve = ServeConfig::loopback();
-    serve.forward = Some(ForwardConfig::new(vec![upstream]));
+    let metrics = Arc::new(Metrics::new("dns://:53".into()));
+    let serve = ServeConfig::loopback().with_forward(ForwardConfig::new(vec![upstream]));
     let server = Server::start(&serve, publisher.store(), &metrics).expect("server");
     let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
     client

@@ -59,7 +59,7 @@ impl TestServer {
         publisher.replace_all(cluster);
         publisher.set_synced();
         publisher.publish();
-        let metrics = Arc::new(Metrics::new("dns://:0".into(), "cluster.local.".into()));
+        let metrics = Arc::new(Metrics::new("dns://:0".into()));
         let server = match Server::start(&ServeConfig::loopback(), publisher.store(), &metrics) {
             Ok(server) => server,
             Err(error) => panic!("test server does not start: {error}"),

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use clusterdns_e2e::client;
 use clusterdns_e2e::fixture::{golden_cluster, snapshot, zone_config, TestServer};
 use clusterdns_e2e::golden::{load_cases, query_bytes, run_all, Case};
+use clusterdns_zone::answer::{parse_query, respond_rcode};
 use clusterdns_zone::snapshot::SOA_RECORD_LEN;
-use clusterdns_zone::{answer, Answered, Lookup, PodsMode, Snapshot, Transport, WireName};
+use clusterdns_zone::{answer, Answered, Lookup, PodsMode, Rcode, Snapshot, Transport, WireName};
 
 const MODES: [PodsMode; 3] = [PodsMode::Insecure, PodsMode::Disabled, PodsMode::Verified];
 
@@ -115,9 +116,13 @@ fn golden_answer_function() {
         match answer(snapshot, &query, &mut out, transport) {
             Answered::Response { len, .. } => Ok(out[..len].to_vec()),
             // Outside the zone the server refuses; the answer function hands it back.
-            Answered::Outside => clusterdns::handler::refuse(&query, &mut out, transport)
-                .map(|len| out[..len].to_vec())
-                .ok_or_else(|| "no refusal".to_string()),
+            Answered::Outside => {
+                let parsed = parse_query(&query).map_err(|e| format!("{e:?}"))?;
+                match respond_rcode(&parsed, &query, &mut out, Rcode::Refused, transport) {
+                    Answered::Response { len, .. } => Ok(out[..len].to_vec()),
+                    _ => Err("no refusal".to_string()),
+                }
+            }
             Answered::Drop => Err("dropped".into()),
         }
     });

@@ -283,9 +283,46 @@ fn negative(
     limit: usize,
     rcode: Rcode,
 ) -> Answered {
+    let zone_len = snapshot.config().domain.as_bytes().len();
+    negative_of(snapshot, query, packet, out, limit, (rcode, zone_len))
+}
+
+/// NXDOMAIN for a name under a reverse zone the cluster is authoritative for (`zone_len` bytes,
+/// a suffix of the question name) that no Service or endpoint owns: that zone's SOA in the
+/// authority section; SERVFAIL before the first sync, as for the cluster domain.
+pub fn reverse_nxdomain(
+    snapshot: &Snapshot,
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    zone_len: usize,
+) -> Answered {
+    if !snapshot.is_synced() {
+        return respond_rcode(query, packet, out, Rcode::ServFail, transport);
+    }
+    let limit = response_limit(query, transport).min(out.len());
+    negative_of(
+        snapshot,
+        query,
+        packet,
+        out,
+        limit,
+        (Rcode::NxDomain, zone_len),
+    )
+}
+
+fn negative_of(
+    snapshot: &Snapshot,
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    limit: usize,
+    (rcode, zone_len): (Rcode, usize),
+) -> Answered {
     let mut w = Writer::start(query, packet, out, limit, FLAG_AA, rcode);
     let mut soa = [0u8; SOA_RECORD_LEN];
-    let len = snapshot.write_soa(query.qname().len(), &mut soa);
+    let len = snapshot.write_soa_of(query.qname().len(), zone_len, &mut soa);
     if len <= w.room() {
         w.body(&soa[..len], [0, if len > 0 { 1 } else { 0 }, 0]);
     } else {

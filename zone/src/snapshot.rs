@@ -199,9 +199,19 @@ impl Snapshot {
     /// zone part of the question, so they echo the client's spelling (as CoreDNS does). Returns
     /// the length written (at most [`SOA_RECORD_LEN`]), 0 before the first sync.
     pub fn write_soa(&self, qname_len: usize, out: &mut [u8; SOA_RECORD_LEN]) -> usize {
-        let Some(zone_at) =
-            (HEADER_LEN + qname_len).checked_sub(self.config.domain.as_bytes().len())
-        else {
+        self.write_soa_of(qname_len, self.config.domain.as_bytes().len(), out)
+    }
+
+    /// [`Snapshot::write_soa`] for another zone the cluster is authoritative for (a reverse zone
+    /// such as `in-addr.arpa.`), `zone_len` bytes long and a suffix of the question name: the
+    /// same record, owned by that zone.
+    pub fn write_soa_of(
+        &self,
+        qname_len: usize,
+        zone_len: usize,
+        out: &mut [u8; SOA_RECORD_LEN],
+    ) -> usize {
+        let Some(zone_at) = (HEADER_LEN + qname_len).checked_sub(zone_len) else {
             return 0;
         };
         if self.soa.len() + 2 != SOA_RECORD_LEN {

@@ -211,23 +211,36 @@ impl Answer {
     }
 }
 
-/// What a validated upstream answer becomes in the cache: its kind and TTL, or `None` when it is
-/// not to be cached (truncated, an rcode other than NOERROR/NXDOMAIN/SERVFAIL, a negative answer
-/// without SOA, or a TTL of zero).
-pub fn cacheability(response: &Response, config: &CacheConfig) -> Option<(CacheType, u32)> {
+/// What a validated upstream answer for `name` becomes in the cache: its kind and TTL, or `None`
+/// when it is not to be cached (truncated, an rcode other than NOERROR/NXDOMAIN/SERVFAIL, a
+/// negative answer without SOA, a TTL of zero, or a name the cache's scope leaves out).
+pub fn cacheability(
+    response: &Response,
+    config: &CacheConfig,
+    name: &[u8],
+) -> Option<(CacheType, u32)> {
     if response.truncated() {
         return None;
     }
     let (kind, ttl) = match response.rcode() {
-        0 if response.counts[0] > 0 => (CacheType::Success, response.min_ttl?.min(config.max_ttl)),
+        0 if response.counts[0] > 0 => (
+            CacheType::Success,
+            response
+                .min_ttl?
+                .clamp(config.min_ttl.min(config.max_ttl), config.max_ttl),
+        ),
         0 | 3 => (
             CacheType::Denial,
-            response.negative_ttl?.min(config.max_denial_ttl),
+            (response.negative_ttl?).clamp(
+                config.min_denial_ttl.min(config.max_denial_ttl),
+                config.max_denial_ttl,
+            ),
         ),
         2 => (CacheType::Denial, config.servfail_ttl),
         _ => return None,
     };
-    (ttl > 0).then_some((kind, ttl))
+    let positive = kind == CacheType::Success;
+    (ttl > 0 && config.scope.allows(name, positive)).then_some((kind, ttl))
 }
 
 /// A cached answer and its bookkeeping.
@@ -383,6 +396,7 @@ impl Cache {
             self.stats.miss();
             return None;
         };
+        let ttl = if self.config.keep_ttl { entry.ttl } else { ttl };
         let len = entry
             .answer
             .write(query, packet, out, transport, Some(ttl))?;
@@ -551,7 +565,7 @@ mod tests {
 
     fn insert(cache: &Cache, n: u8, ttl: u32) {
         let (packet, response) = upstream_answer(n, ttl, 0);
-        let (kind, ttl) = cacheability(&response, cache.config()).unwrap();
+        let (kind, ttl) = cacheability(&response, cache.config(), b"\x00").unwrap();
         let query = client_query(1, NAME, None);
         let parsed = clusterdns_zone::parse_query(&query).unwrap();
         cache.insert(
@@ -633,21 +647,24 @@ mod tests {
         let config = CacheConfig::default();
         let (_, servfail) = upstream_answer(0, 0, 2);
         assert_eq!(
-            cacheability(&servfail, &config),
+            cacheability(&servfail, &config, b"\x00"),
             Some((CacheType::Denial, 2))
         );
         let (_, refused) = upstream_answer(0, 0, 5);
-        assert_eq!(cacheability(&refused, &config), None);
+        assert_eq!(cacheability(&refused, &config, b"\x00"), None);
         let (_, no_soa) = upstream_answer(0, 0, 3);
         assert_eq!(
-            cacheability(&no_soa, &config),
+            cacheability(&no_soa, &config, b"\x00"),
             None,
             "RFC 2308 §5: no SOA, no caching"
         );
         let (_, zero) = upstream_answer(1, 0, 0);
-        assert_eq!(cacheability(&zero, &config), None);
+        assert_eq!(cacheability(&zero, &config, b"\x00"), None);
         let (_, short) = upstream_answer(1, 7, 0);
-        assert_eq!(cacheability(&short, &config), Some((CacheType::Success, 7)));
+        assert_eq!(
+            cacheability(&short, &config, b"\x00"),
+            Some((CacheType::Success, 7))
+        );
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use clusterdns_zone::name::is_subdomain;
+use clusterdns_zone::WireName;
 
 use super::resolv::{parse_upstream, read_nameservers};
 
@@ -99,6 +101,47 @@ pub struct CacheConfig {
     pub prefetch_hits: u32,
     /// How long after expiry an entry may be served stale (zero: never).
     pub serve_stale: Duration,
+    /// Floor on the TTL of cached positive answers (CoreDNS `success ... MINTTL`).
+    pub min_ttl: u32,
+    /// Floor on the TTL of cached NXDOMAIN and NODATA answers (CoreDNS `denial ... MINTTL`).
+    pub min_denial_ttl: u32,
+    /// Serve the TTL an answer was stored with instead of counting it down (`keepttl`).
+    pub keep_ttl: bool,
+    /// What is cached, by name (CoreDNS `cache [ZONES]` and `disable`).
+    pub scope: CacheScope,
+}
+
+/// Which names' answers are cached: lowercase wire-format zones.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheScope {
+    /// Names at or under one of these are cached; empty: nothing is (no `cache` directive).
+    pub zones: Vec<WireName>,
+    /// Positive answers for names under these are not cached (`disable success`).
+    pub no_success: Vec<WireName>,
+    /// Negative answers for names under these are not cached (`disable denial`).
+    pub no_denial: Vec<WireName>,
+}
+
+impl CacheScope {
+    /// Every name cached.
+    pub fn everything() -> Self {
+        CacheScope {
+            zones: vec![WireName::root()],
+            no_success: Vec::new(),
+            no_denial: Vec::new(),
+        }
+    }
+
+    /// Whether an answer of `kind` for `name` (lowercase wire format) may be cached.
+    pub fn allows(&self, name: &[u8], positive: bool) -> bool {
+        let under = |zones: &[WireName]| zones.iter().any(|z| is_subdomain(name, z.as_bytes()));
+        under(&self.zones)
+            && !under(if positive {
+                &self.no_success
+            } else {
+                &self.no_denial
+            })
+    }
 }
 
 impl Default for CacheConfig {
@@ -111,6 +154,10 @@ impl Default for CacheConfig {
             capacity: 10_000,
             prefetch_hits: 0,
             serve_stale: Duration::ZERO,
+            min_ttl: 0,
+            min_denial_ttl: 0,
+            keep_ttl: false,
+            scope: CacheScope::everything(),
         }
     }
 }
@@ -132,6 +179,8 @@ pub struct ForwardConfig {
     pub max_concurrent: usize,
     /// The cache.
     pub cache: CacheConfig,
+    /// Ask upstreams over TCP only (CoreDNS `force_tcp`); else UDP, then TCP when truncated.
+    pub force_tcp: bool,
     /// Names that go to the cluster DNS over TCP instead (node-local mode); `None` otherwise.
     pub cluster: Option<ClusterRoute>,
 }
@@ -178,6 +227,7 @@ impl ForwardConfig {
             health_check: Duration::from_millis(500),
             max_concurrent: 1000,
             cache: CacheConfig::default(),
+            force_tcp: false,
             cluster: None,
         }
     }
@@ -232,7 +282,9 @@ impl ForwardArgs {
                 capacity: self.cache_size as usize,
                 prefetch_hits: self.cache_prefetch,
                 serve_stale: Duration::from_secs(u64::from(self.cache_serve_stale)),
+                ..CacheConfig::default()
             },
+            force_tcp: false,
             cluster: None,
         })
     }

@@ -132,7 +132,10 @@ impl Forwarder {
             .upstreams
             .iter()
             .copied()
-            .map(Upstream::new)
+            .map(|addr| match config.force_tcp {
+                true => Upstream::new(addr).tcp_only(),
+                false => Upstream::new(addr),
+            })
             .collect();
         let cluster = (config.cluster.as_ref()).map(|r| TcpPool::new(r.server, r.connections));
         // The cluster DNS is counted as one more upstream, last.
@@ -337,7 +340,7 @@ impl Shared {
             }
         }
         let answer = Answer::new(&exchanged.packet, response);
-        match cacheability(response, self.cache.config()) {
+        match cacheability(response, self.cache.config(), key.name()) {
             Some((kind, ttl)) => Reply::Cached(self.cache.insert(key.clone(), answer, kind, ttl)),
             None => Reply::Uncached(Arc::new(answer)),
         }

@@ -51,6 +51,8 @@ pub struct Upstream {
     addr: SocketAddr,
     fails: AtomicU32,
     down: AtomicBool,
+    /// Asked over TCP only.
+    tcp_only: bool,
 }
 
 impl Upstream {
@@ -60,6 +62,15 @@ impl Upstream {
             addr,
             fails: AtomicU32::new(0),
             down: AtomicBool::new(false),
+            tcp_only: false,
+        }
+    }
+
+    /// This upstream, asked over TCP only (CoreDNS `force_tcp`).
+    pub fn tcp_only(self) -> Self {
+        Upstream {
+            tcp_only: true,
+            ..self
         }
     }
 
@@ -96,6 +107,9 @@ impl Upstream {
         let query = write_query(id, key.name(), key.qtype(), key.qclass(), key.dnssec_ok());
         let validate =
             |packet: &[u8]| parse_response(packet, id, key.name(), key.qtype(), key.qclass());
+        if self.tcp_only {
+            return self.tcp(&query, &validate, Instant::now() + timeout).await;
+        }
         let udp = self
             .udp(&query, &validate, Instant::now() + timeout)
             .await?;

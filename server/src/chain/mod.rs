@@ -1,0 +1,770 @@
+//! The query path above the listeners: a [`Router`] per port, built once from the port's server
+//! blocks ([`crate::plan::PortPlan`]), takes a query packet, parses it once, picks the block with
+//! the longest matching zone and runs that block's plugin chain in CoreDNS's order:
+//!
+//! ```text
+//!  packet ─parse─▶ malformed? FORMERR/NOTIMP/BADVERS │ class ≠ IN? REFUSED
+//!         ─route─▶ block (longest zone; none: REFUSED)
+//!   any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit, else deferred)
+//!          (question)                       (snapshot)    │           └─ no plugin: fallback rcode
+//!   response ◀─ rewrite back ◀─ loadbalance ◀─ log ◀──────┘
+//! ```
+//!
+//! Which plugins a block has is decided when the router is built: a block is plain fields, and
+//! a plugin it does not have costs one test of an empty field. A cluster name under the
+//! flag-configured block or kubeadm's Corefile takes the same path: parse, route, snapshot
+//! answer, with no allocation and no lock. What the router does not own: the sockets
+//! ([`crate::udp`], [`crate::tcp`]), the plugins' own logic ([`crate::plugins`]) and the
+//! forwarder ([`crate::forward`]).
+
+pub mod loadbalance;
+pub mod querylog;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use clusterdns_zone::answer::{
+    answer_query, parse_query, respond_rcode, respond_records, reverse_nxdomain, Malformed,
+};
+use clusterdns_zone::name::is_subdomain;
+use clusterdns_zone::wire::{CLASS_IN, TYPE_ANY, TYPE_HINFO};
+use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
+use tokio::runtime::Handle;
+
+use crate::corefile::hosts_table;
+use crate::forward::clock::Clock;
+use crate::forward::Forwarder;
+use crate::metrics::{Metrics, Outcome, Plugin};
+use crate::plan::{BlockPlan, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan};
+use crate::plugins::hosts::{HostsAnswer, HostsTable};
+use crate::plugins::records::{encode_all, Record};
+use crate::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
+use crate::plugins::template::{self, Template, TemplateResult};
+use querylog::QueryLog;
+
+/// TTL of the `any` plugin's HINFO record, as CoreDNS writes it.
+const ANY_TTL: u32 = 8482;
+
+/// A response written into the caller's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Its length in bytes.
+    pub len: usize,
+    /// What the metrics count it as.
+    pub outcome: Outcome,
+}
+
+/// What became of one query.
+pub enum Handled {
+    /// A response is in the caller's buffer.
+    Reply(Reply),
+    /// Nothing to send.
+    Drop,
+    /// A name to forward that the cache could not answer: the caller awaits
+    /// [`Deferred::resolve`] off its batch (boxed: the miss path allocates anyway).
+    Forward(Box<Deferred>),
+}
+
+/// A forwarded query waiting for upstreams, with what its block does to the answer.
+pub struct Deferred {
+    query: Query,
+    /// The query as sent upstream when a rewrite changed its name.
+    rewritten: Option<Rewritten>,
+    forwarder: Forwarder,
+    block: Arc<Block>,
+    slot: u8,
+}
+
+/// A question whose name a `rewrite` rule changed.
+struct Rewritten {
+    packet: Vec<u8>,
+    query: Query,
+}
+
+impl Deferred {
+    /// Resolves the query through the block's forwarder into `out`; `None` when there is
+    /// nothing to send. `packet` is the client's query, `client` its address.
+    pub async fn resolve(
+        &self,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+        client: SocketAddr,
+        received_at: Instant,
+    ) -> Option<Reply> {
+        let (query, sent) = match &self.rewritten {
+            Some(r) => (&r.query, r.packet.as_slice()),
+            None => (&self.query, packet),
+        };
+        let len = self.forwarder.resolve(query, sent, out, transport).await?;
+        let step = Step::Reply {
+            len,
+            rcode: rcode_of(out),
+            plugin: Plugin::Forward,
+        };
+        let qtype = self.query.qtype;
+        self.block
+            .finish(
+                Finish {
+                    query: &self.query,
+                    packet,
+                    rewritten: self.rewritten.is_some(),
+                    client,
+                    transport,
+                    received_at,
+                    slot: self.slot,
+                },
+                out,
+                step,
+            )
+            .map(|(len, rcode, plugin)| Reply {
+                len,
+                outcome: Outcome {
+                    qtype,
+                    rcode,
+                    zone: self.slot,
+                    plugin,
+                },
+            })
+    }
+}
+
+/// What one plugin did with a query.
+enum Step {
+    /// A response of `len` bytes is in the output buffer.
+    Reply {
+        len: usize,
+        rcode: u16,
+        plugin: Plugin,
+    },
+    /// To be forwarded by this forwarder after a cache miss.
+    Forward(Forwarder),
+    /// Nothing to send.
+    Drop,
+}
+
+/// A zone of the router, with its block and metric label slot.
+struct RouteZone {
+    zone: Box<[u8]>,
+    block: usize,
+    slot: u8,
+}
+
+/// The server blocks of one port, chosen by zone.
+pub struct Router {
+    /// Longest zone first, so the first match is the longest.
+    zones: Box<[RouteZone]>,
+    blocks: Box<[Arc<Block>]>,
+    /// The label slot of queries no block takes (malformed, or no zone matches).
+    default_slot: u8,
+}
+
+/// One server block's chain, built.
+pub struct Block {
+    log: Option<QueryLog>,
+    errors: bool,
+    any: bool,
+    loadbalance: bool,
+    rewrite: Box<[NameRule]>,
+    templates: Box<[Template]>,
+    hosts: Option<Hosts>,
+    kubernetes: Option<KubernetesRoute>,
+    forward: Option<(ForwardPlan, Forwarder)>,
+    fallback: Rcode,
+}
+
+/// The `hosts` plugin of a block: its table (swapped when the file changes) and options.
+pub struct Hosts {
+    table: ArcSwap<HostsTable>,
+    plan: HostsPlan,
+    /// When the file was last read, and what it held.
+    last_read: Mutex<(Instant, Option<String>)>,
+}
+
+/// Where a query's answer is finished: everything [`Block::finish`] needs to know.
+struct Finish<'a> {
+    query: &'a Query,
+    packet: &'a [u8],
+    rewritten: bool,
+    client: SocketAddr,
+    transport: Transport,
+    received_at: Instant,
+    slot: u8,
+}
+
+impl Router {
+    /// Builds the chains of `port`'s blocks; their forwarders run on `runtime` and are counted
+    /// in `metrics`. Hosts tables start as the plan read them ([`Router::hosts`] to refresh).
+    pub fn new(port: &PortPlan, metrics: &Metrics, runtime: &Handle) -> Router {
+        let mut zones = Vec::new();
+        let mut blocks = Vec::new();
+        for (index, plan) in port.blocks.iter().enumerate() {
+            let server_label = plan.zones.first().map_or("", |z| z.server_label.as_str());
+            for zone in &plan.zones {
+                zones.push(RouteZone {
+                    zone: zone.zone.as_bytes().into(),
+                    block: index,
+                    slot: metrics.label_slot(&zone.server_label, &zone.zone_label),
+                });
+            }
+            blocks.push(Arc::new(Block::new(plan, server_label, metrics, runtime)));
+        }
+        zones.sort_by_key(|z| std::cmp::Reverse(z.zone.len()));
+        let server = port.blocks.first().and_then(|b| b.zones.first());
+        let default_slot = server.map_or(0, |z| metrics.label_slot(&z.server_label, "."));
+        Router {
+            zones: zones.into(),
+            blocks: blocks.into(),
+            default_slot,
+        }
+    }
+
+    /// The forwarders of the blocks, with whether each sends the startup loop probe.
+    pub fn forwarders(&self) -> impl Iterator<Item = (&Forwarder, bool)> {
+        self.blocks.iter().filter_map(|b| {
+            b.forward
+                .as_ref()
+                .map(|(plan, forwarder)| (forwarder, plan.loop_check))
+        })
+    }
+
+    /// The hosts plugins of the blocks, for their file watchers.
+    pub fn hosts(&self) -> impl Iterator<Item = &Hosts> {
+        self.blocks.iter().filter_map(|b| b.hosts.as_ref())
+    }
+
+    /// Answers one query packet from `client` into `out`.
+    pub fn handle(
+        &self,
+        snapshot: &Snapshot,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+        client: SocketAddr,
+        received_at: Instant,
+    ) -> Handled {
+        let query = match parse_query(packet) {
+            Ok(query) => query,
+            Err(Malformed::Drop) => return Handled::Drop,
+            Err(Malformed::Reject(_)) => {
+                // The zone's answer function writes the header-only rejection.
+                return match clusterdns_zone::answer(snapshot, packet, out, transport) {
+                    Answered::Response { len, rcode } => {
+                        self.reply(len, rcode as u16, 0, self.default_slot, Plugin::Server)
+                    }
+                    _ => Handled::Drop,
+                };
+            }
+        };
+        let route = self
+            .zones
+            .iter()
+            .find(|z| is_subdomain(query.qname(), &z.zone));
+        let Some(route) = route.filter(|_| query.qclass == CLASS_IN) else {
+            return match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
+                Answered::Response { len, rcode } => self.reply(
+                    len,
+                    rcode as u16,
+                    query.qtype,
+                    self.default_slot,
+                    Plugin::Server,
+                ),
+                _ => Handled::Drop,
+            };
+        };
+        let block = &self.blocks[route.block];
+        let finish = Finish {
+            query: &query,
+            packet,
+            rewritten: false,
+            client,
+            transport,
+            received_at,
+            slot: route.slot,
+        };
+        block.handle(snapshot, finish, out)
+    }
+
+    fn reply(&self, len: usize, rcode: u16, qtype: u16, slot: u8, plugin: Plugin) -> Handled {
+        Handled::Reply(Reply {
+            len,
+            outcome: Outcome {
+                qtype,
+                rcode,
+                zone: slot,
+                plugin,
+            },
+        })
+    }
+}
+
+impl Block {
+    fn new(plan: &BlockPlan, server_label: &str, metrics: &Metrics, runtime: &Handle) -> Block {
+        let forward = plan.forward.as_ref().map(|forward| {
+            let forwarder = Forwarder::new(
+                forward.config.clone(),
+                Clock::system(),
+                server_label,
+                runtime.clone(),
+            );
+            let rendered = forwarder.clone();
+            metrics.add_renderer(Box::new(move |out| rendered.write_prometheus(out)));
+            (forward.clone(), forwarder)
+        });
+        let hosts = plan.hosts.as_ref().map(|hosts| Hosts {
+            table: ArcSwap::from_pointee(hosts.table.clone()),
+            last_read: Mutex::new((Instant::now(), hosts.text.clone())),
+            plan: hosts.clone(),
+        });
+        Block {
+            log: plan.log.clone().map(QueryLog::new),
+            errors: plan.errors,
+            any: plan.any,
+            loadbalance: plan.loadbalance,
+            rewrite: plan.rewrite.clone().into(),
+            templates: plan.templates.clone().into(),
+            hosts,
+            kubernetes: plan.kubernetes.clone(),
+            forward,
+            fallback: plan.fallback,
+        }
+    }
+
+    /// Runs the chain for a routed query and finishes its response.
+    fn handle(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
+        let query = at.query;
+        if !self.rewrite.is_empty() {
+            match self.rewrite_question(query, at.packet, out, at.transport) {
+                Ok(Some(rewritten)) => {
+                    let step = self.chain(snapshot, &rewritten.query, &rewritten.packet, &at, out);
+                    return self.conclude(step, Some(rewritten), at, out);
+                }
+                Ok(None) => {}
+                Err(step) => return self.conclude(step, None, at, out),
+            }
+        }
+        let step = self.chain(snapshot, query, at.packet, &at, out);
+        self.conclude(step, None, at, out)
+    }
+
+    /// Turns a chain step into what the listener does: a finished reply, or a deferred forward.
+    fn conclude(
+        self: &Arc<Self>,
+        step: Step,
+        rewritten: Option<Rewritten>,
+        at: Finish,
+        out: &mut [u8],
+    ) -> Handled {
+        match step {
+            Step::Forward(forwarder) => Handled::Forward(Box::new(Deferred {
+                query: at.query.clone(),
+                rewritten,
+                forwarder,
+                block: self.clone(),
+                slot: at.slot,
+            })),
+            step => {
+                let qtype = at.query.qtype;
+                let slot = at.slot;
+                let at = Finish {
+                    rewritten: rewritten.is_some(),
+                    ..at
+                };
+                match self.finish(at, out, step) {
+                    Some((len, rcode, plugin)) => Handled::Reply(Reply {
+                        len,
+                        outcome: Outcome {
+                            qtype,
+                            rcode,
+                            zone: slot,
+                            plugin,
+                        },
+                    }),
+                    None => Handled::Drop,
+                }
+            }
+        }
+    }
+
+    /// The plugins that answer, in CoreDNS's order; `query`/`packet` are after any rewrite.
+    fn chain(
+        &self,
+        snapshot: &Snapshot,
+        query: &Query,
+        packet: &[u8],
+        at: &Finish,
+        out: &mut [u8],
+    ) -> Step {
+        let transport = at.transport;
+        if self.any && query.qtype == TYPE_ANY {
+            let records: Vec<Record> = any_record(query.qname()).into_iter().collect();
+            return records_step(query, packet, out, transport, false, &records, Plugin::Any);
+        }
+        if !self.templates.is_empty() {
+            if let Some(step) = self.template_step(query, packet, out, at) {
+                return step;
+            }
+        }
+        if let Some(hosts) = &self.hosts {
+            if let Some(step) = hosts.step(query, packet, out, transport) {
+                return step;
+            }
+        }
+        if let Some(kubernetes) = &self.kubernetes {
+            if let Some(step) = kubernetes_step(kubernetes, snapshot, query, packet, out, transport)
+            {
+                return step;
+            }
+        }
+        if let Some((plan, forwarder)) = &self.forward {
+            if plan.takes(query.qname()) {
+                if forwarder.is_loop_probe(query) {
+                    return rcode_step(query, packet, out, transport, Rcode::Refused);
+                }
+                return match forwarder.answer_cached(query, packet, out, transport) {
+                    Some(len) => Step::Reply {
+                        len,
+                        rcode: rcode_of(out),
+                        plugin: Plugin::Cache,
+                    },
+                    None => Step::Forward(forwarder.clone()),
+                };
+            }
+        }
+        rcode_step(query, packet, out, transport, self.fallback)
+    }
+
+    /// The query with its name rewritten by the block's rules, `None` when no rule applies;
+    /// `Err` with a SERVFAIL step when a rule makes a name that is not one.
+    fn rewrite_question(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Result<Option<Rewritten>, Step> {
+        let name = match rewrite_request(&self.rewrite, query.qname()) {
+            RequestRewrite::Unchanged => return Ok(None),
+            RequestRewrite::Invalid(_) => {
+                return Err(rcode_step(query, packet, out, transport, Rcode::ServFail))
+            }
+            RequestRewrite::Rewritten(rewritten) => rewritten.qname().clone(),
+        };
+        let name_end = query.question_end() - 4;
+        let mut rewritten = Vec::with_capacity(packet.len() + name.as_bytes().len());
+        rewritten.extend_from_slice(&packet[..12]);
+        rewritten.extend_from_slice(name.as_bytes());
+        rewritten.extend_from_slice(&packet[name_end..]);
+        match parse_query(&rewritten) {
+            Ok(query) => Ok(Some(Rewritten {
+                packet: rewritten,
+                query,
+            })),
+            Err(_) => Err(rcode_step(query, packet, out, transport, Rcode::ServFail)),
+        }
+    }
+
+    /// Rewrites the answer back to the client's question, rotates addresses, logs and counts:
+    /// `(len, rcode, plugin)` of what is in `out`, or `None` to send nothing.
+    fn finish(&self, at: Finish, out: &mut [u8], step: Step) -> Option<(usize, u16, Plugin)> {
+        let Step::Reply {
+            mut len,
+            rcode,
+            plugin,
+        } = step
+        else {
+            return None;
+        };
+        if at.rewritten {
+            len = self.restore(&at, out, len)?;
+        }
+        if self.loadbalance {
+            loadbalance::rotate(&mut out[..len]);
+        }
+        if let Some(log) = &self.log {
+            log.write(
+                at.query,
+                at.packet,
+                &out[..len],
+                at.client,
+                at.transport,
+                at.received_at,
+            );
+        }
+        if self.errors && rcode == Rcode::ServFail as u16 && plugin == Plugin::Forward {
+            tracing::error!(
+                name = %clusterdns_zone::name::dotted(at.query.qname()),
+                qtype = at.query.qtype,
+                "upstreams failed; answered SERVFAIL"
+            );
+        }
+        let _ = at.slot;
+        Some((len, rcode, plugin))
+    }
+}
+
+impl Block {
+    /// Puts the client's question back into the response of `len` bytes in `out` and reverts
+    /// the names the rules say to; SERVFAIL when that cannot be done or does not fit.
+    fn restore(&self, at: &Finish, out: &mut [u8], len: usize) -> Option<usize> {
+        let query = at.query;
+        let mut restored = Vec::with_capacity(len + 64);
+        let done = match rewrite_request(&self.rewrite, query.qname()) {
+            RequestRewrite::Rewritten(rules) => rules
+                .restore_response(&out[..len], query, at.packet, &mut restored)
+                .is_some(),
+            _ => false,
+        };
+        let limit = clusterdns_zone::answer::response_limit(query, at.transport).min(out.len());
+        if done && restored.len() <= limit {
+            out[..restored.len()].copy_from_slice(&restored);
+            return Some(restored.len());
+        }
+        match respond_rcode(query, at.packet, out, Rcode::ServFail, at.transport) {
+            Answered::Response { len, .. } => Some(len),
+            _ => None,
+        }
+    }
+
+    /// The first deciding template's answer, or `None` when every template skips the name.
+    fn template_step(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        at: &Finish,
+    ) -> Option<Step> {
+        let (qname, qclass, qtype) = (query.qname(), query.qclass, query.qtype);
+        let answer = match template::lookup(&self.templates, qname, qclass, qtype, at.client.ip()) {
+            TemplateResult::Skip => return None,
+            TemplateResult::ServFail => {
+                return Some(rcode_step(
+                    query,
+                    packet,
+                    out,
+                    at.transport,
+                    Rcode::ServFail,
+                ))
+            }
+            TemplateResult::Answer(answer) => answer,
+        };
+        let mut records = Vec::new();
+        let counts = answer.encode(&mut records);
+        let written = respond_records(
+            query,
+            packet,
+            out,
+            at.transport,
+            (answer.rcode, true),
+            &records,
+            counts,
+        );
+        Some(match written {
+            Answered::Response { len, rcode } => Step::Reply {
+                len,
+                rcode: rcode as u16,
+                plugin: Plugin::Template,
+            },
+            _ => Step::Drop,
+        })
+    }
+}
+
+impl Hosts {
+    /// Re-reads the hosts file if its `reload` interval has passed, and swaps in a new table if
+    /// it changed; a file that cannot be read keeps the current table.
+    pub fn refresh(&self) {
+        let (Some(path), false) = (&self.plan.file, self.plan.reload.is_zero()) else {
+            return;
+        };
+        let Ok(mut last) = self.last_read.lock() else {
+            return;
+        };
+        if last.0.elapsed() < self.plan.reload {
+            return;
+        }
+        last.0 = Instant::now();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "hosts: cannot read the file; keeping its entries");
+                return;
+            }
+        };
+        if text == last.1 {
+            return;
+        }
+        match hosts_table(&self.plan, text.as_deref()) {
+            Ok(table) => {
+                self.table.store(Arc::new(table));
+                tracing::info!(file = %path.display(), "hosts: file re-read");
+            }
+            Err(error) => {
+                tracing::warn!(file = %path.display(), %error, "hosts: keeping the entries read before");
+            }
+        }
+        last.1 = text;
+    }
+
+    /// The plugin's answer, or `None` to go on down the chain. A name of its zones that it does
+    /// not know fails with SERVFAIL unless it falls through (hosts files have no SOA to say
+    /// NXDOMAIN with, as CoreDNS reasons).
+    fn step(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<Step> {
+        let qname = query.qname();
+        let table = self.table.load();
+        match table.lookup(qname, query.qtype) {
+            HostsAnswer::Records(records) => Some(records_step(
+                query,
+                packet,
+                out,
+                transport,
+                true,
+                &records,
+                Plugin::Hosts,
+            )),
+            HostsAnswer::NoData => Some(records_step(
+                query,
+                packet,
+                out,
+                transport,
+                true,
+                &[],
+                Plugin::Hosts,
+            )),
+            HostsAnswer::Pass => None,
+            HostsAnswer::NotFound if self.plan.fallthrough.covers(qname) => None,
+            HostsAnswer::NotFound => {
+                Some(rcode_step(query, packet, out, transport, Rcode::ServFail))
+            }
+        }
+    }
+}
+
+/// The cluster zone's answer when the name is the block's to answer from it, else `None`.
+fn kubernetes_step(
+    route: &KubernetesRoute,
+    snapshot: &Snapshot,
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+) -> Option<Step> {
+    let qname = query.qname();
+    let reverse = if snapshot.in_zone(qname) {
+        None
+    } else {
+        Some(
+            route
+                .reverse
+                .iter()
+                .find(|z| is_subdomain(qname, z.as_bytes()))?,
+        )
+    };
+    match answer_query(snapshot, query, packet, out, transport) {
+        Answered::Response { rcode, .. }
+            if rcode == Rcode::NxDomain && route.fallthrough.covers(qname) =>
+        {
+            None
+        }
+        Answered::Response { len, rcode } => Some(Step::Reply {
+            len,
+            rcode: rcode as u16,
+            plugin: Plugin::Kubernetes,
+        }),
+        Answered::Drop => Some(Step::Drop),
+        Answered::Outside => {
+            // A reverse name no Service or endpoint owns.
+            let zone = reverse?;
+            if route.fallthrough.covers(qname) {
+                return None;
+            }
+            let zone_len = zone.as_bytes().len();
+            Some(
+                match reverse_nxdomain(snapshot, query, packet, out, transport, zone_len) {
+                    Answered::Response { len, rcode } => Step::Reply {
+                        len,
+                        rcode: rcode as u16,
+                        plugin: Plugin::Kubernetes,
+                    },
+                    _ => Step::Drop,
+                },
+            )
+        }
+    }
+}
+
+/// The `any` plugin's answer to ANY: one HINFO record saying so (RFC 8482 §4.2).
+fn any_record(qname: &[u8]) -> Option<Record> {
+    let mut rdata = Vec::new();
+    for text in ["ANY obsoleted", "See RFC 8482"] {
+        rdata.push(text.len() as u8);
+        rdata.extend_from_slice(text.as_bytes());
+    }
+    Some(Record {
+        name: clusterdns_zone::WireName::from_wire(qname)?,
+        rtype: TYPE_HINFO,
+        class: CLASS_IN,
+        ttl: ANY_TTL,
+        rdata,
+    })
+}
+
+fn records_step(
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    authoritative: bool,
+    records: &[Record],
+    plugin: Plugin,
+) -> Step {
+    let mut bytes = Vec::new();
+    let counts = [encode_all(records, &mut bytes), 0, 0];
+    match respond_records(
+        query,
+        packet,
+        out,
+        transport,
+        (Rcode::NoError, authoritative),
+        &bytes,
+        counts,
+    ) {
+        Answered::Response { len, rcode } => Step::Reply {
+            len,
+            rcode: rcode as u16,
+            plugin,
+        },
+        _ => Step::Drop,
+    }
+}
+
+fn rcode_step(
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    rcode: Rcode,
+) -> Step {
+    match respond_rcode(query, packet, out, rcode, transport) {
+        Answered::Response { len, rcode } => Step::Reply {
+            len,
+            rcode: rcode as u16,
+            plugin: Plugin::Server,
+        },
+        _ => Step::Drop,
+    }
+}
+
+/// The rcode of a response in `out` (header bits only).
+fn rcode_of(out: &[u8]) -> u16 {
+    out.get(3).map_or(0, |b| u16::from(b & 0x0F))
+}

@@ -1,0 +1,252 @@
+//! What the server is told to do, whichever way it was told: the command-line flags
+//! ([`crate::config::Config::plan`]) or a Corefile ([`crate::corefile::plan`]) both become one
+//! [`Plan`]. A plan is plain data, validated completely; the listeners are built from it
+//! ([`crate::chain::Router`]) and a Corefile reload swaps the part that may change while
+//! serving ([`Plan::routes`]) for a new one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clusterdns_zone::{PodsMode, Rcode, WireName};
+
+use crate::forward::config::ForwardConfig;
+use crate::plugins::hosts::HostsTable;
+use crate::plugins::rewrite::NameRule;
+use crate::plugins::template::Template;
+
+/// Everything the server does.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The DNS servers: one per port, each with its server blocks.
+    pub ports: Vec<PortPlan>,
+    /// The cluster zone and where its objects come from; `None` when nothing is authoritative
+    /// for a cluster (node-local mode, or a Corefile without `kubernetes`).
+    pub kubernetes: Option<KubernetesPlan>,
+    /// GET /health and the lameduck period after SIGTERM (CoreDNS `health`).
+    pub health: Option<SocketAddr>,
+    /// Time between SIGTERM and exit, while /ready fails and queries are still answered.
+    pub lameduck: Duration,
+    /// GET /ready (CoreDNS `ready`).
+    pub ready: Option<SocketAddr>,
+    /// GET /metrics (CoreDNS `prometheus`).
+    pub metrics: Option<SocketAddr>,
+    /// How often the Corefile is checked for changes (CoreDNS `reload`); `None`: never.
+    pub reload: Option<Duration>,
+    /// The files the plan was read from (the Corefile and its imports), for the reload watcher.
+    pub files: Vec<PathBuf>,
+}
+
+/// One port: the addresses bound for it and the server blocks its queries are routed to.
+#[derive(Clone, Debug)]
+pub struct PortPlan {
+    /// Addresses bound over UDP and TCP (CoreDNS binds every interface unless `bind` says).
+    pub listen: Vec<SocketAddr>,
+    /// The server blocks on this port; a query goes to the one with the longest matching zone.
+    pub blocks: Vec<BlockPlan>,
+}
+
+/// A zone a server block is for, with its metric labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockZone {
+    /// The zone, lowercase wire format.
+    pub zone: WireName,
+    /// The `server` label of queries routed by this zone (`dns://:53`).
+    pub server_label: String,
+    /// The `zone` label (`.`, `cluster.local.`).
+    pub zone_label: String,
+}
+
+/// One server block's plugin chain, in CoreDNS's plugin order (not the file's):
+/// log, any, loadbalance, rewrite, cache, template, hosts, kubernetes, loop, forward.
+#[derive(Clone, Debug)]
+pub struct BlockPlan {
+    /// The zones it answers for.
+    pub zones: Vec<BlockZone>,
+    /// Query logging (CoreDNS `log`).
+    pub log: Option<LogPlan>,
+    /// Whether errors are logged (CoreDNS `errors`).
+    pub errors: bool,
+    /// Answer ANY queries with a short HINFO record (RFC 8482, CoreDNS `any`).
+    pub any: bool,
+    /// Rotate the address records of each answer (CoreDNS `loadbalance`).
+    pub loadbalance: bool,
+    /// Question-name rewrites, in order (CoreDNS `rewrite name`).
+    pub rewrite: Vec<NameRule>,
+    /// Fixed answers for names matching a pattern (CoreDNS `template`), in order.
+    pub templates: Vec<Template>,
+    /// Names and addresses from a hosts file and inline entries (CoreDNS `hosts`).
+    pub hosts: Option<HostsPlan>,
+    /// The cluster zone's names, when this block serves them (CoreDNS `kubernetes`).
+    pub kubernetes: Option<KubernetesRoute>,
+    /// Forwarding of the rest, with the block's cache (CoreDNS `forward` and `cache`).
+    pub forward: Option<ForwardPlan>,
+    /// The rcode of a query no plugin answered: SERVFAIL as CoreDNS's chain ends, REFUSED for the
+    /// flag-configured server (which has no chain to fall off).
+    pub fallback: Rcode,
+}
+
+/// Query logging options.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogPlan {
+    /// Names logged (lowercase wire format): queries at or under one of them.
+    pub names: Vec<WireName>,
+    /// The line format, with CoreDNS's placeholders (`{remote}`, `{type}`, `{rcode}`, ...).
+    pub format: String,
+    /// Which responses are logged.
+    pub classes: LogClasses,
+}
+
+/// The response classes `log { class }` selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogClasses {
+    /// NOERROR with records.
+    pub success: bool,
+    /// NXDOMAIN, or NOERROR without records.
+    pub denial: bool,
+    /// SERVFAIL, NOTIMP, REFUSED and the other errors.
+    pub error: bool,
+}
+
+/// The `hosts` plugin of one block.
+#[derive(Clone, Debug)]
+pub struct HostsPlan {
+    /// The hosts file, re-read every `reload` when it changes (`None`: inline entries only).
+    pub file: Option<PathBuf>,
+    /// Entries written in the Corefile, in hosts-file syntax.
+    pub inline: Vec<String>,
+    /// Zones the plugin answers (names outside are passed on), dotted.
+    pub zones: Vec<String>,
+    /// TTL of its records.
+    pub ttl: u32,
+    /// Whether PTR records are not derived from the entries.
+    pub no_reverse: bool,
+    /// How often the file is checked for changes (zero: never).
+    pub reload: Duration,
+    /// Names for which a miss goes on down the chain instead of failing.
+    pub fallthrough: Fallthrough,
+    /// The file's text as first read (`None`: no file, or it does not exist yet).
+    pub text: Option<String>,
+    /// The table as first read.
+    pub table: HostsTable,
+}
+
+/// Where a plugin lets a miss go on to the next plugin (CoreDNS `fallthrough [ZONES...]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fallthrough {
+    /// Lowercase wire-format zones; empty means none, the root means every name.
+    pub zones: Vec<WireName>,
+}
+
+impl Fallthrough {
+    /// Every name falls through.
+    pub fn all() -> Self {
+        Fallthrough {
+            zones: vec![WireName::root()],
+        }
+    }
+
+    /// Whether a miss for `qname` (lowercase wire format) goes on.
+    pub fn covers(&self, qname: &[u8]) -> bool {
+        self.zones
+            .iter()
+            .any(|zone| clusterdns_zone::name::is_subdomain(qname, zone.as_bytes()))
+    }
+}
+
+/// The cluster zone and its source (one per server: the snapshot has one domain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubernetesPlan {
+    /// The cluster domain.
+    pub domain: WireName,
+    /// TTL of its records.
+    pub ttl: u32,
+    /// Pod records.
+    pub pods: PodsMode,
+    /// The API server's URL (CoreDNS `endpoint`), instead of the kubeconfig's.
+    pub endpoint: Option<String>,
+    /// The kubeconfig file (CoreDNS `kubeconfig`) and its context.
+    pub kubeconfig: Option<(PathBuf, Option<String>)>,
+    /// Only these namespaces are served (CoreDNS `namespaces`); empty: all.
+    pub namespaces: Vec<String>,
+    /// No endpoint records: EndpointSlices are not watched (CoreDNS `noendpoints`).
+    pub no_endpoints: bool,
+}
+
+/// How a block answers the cluster zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KubernetesRoute {
+    /// Reverse zones it is authoritative for (lowercase wire format): a PTR name under one that
+    /// the zone does not know is NXDOMAIN, unless it falls through.
+    pub reverse: Vec<WireName>,
+    /// Names whose NXDOMAIN goes on to the next plugin instead.
+    pub fallthrough: Fallthrough,
+}
+
+/// Forwarding of one block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardPlan {
+    /// Names forwarded: at or under this zone (CoreDNS `forward FROM`).
+    pub from: WireName,
+    /// Names never forwarded (CoreDNS `except`).
+    pub except: Vec<WireName>,
+    /// Upstreams, health, policy and the block's cache.
+    pub config: ForwardConfig,
+    /// Whether the startup loop probe is sent (CoreDNS `loop`).
+    pub loop_check: bool,
+}
+
+impl KubernetesRoute {
+    /// Authoritative for PTR names of cluster addresses, passing other reverse names on (the
+    /// flag-configured server; kubeadm's `fallthrough in-addr.arpa ip6.arpa`).
+    pub fn reverse_fallthrough() -> Self {
+        let reverse: Vec<WireName> = ["in-addr.arpa", "ip6.arpa"]
+            .iter()
+            .filter_map(|z| WireName::from_dotted(z))
+            .collect();
+        KubernetesRoute {
+            fallthrough: Fallthrough {
+                zones: reverse.clone(),
+            },
+            reverse,
+        }
+    }
+}
+
+impl ForwardPlan {
+    /// Whether `qname` (lowercase wire format) is forwarded.
+    pub fn takes(&self, qname: &[u8]) -> bool {
+        use clusterdns_zone::name::is_subdomain;
+        is_subdomain(qname, self.from.as_bytes())
+            && !self
+                .except
+                .iter()
+                .any(|e| is_subdomain(qname, e.as_bytes()))
+    }
+}
+
+impl Plan {
+    /// Every address bound for DNS, all ports together.
+    pub fn listen(&self) -> Vec<SocketAddr> {
+        self.ports.iter().flat_map(|p| p.listen.clone()).collect()
+    }
+
+    /// What a reload cannot change without a restart, as text to compare: the bound addresses,
+    /// the operations endpoints and the cluster zone's source. `None` when equal.
+    pub fn restart_needed(&self, new: &Plan) -> Option<String> {
+        if self.listen() != new.listen() {
+            return Some(format!(
+                "the listen addresses changed ({:?} to {:?})",
+                self.listen(),
+                new.listen()
+            ));
+        }
+        if (self.health, self.ready, self.metrics) != (new.health, new.ready, new.metrics) {
+            return Some("the health, ready or prometheus address changed".into());
+        }
+        if self.kubernetes != new.kubernetes {
+            return Some("the kubernetes zone, source or record options changed".into());
+        }
+        None
+    }
+}
