@@ -104,10 +104,14 @@ fn parse_flags() -> Result<Config, clap::Error> {
 /// The plan: the Corefile's, else the flags'.
 fn plan(config: &Config) -> Result<Plan, String> {
     config.check_corefile_flags().map_err(|e| e.to_string())?;
-    match &config.corefile {
-        Some(path) => clusterdns::corefile::load(path).map_err(|e| e.to_string()),
-        None => config.plan().map_err(|e| e.to_string()),
+    let plan = match &config.corefile {
+        Some(path) => clusterdns::corefile::load(path).map_err(|e| e.to_string())?,
+        None => config.plan().map_err(|e| e.to_string())?,
+    };
+    if plan.kubernetes.is_none() && !config.manifests.is_empty() {
+        return Err("--manifests: the Corefile has no kubernetes directive to serve them".into());
     }
+    Ok(plan)
 }
 
 fn run(config: Config) -> Result<(), String> {
