@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use clusterdns_bench::check::{answer_set, AnswerSet};
+use clusterdns_bench::generate::DEFAULT_DOMAIN;
 use clusterdns_bench::packet::query_packet;
 use clusterdns_bench::queryfile::qtype_code;
 use serde_json::Value;
@@ -41,7 +42,7 @@ struct Args {
     /// Servers to run, in round order.
     #[arg(
         long,
-        default_value = "clusterdns,knot,nsd,unbound",
+        default_value = "clusterdns,clusterdns-corefile,knot,nsd,unbound",
         value_delimiter = ','
     )]
     servers: Vec<ServerKind>,
@@ -96,6 +97,8 @@ enum ServerKind {
     /// clusterdns, two workers (only with --threads).
     #[value(skip)]
     Clusterdns2,
+    /// clusterdns, one worker, configured by kubeadm's default Corefile instead of flags.
+    ClusterdnsCorefile,
     /// Knot DNS (knotd).
     Knot,
     /// NSD.
@@ -109,6 +112,7 @@ impl ServerKind {
         match self {
             ServerKind::Clusterdns => "clusterdns",
             ServerKind::Clusterdns2 => "clusterdns 2w*",
+            ServerKind::ClusterdnsCorefile => "clusterdns kubeadm Corefile",
             ServerKind::Knot => "knot",
             ServerKind::Nsd => "nsd",
             ServerKind::Unbound => "unbound",
@@ -407,6 +411,31 @@ fn server_command(
                 format!("127.0.0.1:{port}"),
                 "--threads".into(),
                 threads.into(),
+            ]
+        }
+        ServerKind::ClusterdnsCorefile => {
+            // kubeadm's default Corefile, on the test port and loopback addresses.
+            let ops = port + 1000;
+            let corefile = format!(
+                ".:{port} {{\n    bind 127.0.0.1\n    errors\n    health 127.0.0.1:{ops} {{\n       \
+                 lameduck 5s\n    }}\n    ready 127.0.0.1:{}\n    \
+                 kubernetes {DEFAULT_DOMAIN} in-addr.arpa ip6.arpa {{\n       pods insecure\n       \
+                 fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }}\n    \
+                 prometheus 127.0.0.1:{}\n    forward . /etc/resolv.conf {{\n       \
+                 max_concurrent 1000\n    }}\n    cache 30 {{\n       disable success \
+                 {DEFAULT_DOMAIN}\n       disable denial {DEFAULT_DOMAIN}\n    }}\n    loop\n    \
+                 reload\n    loadbalance\n}}\n",
+                ops + 1,
+                ops + 2
+            );
+            vec![
+                bin_dir.join("clusterdns").display().to_string(),
+                "-conf".into(),
+                write("Corefile", corefile)?,
+                "--manifests".into(),
+                cluster_dir.join("cluster.yaml").display().to_string(),
+                "--threads".into(),
+                "1".into(),
             ]
         }
         ServerKind::Knot => {
@@ -835,7 +864,12 @@ fn check_answers(servers: &[Server], queries: &Path, sample: usize) -> Result<Ve
     let mut report = Vec::new();
     for server in servers
         .iter()
-        .filter(|s| !matches!(s.kind, ServerKind::Clusterdns | ServerKind::Clusterdns2))
+        .filter(|s| {
+            !matches!(
+                s.kind,
+                ServerKind::Clusterdns | ServerKind::Clusterdns2 | ServerKind::ClusterdnsCorefile
+            )
+        })
     {
         let mut same = 0;
         let mut differ: BTreeMap<String, (usize, String)> = BTreeMap::new();
@@ -961,7 +995,7 @@ fn size_run(
     if !status.success() {
         return Err(format!("gen-cluster failed: {status}"));
     }
-    let domain = clusterdns_bench::generate::DEFAULT_DOMAIN;
+    let domain = DEFAULT_DOMAIN;
     let zones = zone_files(&dir, domain)?;
     let mut servers = Vec::new();
     for (i, &kind) in kinds.iter().enumerate() {

@@ -203,6 +203,9 @@ impl Router {
         for (index, plan) in port.blocks.iter().enumerate() {
             let server_label = plan.zones.first().map_or("", |z| z.server_label.as_str());
             for zone in &plan.zones {
+                for plugin in plugin_names(plan) {
+                    metrics.plugin_enabled(&zone.server_label, &zone.zone_label, plugin);
+                }
                 zones.push(RouteZone {
                     zone: zone.zone.as_bytes().into(),
                     block: index,
@@ -500,7 +503,6 @@ impl Block {
                 "upstreams failed; answered SERVFAIL"
             );
         }
-        let _ = at.slot;
         Some((len, rcode, plugin))
     }
 }
@@ -700,6 +702,24 @@ fn kubernetes_step(
             )
         }
     }
+}
+
+/// The plugins of a block, by CoreDNS name (`coredns_plugin_enabled`).
+fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
+    let present = [
+        ("errors", plan.errors),
+        ("log", plan.log.is_some()),
+        ("any", plan.any),
+        ("loadbalance", plan.loadbalance),
+        ("rewrite", !plan.rewrite.is_empty()),
+        ("template", !plan.templates.is_empty()),
+        ("hosts", plan.hosts.is_some()),
+        ("kubernetes", plan.kubernetes.is_some()),
+        ("cache", plan.forward.as_ref().is_some_and(|f| !f.config.cache.scope.zones.is_empty())),
+        ("loop", plan.forward.as_ref().is_some_and(|f| f.loop_check)),
+        ("forward", plan.forward.is_some()),
+    ];
+    present.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
 }
 
 /// The `any` plugin's answer to ANY: one HINFO record saying so (RFC 8482 §4.2).
