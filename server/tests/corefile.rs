@@ -1,0 +1,1657 @@
+//! The `clusterdns` binary run with a Corefile (`--corefile PATH`, or CoreDNS's `-conf PATH`), as
+//! a cluster that replaces CoreDNS with it runs it: the default Corefiles of kubeadm, k3s, EKS and
+//! AKS (verbatim in `tests/corefiles/`), a kitchen-sink Corefile using every directive and option
+//! clusterdns takes, Corefiles it must refuse (with `FILE:LINE` naming the token), and `reload`
+//! under load. Every check is a real DNS answer over a loopback socket, from the real binary fed
+//! by the fake Kubernetes API server (`tests/src/fakeapi.rs`) and forwarding to Knot DNS (`knotd`,
+//! Debian package `knot`; CI installs it).
+//!
+//! The expected answers are CoreDNS 1.13's for the same Corefile (plugin order from its
+//! `plugin.cfg`, not from the order of the lines), except where clusterdns deliberately differs:
+//! answers from the cluster zone are never cached (the zone snapshot is always current), and
+//! `reload` checks the Corefile twice a second instead of every 30 s.
+//!
+//! How the real Corefiles are adapted to run here, minimally (see [`adapt`]): the real ones say
+//! `.:53` and nothing about addresses, so the port becomes a free loopback port and
+//! `bind 127.0.0.1` is added to every server block; `health`, `ready` and `prometheus` get
+//! `127.0.0.1:<free port>`; `kubernetes` gets `kubeconfig <path>` for the fake API server; and
+//! `forward . /etc/resolv.conf` becomes `forward . 127.0.0.1:<knot port>`, since a resolv.conf
+//! cannot name a port. Paths under `/etc/coredns/` (k3s's NodeHosts and custom imports) point
+//! into the test's temp dir; AKS's relative `import custom/*` needs no change (imports are
+//! relative to the Corefile's directory, and the test writes the Corefile into its temp dir).
+
+// Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
+#[path = "../../tests/src/fakeapi.rs"]
+#[allow(dead_code)]
+mod fakeapi;
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fakeapi::{FakeApi, Kind};
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, Record, RecordType};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
+/// How long the binary may take to start answering and to sync with the fake API.
+const STARTUP: Duration = Duration::from_secs(15);
+/// How long a change in the API may take to show in answers.
+const PROPAGATION: Duration = Duration::from_secs(2);
+
+const A: RecordType = RecordType::A;
+const SRV: RecordType = RecordType::SRV;
+const PTR: RecordType = RecordType::PTR;
+
+const WEB: &str = "web.default.svc.cluster.local";
+const LB: &str = "lb.default.svc.cluster.local";
+
+// ---------------------------------------------------------------------------------------------
+// Sockets and answers
+// ---------------------------------------------------------------------------------------------
+
+/// A loopback port free for both UDP and TCP (bound and released; good enough for tests).
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    ([127, 0, 0, 1], port).into()
+}
+
+/// One resource record, reduced to what the tests compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rr {
+    /// The owner, lowercase, with the trailing dot.
+    name: String,
+    ttl: u32,
+    /// `TYPE RDATA`, e.g. `A 192.0.2.1`.
+    data: String,
+}
+
+impl Rr {
+    fn from(record: &Record) -> Rr {
+        let data = match &record.data {
+            RData::A(a) => format!("A {}", a.0),
+            RData::AAAA(a) => format!("AAAA {}", a.0),
+            RData::CNAME(name) => format!("CNAME {}", name.0),
+            RData::PTR(name) => format!("PTR {}", name.0),
+            RData::NS(name) => format!("NS {}", name.0),
+            RData::SRV(s) => format!("SRV {} {} {} {}", s.priority, s.weight, s.port, s.target),
+            RData::HINFO(h) => format!(
+                "HINFO {:?} {:?}",
+                String::from_utf8_lossy(&h.cpu),
+                String::from_utf8_lossy(&h.os)
+            ),
+            other => format!("{} {other}", record.record_type()),
+        };
+        Rr {
+            name: record.name.to_ascii().to_ascii_lowercase(),
+            ttl: record.ttl,
+            data,
+        }
+    }
+}
+
+/// A DNS response: its rcode, AA bit and sections (in the order received).
+#[derive(Clone, Debug)]
+struct Reply {
+    rcode: ResponseCode,
+    aa: bool,
+    answers: Vec<Rr>,
+    authority: Vec<Rr>,
+    additional: Vec<Rr>,
+}
+
+impl Reply {
+    /// The answer section's `TYPE RDATA`, sorted.
+    fn data(&self) -> Vec<String> {
+        let mut data: Vec<String> = self.answers.iter().map(|rr| rr.data.clone()).collect();
+        data.sort();
+        data
+    }
+
+    /// NOERROR with exactly `records` (sorted `TYPE RDATA`) in the answer section.
+    fn is(&self, records: &[&str]) -> bool {
+        self.rcode == ResponseCode::NoError && self.data() == records
+    }
+
+    fn owners(&self) -> Vec<String> {
+        self.answers.iter().map(|rr| rr.name.clone()).collect()
+    }
+
+    fn ttls(&self) -> Vec<u32> {
+        self.answers.iter().map(|rr| rr.ttl).collect()
+    }
+}
+
+fn parse(response: &[u8]) -> Reply {
+    let message = Message::from_vec(response).expect("a well-formed response");
+    Reply {
+        rcode: message.metadata.response_code,
+        aa: message.metadata.authoritative,
+        answers: message.answers.iter().map(Rr::from).collect(),
+        authority: message.authorities.iter().map(Rr::from).collect(),
+        additional: message.additionals.iter().map(Rr::from).collect(),
+    }
+}
+
+/// A query as a stub resolver sends it (RD set), without EDNS.
+fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
+    let mut out = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out.extend_from_slice(&u16::from(qtype).to_be_bytes());
+    out.extend_from_slice(&[0, 1]);
+    out
+}
+
+static NEXT_ID: AtomicU16 = AtomicU16::new(1);
+
+/// Asks over UDP; `None` when nothing came back within `timeout`.
+fn ask_udp(server: SocketAddr, name: &str, qtype: RecordType, timeout: Duration) -> Option<Reply> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket.set_read_timeout(Some(timeout)).ok()?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    socket.send_to(&query(id, name, qtype), server).ok()?;
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (len, _) = socket.recv_from(&mut buf).ok()?;
+        if len >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+            return Some(parse(&buf[..len]));
+        }
+    }
+}
+
+/// `GET path` over HTTP/1.1; the status code and body, or `None` when the connection failed.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let code = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
+}
+
+/// The value of the unlabelled sample `name` in a Prometheus text page.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(name)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temp dirs, Knot, the binary
+// ---------------------------------------------------------------------------------------------
+
+/// A directory of its own for one test; removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("clusterdns-corefile-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `text` to `name` under the directory (creating parents); returns its path.
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent dir");
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where `knotd` is, or a failure saying what to install.
+fn knotd() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join("knotd"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "knotd (Knot DNS) is not installed; these tests need it as their upstream: \
+                 install it with `apt-get install knot` (CI installs it in .ci/run)"
+            )
+        })
+}
+
+/// The zones of the upstream every Corefile forwards to: a forward zone, a reverse zone with
+/// one PTR (so a forwarded reverse lookup is told apart from an NXDOMAIN of clusterdns's), and
+/// the zone AKS's `internal.cloudapp.net` template falls through to (with a wildcard, so a name
+/// the template answers NXDOMAIN would get an address here).
+fn upstream_zones() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "example.test",
+            "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
+             ns A 192.0.2.53\nwww A 192.0.2.1\nmail A 192.0.2.25\n"
+                .into(),
+        ),
+        (
+            "2.0.192.in-addr.arpa",
+            "@ 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 3600 1209600 60\n\
+             @ NS ns.example.test.\n99 PTR knot-ptr.example.test.\n"
+                .into(),
+        ),
+        (
+            "internal.cloudapp.net",
+            "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
+             ns A 10.240.0.53\nvm A 10.240.0.4\n* A 10.240.0.99\n"
+                .into(),
+        ),
+    ]
+}
+
+/// The zone of a second upstream, for stub domains: only it serves `stub.test`.
+fn stub_zones() -> Vec<(&'static str, String)> {
+    vec![(
+        "stub.test",
+        "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
+         ns A 198.51.100.53\nwww A 198.51.100.7\n"
+            .into(),
+    )]
+}
+
+/// knotd serving `zones` (origin, records; `$TTL 300`) on a loopback port from a temp dir.
+struct Knot {
+    child: Child,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Knot {
+    fn start(name: &str, zones: &[(&str, String)]) -> Knot {
+        let knotd = knotd();
+        let dir = TempDir::new(&format!("knot-{name}"));
+        std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
+        let d = dir.path().display();
+        let port = free_port();
+        let mut config = format!(
+            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    \
+             tcp-workers: 1\n    background-workers: 1\n\
+             database:\n    storage: \"{d}/db\"\n\
+             log:\n  - target: stderr\n    any: warning\n\
+             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
+             journal-content: none\n\
+             zone:\n"
+        );
+        for (origin, records) in zones {
+            dir.write(
+                &format!("{origin}.zone"),
+                &format!("$ORIGIN {origin}.\n$TTL 300\n{records}"),
+            );
+            config.push_str(&format!(
+                "  - domain: {origin}.\n    file: \"{origin}.zone\"\n"
+            ));
+        }
+        let config_path = dir.write("knot.conf", &config);
+        let child = Command::new(knotd)
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("knotd starts");
+        let mut knot = Knot {
+            child,
+            addr: loopback(port),
+            _dir: dir,
+        };
+        let probe = format!("ns.{}", zones[0].0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ask_udp(knot.addr, &probe, A, Duration::from_millis(100)).is_some() {
+                return knot;
+            }
+            if let Ok(Some(status)) = knot.child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = knot.child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!("knotd exited ({status}) before answering:\n{stderr}");
+            }
+        }
+        panic!("knotd did not answer on {} within 10 s", knot.addr);
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collects a child's pipe line by line on a thread of its own.
+fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut text = sink.lock().unwrap_or_else(|p| p.into_inner());
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
+
+/// A running `clusterdns`; killed when dropped.
+struct Server {
+    child: Mutex<Child>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the binary with `args`.
+    fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn clusterdns");
+        let stdout = collect(child.stdout.take().expect("stdout"));
+        let stderr = collect(child.stderr.take().expect("stderr"));
+        Server {
+            child: Mutex::new(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Starts `clusterdns FLAG PATH --threads 1`, `FLAG` being `--corefile` or `-conf`.
+    fn serve(flag: &str, path: &Path) -> Server {
+        Server::spawn(&[
+            Path::new(flag),
+            path,
+            Path::new("--threads"),
+            Path::new("1"),
+        ])
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// stdout and stderr, for failure messages.
+    fn logs(&self) -> String {
+        let stderr = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        format!("--- stdout:\n{}--- stderr:\n{stderr}", self.stdout())
+    }
+
+    fn assert_alive(&self) {
+        let status = self
+            .child
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_wait();
+        if let Ok(Some(status)) = status {
+            panic!("clusterdns exited with {status}\n{}", self.logs());
+        }
+    }
+
+    /// Asks `name qtype` over UDP at `dns`; fails the test when nothing comes back in 2 s.
+    fn ask(&self, dns: SocketAddr, name: &str, qtype: RecordType) -> Reply {
+        ask_udp(dns, name, qtype, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("no answer to {name} {qtype} at {dns}\n{}", self.logs()))
+    }
+
+    /// Waits until `addr` answers `GET path` with 200.
+    fn wait_http_ok(&self, addr: SocketAddr, path: &str) {
+        let started = Instant::now();
+        loop {
+            if http_get(addr, path).is_some_and(|(code, _)| code == 200) {
+                return;
+            }
+            self.assert_alive();
+            assert!(
+                started.elapsed() < STARTUP,
+                "{path} at {addr} not 200 within {STARTUP:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `name qtype` at `dns` satisfies `condition`; returns how long after `since`.
+    fn wait_answer(
+        &self,
+        dns: SocketAddr,
+        since: Instant,
+        within: Duration,
+        name: &str,
+        qtype: RecordType,
+        condition: impl Fn(&Reply) -> bool,
+    ) -> Duration {
+        loop {
+            let reply = ask_udp(dns, name, qtype, Duration::from_millis(500));
+            if reply.as_ref().is_some_and(&condition) {
+                return since.elapsed();
+            }
+            self.assert_alive();
+            assert!(
+                since.elapsed() < within,
+                "{name} {qtype} at {dns}: still {reply:?} after {within:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for the exit, killing the process and failing after `within`.
+    fn wait_exit(&self, within: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(status) = child.try_wait().expect("wait") {
+                drop(child);
+                // Let the pipe threads take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            if started.elapsed() > within {
+                let _ = child.kill();
+                drop(child);
+                panic!("still running after {within:?}\n{}", self.logs());
+            }
+            drop(child);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster, the fixtures and their adaptation
+// ---------------------------------------------------------------------------------------------
+
+fn http(name: &str, port: u16) -> serde_json::Value {
+    fakeapi::port(name, port, "TCP")
+}
+
+/// The cluster every test starts from: ClusterIP Services (one with a named port), a headless
+/// Service with four ready endpoints (for `loadbalance`), a Service in a namespace a
+/// `namespaces` filter leaves out, and a Pod.
+fn seed(api: &FakeApi) {
+    for ns in ["default", "kube-system", "other"] {
+        api.upsert(Kind::Namespace, fakeapi::namespace(ns));
+    }
+    let services = [
+        fakeapi::service(
+            "default",
+            "kubernetes",
+            &["10.96.0.1"],
+            &[http("https", 443)],
+        ),
+        fakeapi::service("default", "web", &["10.96.0.20"], &[http("http", 80)]),
+        fakeapi::service(
+            "kube-system",
+            "kube-dns",
+            &["10.96.0.10"],
+            &[fakeapi::port("dns", 53, "UDP"), http("dns-tcp", 53)],
+        ),
+        fakeapi::service("other", "hidden", &["10.96.0.30"], &[http("http", 80)]),
+        fakeapi::headless_service("default", "lb", &[http("http", 8080)]),
+    ];
+    for service in services {
+        api.upsert(Kind::Service, service);
+    }
+    let endpoints: Vec<serde_json::Value> = (1..=4)
+        .map(|i| fakeapi::endpoint(&[&format!("10.1.2.{i}")], None, Some(true)))
+        .collect();
+    api.upsert(
+        Kind::EndpointSlice,
+        fakeapi::endpoint_slice(
+            "default",
+            "lb-abcde",
+            "lb",
+            "IPv4",
+            &[http("http", 8080)],
+            &endpoints,
+        ),
+    );
+    api.upsert(Kind::Pod, fakeapi::pod("default", "web-1", "10.1.1.1"));
+}
+
+/// A fixture of `tests/corefiles/`, as shipped.
+fn fixture(name: &str) -> String {
+    let path = fixture_path(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corefiles")
+        .join(format!("{name}.Corefile"))
+}
+
+/// What the test puts where a real deployment has its own addresses and files.
+struct Env {
+    /// The DNS port (the real ones say `.:53`).
+    port: u16,
+    health: SocketAddr,
+    ready: SocketAddr,
+    metrics: SocketAddr,
+    kubeconfig: PathBuf,
+    /// Knot, for `forward . /etc/resolv.conf`.
+    upstream: SocketAddr,
+    /// The test's temp dir, for `/etc/coredns/NodeHosts` and `/etc/coredns/custom/`.
+    etc_coredns: PathBuf,
+}
+
+impl Env {
+    fn dns(&self) -> SocketAddr {
+        loopback(self.port)
+    }
+}
+
+/// `corefile` adapted to run on loopback here, line by line and minimally (see the module doc):
+/// every changed line is one the real Corefiles have, and the test fails if one of those it
+/// must change is missing, so a fixture that drifts is noticed.
+fn adapt(corefile: &str, env: &Env) -> String {
+    let mut out = String::new();
+    let mut changed = std::collections::BTreeSet::new();
+    let etc = env.etc_coredns.display();
+    for line in corefile.lines() {
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let trimmed = line.trim();
+        let adapted = match trimmed {
+            ".:53 {" => {
+                changed.insert("port");
+                format!("{indent}.:{} {{\n{indent}    bind 127.0.0.1", env.port)
+            }
+            "health" | "health {" => {
+                changed.insert("health");
+                line.replacen("health", &format!("health {}", env.health), 1)
+            }
+            "ready" => {
+                changed.insert("ready");
+                format!("{indent}ready {}", env.ready)
+            }
+            "prometheus :9153" => {
+                changed.insert("prometheus");
+                format!("{indent}prometheus {}", env.metrics)
+            }
+            _ if trimmed.starts_with("kubernetes ") && trimmed.ends_with('{') => {
+                changed.insert("kubernetes");
+                format!("{line}\n{indent}  kubeconfig {}", env.kubeconfig.display())
+            }
+            _ if trimmed.starts_with("forward . /etc/resolv.conf") => {
+                changed.insert("forward");
+                line.replacen("/etc/resolv.conf", &env.upstream.to_string(), 1)
+            }
+            _ if trimmed.contains("/etc/coredns/") => {
+                line.replace("/etc/coredns", &etc.to_string())
+            }
+            _ => line.to_string(),
+        };
+        out.push_str(&adapted);
+        out.push('\n');
+    }
+    for needed in [
+        "port",
+        "health",
+        "ready",
+        "prometheus",
+        "kubernetes",
+        "forward",
+    ] {
+        assert!(
+            changed.contains(needed),
+            "the Corefile has no `{needed}` line to adapt:\n{corefile}"
+        );
+    }
+    out
+}
+
+/// `text` without the one line that reads `line` (trimmed); fails when there is none.
+fn without_line(text: &str, line: &str) -> String {
+    let kept: Vec<&str> = text.lines().filter(|l| l.trim() != line).collect();
+    assert_eq!(
+        kept.len() + 1,
+        text.lines().count(),
+        "exactly one `{line}` line expected in:\n{text}"
+    );
+    kept.join("\n") + "\n"
+}
+
+/// The node lines k3s writes into the NodeHosts key of its `coredns` ConfigMap.
+const NODE_HOSTS: &str = "192.0.2.11 k3s-server-0\n192.0.2.12 k3s-agent-1\n";
+
+/// One of the default Corefiles running against a seeded fake API and Knot. Fields drop in
+/// order: the server first.
+struct Deployment {
+    server: Server,
+    env: Env,
+    api: FakeApi,
+    _knot: Knot,
+    _stub: Option<Knot>,
+    _dir: TempDir,
+}
+
+impl Deployment {
+    /// Starts the fixture `name` adapted by [`adapt`], then by `edit`; `prepare` adds files to
+    /// the temp dir (the Corefile is `DIR/Corefile`, NodeHosts `DIR/NodeHosts`, imports under
+    /// `DIR/custom/`), given the stub upstream's address when `stub` is set. `conf_flag` is
+    /// `--corefile` or CoreDNS's `-conf`. Returns once `/ready` is 200.
+    fn start(
+        test: &str,
+        name: &str,
+        conf_flag: &str,
+        stub: bool,
+        edit: impl FnOnce(String) -> String,
+        prepare: impl FnOnce(&TempDir, &Env, Option<SocketAddr>),
+    ) -> Deployment {
+        let api = FakeApi::start();
+        seed(&api);
+        let knot = Knot::start(test, &upstream_zones());
+        let stub = stub.then(|| Knot::start(&format!("{test}-stub"), &stub_zones()));
+        let dir = TempDir::new(test);
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        dir.write("NodeHosts", NODE_HOSTS);
+        std::fs::create_dir_all(dir.path().join("custom")).expect("custom dir");
+        let env = Env {
+            port: free_port(),
+            health: loopback(free_port()),
+            ready: loopback(free_port()),
+            metrics: loopback(free_port()),
+            kubeconfig,
+            upstream: knot.addr,
+            etc_coredns: dir.path().to_path_buf(),
+        };
+        prepare(&dir, &env, stub.as_ref().map(|k| k.addr));
+        let corefile = dir.write("Corefile", &edit(adapt(&fixture(name), &env)));
+        let server = Server::serve(conf_flag, &corefile);
+        server.wait_http_ok(env.ready, "/ready");
+        Deployment {
+            server,
+            env,
+            api,
+            _knot: knot,
+            _stub: stub,
+            _dir: dir,
+        }
+    }
+
+    fn ask(&self, name: &str, qtype: RecordType) -> Reply {
+        self.server.ask(self.env.dns(), name, qtype)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The four default Corefiles
+// ---------------------------------------------------------------------------------------------
+
+/// What every default Corefile must do, as CoreDNS does with it. `ttl` is the `kubernetes`
+/// block's (`ttl 30` in kubeadm's and AKS's, the default 5 in k3s's and EKS's).
+fn assert_serves_like_coredns(d: &Deployment, ttl: u32) {
+    let logs = || d.server.logs();
+
+    // A cluster Service: authoritative, with the kubernetes block's TTL.
+    let web = d.ask(WEB, A);
+    assert!(web.is(&["A 10.96.0.20"]), "{web:?}\n{}", logs());
+    assert!(web.aa, "cluster answers are authoritative: {web:?}");
+    assert_eq!(web.ttls(), [ttl], "{web:?}");
+    // SRV of a named port.
+    let srv = d.ask("_https._tcp.kubernetes.default.svc.cluster.local", SRV);
+    assert!(
+        srv.is(&["SRV 0 100 443 kubernetes.default.svc.cluster.local."]),
+        "{srv:?}"
+    );
+    // A name in the cluster zone that does not exist: NXDOMAIN (no fallthrough for it).
+    let missing = d.ask("nope.default.svc.cluster.local", A);
+    assert_eq!(missing.rcode, ResponseCode::NXDomain, "{missing:?}");
+    assert!(missing.aa, "{missing:?}");
+
+    // PTR of a Service's cluster IP, answered by `kubernetes`.
+    let ptr = d.ask("20.0.96.10.in-addr.arpa", PTR);
+    assert!(ptr.is(&["PTR web.default.svc.cluster.local."]), "{ptr:?}");
+    // PTR of an address the cluster does not have: `fallthrough in-addr.arpa` hands it to
+    // `forward`, so the answer is Knot's (its reverse zone has this one), not an NXDOMAIN.
+    let unknown = d.ask("99.2.0.192.in-addr.arpa", PTR);
+    assert!(
+        unknown.is(&["PTR knot-ptr.example.test."]),
+        "an unknown PTR must reach the upstream: {unknown:?}\n{}",
+        logs()
+    );
+
+    // A name outside the cluster: forwarded to Knot.
+    let www = d.ask("www.example.test", A);
+    assert!(www.is(&["A 192.0.2.1"]), "{www:?}\n{}", logs());
+    assert_eq!(www.owners(), ["www.example.test."]);
+
+    // `loadbalance`: the A records of the headless Service come in more than one order.
+    let mut firsts = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let lb = d.ask(LB, A);
+        assert!(
+            lb.is(&["A 10.1.2.1", "A 10.1.2.2", "A 10.1.2.3", "A 10.1.2.4"]),
+            "{lb:?}"
+        );
+        firsts.insert(lb.answers[0].data.clone());
+    }
+    assert!(
+        firsts.len() > 1,
+        "loadbalance: the first A record was always {firsts:?} over 40 queries"
+    );
+
+    // Cluster answers are not cached although `cache 30` is configured: a changed cluster IP
+    // shows at once (asked twice first, so a cache would hold the old one).
+    d.ask(WEB, A);
+    let since = Instant::now();
+    d.api.upsert(
+        Kind::Service,
+        fakeapi::service("default", "web", &["10.96.0.21"], &[http("http", 80)]),
+    );
+    let took = d
+        .server
+        .wait_answer(d.env.dns(), since, PROPAGATION, WEB, A, |r| {
+            r.is(&["A 10.96.0.21"])
+        });
+    eprintln!("the new cluster IP was answered {took:?} after the change");
+
+    // The operations endpoints the Corefile asks for.
+    d.server.wait_http_ok(d.env.health, "/health");
+    let (code, text) = http_get(d.env.metrics, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    assert!(text.contains("coredns_dns_requests_total"), "{text}");
+}
+
+#[test]
+fn kubeadm_default_corefile_serves_like_coredns() {
+    let d = Deployment::start(
+        "kubeadm",
+        "kubeadm",
+        "--corefile",
+        false,
+        |c| c,
+        |_, _, _| {},
+    );
+    assert_serves_like_coredns(&d, 30);
+}
+
+#[test]
+fn k3s_default_corefile_serves_like_coredns() {
+    let d = Deployment::start("k3s", "k3s", "--corefile", false, |c| c, |_, _, _| {});
+    assert_serves_like_coredns(&d, 5);
+}
+
+#[test]
+fn eks_default_corefile_serves_like_coredns() {
+    // As the EKS Deployment runs it: `args: ["-conf", "/etc/coredns/Corefile"]`.
+    let d = Deployment::start("eks", "eks", "-conf", false, |c| c, |_, _, _| {});
+    assert_serves_like_coredns(&d, 5);
+}
+
+#[test]
+fn aks_default_corefile_serves_like_coredns() {
+    let d = Deployment::start("aks", "aks", "--corefile", false, |c| c, |_, _, _| {});
+    assert_serves_like_coredns(&d, 30);
+}
+
+/// kubeadm's Corefile without `fallthrough in-addr.arpa ip6.arpa`: `kubernetes` is then the
+/// authority for every reverse name, so an address it does not know is NXDOMAIN with the
+/// reverse zone's SOA, and never forwarded.
+#[test]
+fn kubeadm_without_fallthrough_is_authoritative_for_reverse_names() {
+    let d = Deployment::start(
+        "kubeadm-nofall",
+        "kubeadm",
+        "--corefile",
+        false,
+        |c| without_line(&c, "fallthrough in-addr.arpa ip6.arpa"),
+        |_, _, _| {},
+    );
+    let ptr = d.ask("20.0.96.10.in-addr.arpa", PTR);
+    assert!(ptr.is(&["PTR web.default.svc.cluster.local."]), "{ptr:?}");
+    let unknown = d.ask("99.2.0.192.in-addr.arpa", PTR);
+    assert_eq!(unknown.rcode, ResponseCode::NXDomain, "{unknown:?}");
+    assert!(unknown.aa, "AA must be set: {unknown:?}");
+    assert!(unknown.answers.is_empty(), "{unknown:?}");
+    let soa: Vec<&Rr> = (unknown.authority.iter())
+        .filter(|rr| rr.data.starts_with("SOA "))
+        .collect();
+    assert_eq!(soa.len(), 1, "one SOA in authority: {unknown:?}");
+    assert_eq!(soa[0].name, "in-addr.arpa.", "{unknown:?}");
+    // Forward names still go upstream.
+    assert!(d.ask("www.example.test", A).is(&["A 192.0.2.1"]));
+}
+
+/// k3s: the NodeHosts file answers node names and their PTRs (`hosts` precedes `kubernetes`);
+/// a `custom/*.server` file adds a stub-domain server block on the same port, routed to its own
+/// upstream; `import /etc/coredns/custom/*.override` matching no file is no error.
+#[test]
+fn k3s_node_hosts_and_a_custom_server_block() {
+    let d = Deployment::start(
+        "k3s-custom",
+        "k3s",
+        "--corefile",
+        true,
+        |c| c,
+        |dir, env, stub| {
+            let stub = stub.expect("the stub upstream");
+            // What a user puts in the `coredns-custom` ConfigMap: a stub domain on the main
+            // block's port, adapted like the fixtures (the port, bind, the upstream's port).
+            dir.write(
+                "custom/stub.server",
+                &format!(
+                    "stub.test:{} {{\n    bind 127.0.0.1\n    errors\n    cache 30\n    \
+                     forward . {stub}\n}}\n",
+                    env.port
+                ),
+            );
+        },
+    );
+    let node = d.ask("k3s-agent-1", A);
+    assert!(node.is(&["A 192.0.2.12"]), "{node:?}\n{}", d.server.logs());
+    let ptr = d.ask("12.2.0.192.in-addr.arpa", PTR);
+    assert!(ptr.is(&["PTR k3s-agent-1."]), "{ptr:?}");
+    let stub = d.ask("www.stub.test", A);
+    assert!(
+        stub.is(&["A 198.51.100.7"]),
+        "stub.test must go to its own upstream: {stub:?}\n{}",
+        d.server.logs()
+    );
+    // The main block still forwards everything else to its upstream.
+    assert!(d.ask("www.example.test", A).is(&["A 192.0.2.1"]));
+    assert!(d.ask(WEB, A).is(&["A 10.96.0.20"]));
+}
+
+/// k3s's NodeHosts says `ttl 60`, but the block also has `cache 30`, and `cache` comes before
+/// `hosts` in CoreDNS's plugin order: CoreDNS caps the TTL of every response it caches at the
+/// cache's 30 s, on the first answer too (`plugin/cache/cache.go`, `ResponseWriter.WriteMsg`
+/// applies the capped TTL before writing). Only cluster answers are exempt from the cache in
+/// clusterdns; `hosts` answers are not cluster answers.
+#[test]
+#[ignore = "clusterdns caches only forwarded answers: hosts and template answers keep TTLs above \
+            the cache's maximum (k3s NodeHosts answered with TTL 60, CoreDNS answers 30)"]
+fn k3s_node_hosts_ttl_is_capped_by_the_cache() {
+    let d = Deployment::start("k3s-ttl", "k3s", "--corefile", false, |c| c, |_, _, _| {});
+    let node = d.ask("k3s-server-0", A);
+    assert!(node.is(&["A 192.0.2.11"]), "{node:?}");
+    assert_eq!(
+        node.ttls(),
+        [30],
+        "hosts ttl 60 capped by cache 30: {node:?}"
+    );
+    let ptr = d.ask("11.2.0.192.in-addr.arpa", PTR);
+    assert!(ptr.is(&["PTR k3s-server-0."]), "{ptr:?}");
+    assert_eq!(ptr.ttls(), [30], "hosts ttl 60 capped by cache 30: {ptr:?}");
+}
+
+/// AKS: what a user puts in the `coredns-custom` ConfigMap as `test.override` (a `hosts` entry
+/// and a `rewrite`) is spliced into the default server block by `import custom/*.override`;
+/// and AKS's own two `template` blocks answer NXDOMAIN for what they match, falling through
+/// (to `forward`) for the rest of `internal.cloudapp.net`.
+#[test]
+fn aks_imported_override_and_templates() {
+    let d = Deployment::start(
+        "aks-override",
+        "aks",
+        "--corefile",
+        false,
+        |c| c,
+        |dir, _, _| {
+            dir.write(
+                "custom/test.override",
+                "hosts {\n    192.0.2.44 override.example.test\n    fallthrough\n}\n\
+                 rewrite stop name exact legacy.example.test www.example.test\n",
+            );
+        },
+    );
+    let hosts = d.ask("override.example.test", A);
+    assert!(
+        hosts.is(&["A 192.0.2.44"]),
+        "{hosts:?}\n{}",
+        d.server.logs()
+    );
+    let legacy = d.ask("legacy.example.test", A);
+    assert!(legacy.is(&["A 192.0.2.1"]), "{legacy:?}");
+    assert_eq!(
+        legacy.owners(),
+        ["legacy.example.test."],
+        "an exact rewrite answers under the asked name: {legacy:?}"
+    );
+    // Untouched names still work.
+    assert!(d.ask("www.example.test", A).is(&["A 192.0.2.1"]));
+    assert!(d.ask(WEB, A).is(&["A 10.96.0.20"]));
+
+    let reddog = d.ask("anything.reddog.microsoft.com", A);
+    assert_eq!(reddog.rcode, ResponseCode::NXDomain, "{reddog:?}");
+    // Four labels or more before internal.cloudapp.net: NXDOMAIN from the template (Knot's
+    // wildcard would have given an address).
+    let deep = d.ask("a.b.c.d.internal.cloudapp.net", A);
+    assert_eq!(deep.rcode, ResponseCode::NXDomain, "{deep:?}");
+    assert!(deep.answers.is_empty(), "{deep:?}");
+    // Fewer: the template falls through to `forward`.
+    let vm = d.ask("vm.internal.cloudapp.net", A);
+    assert!(vm.is(&["A 10.240.0.4"]), "{vm:?}");
+    let shallow = d.ask("a.b.c.internal.cloudapp.net", A);
+    assert!(shallow.is(&["A 10.240.0.99"]), "{shallow:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kitchen sink
+// ---------------------------------------------------------------------------------------------
+
+/// A Corefile written for this test that uses every directive and every option clusterdns
+/// takes, at least once. `@NAME@` are filled in by the test.
+const KITCHEN_SINK: &str = r#"# Every directive and option clusterdns takes, at least once.
+.:@P1@ {
+    bind 127.0.0.1
+    errors
+    health 127.0.0.1:@HEALTH@ {
+        lameduck 1s
+    }
+    ready 127.0.0.1:@READY@
+    prometheus 127.0.0.1:@METRICS@
+    log example.test alias.test "kitchen-log {type} {name} {rcode}" {
+        class success
+    }
+    any
+    loop
+    reload
+    loadbalance
+    cache 30 example.test alias.test {
+        success 1000 60 5
+        denial 500 30 2
+        prefetch 10
+        serve_stale 1h verify
+        servfail 2s
+        disable denial alias.test
+        keepttl
+    }
+    rewrite stop name suffix .alias.test .example.test answer auto
+    rewrite stop name exact exact.rw.test www.example.test
+    rewrite stop name prefix pre. www. answer auto
+    rewrite stop name substring wwwx. www. answer auto
+    rewrite continue name regex ^re-(.*)\.example\.test\.$ {1}.example.test answer name ^(.*)\.example\.test\.$ re-{1}.example.test
+    template IN A tmpl.test {
+        match ^web-(?P<n>[0-9]+)\.tmpl\.test\.$
+        answer "{{ .Name }} 33 IN A 192.0.2.{{ .Group.n }}"
+        additional "ns.tmpl.test. 33 IN A 192.0.2.53"
+        authority "tmpl.test. 33 IN NS ns.tmpl.test."
+        fallthrough
+    }
+    template ANY ANY tmpl.test {
+        match ^gone\.tmpl\.test\.$
+        rcode NXDOMAIN
+        authority "tmpl.test. 60 IN SOA ns.tmpl.test. hostmaster.tmpl.test. 1 7200 3600 86400 60"
+        fallthrough tmpl.test
+    }
+    hosts @HOSTS@ kitchen.test {
+        192.0.2.80 inline.kitchen.test
+        ttl 45
+        reload 1s
+        fallthrough
+    }
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        endpoint @API@
+        kubeconfig @KUBECONFIG@ fake
+        namespaces default kube-system
+        pods verified
+        ttl 7
+        fallthrough in-addr.arpa ip6.arpa
+        noendpoints
+    }
+    forward . 127.0.0.1:@KNOT@ {
+        except mail.example.test
+        force_tcp
+        max_fails 3
+        expire 10s
+        health_check 5s
+        policy sequential
+        max_concurrent 100
+    }
+}
+
+stub.test:@P1@ {
+    bind 127.0.0.1
+    errors
+    cache 10
+    forward . dns://127.0.0.1:@STUB@ {
+        prefer_udp
+    }
+}
+
+.:@P2@ {
+    bind 127.0.0.1 127.0.0.2
+    hosts {
+        192.0.2.90 noreverse.kitchen.test
+        no_reverse
+        fallthrough
+    }
+    forward . 127.0.0.1:@KNOT@ @RESOLV@ {
+        policy sequential
+    }
+}
+"#;
+
+#[test]
+fn kitchen_sink_corefile_uses_every_directive_and_option() {
+    let api = FakeApi::start();
+    seed(&api);
+    let knot = Knot::start("kitchen", &upstream_zones());
+    let stub = Knot::start("kitchen-stub", &stub_zones());
+    let dir = TempDir::new("kitchen");
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let hosts = dir.write("hosts", "192.0.2.81 file.kitchen.test\n");
+    // `forward` to a resolv.conf path: listed second under `policy sequential`, so never asked
+    // while Knot answers (a resolv.conf cannot name a port).
+    let resolv = dir.write("resolv.conf", "nameserver 127.0.0.1\n");
+    let (p1, p2) = (free_port(), free_port());
+    let (health, ready, metrics) = (free_port(), free_port(), free_port());
+    let text = KITCHEN_SINK
+        .replace("@P1@", &p1.to_string())
+        .replace("@P2@", &p2.to_string())
+        .replace("@HEALTH@", &health.to_string())
+        .replace("@READY@", &ready.to_string())
+        .replace("@METRICS@", &metrics.to_string())
+        .replace("@HOSTS@", &hosts.display().to_string())
+        .replace("@API@", &api.url())
+        .replace("@KUBECONFIG@", &kubeconfig.display().to_string())
+        .replace("@KNOT@", &knot.addr.port().to_string())
+        .replace("@STUB@", &stub.addr.port().to_string())
+        .replace("@RESOLV@", &resolv.display().to_string());
+    assert!(!text.contains('@'), "a placeholder left:\n{text}");
+    let corefile = dir.write("Corefile", &text);
+
+    let check = Command::new(BIN)
+        .arg("--check-corefile")
+        .arg(&corefile)
+        .output()
+        .expect("run --check-corefile");
+    assert!(
+        check.status.success(),
+        "--check-corefile refused the kitchen sink: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let server = Server::serve("--corefile", &corefile);
+    server.wait_http_ok(loopback(ready), "/ready");
+    server.wait_http_ok(loopback(health), "/health");
+    let main = loopback(p1);
+    let ask = |name: &str, qtype: RecordType| server.ask(main, name, qtype);
+    let logs = || server.logs();
+
+    // kubernetes: ttl 7, the namespaces filter, verified pods, reverse names.
+    let k = ask("kubernetes.default.svc.cluster.local", A);
+    assert!(k.is(&["A 10.96.0.1"]), "{k:?}\n{}", logs());
+    assert_eq!(k.ttls(), [7], "{k:?}");
+    let hidden = ask("hidden.other.svc.cluster.local", A);
+    assert_eq!(
+        hidden.rcode,
+        ResponseCode::NXDomain,
+        "namespace `other` is not exposed: {hidden:?}"
+    );
+    let pod = ask("10-1-1-1.default.pod.cluster.local", A);
+    assert!(pod.is(&["A 10.1.1.1"]), "{pod:?}");
+    let no_pod = ask("10-1-9-9.default.pod.cluster.local", A);
+    assert_eq!(
+        no_pod.rcode,
+        ResponseCode::NXDomain,
+        "pods verified: no such Pod: {no_pod:?}"
+    );
+    let ptr = ask("1.0.96.10.in-addr.arpa", PTR);
+    assert!(
+        ptr.is(&["PTR kubernetes.default.svc.cluster.local."]),
+        "{ptr:?}"
+    );
+    assert_eq!(ptr.ttls(), [7], "{ptr:?}");
+    let unknown = ask("99.2.0.192.in-addr.arpa", PTR);
+    assert!(unknown.is(&["PTR knot-ptr.example.test."]), "{unknown:?}");
+
+    // hosts: inline and file entries with its ttl, PTR for its addresses, reload of the file.
+    let inline = ask("inline.kitchen.test", A);
+    assert!(inline.is(&["A 192.0.2.80"]), "{inline:?}\n{}", logs());
+    assert_eq!(inline.ttls(), [45], "{inline:?}");
+    let file = ask("file.kitchen.test", A);
+    assert!(file.is(&["A 192.0.2.81"]), "{file:?}");
+    assert_eq!(file.ttls(), [45], "{file:?}");
+    let reverse = ask("80.2.0.192.in-addr.arpa", PTR);
+    assert!(reverse.is(&["PTR inline.kitchen.test."]), "{reverse:?}");
+    assert_eq!(reverse.ttls(), [45], "{reverse:?}");
+    let since = Instant::now();
+    std::fs::write(
+        &hosts,
+        "192.0.2.81 file.kitchen.test\n192.0.2.82 added.kitchen.test\n",
+    )
+    .expect("rewrite the hosts file");
+    let took = server.wait_answer(
+        main,
+        since,
+        Duration::from_secs(5),
+        "added.kitchen.test",
+        A,
+        |r| r.is(&["A 192.0.2.82"]),
+    );
+    eprintln!("hosts reload 1s: the new entry answered after {took:?}");
+
+    // rewrite: every match type; the answer is under the name the client asked.
+    for (asked, kind) in [
+        ("www.alias.test", "suffix, answer auto"),
+        ("exact.rw.test", "exact"),
+        ("pre.example.test", "prefix, answer auto"),
+        ("wwwx.example.test", "substring, answer auto"),
+        ("re-www.example.test", "regex, answer name"),
+    ] {
+        let r = ask(asked, A);
+        assert!(r.is(&["A 192.0.2.1"]), "rewrite {kind}: {r:?}\n{}", logs());
+        assert_eq!(
+            r.owners(),
+            [format!("{asked}.")],
+            "rewrite {kind}: the answer must be under the asked name: {r:?}"
+        );
+    }
+
+    // template: an answer with additional and authority sections; an rcode template.
+    let web7 = ask("web-7.tmpl.test", A);
+    assert!(web7.is(&["A 192.0.2.7"]), "{web7:?}\n{}", logs());
+    assert_eq!(web7.owners(), ["web-7.tmpl.test."]);
+    assert_eq!(web7.ttls(), [33]);
+    assert!(
+        (web7.additional.iter()).any(|rr| rr.name == "ns.tmpl.test." && rr.data == "A 192.0.2.53"),
+        "{web7:?}"
+    );
+    assert!(
+        (web7.authority.iter()).any(|rr| rr.name == "tmpl.test." && rr.data == "NS ns.tmpl.test."),
+        "{web7:?}"
+    );
+    let gone = ask("gone.tmpl.test", A);
+    assert_eq!(gone.rcode, ResponseCode::NXDomain, "{gone:?}");
+    assert!(
+        (gone.authority.iter()).any(|rr| rr.name == "tmpl.test." && rr.data.starts_with("SOA ")),
+        "{gone:?}"
+    );
+
+    // any: ANY queries get RFC 8482's HINFO.
+    let any = ask("www.example.test", RecordType::ANY);
+    assert!(
+        any.is(&[r#"HINFO "ANY obsoleted" "See RFC 8482""#]),
+        "{any:?}"
+    );
+
+    // forward: `except` leaves the name to the next plugin, and there is none: SERVFAIL
+    // (Knot would have answered 192.0.2.25).
+    let except = ask("mail.example.test", A);
+    assert_eq!(except.rcode, ResponseCode::ServFail, "{except:?}");
+    // cache: `success 1000 60` caps the TTL of Knot's 300 s answer at 60 on this port; the
+    // second port has no cache and passes 300 through.
+    let www = ask("www.example.test", A);
+    assert!(www.is(&["A 192.0.2.1"]), "{www:?}");
+    assert_eq!(www.ttls(), [60], "{www:?}");
+
+    // The stub domain's own block, routed to its own upstream (the main one lacks the zone).
+    let stubbed = ask("www.stub.test", A);
+    assert!(stubbed.is(&["A 198.51.100.7"]), "{stubbed:?}\n{}", logs());
+
+    // The second port, on both of its bind addresses: its own hosts (no_reverse) and forward.
+    for addr in [loopback(p2), SocketAddr::from(([127, 0, 0, 2], p2))] {
+        let nr = server.ask(addr, "noreverse.kitchen.test", A);
+        assert!(nr.is(&["A 192.0.2.90"]), "{addr}: {nr:?}\n{}", logs());
+        let nr_ptr = server.ask(addr, "90.2.0.192.in-addr.arpa", PTR);
+        assert!(
+            !nr_ptr.data().iter().any(|d| d.contains("noreverse")),
+            "{addr}: no_reverse: {nr_ptr:?}"
+        );
+        let www2 = server.ask(addr, "www.example.test", A);
+        assert!(www2.is(&["A 192.0.2.1"]), "{addr}: {www2:?}");
+        assert_eq!(
+            www2.ttls(),
+            [300],
+            "{addr}: no cache on this port: {www2:?}"
+        );
+    }
+    // ...which the first port's blocks do not have.
+    let not_here = ask("noreverse.kitchen.test", A);
+    assert!(
+        !not_here.data().contains(&"A 192.0.2.90".to_string()),
+        "the second port's hosts answered on the first: {not_here:?}"
+    );
+
+    // log: only names under example.test and alias.test, only successful answers, on stdout.
+    let nx = ask("nope.example.test", A);
+    assert_eq!(nx.rcode, ResponseCode::NXDomain, "{nx:?}");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !server
+        .stdout()
+        .contains("kitchen-log A www.example.test. NOERROR")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no log line for www.example.test on stdout\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stdout = server.stdout();
+    assert!(
+        !stdout.contains("nope.example.test"),
+        "class success: an NXDOMAIN was logged:\n{stdout}"
+    );
+    assert!(
+        !stdout.contains("inline.kitchen.test"),
+        "a name outside the log's zones was logged:\n{stdout}"
+    );
+
+    let (code, text) = http_get(loopback(metrics), "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    assert!(text.contains("coredns_dns_requests_total"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused Corefiles and flags
+// ---------------------------------------------------------------------------------------------
+
+/// A Corefile clusterdns must refuse: the lines the error may name (in `file`, the Corefile
+/// itself unless an imported file is at fault) and the token it must quote.
+struct Bad {
+    what: &'static str,
+    corefile: String,
+    /// Another file the Corefile imports: name and text.
+    extra: Option<(&'static str, &'static str)>,
+    /// The file the error must name (the Corefile when `None`).
+    file: Option<&'static str>,
+    lines: &'static [usize],
+    token: &'static str,
+}
+
+fn bad_corefiles(port: u16) -> Vec<Bad> {
+    let bad = |what, corefile: &str, lines, token| Bad {
+        what,
+        corefile: corefile.replace("@P@", &port.to_string()),
+        extra: None,
+        file: None,
+        lines,
+        token,
+    };
+    vec![
+        // Caddy's parser reports the EOF at the last token; the opening brace is as good.
+        bad(
+            "unclosed brace",
+            ".:@P@ {\n    bind 127.0.0.1\n    errors\n",
+            &[1, 3],
+            "",
+        ),
+        bad(
+            "stray closing brace",
+            ".:@P@ {\n    bind 127.0.0.1\n    errors\n}\n}\n",
+            &[5],
+            "}",
+        ),
+        bad(
+            "unknown directive",
+            ".:@P@ {\n    bind 127.0.0.1\n    errors\n    frobnicate\n}\n",
+            &[4],
+            "frobnicate",
+        ),
+        bad(
+            "unknown option",
+            ".:@P@ {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        bogus_option yes\n    }\n}\n",
+            &[4],
+            "bogus_option",
+        ),
+        bad(
+            "bad option value",
+            ".:@P@ {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        ttl abc\n    }\n}\n",
+            &[4],
+            "abc",
+        ),
+        bad(
+            "tls:// server block key",
+            "tls://.:@P@ {\n    bind 127.0.0.1\n    errors\n}\n",
+            &[1],
+            "tls://",
+        ),
+        bad(
+            "forward to tls://",
+            ".:@P@ {\n    bind 127.0.0.1\n    forward . tls://1.1.1.1\n}\n",
+            &[3],
+            "tls://1.1.1.1",
+        ),
+        bad(
+            "autopath",
+            ".:@P@ {\n    bind 127.0.0.1\n    autopath @kubernetes\n    kubernetes cluster.local\n}\n",
+            &[3],
+            "autopath",
+        ),
+        bad(
+            "missing import without a glob",
+            ".:@P@ {\n    bind 127.0.0.1\n    import missing.conf\n}\n",
+            &[3],
+            "missing.conf",
+        ),
+        Bad {
+            what: "unknown directive in an imported file",
+            corefile: format!(
+                ".:{port} {{\n    bind 127.0.0.1\n    import extra.override\n    errors\n}}\n"
+            ),
+            extra: Some(("extra.override", "cache 30\nfrobnicate\n")),
+            file: Some("extra.override"),
+            lines: &[2],
+            token: "frobnicate",
+        },
+    ]
+}
+
+/// The one line on stderr; fails unless there is exactly one.
+fn single_line(stderr: &str, what: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: exactly one line on stderr expected:\n{stderr}"
+    );
+    lines[0].to_string()
+}
+
+#[test]
+fn bad_corefiles_are_refused_naming_file_line_and_token() {
+    let dir = TempDir::new("bad");
+    let port = free_port();
+    for (i, bad) in bad_corefiles(port).into_iter().enumerate() {
+        let case = dir.path().join(format!("case{i}"));
+        std::fs::create_dir_all(&case).expect("case dir");
+        let corefile = case.join("Corefile");
+        std::fs::write(&corefile, &bad.corefile).expect("write");
+        if let Some((name, text)) = bad.extra {
+            std::fs::write(case.join(name), text).expect("write");
+        }
+        let file = bad.file.map_or(corefile.clone(), |name| case.join(name));
+        let what = bad.what;
+
+        // Starting with it: a non-zero exit and one line naming FILE:LINE and the token.
+        let server = Server::serve("--corefile", &corefile);
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert!(
+            !status.success(),
+            "{what}: started anyway\n{}",
+            server.logs()
+        );
+        let stderr = server.stderr.lock().unwrap().clone();
+        let line = single_line(&stderr, what);
+        eprintln!("{what}: {line}");
+        assert!(line.starts_with("clusterdns: "), "{what}: {line}");
+        let named = bad
+            .lines
+            .iter()
+            .any(|n| line.contains(&format!("{}:{n}", file.display())));
+        assert!(
+            named,
+            "{what}: the error must name {}:{:?}: {line}\n--- Corefile:\n{}",
+            file.display(),
+            bad.lines,
+            bad.corefile
+        );
+        assert!(
+            line.contains(bad.token),
+            "{what}: must quote {:?}: {line}",
+            bad.token
+        );
+
+        // --check-corefile: exit 1 with the same line.
+        let check = Command::new(BIN)
+            .arg("--check-corefile")
+            .arg(&corefile)
+            .output()
+            .expect("run --check-corefile");
+        assert_eq!(check.status.code(), Some(1), "{what}: --check-corefile");
+        let checked = single_line(&String::from_utf8_lossy(&check.stderr), what);
+        assert_eq!(checked, line, "{what}: --check-corefile and startup differ");
+    }
+}
+
+/// Flags the Corefile replaces are refused with it rather than silently ignored or merged.
+#[test]
+fn flags_the_corefile_replaces_are_refused() {
+    let dir = TempDir::new("flags");
+    let port = free_port();
+    let corefile = dir.write(
+        "Corefile",
+        &format!(".:{port} {{\n    bind 127.0.0.1\n    errors\n}}\n"),
+    );
+    let addr = loopback(free_port()).to_string();
+    for (flag, value) in [
+        ("--listen", addr.as_str()),
+        ("--domain", "cluster.local"),
+        ("--upstream", "127.0.0.1:53"),
+        ("--health", addr.as_str()),
+        ("--ready", addr.as_str()),
+        ("--metrics", addr.as_str()),
+        ("--lameduck", "5"),
+    ] {
+        let server = Server::spawn(&[
+            OsStr::new("--corefile"),
+            corefile.as_os_str(),
+            OsStr::new(flag),
+            OsStr::new(value),
+        ]);
+        let status = server.wait_exit(Duration::from_secs(10));
+        assert!(!status.success(), "{flag} with a Corefile: started anyway");
+        let stderr = server.stderr.lock().unwrap().clone();
+        assert!(
+            stderr.contains(flag),
+            "{flag}: the error must name it:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_corefile_accepts_the_default_corefiles_as_shipped() {
+    for name in ["kubeadm", "k3s", "eks", "aks"] {
+        let path = fixture_path(name);
+        let check = Command::new(BIN)
+            .arg("--check-corefile")
+            .arg(&path)
+            .output()
+            .expect("run --check-corefile");
+        let stdout = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            check.status.success(),
+            "{name}: {}{stdout}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        assert!(
+            stdout.starts_with(&format!("{}: ok (", path.display())),
+            "{name}: {stdout}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// reload under load
+// ---------------------------------------------------------------------------------------------
+
+fn probe_corefile(port: u16, metrics: u16, answer: &str) -> String {
+    format!(
+        "probe.test:{port} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{metrics}\n    \
+         reload\n    template IN A probe.test {{\n        \
+         answer \"{{{{ .Name }}}} 60 IN A {answer}\"\n    }}\n}}\n"
+    )
+}
+
+/// The Corefile as a ConfigMap volume presents it: `Corefile -> ..data/Corefile`,
+/// `..data -> ..v1`, so that an update can be a swap of the `..data` symlink.
+fn configmap_volume(dir: &Path, first: &str) -> PathBuf {
+    let version = dir.join("..v1");
+    std::fs::create_dir_all(&version).expect("version dir");
+    std::fs::write(version.join("Corefile"), first).expect("write");
+    std::os::unix::fs::symlink("..v1", dir.join("..data")).expect("..data");
+    std::os::unix::fs::symlink("..data/Corefile", dir.join("Corefile")).expect("Corefile");
+    dir.join("Corefile")
+}
+
+/// Replaces the file behind the `..data` symlink in place: write a temp file, rename it over.
+fn replace_in_place(dir: &Path, text: &str) {
+    let tmp = dir.join("..v1/.Corefile.tmp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, dir.join("..v1/Corefile")).expect("rename");
+}
+
+/// What the kubelet does on a ConfigMap update: a new version dir, `..data` swapped to it.
+fn swap_symlink(dir: &Path, version: &str, text: &str) {
+    let new = dir.join(version);
+    std::fs::create_dir_all(&new).expect("version dir");
+    std::fs::write(new.join("Corefile"), text).expect("write");
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(version, &tmp).expect("symlink");
+    std::fs::rename(&tmp, dir.join("..data")).expect("swap ..data");
+}
+
+#[test]
+fn reload_applies_changes_under_load_and_keeps_serving_through_a_bad_one() {
+    let dir = TempDir::new("reload");
+    let (port, metrics_port) = (free_port(), free_port());
+    let dns = loopback(port);
+    let metrics = loopback(metrics_port);
+    let corefile = configmap_volume(dir.path(), &probe_corefile(port, metrics_port, "192.0.2.1"));
+    let server = Server::serve("--corefile", &corefile);
+    server.wait_answer(dns, Instant::now(), STARTUP, "probe.test", A, |r| {
+        r.is(&["A 192.0.2.1"])
+    });
+
+    // The load: one query after another, each with 1 s to be answered, for at most 15 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, unanswered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, sent, unanswered) = (stop.clone(), sent.clone(), unanswered.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(15) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if ask_udp(dns, "probe.test", A, Duration::from_secs(1)).is_none() {
+                    unanswered.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let reload_failed = || {
+        let (code, text) = http_get(metrics, "/metrics").expect("/metrics answers");
+        assert_eq!(code, 200);
+        metric(&text, "coredns_reload_failed_total")
+    };
+    assert_eq!(reload_failed(), Some(0.0), "no failed reload yet");
+
+    // 1: a valid change, written to a temp file and renamed over.
+    let since = Instant::now();
+    replace_in_place(dir.path(), &probe_corefile(port, metrics_port, "192.0.2.2"));
+    let took = server.wait_answer(dns, since, Duration::from_secs(1), "probe.test", A, |r| {
+        r.is(&["A 192.0.2.2"])
+    });
+    eprintln!("reload 1 (rename) answered after {took:?}");
+
+    // 2: an invalid file: refused, counted once, logged; the previous config keeps answering.
+    let invalid = probe_corefile(port, metrics_port, "192.0.2.9")
+        .replace("    reload\n", "    reload\n    frobnicate\n");
+    let since = Instant::now();
+    replace_in_place(dir.path(), &invalid);
+    while reload_failed() != Some(1.0) {
+        assert!(
+            since.elapsed() < Duration::from_secs(2),
+            "coredns_reload_failed_total not 1 within 2 s: {:?}\n{}",
+            reload_failed(),
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Two more checks of the file go by: still the old answer, still counted once.
+    std::thread::sleep(Duration::from_millis(1100));
+    let kept = server.ask(dns, "probe.test", A);
+    assert!(kept.is(&["A 192.0.2.2"]), "{kept:?}\n{}", server.logs());
+    assert_eq!(
+        reload_failed(),
+        Some(1.0),
+        "the same bad file counted again"
+    );
+    assert!(
+        server.logs().contains("frobnicate"),
+        "the refused reload must be logged naming the token:\n{}",
+        server.logs()
+    );
+
+    // 3: a valid change as the kubelet makes it, a swap of the `..data` symlink.
+    let since = Instant::now();
+    swap_symlink(
+        dir.path(),
+        "..v2",
+        &probe_corefile(port, metrics_port, "192.0.2.3"),
+    );
+    let took = server.wait_answer(dns, since, Duration::from_secs(1), "probe.test", A, |r| {
+        r.is(&["A 192.0.2.3"])
+    });
+    eprintln!("reload 3 (symlink swap) answered after {took:?}");
+    assert_eq!(reload_failed(), Some(1.0));
+
+    stop.store(true, Ordering::Relaxed);
+    load.join().expect("the load thread");
+    let (sent, unanswered) = (
+        sent.load(Ordering::Relaxed),
+        unanswered.load(Ordering::Relaxed),
+    );
+    eprintln!("{sent} queries during the reloads, {unanswered} unanswered");
+    assert!(sent > 100, "too few queries to tell: {sent}");
+    assert_eq!(
+        unanswered,
+        0,
+        "queries went unanswered during reloads\n{}",
+        server.logs()
+    );
+}
