@@ -919,8 +919,6 @@ fn k3s_node_hosts_and_a_custom_server_block() {
 /// applies the capped TTL before writing). Only cluster answers are exempt from the cache in
 /// clusterdns; `hosts` answers are not cluster answers.
 #[test]
-#[ignore = "clusterdns caches only forwarded answers: hosts and template answers keep TTLs above \
-            the cache's maximum (k3s NodeHosts answered with TTL 60, CoreDNS answers 30)"]
 fn k3s_node_hosts_ttl_is_capped_by_the_cache() {
     let d = Deployment::start("k3s-ttl", "k3s", "--corefile", false, |c| c, |_, _, _| {});
     let node = d.ask("k3s-server-0", A);

@@ -862,15 +862,12 @@ fn check_answers(servers: &[Server], queries: &Path, sample: usize) -> Result<Ve
         .map(|(name, qtype)| ask(reference.address(), name, qtype, timeout))
         .collect();
     let mut report = Vec::new();
-    for server in servers
-        .iter()
-        .filter(|s| {
-            !matches!(
-                s.kind,
-                ServerKind::Clusterdns | ServerKind::Clusterdns2 | ServerKind::ClusterdnsCorefile
-            )
-        })
-    {
+    for server in servers.iter().filter(|s| {
+        !matches!(
+            s.kind,
+            ServerKind::Clusterdns | ServerKind::Clusterdns2 | ServerKind::ClusterdnsCorefile
+        )
+    }) {
         let mut same = 0;
         let mut differ: BTreeMap<String, (usize, String)> = BTreeMap::new();
         for ((name, qtype), want) in picked.iter().zip(&expected) {

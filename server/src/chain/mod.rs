@@ -411,7 +411,8 @@ impl Block {
             }
         }
         if let Some(hosts) = &self.hosts {
-            if let Some(step) = hosts.step(query, packet, out, transport) {
+            let bounds = self.cache_ttl_bounds(query.qname(), true);
+            if let Some(step) = hosts.step(query, packet, out, transport, bounds) {
                 return step;
             }
         }
@@ -530,6 +531,24 @@ impl Block {
         }
     }
 
+    /// The TTL bounds the block's cache puts on an answer for `qname` (`None`: not cached). In
+    /// CoreDNS the cache sits before `hosts` and `template`, so their answers leave it with TTLs
+    /// as a cached answer's; clusterdns does not store them (they cost less to make again) but
+    /// writes the same TTLs.
+    fn cache_ttl_bounds(&self, qname: &[u8], positive: bool) -> Option<(u32, u32)> {
+        let cache = &self.forward.as_ref()?.0.config.cache;
+        if !cache.scope.allows(qname, positive) {
+            return None;
+        }
+        Some(match positive {
+            true => (cache.min_ttl.min(cache.max_ttl), cache.max_ttl),
+            false => (
+                cache.min_denial_ttl.min(cache.max_denial_ttl),
+                cache.max_denial_ttl,
+            ),
+        })
+    }
+
     /// The first deciding template's answer, or `None` when every template skips the name.
     fn template_step(
         &self,
@@ -550,7 +569,18 @@ impl Block {
                     Rcode::ServFail,
                 ))
             }
-            TemplateResult::Answer(answer) => answer,
+            TemplateResult::Answer(mut answer) => {
+                let positive = answer.rcode == Rcode::NoError && !answer.answer.is_empty();
+                if let Some(bounds) = self.cache_ttl_bounds(qname, positive) {
+                    let all = [
+                        &mut answer.answer,
+                        &mut answer.authority,
+                        &mut answer.additional,
+                    ];
+                    clamp_ttls(all.into_iter().flat_map(|list| list.iter_mut()), bounds);
+                }
+                answer
+            }
         };
         let mut records = Vec::new();
         let counts = answer.encode(&mut records);
@@ -620,17 +650,23 @@ impl Hosts {
         packet: &[u8],
         out: &mut [u8],
         transport: Transport,
+        cache_bounds: Option<(u32, u32)>,
     ) -> Option<Step> {
         let qname = query.qname();
         let table = self.table.load();
         match table.lookup(qname, query.qtype) {
-            HostsAnswer::Records(records) => Some(records_step(
+            HostsAnswer::Records(mut records) => Some(records_step(
                 query,
                 packet,
                 out,
                 transport,
                 true,
-                &records,
+                {
+                    if let Some(bounds) = cache_bounds {
+                        clamp_ttls(records.iter_mut(), bounds);
+                    }
+                    &records
+                },
                 Plugin::Hosts,
             )),
             HostsAnswer::NoData => Some(records_step(
@@ -704,6 +740,19 @@ fn kubernetes_step(
     }
 }
 
+/// Gives every record the smallest of their TTLs, within `(min, max)`, as CoreDNS's cache
+/// writes a response.
+fn clamp_ttls<'a>(records: impl Iterator<Item = &'a mut Record>, (min, max): (u32, u32)) {
+    let mut records: Vec<&mut Record> = records.collect();
+    let Some(smallest) = records.iter().map(|r| r.ttl).min() else {
+        return;
+    };
+    let ttl = smallest.clamp(min, max);
+    for record in records.iter_mut() {
+        record.ttl = ttl;
+    }
+}
+
 /// The plugins of a block, by CoreDNS name (`coredns_plugin_enabled`).
 fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
     let present = [
@@ -715,11 +764,20 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ("template", !plan.templates.is_empty()),
         ("hosts", plan.hosts.is_some()),
         ("kubernetes", plan.kubernetes.is_some()),
-        ("cache", plan.forward.as_ref().is_some_and(|f| !f.config.cache.scope.zones.is_empty())),
+        (
+            "cache",
+            plan.forward
+                .as_ref()
+                .is_some_and(|f| !f.config.cache.scope.zones.is_empty()),
+        ),
         ("loop", plan.forward.as_ref().is_some_and(|f| f.loop_check)),
         ("forward", plan.forward.is_some()),
     ];
-    present.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
+    present
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect()
 }
 
 /// The `any` plugin's answer to ANY: one HINFO record saying so (RFC 8482 §4.2).
