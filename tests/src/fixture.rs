@@ -55,12 +55,18 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a one-worker loopback server answering `cluster`.
     pub fn start(cluster: Cluster, config: ZoneConfig) -> TestServer {
+        TestServer::start_with(cluster, config, &ServeConfig::loopback())
+    }
+
+    /// Starts a server as `serve` says (its server blocks, workers, addresses) answering
+    /// `cluster`.
+    pub fn start_with(cluster: Cluster, config: ZoneConfig, serve: &ServeConfig) -> TestServer {
         let mut publisher = Publisher::new(config);
         publisher.replace_all(cluster);
         publisher.set_synced();
         publisher.publish();
         let metrics = Arc::new(Metrics::new("dns://:0".into()));
-        let server = match Server::start(&ServeConfig::loopback(), publisher.store(), &metrics) {
+        let server = match Server::start(serve, publisher.store(), &metrics) {
             Ok(server) => server,
             Err(error) => panic!("test server does not start: {error}"),
         };
