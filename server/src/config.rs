@@ -251,14 +251,6 @@ impl Config {
         let cluster = self.mode == Mode::Cluster;
         let kubernetes = cluster.then(KubernetesRoute::reverse_fallthrough);
         let block = BlockPlan {
-            zones,
-            log: None,
-            errors: false,
-            any: false,
-            loadbalance: false,
-            rewrite: Vec::new(),
-            templates: Vec::new(),
-            hosts: None,
             kubernetes,
             forward: Some(ForwardPlan {
                 from: WireName::root(),
@@ -266,7 +258,7 @@ impl Config {
                 config: self.forward_config()?,
                 loop_check: true,
             }),
-            fallback: clusterdns_zone::Rcode::Refused,
+            ..BlockPlan::new(zones, clusterdns_zone::Rcode::Refused)
         };
         Ok(Plan {
             ports: vec![PortPlan {
@@ -381,22 +373,14 @@ impl ServeConfig {
     /// Loopback on an ephemeral port with one worker, answering the zone and refusing other
     /// names: for tests.
     pub fn loopback() -> Self {
+        let zone = BlockZone {
+            zone: WireName::root(),
+            server_label: "dns://:53".into(),
+            zone_label: ".".into(),
+        };
         let block = BlockPlan {
-            zones: vec![BlockZone {
-                zone: WireName::root(),
-                server_label: "dns://:53".into(),
-                zone_label: ".".into(),
-            }],
-            log: None,
-            errors: false,
-            any: false,
-            loadbalance: false,
-            rewrite: Vec::new(),
-            templates: Vec::new(),
-            hosts: None,
             kubernetes: Some(KubernetesRoute::reverse_fallthrough()),
-            forward: None,
-            fallback: clusterdns_zone::Rcode::Refused,
+            ..BlockPlan::new(vec![zone], clusterdns_zone::Rcode::Refused)
         };
         ServeConfig {
             ports: vec![PortPlan {

@@ -86,6 +86,25 @@ pub struct BlockPlan {
     pub fallback: Rcode,
 }
 
+impl BlockPlan {
+    /// A block for `zones` with no plugin yet, ending the chain with `fallback`.
+    pub fn new(zones: Vec<BlockZone>, fallback: Rcode) -> Self {
+        BlockPlan {
+            zones,
+            log: None,
+            errors: false,
+            any: false,
+            loadbalance: false,
+            rewrite: Vec::new(),
+            templates: Vec::new(),
+            hosts: None,
+            kubernetes: None,
+            forward: None,
+            fallback,
+        }
+    }
+}
+
 /// Query logging options.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogPlan {

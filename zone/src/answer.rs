@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use crate::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::snapshot::{Lookup, Snapshot, SOA_RECORD_LEN};
-use crate::wire::{read_u16, Rcode, CLASSIC_UDP_PAYLOAD, CLASS_IN, HEADER_LEN, TYPE_A, TYPE_AAAA};
+use crate::wire::{
+    read_u16, skip_name, Rcode, CLASSIC_UDP_PAYLOAD, CLASS_IN, HEADER_LEN, TYPE_A, TYPE_AAAA,
+};
 use crate::wire::{FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, OPCODE_MASK, TYPE_OPT};
 
 /// The UDP payload size we advertise in our OPT record (DNS Flag Day 2020).
@@ -90,19 +92,6 @@ pub enum Answered {
     },
     /// The name is outside our zones: the caller decides (forward, or refuse).
     Outside,
-}
-
-/// Skips an (possibly compressed) owner name of a record, returning the offset after it.
-fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *packet.get(at)?;
-        match len & 0xC0 {
-            0x00 if len == 0 => return Some(at + 1),
-            0x00 => at += 1 + usize::from(len),
-            0xC0 => return (at + 2 <= packet.len()).then_some(at + 2),
-            _ => return None,
-        }
-    }
 }
 
 /// Parses a query. The question name must be uncompressed (nothing precedes it to point at,

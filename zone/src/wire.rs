@@ -101,3 +101,17 @@ impl Rcode {
         }
     }
 }
+
+/// The offset after a possibly compressed name at `at` in `packet` (a pointer ends it);
+/// `None` when the name runs past the end or uses a reserved label type.
+pub fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *packet.get(at)?;
+        match len & 0xC0 {
+            0x00 if len == 0 => return Some(at + 1),
+            0x00 => at += 1 + usize::from(len),
+            0xC0 => return (at + 2 <= packet.len()).then_some(at + 2),
+            _ => return None,
+        }
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 
-use clusterdns_zone::wire::{read_u16, HEADER_LEN, TYPE_A, TYPE_AAAA};
+use clusterdns_zone::wire::{read_u16, skip_name, HEADER_LEN, TYPE_A, TYPE_AAAA};
 
 /// Answer records examined at most.
 const MAX_RECORDS: usize = 64;
@@ -90,19 +90,6 @@ fn address_run(response: &[u8]) -> Option<(usize, usize, usize)> {
         at = end;
     }
     best
-}
-
-/// The offset after a possibly compressed name at `at`.
-fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *packet.get(at)?;
-        match len & 0xC0 {
-            0x00 if len == 0 => return Some(at + 1),
-            0x00 => at += 1 + usize::from(len),
-            0xC0 => return (at + 2 <= packet.len()).then_some(at + 2),
-            _ => return None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -149,19 +149,7 @@ fn block_plan(
     globals: &mut Globals,
     plan: &mut Plan,
 ) -> Result<BlockPlan, CorefileError> {
-    let mut out = BlockPlan {
-        zones,
-        log: None,
-        errors: false,
-        any: false,
-        loadbalance: false,
-        rewrite: Vec::new(),
-        templates: Vec::new(),
-        hosts: None,
-        kubernetes: None,
-        forward: None,
-        fallback: Rcode::ServFail,
-    };
+    let mut out = BlockPlan::new(zones, Rcode::ServFail);
     let mut seen: Vec<&str> = Vec::new();
     let mut cache: Option<CacheConfig> = None;
     let mut loop_check = false;
