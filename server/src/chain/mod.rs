@@ -56,6 +56,21 @@ pub struct Reply {
     pub outcome: Outcome,
 }
 
+impl Reply {
+    /// A reply of `len` bytes to a question of `qtype`, counted under label slot `slot`.
+    fn new(len: usize, (qtype, rcode): (u16, u16), slot: u8, plugin: Plugin) -> Reply {
+        Reply {
+            len,
+            outcome: Outcome {
+                qtype,
+                rcode,
+                zone: slot,
+                plugin,
+            },
+        }
+    }
+}
+
 /// What became of one query.
 pub enum Handled {
     /// A response is in the caller's buffer.
@@ -104,30 +119,19 @@ impl Deferred {
             rcode: rcode_of(out),
             plugin: Plugin::Forward,
         };
-        let qtype = self.query.qtype;
-        self.block
-            .finish(
-                Finish {
-                    query: &self.query,
-                    packet,
-                    rewritten: self.rewritten.is_some(),
-                    client,
-                    transport,
-                    received_at,
-                    slot: self.slot,
-                },
-                out,
-                step,
-            )
-            .map(|(len, rcode, plugin)| Reply {
-                len,
-                outcome: Outcome {
-                    qtype,
-                    rcode,
-                    zone: self.slot,
-                    plugin,
-                },
-            })
+        self.block.finish(
+            Finish {
+                query: &self.query,
+                packet,
+                rewritten: self.rewritten.is_some(),
+                client,
+                transport,
+                received_at,
+                slot: self.slot,
+            },
+            out,
+            step,
+        )
     }
 }
 
@@ -291,15 +295,7 @@ impl Router {
     }
 
     fn reply(&self, len: usize, rcode: u16, qtype: u16, slot: u8, plugin: Plugin) -> Handled {
-        Handled::Reply(Reply {
-            len,
-            outcome: Outcome {
-                qtype,
-                rcode,
-                zone: slot,
-                plugin,
-            },
-        })
+        Handled::Reply(Reply::new(len, (qtype, rcode), slot, plugin))
     }
 }
 
@@ -369,24 +365,12 @@ impl Block {
                 slot: at.slot,
             })),
             step => {
-                let qtype = at.query.qtype;
-                let slot = at.slot;
                 let at = Finish {
                     rewritten: rewritten.is_some(),
                     ..at
                 };
-                match self.finish(at, out, step) {
-                    Some((len, rcode, plugin)) => Handled::Reply(Reply {
-                        len,
-                        outcome: Outcome {
-                            qtype,
-                            rcode,
-                            zone: slot,
-                            plugin,
-                        },
-                    }),
-                    None => Handled::Drop,
-                }
+                self.finish(at, out, step)
+                    .map_or(Handled::Drop, Handled::Reply)
             }
         }
     }
@@ -470,9 +454,9 @@ impl Block {
         }
     }
 
-    /// Rewrites the answer back to the client's question, rotates addresses, logs and counts:
-    /// `(len, rcode, plugin)` of what is in `out`, or `None` to send nothing.
-    fn finish(&self, at: Finish, out: &mut [u8], step: Step) -> Option<(usize, u16, Plugin)> {
+    /// Rewrites the answer back to the client's question, rotates addresses and logs: the reply
+    /// now in `out`, or `None` to send nothing.
+    fn finish(&self, at: Finish, out: &mut [u8], step: Step) -> Option<Reply> {
         let Step::Reply {
             mut len,
             rcode,
@@ -504,7 +488,7 @@ impl Block {
                 "upstreams failed; answered SERVFAIL"
             );
         }
-        Some((len, rcode, plugin))
+        Some(Reply::new(len, (at.query.qtype, rcode), at.slot, plugin))
     }
 }
 
