@@ -281,8 +281,9 @@ pub(crate) mod tests {
         );
         let file = File::create(&scratch.0).expect("create the scratch file");
         write(&cluster, io::BufWriter::new(file)).expect("write manifests");
-        let (loaded, report) = clusterdns::manifest::load(std::slice::from_ref(&scratch.0), false)
-            .expect("clusterdns loads the generated manifests");
+        let (loaded, report) =
+            clusterdns::sources::manifest::load(std::slice::from_ref(&scratch.0), false)
+                .expect("clusterdns loads the generated manifests");
         assert!(report.skipped.is_empty(), "skipped: {:?}", report.skipped);
         assert_eq!(
             report.objects,

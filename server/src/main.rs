@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches};
+use clusterdns::config::plan::Plan;
 use clusterdns::config::{Config, Mode};
-use clusterdns::metrics::Metrics;
+use clusterdns::ops::metrics::Metrics;
 use clusterdns::ops::{self, Endpoint, Readiness};
-use clusterdns::plan::Plan;
-use clusterdns::publisher::{Filter, Publisher};
-use clusterdns::server::Server;
-use clusterdns::source::ManifestSource;
+use clusterdns::serving::Server;
+use clusterdns::sources::manifest::watch::ManifestSource;
+use clusterdns::sources::{Filter, Publisher};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 use tokio::sync::oneshot;
 
@@ -25,13 +25,13 @@ use tokio::sync::oneshot;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    clusterdns::memory::configure();
+    clusterdns::ops::memory::configure();
     let config = match parse_flags() {
         Ok(config) => config,
         Err(error) => error.exit(),
     };
     if let Some(path) = &config.check_corefile {
-        return match clusterdns::corefile::load(path) {
+        return match clusterdns::config::corefile::load(path) {
             Ok(plan) => {
                 let blocks: usize = plan.ports.iter().map(|p| p.blocks.len()).sum();
                 println!(
@@ -105,7 +105,7 @@ fn parse_flags() -> Result<Config, clap::Error> {
 fn plan(config: &Config) -> Result<Plan, String> {
     config.check_corefile_flags().map_err(|e| e.to_string())?;
     let plan = match &config.corefile {
-        Some(path) => clusterdns::corefile::load(path).map_err(|e| e.to_string())?,
+        Some(path) => clusterdns::config::corefile::load(path).map_err(|e| e.to_string())?,
         None => config.plan().map_err(|e| e.to_string())?,
     };
     if plan.kubernetes.is_none() && !config.manifests.is_empty() {
@@ -133,7 +133,7 @@ fn run(config: Config) -> Result<(), String> {
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("clusterdns-control")
-        .on_thread_park(clusterdns::memory::release_freed)
+        .on_thread_park(clusterdns::ops::memory::release_freed)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the control runtime: {e}"))?;
@@ -161,12 +161,12 @@ fn run(config: Config) -> Result<(), String> {
             Some((path, context)) => (Some(path.as_path()), context.as_deref()),
             None => (None, None),
         };
-        let client = control.block_on(clusterdns::kubernetes::client(
+        let client = control.block_on(clusterdns::sources::kubernetes::client(
             kubeconfig,
             context,
             kubernetes.endpoint.as_deref(),
         ))?;
-        let synced = clusterdns::kubernetes::start(
+        let synced = clusterdns::sources::kubernetes::start(
             client,
             pods_verified,
             publisher,
@@ -247,7 +247,7 @@ fn run(config: Config) -> Result<(), String> {
 
     let server = Arc::new(Server::serve(bound, store, &metrics).map_err(|e| e.to_string())?);
     tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, ops = ?ops_addrs, mode = ?config.mode, "serving");
-    let watcher = clusterdns::reload::Watcher::start(
+    let watcher = clusterdns::config::reload::Watcher::start(
         config.corefile.clone(),
         plan.clone(),
         server.clone(),

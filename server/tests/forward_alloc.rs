@@ -13,9 +13,9 @@ use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::Clock;
 use clusterdns::forward::config::ForwardConfig;
 use clusterdns::forward::Forwarder;
-use clusterdns::metrics::Metrics;
-use clusterdns::publisher::Publisher;
-use clusterdns::server::Server;
+use clusterdns::ops::metrics::Metrics;
+use clusterdns::serving::Server;
+use clusterdns::sources::Publisher;
 use clusterdns_zone::{answer, parse_query, Answered, Cluster, Transport, ZoneConfig};
 
 /// Counts every allocation in the process.

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use clusterdns::config::ServeConfig;
-use clusterdns::metrics::Metrics;
-use clusterdns::publisher::Publisher;
-use clusterdns::server::Server;
+use clusterdns::ops::metrics::Metrics;
+use clusterdns::serving::Server;
+use clusterdns::sources::Publisher;
 use clusterdns_zone::{Cluster, PodsMode, Snapshot, ZoneBuilder, ZoneConfig};
 
 /// The golden fixture cluster's manifest.
@@ -20,7 +20,7 @@ pub fn golden_cluster_path() -> PathBuf {
 
 /// The golden cluster as the zone model (pods kept).
 pub fn golden_cluster() -> Cluster {
-    match clusterdns::manifest::load(&[golden_cluster_path()], true) {
+    match clusterdns::sources::manifest::load(&[golden_cluster_path()], true) {
         Ok((cluster, _)) => cluster,
         Err(error) => panic!("golden cluster does not load: {error}"),
     }

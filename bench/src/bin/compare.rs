@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
+use clusterdns::ops::process;
 use clusterdns_bench::check::{answer_set, AnswerSet};
 use clusterdns_bench::generate::DEFAULT_DOMAIN;
 use clusterdns_bench::packet::query_packet;
@@ -622,10 +623,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// (ppid, utime + stime) of a process, from `/proc/<pid>/stat`.
 fn stat_fields(pid: u32) -> Option<(u32, u64)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // After "pid (comm) " come state (field 3), ppid (4) ... utime (14), stime (15).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = process::stat_fields(&pid.to_string())?;
     let ppid = fields.get(1)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
@@ -659,36 +657,18 @@ fn tree(pid: u32) -> Vec<u32> {
     out
 }
 
-/// A `VmXxx:` figure of `/proc/<pid>/status` in KiB.
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return 0;
-    };
-    status
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
 /// Peak and current resident memory of a server in KiB: the largest of its processes (NSD's
 /// serving child shares the zone with its parent, so a sum would count it twice).
 fn memory_kib(pid: u32) -> (u64, u64) {
     let processes = tree(pid);
     let peak = processes
         .iter()
-        .map(|&p| status_kib(p, "VmHWM:"))
+        .map(|&p| process::status_kib(&p.to_string(), "VmHWM:").unwrap_or(0))
         .max()
         .unwrap_or(0);
     let now = processes
         .iter()
-        .map(|&p| status_kib(p, "VmRSS:"))
+        .map(|&p| process::status_kib(&p.to_string(), "VmRSS:").unwrap_or(0))
         .max()
         .unwrap_or(0);
     (peak, now)

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clusterdns::manifest;
+use clusterdns::ops::process;
+use clusterdns::sources::manifest;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -53,11 +54,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `VmHWM` of this process, as /proc/self/status spells it.
+/// `VmHWM` of this process.
 fn peak_rss() -> String {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .map_or_else(|| "unknown".to_owned(), |v| v.trim().to_owned())
+    process::status_kib("self", "VmHWM:")
+        .map_or_else(|| "unknown".to_owned(), |kib| format!("{kib} kB"))
 }

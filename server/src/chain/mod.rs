@@ -1,5 +1,5 @@
 //! The query path above the listeners: a [`Router`] per port, built once from the port's server
-//! blocks ([`crate::plan::PortPlan`]), takes a query packet, parses it once, picks the block with
+//! blocks ([`crate::config::plan::PortPlan`]), takes a query packet, parses it once, picks the block with
 //! the longest matching zone and runs that block's plugin chain in CoreDNS's order:
 //!
 //! ```text
@@ -14,8 +14,10 @@
 //! a plugin it does not have costs one test of an empty field. A cluster name under the
 //! flag-configured block or kubeadm's Corefile takes the same path: parse, route, snapshot
 //! answer, with no allocation and no lock. What the router does not own: the sockets
-//! ([`crate::udp`], [`crate::tcp`]), the plugins' own logic ([`crate::plugins`]) and the
+//! ([`crate::serving::udp`], [`crate::serving::tcp`]), the plugins' own logic ([`crate::chain::plugins`]) and the
 //! forwarder ([`crate::forward`]).
+
+pub mod plugins;
 
 pub mod loadbalance;
 pub mod querylog;
@@ -33,15 +35,15 @@ use clusterdns_zone::wire::{CLASS_IN, TYPE_ANY, TYPE_HINFO};
 use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
 use tokio::runtime::Handle;
 
-use crate::corefile::hosts_table;
+use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
+use crate::chain::plugins::records::{encode_all, Record};
+use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
+use crate::chain::plugins::template::{self, Template, TemplateResult};
+use crate::config::corefile::hosts_table;
+use crate::config::plan::{BlockPlan, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan};
 use crate::forward::clock::Clock;
 use crate::forward::Forwarder;
-use crate::metrics::{Metrics, Outcome, Plugin};
-use crate::plan::{BlockPlan, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan};
-use crate::plugins::hosts::{HostsAnswer, HostsTable};
-use crate::plugins::records::{encode_all, Record};
-use crate::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
-use crate::plugins::template::{self, Template, TemplateResult};
+use crate::ops::metrics::{Metrics, Outcome, Plugin};
 use querylog::QueryLog;
 
 /// TTL of the `any` plugin's HINFO record, as CoreDNS writes it.

@@ -11,7 +11,7 @@ use clusterdns_zone::name::{dotted, is_subdomain};
 use clusterdns_zone::wire::{read_u16, Rcode};
 use clusterdns_zone::{Query, Transport};
 
-use crate::plan::{LogClasses, LogPlan};
+use crate::config::plan::{LogClasses, LogPlan};
 
 /// CoreDNS's `{common}` format, the default.
 pub const COMMON_FORMAT: &str = "{remote}:{port} - {>id} \"{type} {class} {name} {proto} {size} {>do} {>bufsize}\" {rcode} {>rflags} {rsize} {duration}";

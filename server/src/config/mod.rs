@@ -1,6 +1,10 @@
 //! Command-line configuration: one plain [`Config`], parsed by clap and validated completely
 //! before any socket is bound. Defaults mirror CoreDNS where it has the same option.
 
+pub mod corefile;
+pub mod plan;
+pub mod reload;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,11 +12,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 
-use crate::forward::config::{check_no_loop, ForwardArgs, ForwardConfig, ForwardConfigError};
-use crate::nodelocal::{NodeLocalArgs, NodeLocalError};
-use crate::plan::{
+use crate::config::plan::{
     BlockPlan, BlockZone, ForwardPlan, KubernetesPlan, KubernetesRoute, Plan, PortPlan,
 };
+use crate::forward::config::{check_no_loop, ForwardArgs, ForwardConfig, ForwardConfigError};
+use crate::nodelocal::{NodeLocalArgs, NodeLocalError};
 
 /// What the server is (`--mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,5 +1,5 @@
 //! What the server is told to do, whichever way it was told: the command-line flags
-//! ([`crate::config::Config::plan`]) or a Corefile ([`crate::corefile::plan`]) both become one
+//! ([`crate::config::Config::plan`]) or a Corefile ([`crate::config::corefile::plan`]) both become one
 //! [`Plan`]. A plan is plain data, validated completely; the listeners are built from it
 //! ([`crate::chain::Router`]) and a Corefile reload swaps the part that may change while
 //! serving ([`Plan::routes`]) for a new one.
@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use clusterdns_zone::{PodsMode, Rcode, WireName};
 
+use crate::chain::plugins::hosts::HostsTable;
+use crate::chain::plugins::rewrite::NameRule;
+use crate::chain::plugins::template::Template;
 use crate::forward::config::ForwardConfig;
-use crate::plugins::hosts::HostsTable;
-use crate::plugins::rewrite::NameRule;
-use crate::plugins::template::Template;
 
 /// Everything the server does.
 #[derive(Clone, Debug)]

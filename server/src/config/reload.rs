@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::corefile::{self, Corefile};
-use crate::metrics::Metrics;
-use crate::plan::Plan;
-use crate::server::Server;
+use crate::config::corefile::{self, Corefile};
+use crate::config::plan::Plan;
+use crate::ops::metrics::Metrics;
+use crate::serving::Server;
 
 /// How often the files are looked at. A ConfigMap update reaches the pod within kubelet's sync
 /// period anyway; reading a few small files twice a second costs nothing, so a change is live

@@ -2,6 +2,10 @@
 //! (Prometheus), each on its own address as CoreDNS serves them (:8080, :8181, :9153). Addresses
 //! given twice share one listener serving both paths.
 
+pub mod memory;
+pub mod metrics;
+pub mod process;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +17,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// What `/ready` reports: ready once the zone has synced, until lameduck begins.
 #[derive(Debug, Default)]

@@ -4,6 +4,10 @@
 //! forwarder's upstream exchanges and health checks, and the startup loop check: if our loop
 //! probe comes back to us, the process stops with the reason, as CoreDNS's `loop` plugin does.
 
+pub mod sockets;
+pub mod tcp;
+pub mod udp;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,11 +18,11 @@ use clusterdns_zone::Snapshot;
 use tokio::sync::{watch, Semaphore};
 
 use crate::chain::Router;
+use crate::config::plan::PortPlan;
 use crate::config::ServeConfig;
-use crate::metrics::Metrics;
-use crate::plan::PortPlan;
-use crate::sockets::{bind, BindError};
-use crate::udp::{Sources, UdpForward};
+use crate::ops::metrics::Metrics;
+use crate::serving::sockets::{bind, BindError};
+use crate::serving::udp::{Sources, UdpForward};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +38,7 @@ pub enum StartError {
 /// Sockets bound for every address, not yet served.
 pub struct Bound {
     /// Per port of the configuration, its bound addresses.
-    ports: Vec<Vec<crate::sockets::BoundAddress>>,
+    ports: Vec<Vec<crate::serving::sockets::BoundAddress>>,
     config: ServeConfig,
 }
 
@@ -118,7 +122,9 @@ impl Server {
                     let thread = std::thread::Builder::new()
                         .name(format!("clusterdns-udp-{i}"))
                         .spawn(move || {
-                            crate::udp::serve(socket, sources, size, counters, forward, stop)
+                            crate::serving::udp::serve(
+                                socket, sources, size, counters, forward, stop,
+                            )
                         })?;
                     udp_threads.push(thread);
                 }
@@ -127,7 +133,7 @@ impl Server {
                         let _guard = runtime.enter();
                         tokio::net::TcpListener::from_std(listener)?
                     };
-                    runtime.spawn(crate::tcp::serve(
+                    runtime.spawn(crate::serving::tcp::serve(
                         listener,
                         store.clone(),
                         config.tcp_idle_timeout,

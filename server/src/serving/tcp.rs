@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Mutex, Semaphore};
 
 use crate::chain::{Deferred, Handled, Router};
-use crate::metrics::{DnsCounters, Family, Proto};
+use crate::ops::metrics::{DnsCounters, Family, Proto};
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;

@@ -24,7 +24,7 @@ use clusterdns_zone::{Snapshot, Transport};
 use tokio::runtime::Handle;
 
 use crate::chain::{Deferred, Handled, Router};
-use crate::metrics::{DnsCounters, Family, Outcome, Plugin, Proto};
+use crate::ops::metrics::{DnsCounters, Family, Outcome, Plugin, Proto};
 
 /// Queries received (and answers sent) per system call at most.
 const BATCH: usize = 32;

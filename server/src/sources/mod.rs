@@ -1,6 +1,10 @@
 //! The one update path from every source to the listeners: changes go into the single-writer
 //! [`ZoneBuilder`], and each publish stores the new snapshot in the `ArcSwap` the workers read.
 
+pub mod kubernetes;
+pub mod manifest;
+pub mod objects;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,7 +105,7 @@ impl Publisher {
         let serial = snapshot.serial();
         self.store.store(Arc::new(snapshot));
         let took = started.elapsed();
-        crate::memory::release_freed();
+        crate::ops::memory::release_freed();
         (stats, took, serial)
     }
 }

@@ -10,16 +10,16 @@ use std::time::Duration;
 use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use super::parse::{Corefile, CorefileError, Directive, ServerBlock, Token};
+use crate::chain::plugins::hosts::HostsTable;
+use crate::chain::plugins::rewrite::{AnswerRewrite, Mode, NameRule, RegexRewrite};
+use crate::chain::plugins::template::{Template, TemplateConfig};
 use crate::chain::querylog::{COMBINED_FORMAT, COMMON_FORMAT, PLACEHOLDERS};
-use crate::forward::config::{check_no_loop, CacheConfig, CacheScope, ForwardConfig, Policy};
-use crate::forward::resolv::{parse_upstream, read_nameservers};
-use crate::plan::{
+use crate::config::plan::{
     BlockPlan, BlockZone, Fallthrough, ForwardPlan, HostsPlan, KubernetesPlan, KubernetesRoute,
     LogClasses, LogPlan, Plan, PortPlan,
 };
-use crate::plugins::hosts::HostsTable;
-use crate::plugins::rewrite::{AnswerRewrite, Mode, NameRule, RegexRewrite};
-use crate::plugins::template::{Template, TemplateConfig};
+use crate::forward::config::{check_no_loop, CacheConfig, CacheScope, ForwardConfig, Policy};
+use crate::forward::resolv::{parse_upstream, read_nameservers};
 
 /// The directives clusterdns carries out; any other stops startup.
 pub const SUPPORTED: &str = "any, bind, cache, errors, forward, health, hosts, kubernetes, \

@@ -1,5 +1,5 @@
 //! The Corefile, CoreDNS's configuration file: read into a syntax tree, then into a
-//! [`Plan`](crate::plan::Plan).
+//! [`Plan`](crate::config::plan::Plan).
 //!
 //! [`parse`](mod@parse) owns the grammar CoreDNS 1.13 reads (Caddy v1's caddyfile as CoreDNS
 //! forks it): words, quotes, comments, `{$ENV}` substitution, server-block keys and the zones
@@ -14,7 +14,7 @@ use std::path::Path;
 pub use directives::{hosts_table, plan, SUPPORTED};
 pub use parse::{parse, Corefile, CorefileError, Directive, Key, Position, ServerBlock, Token};
 
-use crate::plan::Plan;
+use crate::config::plan::Plan;
 
 /// Reads the Corefile at `path` and its imports, `{$VAR}` taken from the process environment.
 pub fn read(path: &Path) -> Result<Corefile, CorefileError> {

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use clusterdns_zone::{ObjectKey, ObjectKind, ZoneStats};
 
-use crate::manifest::{self, LoadReport, ManifestError};
-use crate::metrics::Metrics;
-use crate::publisher::Publisher;
+use crate::ops::metrics::Metrics;
+use crate::sources::manifest::{self, LoadReport, ManifestError};
+use crate::sources::Publisher;
 
 /// What identifies one version of the manifest files.
 type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;

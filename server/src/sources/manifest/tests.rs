@@ -1,0 +1,768 @@
+use super::*;
+use clusterdns_zone::{Port, Protocol, Service, ServiceKind};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A scratch directory under the system temp dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("clusterdns-manifest-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Loads one file with this text (named `name`), keeping pods.
+fn load_text(name: &str, text: &str) -> Result<(Cluster, LoadReport), ManifestError> {
+    let scratch = Scratch::new();
+    let path = scratch.write(name, text);
+    load(&[path], true)
+}
+
+fn load_ok(text: &str) -> (Cluster, LoadReport) {
+    load_text("m.yaml", text).unwrap()
+}
+
+/// The error message of loading `text`, with the scratch directory cut from the path.
+fn load_err(text: &str) -> String {
+    let error = load_text("m.yaml", text).unwrap_err().to_string();
+    let (_, rest) = error.split_once("m.yaml").unwrap();
+    format!("m.yaml{rest}")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/manifests")
+        .join(name)
+}
+
+const WEB: &str = "
+apiVersion: v1
+kind: Service
+metadata: {name: Web, namespace: Shop}
+spec:
+  clusterIP: 10.96.0.10
+  ports:
+  - {name: http, port: 80}
+  - {port: 53, protocol: UDP}
+";
+
+#[test]
+fn service_with_cluster_ip_and_ports() {
+    let (cluster, report) = load_ok(WEB);
+    assert_eq!(
+        cluster.services,
+        vec![Service {
+            namespace: "shop".into(),
+            name: "web".into(),
+            kind: ServiceKind::ClusterIp(vec![ip("10.96.0.10")]),
+            ports: vec![
+                Port {
+                    name: "http".into(),
+                    protocol: Protocol::Tcp,
+                    port: 80
+                },
+                Port {
+                    name: "".into(),
+                    protocol: Protocol::Udp,
+                    port: 53
+                },
+            ],
+        }]
+    );
+    assert_eq!((report.files, report.objects), (1, 1));
+    assert!(report.skipped.is_empty());
+}
+
+#[test]
+fn multi_document_yaml_with_empty_documents() {
+    let text = format!(
+        "---\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: Shop}}\n---\n# only a comment\n---{WEB}---\n"
+    );
+    let (cluster, report) = load_ok(&text);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("shop")]);
+    assert_eq!(cluster.services.len(), 1);
+    assert_eq!(report.objects, 2);
+}
+
+#[test]
+fn namespace_defaults_to_default() {
+    let (cluster, _) = load_ok(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {clusterIP: 10.0.0.1}\n",
+    );
+    assert_eq!(&*cluster.services[0].namespace, "default");
+}
+
+#[test]
+fn dual_stack_cluster_ips() {
+    let (cluster, _) = load_ok(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  clusterIP: 10.0.0.1\n  clusterIPs: [10.0.0.1, 'fd00::1']\n",
+    );
+    assert_eq!(
+        cluster.services[0].kind,
+        ServiceKind::ClusterIp(vec![ip("10.0.0.1"), ip("fd00::1")])
+    );
+}
+
+#[test]
+fn headless_and_unassigned_cluster_ip() {
+    let (cluster, _) = load_ok(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec: {clusterIP: None}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: db2}\nspec: {clusterIPs: [None]}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: pending}\nspec: {clusterIP: ''}\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata: {name: bare}\n",
+    );
+    let kinds: Vec<_> = cluster.services.iter().map(|s| s.kind.clone()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ServiceKind::Headless,
+            ServiceKind::Headless,
+            ServiceKind::ClusterIp(vec![]),
+            ServiceKind::ClusterIp(vec![])
+        ]
+    );
+}
+
+#[test]
+fn external_name_lowercased_without_trailing_dot() {
+    let (cluster, _) = load_ok(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: DB.Example.COM.}\n",
+    );
+    assert_eq!(
+        cluster.services[0].kind,
+        ServiceKind::ExternalName("db.example.com".into())
+    );
+}
+
+#[test]
+fn external_name_required() {
+    assert_eq!(
+        load_err(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName}\n"
+        ),
+        "m.yaml: Service default/ext: spec.externalName: required for type ExternalName"
+    );
+}
+
+const SLICE: &str = "
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: db-abc12
+  namespace: shop
+  labels: {kubernetes.io/service-name: db}
+addressType: IPv4
+ports:
+- {name: pg, port: 5432}
+- {name: metrics, port: 9187, protocol: TCP}
+- {name: nonumber}
+endpoints:
+- addresses: [10.1.0.1]
+  hostname: db-0
+- addresses: [10.1.0.2]
+  conditions: {ready: true}
+- addresses: [10.1.0.3]
+  conditions: {ready: false, serving: true}
+";
+
+#[test]
+fn endpoint_slice_ready_unset_true_false() {
+    let (cluster, report) = load_ok(SLICE);
+    let slice = &cluster.slices[0];
+    assert_eq!(
+        (&*slice.namespace, &*slice.name, &*slice.service),
+        ("shop", "db-abc12", "db")
+    );
+    assert_eq!(
+        slice.ports,
+        vec![
+            Port {
+                name: "pg".into(),
+                protocol: Protocol::Tcp,
+                port: 5432
+            },
+            Port {
+                name: "metrics".into(),
+                protocol: Protocol::Tcp,
+                port: 9187
+            },
+        ]
+    );
+    let ready: Vec<bool> = slice.endpoints.iter().map(|e| e.ready).collect();
+    assert_eq!(ready, vec![true, true, false]);
+    assert_eq!(slice.endpoints[0].hostname.as_deref(), Some("db-0"));
+    assert_eq!(slice.endpoints[1].hostname, None);
+    assert_eq!(slice.endpoints[2].addresses, vec![ip("10.1.0.3")]);
+    assert_eq!(report.objects, 1);
+}
+
+#[test]
+fn slices_without_label_or_with_fqdn_are_skipped() {
+    let text = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: a}\naddressType: IPv4\n---\n\
+                apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: b, labels: {kubernetes.io/service-name: x}}\n\
+                addressType: FQDN\nendpoints: [{addresses: [db.example.com]}]\n";
+    let (cluster, report) = load_ok(text);
+    assert!(cluster.slices.is_empty());
+    assert_eq!(
+        report.skipped.get("EndpointSlice (no service-name label)"),
+        Some(&1)
+    );
+    assert_eq!(
+        report.skipped.get("EndpointSlice (addressType FQDN)"),
+        Some(&1)
+    );
+    assert_eq!(report.objects, 0);
+}
+
+#[test]
+fn other_kinds_and_api_versions_are_skipped_and_counted() {
+    let text = "apiVersion: v1\nkind: Endpoints\nmetadata: {name: a}\n---\n\
+                apiVersion: v1\nkind: Endpoints\nmetadata: {name: b}\n---\n\
+                apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: c}\nspec: {replicas: many}\n---\n\
+                apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: d}\n";
+    let (cluster, report) = load_ok(text);
+    assert_eq!(cluster, Cluster::default());
+    let skipped: Vec<(&str, usize)> = report
+        .skipped
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            ("Deployment", 1),
+            ("EndpointSlice (discovery.k8s.io/v1beta1)", 1),
+            ("Endpoints", 2)
+        ]
+    );
+}
+
+const POD: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: shop}
+spec:
+  containers: [{name: web, image: nginx}]
+status:
+  podIP: 10.2.0.5
+  podIPs: [{ip: 10.2.0.5}, {ip: 'fd00::5'}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: single}
+status: {podIP: 10.2.0.6}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pending}
+status: {phase: Pending}
+";
+
+#[test]
+fn pods_kept() {
+    let (cluster, report) = load_ok(POD);
+    let ips: Vec<(&str, Vec<IpAddr>)> = cluster
+        .pods
+        .iter()
+        .map(|p| (&*p.name, p.ips.clone()))
+        .collect();
+    assert_eq!(
+        ips,
+        vec![
+            ("web-0", vec![ip("10.2.0.5"), ip("fd00::5")]),
+            ("single", vec![ip("10.2.0.6")]),
+            ("pending", vec![]),
+        ]
+    );
+    assert_eq!(&*cluster.pods[1].namespace, "default");
+    assert_eq!(report.objects, 3);
+}
+
+#[test]
+fn pods_skipped_unless_kept() {
+    let scratch = Scratch::new();
+    let path = scratch.write("pods.yaml", POD);
+    let (cluster, report) = load(&[path], false).unwrap();
+    assert!(cluster.pods.is_empty());
+    assert_eq!(report.skipped.get("Pod"), Some(&3));
+    assert_eq!(report.objects, 0);
+}
+
+#[test]
+fn kind_list_items() {
+    let text = "apiVersion: v1\nkind: List\nmetadata: {resourceVersion: ''}\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: shop}\n\
+                - apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: x}\n";
+    let (cluster, report) = load_ok(text);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("shop")]);
+    assert_eq!(report.skipped.get("ConfigMap"), Some(&1));
+    let (cluster, _) = load_ok("apiVersion: v1\nkind: List\nitems: []\n");
+    assert_eq!(cluster, Cluster::default());
+}
+
+#[test]
+fn typed_list_items_inherit_kind() {
+    let (cluster, _) = load_ok(
+        "apiVersion: v1\nkind: ServiceList\nmetadata: {resourceVersion: '42'}\nitems:\n- metadata: {name: a}\n  spec: {clusterIP: 10.0.0.1}\n",
+    );
+    assert_eq!(&*cluster.services[0].name, "a");
+}
+
+#[test]
+fn json_stream_and_list() {
+    let text = r#"{"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+         "spec": {"clusterIP": "10.0.0.1", "ports": [{"name": "http", "port": 80}]}}
+    ]}
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}"#;
+    let (cluster, report) = load_text("m.json", text).unwrap();
+    assert_eq!(cluster.services[0].ports[0].port, 80);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("default")]);
+    assert_eq!(report.objects, 2);
+}
+
+#[test]
+fn json_syntax_error_names_document() {
+    let error = load_text("m.json", "{\"kind\": \"Service\",}").unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ManifestError::Syntax {
+                document: 1,
+                format: "JSON",
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn directory_takes_manifest_files_sorted() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "b.yml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+    );
+    scratch.write(
+        "a.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n",
+    );
+    scratch.write(
+        "c.json",
+        r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "c"}}"#,
+    );
+    scratch.write("notes.txt", "not a manifest");
+    scratch.write(".hidden.yaml", "not: [valid");
+    fs::create_dir(scratch.0.join("sub.yaml")).unwrap();
+    let names: Vec<String> = files(std::slice::from_ref(&scratch.0))
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["a.yaml", "b.yml", "c.json"]);
+    let (cluster, report) = load(std::slice::from_ref(&scratch.0), false).unwrap();
+    assert_eq!(
+        cluster.namespaces,
+        vec![Box::<str>::from("a"), "b".into(), "c".into()]
+    );
+    assert_eq!(report.files, 3);
+}
+
+#[test]
+fn missing_path_is_an_error() {
+    let scratch = Scratch::new();
+    let missing = scratch.0.join("missing.yaml");
+    let error = files(std::slice::from_ref(&missing)).unwrap_err();
+    assert!(matches!(&error, ManifestError::Read { path, .. } if *path == missing));
+    let message = error.to_string();
+    assert!(
+        message.ends_with("missing.yaml: cannot read: No such file or directory (os error 2)"),
+        "{message}"
+    );
+    assert!(load(&[missing], false).is_err());
+}
+
+#[test]
+fn bad_port_type_names_file_object_and_field() {
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports:\n  - {port: http}\n"),
+        "m.yaml: Service default/web: spec.ports[0].port: invalid type: string \"http\", expected i32"
+    );
+}
+
+#[test]
+fn bad_port_number_and_protocol() {
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80}, {port: 70000}]\n"),
+        "m.yaml: Service default/web: spec.ports[1].port: 70000 is not a port number (1-65535)"
+    );
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  ports: [{port: 80, protocol: QUIC}]\n"),
+        "m.yaml: Service default/web: spec.ports[0].protocol: unknown protocol \"QUIC\" (expected TCP, UDP or SCTP)"
+    );
+}
+
+#[test]
+fn bad_cluster_ip_names_the_entry() {
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {clusterIPs: [10.0.0.1, 10.0.0.300]}\n"),
+        "m.yaml: Service shop/web: spec.clusterIPs[1]: \"10.0.0.300\" is not an IP address"
+    );
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {clusterIP: nope}\n"),
+        "m.yaml: Service default/web: spec.clusterIP: \"nope\" is not an IP address"
+    );
+}
+
+#[test]
+fn bad_endpoint_address_names_the_entry() {
+    let text = SLICE.replace("[10.1.0.3]", "[10.1.0.3, bogus]");
+    assert_eq!(
+        load_err(&text),
+        "m.yaml: EndpointSlice shop/db-abc12: endpoints[2].addresses[1]: \"bogus\" is not an IP address"
+    );
+}
+
+#[test]
+fn missing_name_names_the_position() {
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {namespace: shop}\n"),
+        "m.yaml: Service <unnamed> (document 2): metadata.name: required"
+    );
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace}\n"),
+        "m.yaml: Namespace <unnamed> (document 1, items[0]): metadata.name: required"
+    );
+}
+
+#[test]
+fn names_must_be_dns_labels() {
+    assert_eq!(
+        load_err("apiVersion: v1\nkind: Service\nmetadata: {name: a.b}\n"),
+        "m.yaml: Service default/a.b: metadata.name: \"a.b\" is not a DNS label (letters, digits and inner '-', at most 63)"
+    );
+}
+
+#[test]
+fn documents_that_are_not_objects() {
+    assert_eq!(
+        load_err("just a string\n"),
+        "m.yaml: document 1: expected a Kubernetes object, found a string"
+    );
+    assert_eq!(
+        load_err("metadata: {name: x}\n"),
+        "m.yaml: document 1: kind: missing (not a Kubernetes object)"
+    );
+    let error =
+        load_err("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\nkind: [unclosed\n");
+    assert!(
+        error.starts_with("m.yaml: document 2: not valid YAML: "),
+        "{error}"
+    );
+}
+
+/// Every change `read` hands over for one file with this text (named `name`), pods kept.
+fn read_text(name: &str, text: &str) -> Result<Vec<Change>, ManifestError> {
+    let scratch = Scratch::new();
+    let path = scratch.write(name, text);
+    let mut changes = Vec::new();
+    read(&[path], true, &mut |change| changes.push(change))?;
+    Ok(changes)
+}
+
+/// The objects of a kubectl `kind: List`, one document each.
+const OBJECTS: [&str; 4] = [
+    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+    "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  clusterIP: 10.0.0.1\n  ports:\n  - name: http\n    port: 80\n",
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    "addressType: IPv4\napiVersion: discovery.k8s.io/v1\nendpoints:\n- addresses:\n  - 10.1.0.1\n  hostname: web-0\nkind: EndpointSlice\nmetadata:\n  labels:\n    kubernetes.io/service-name: web\n  name: web-1\n  namespace: shop\nports:\n- name: http\n  port: 8080\n",
+];
+
+/// `OBJECTS` as one `kind: List` with its items indented by `indent` after `items:`.
+fn kubectl_list(indent: &str) -> String {
+    let mut text = String::from("apiVersion: v1\nitems:\n");
+    for object in OBJECTS {
+        for (i, line) in object.lines().enumerate() {
+            let prefix = if i == 0 { "- " } else { "  " };
+            text.push_str(&format!("{indent}{prefix}{line}\n"));
+        }
+    }
+    text + "kind: List\nmetadata:\n  resourceVersion: \"\"\n"
+}
+
+/// The changes of `OBJECTS` read one document each.
+fn objects_as_documents() -> Vec<Change> {
+    read_text("docs.yaml", &OBJECTS.join("---\n")).unwrap()
+}
+
+#[test]
+fn yaml_list_streams_the_objects_of_its_documents() {
+    let want = objects_as_documents();
+    assert_eq!(want.len(), 3);
+    assert_eq!(read_text("m.yaml", &kubectl_list("")).unwrap(), want);
+    assert_eq!(read_text("m.yaml", &kubectl_list("  ")).unwrap(), want);
+    let (cluster, report) = load_ok(&kubectl_list(""));
+    assert_eq!((cluster.services.len(), cluster.slices.len()), (1, 1));
+    assert_eq!(report.skipped.get("ConfigMap"), Some(&1));
+}
+
+#[test]
+fn json_list_streams_the_objects_of_its_documents() {
+    let items: Vec<serde_json::Value> = OBJECTS
+        .iter()
+        .map(|object| serde_yaml::from_str(object).unwrap())
+        .collect();
+    // kubectl's key order: items before kind.
+    let text = format!(
+        "{{\"apiVersion\": \"v1\", \"items\": {}, \"kind\": \"List\", \"metadata\": {{}}}}",
+        serde_json::to_string_pretty(&items).unwrap()
+    );
+    assert_eq!(read_text("m.json", &text).unwrap(), objects_as_documents());
+}
+
+#[test]
+fn typed_list_items_wait_for_a_kind_that_comes_after_them() {
+    let json = r#"{"items": [
+        {"metadata": {"name": "a"}, "spec": {"clusterIP": "10.0.0.1"}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"kind": "Service", "metadata": {"name": "b"}}
+    ], "metadata": {"resourceVersion": "7"}, "kind": "ServiceList", "apiVersion": "v1"}"#;
+    let (cluster, report) = load_text("m.json", json).unwrap();
+    let names: Vec<&str> = cluster.services.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, vec!["a", "b"]);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("shop")]);
+    assert_eq!(report.objects, 3);
+    let yaml = "items:\n- metadata: {name: a}\n  spec: {clusterIP: 10.0.0.1}\n- kind: Service\n  metadata: {name: b}\nkind: ServiceList\napiVersion: v1\n";
+    let (cluster, _) = load_ok(yaml);
+    let names: Vec<&str> = cluster.services.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, vec!["a", "b"]);
+}
+
+#[test]
+fn items_go_to_the_sink_before_the_list_ends() {
+    let text = kubectl_list("").replace("port: 8080", "port: [8080");
+    let scratch = Scratch::new();
+    let path = scratch.write("m.yaml", &text);
+    let mut changes = Vec::new();
+    let error = read(&[path], true, &mut |change| changes.push(change)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ManifestError::Syntax {
+                document: 1,
+                item: Some(3),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(changes.len(), 2);
+}
+
+#[test]
+fn yaml_syntax_error_in_an_item_names_it_and_its_line() {
+    let text = kubectl_list("").replace("port: 8080", "port: [8080");
+    let line = text.lines().position(|l| l.contains("[8080")).unwrap() + 1;
+    let error = load_err(&text);
+    assert!(
+        error.starts_with("m.yaml: document 1, items[3]: not valid YAML: "),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("at line {}", line + 1)),
+        "line {line}: {error}"
+    );
+    let message =
+        load_err("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\nkind: [unclosed\n");
+    assert!(message.contains("at line 7"), "{message}");
+}
+
+#[test]
+fn json_syntax_error_in_an_item_names_it_and_its_line() {
+    let text = "{\"kind\": \"List\", \"items\": [\n{\"kind\": \"Namespace\", \"apiVersion\": \"v1\", \"metadata\": {\"name\": \"a\"}},\n{\"kind\": }\n]}";
+    let error = load_text("m.json", text).unwrap_err();
+    assert!(
+        matches!(&error, ManifestError::Syntax { document: 1, item: Some(1), format: "JSON", message, .. } if message.contains("line 3")),
+        "{error}"
+    );
+}
+
+#[test]
+fn flow_style_and_anchors_are_parsed_whole() {
+    let flow = "apiVersion: v1\nkind: List\nitems: [{apiVersion: v1, kind: Namespace, metadata: {name: a}},\n  {apiVersion: v1, kind: Namespace, metadata: {name: b}}]\n";
+    let (cluster, _) = load_ok(flow);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("a"), "b".into()]);
+    // An alias in items[2] of an anchor in items[1]: the document is read again whole,
+    // leaving out the items already handed over.
+    let anchors = "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n\
+                   - apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: &spec {clusterIP: 10.0.0.1}\n\
+                   - apiVersion: v1\n  kind: Service\n  metadata: {name: api}\n  spec: *spec\n\
+                   - apiVersion: v1\n  kind: Namespace\n  metadata: {name: b}\nkind: List\n";
+    let (cluster, report) = load_ok(anchors);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("a"), "b".into()]);
+    let services: Vec<(&str, &ServiceKind)> = cluster
+        .services
+        .iter()
+        .map(|s| (&*s.name, &s.kind))
+        .collect();
+    let ip = ServiceKind::ClusterIp(vec![ip("10.0.0.1")]);
+    assert_eq!(services, vec![("web", &ip), ("api", &ip)]);
+    assert_eq!(report.objects, 4);
+    // A list's own keys aliasing the list's: the same.
+    let (cluster, _) = load_ok(
+        "apiVersion: &v v1\nkind: NamespaceList\nitems:\n- apiVersion: *v\n  metadata: {name: c}\n",
+    );
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("c")]);
+}
+
+#[test]
+fn lines_the_splitter_cannot_place_are_parsed_whole() {
+    // A flow sequence carried on at the left margin, after items went out.
+    let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: {clusterIPs: [10.0.0.1,\n10.0.0.2]}\n";
+    let whole: Value = serde_yaml::from_str(text).unwrap();
+    assert!(whole.get("items").is_some());
+    let (cluster, report) = load_ok(text);
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("a")]);
+    assert_eq!(
+        cluster.services[0].kind,
+        ServiceKind::ClusterIp(vec![ip("10.0.0.1"), ip("10.0.0.2")])
+    );
+    assert_eq!(report.objects, 2);
+}
+
+/// What reading `text` whole, one `serde_yaml::Value` per document (as before streaming),
+/// hands over and reports; or the error's message.
+fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
+    let mut changes = Vec::new();
+    let mut sink = |change| changes.push(change);
+    let mut loader = Loader {
+        keep_pods: true,
+        sink: &mut sink,
+        report: LoadReport::default(),
+    };
+    let path = Path::new("m.yaml");
+    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde::Deserialize::deserialize(document).map_err(|e| e.to_string())?;
+        loader
+            .document(path, &format!("document {}", i + 1), value)
+            .map_err(|e| e.to_string())?;
+    }
+    loader.report.files = 1;
+    let report = loader.report;
+    Ok((changes, report))
+}
+
+#[test]
+fn the_splitter_reads_what_a_whole_parse_reads() {
+    let list = kubectl_list("");
+    let cases = [
+        list.clone(),
+        kubectl_list("    "),
+        list.replace('\n', "\r\n"),
+        list.replace("- apiVersion", "# a comment\n\n- apiVersion"),
+        format!("---\n{list}---\n{}...\n---\n{list}", OBJECTS[1]),
+        format!("kind: List\napiVersion: v1\nitems:\n{}", &list["apiVersion: v1\nitems:\n".len()..]),
+        "apiVersion: v1\nitems: []\nkind: List\n".to_owned(),
+        "apiVersion: v1\nitems:\nkind: List\n".to_owned(),
+        "apiVersion: v1\nitems:\n".to_owned(),
+        "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a}\n  spec:\n    clusterIP: 10.0.0.1\n".to_owned(),
+        "kind: Service\napiVersion: v1\nmetadata: {name: a}\nitems:\n- kind: Service\n  apiVersion: v1\n  metadata: {name: b}\n".to_owned(),
+        "apiVersion: v1\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: a\n    annotations:\n      note: |\n        - not an item\n        kind: Service\nkind: List\n".to_owned(),
+        "%YAML 1.2\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+        "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n".to_owned(),
+        "apiVersion: v1\nkind: true\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Deployment\n".to_owned(),
+        "items:\n- metadata: {name: a}\n  spec: &s {clusterIP: 10.0.0.1}\n- metadata: {name: b}\n  spec: *s\nkind: ServiceList\napiVersion: v1\n".to_owned(),
+        "\u{feff}apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n".to_owned(),
+        fs::read_to_string(fixture("kubectl-get-all.yaml")).unwrap(),
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/cluster.yaml")).unwrap(),
+    ];
+    for text in cases {
+        let scratch = Scratch::new();
+        let path = scratch.write("m.yaml", &text);
+        let mut changes = Vec::new();
+        let streamed = read(&[path], true, &mut |change| changes.push(change))
+            .map(|report| (changes, report))
+            .map_err(|e| e.to_string());
+        let whole = read_whole(&text);
+        match (streamed, whole) {
+            (Ok(streamed), Ok(whole)) => assert_eq!(streamed, whole, "{text}"),
+            (Err(_), Err(_)) => {}
+            (streamed, whole) => panic!("{text}\nstreamed: {streamed:?}\nwhole: {whole:?}"),
+        }
+    }
+}
+
+#[test]
+fn json_items_of_an_object_that_is_no_list_are_no_objects() {
+    let text = r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"},
+                   "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}]}"#;
+    let (cluster, _) = load_text("m.json", text).unwrap();
+    assert_eq!(cluster.namespaces, vec![Box::<str>::from("a")]);
+    let error = load_text("m.json", r#"{"kind": "List", "items": "none"}"#).unwrap_err();
+    assert_eq!(
+        error.to_string().rsplit_once("m.json: ").map(|(_, m)| m),
+        Some("document 1: items: expected a list, found a string")
+    );
+}
+
+#[test]
+fn relocate_moves_every_line() {
+    assert_eq!(
+        relocate(
+            "did not find key at line 2 column 3, while parsing at line 1 column 1",
+            10
+        ),
+        "did not find key at line 12 column 3, while parsing at line 11 column 1"
+    );
+}
+
+#[test]
+fn kubectl_output_loads_unchanged() {
+    let (cluster, report) = load(&[fixture("kubectl-get-all.yaml")], true).unwrap();
+    assert_eq!(
+        cluster.namespaces,
+        vec![Box::<str>::from("default"), "kube-system".into()]
+    );
+    let services: Vec<(&str, &ServiceKind)> = cluster
+        .services
+        .iter()
+        .map(|s| (&*s.name, &s.kind))
+        .collect();
+    assert_eq!(
+        services,
+        vec![
+            ("kubernetes", &ServiceKind::ClusterIp(vec![ip("10.96.0.1")])),
+            ("kube-dns", &ServiceKind::ClusterIp(vec![ip("10.96.0.10")])),
+        ]
+    );
+    assert_eq!(cluster.slices.len(), 2);
+    assert_eq!(cluster.slices[1].endpoints.len(), 2);
+    assert!(!cluster.slices[1].endpoints[1].ready);
+    assert_eq!(cluster.pods.len(), 1);
+    assert_eq!(cluster.pods[0].ips, vec![ip("10.244.0.2")]);
+    assert_eq!(report.objects, 7);
+    assert_eq!(report.skipped.get("Endpoints"), Some(&1));
+}
