@@ -132,6 +132,54 @@ pub enum ObjectKind {
     Pod,
 }
 
+impl ObjectKind {
+    /// Every kind, in the order of [`ObjectKind::index`].
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Namespace,
+        ObjectKind::Service,
+        ObjectKind::EndpointSlice,
+        ObjectKind::Pod,
+    ];
+
+    /// The position of this kind in [`ObjectKind::ALL`], for per-kind arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The object's `kind` as a manifest spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Namespace => "Namespace",
+            ObjectKind::Service => "Service",
+            ObjectKind::EndpointSlice => "EndpointSlice",
+            ObjectKind::Pod => "Pod",
+        }
+    }
+
+    /// The `apiVersion` an object of this kind must carry.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ObjectKind::EndpointSlice => "discovery.k8s.io/v1",
+            ObjectKind::Namespace | ObjectKind::Service | ObjectKind::Pod => "v1",
+        }
+    }
+
+    /// The API resource's plural name (`endpointslices`), as watches and metrics label it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            ObjectKind::Namespace => "namespaces",
+            ObjectKind::Service => "services",
+            ObjectKind::EndpointSlice => "endpointslices",
+            ObjectKind::Pod => "pods",
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        self != ObjectKind::Namespace
+    }
+}
+
 /// `(namespace, name)` of an object; the namespace is empty for a Namespace.
 pub type ObjectKey = (Box<str>, Box<str>);
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use clusterdns_zone::ZoneStats;
+use clusterdns_zone::{ObjectKind, ZoneStats};
 
 /// Query types with their own label; everything else is counted as `other`, as CoreDNS does.
 const TYPES: [(u16, &str); 12] = [
@@ -256,9 +256,6 @@ const SERVICE_KINDS: [&str; 3] = [
     "headless_without_selector",
 ];
 
-/// The resources the Kubernetes source watches (the `resource` label).
-pub const RESOURCES: [&str; 4] = ["namespaces", "services", "endpointslices", "pods"];
-
 /// What the zone sources report: sync state, watch faults, publishes.
 pub struct SourceMetrics {
     programming: [Histogram; 3],
@@ -269,7 +266,7 @@ pub struct SourceMetrics {
     relists: [AtomicU64; 4],
     rejected: [AtomicU64; 4],
     /// Watch errors by resource and reason.
-    errors: Mutex<Vec<(usize, String, u64)>>,
+    errors: Mutex<Vec<(ObjectKind, String, u64)>>,
     zone: Mutex<ZoneStats>,
     serial: AtomicU64,
 }
@@ -290,33 +287,33 @@ impl SourceMetrics {
         }
     }
 
-    /// Notes that `resource` (an index into [`RESOURCES`]) is watched.
-    pub fn watching(&self, resource: usize) {
-        self.watched[resource].store(true, Ordering::Relaxed);
+    /// Notes that `resource` (an object kind) is watched.
+    pub fn watching(&self, resource: ObjectKind) {
+        self.watched[resource.index()].store(true, Ordering::Relaxed);
     }
 
     /// Records whether `resource` has completed its latest list.
-    pub fn set_synced(&self, resource: usize, synced: bool) {
-        self.synced[resource].store(synced, Ordering::Relaxed);
+    pub fn set_synced(&self, resource: ObjectKind, synced: bool) {
+        self.synced[resource.index()].store(synced, Ordering::Relaxed);
     }
 
     /// Counts one watch event of `resource`.
-    pub fn event(&self, resource: usize) {
-        self.events[resource].fetch_add(1, Ordering::Relaxed);
+    pub fn event(&self, resource: ObjectKind) {
+        self.events[resource.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a (re-)list of `resource`.
-    pub fn relist(&self, resource: usize) {
-        self.relists[resource].fetch_add(1, Ordering::Relaxed);
+    pub fn relist(&self, resource: ObjectKind) {
+        self.relists[resource.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an object of `resource` left out because DNS cannot use one of its fields.
-    pub fn rejected(&self, resource: usize) {
-        self.rejected[resource].fetch_add(1, Ordering::Relaxed);
+    pub fn rejected(&self, resource: ObjectKind) {
+        self.rejected[resource.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a watch error of `resource` for `reason`.
-    pub fn watch_error(&self, resource: usize, reason: &str) {
+    pub fn watch_error(&self, resource: ObjectKind, reason: &str) {
         let Ok(mut errors) = self.errors.lock() else {
             return;
         };

@@ -46,34 +46,6 @@ const MAX_BURST: usize = 50_000;
 /// busy, small enough that a backlog of converted slices stays a few MiB during a large list.
 const CHANNEL_DEPTH: usize = 512;
 
-/// The resources watched, in the order of [`crate::ops::metrics::RESOURCES`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Resource {
-    /// `namespaces`.
-    Namespaces = 0,
-    /// `services`.
-    Services = 1,
-    /// `endpointslices`.
-    EndpointSlices = 2,
-    /// `pods`.
-    Pods = 3,
-}
-
-impl Resource {
-    fn name(self) -> &'static str {
-        crate::ops::metrics::RESOURCES[self as usize]
-    }
-
-    fn kind(self) -> ObjectKind {
-        match self {
-            Resource::Namespaces => ObjectKind::Namespace,
-            Resource::Services => ObjectKind::Service,
-            Resource::EndpointSlices => ObjectKind::EndpointSlice,
-            Resource::Pods => ObjectKind::Pod,
-        }
-    }
-}
-
 /// Builds a client from `kubeconfig` (with its `context`, else the current one), or else as
 /// kubectl would: `$KUBECONFIG`, `~/.kube/config`, then the in-cluster service account. An
 /// `endpoint` URL replaces the server the configuration names; alone, it is used without
@@ -117,10 +89,10 @@ pub async fn client(
 /// One message from a watcher task to the applier.
 enum Message {
     /// A list of the resource begins.
-    ListStarted(Resource),
+    ListStarted(ObjectKind),
     /// A change; `listed` when it is part of a list rather than a watch event.
     Changed {
-        resource: Resource,
+        resource: ObjectKind,
         change: Change,
         listed: bool,
         /// For Services: the label their slices' programming latency is recorded under.
@@ -129,7 +101,7 @@ enum Message {
         triggered: Option<SystemTime>,
     },
     /// The list of the resource is complete.
-    ListDone(Resource),
+    ListDone(ObjectKind),
 }
 
 /// Starts watching through `client` and applying to `publisher`. The returned receiver fires
@@ -144,41 +116,41 @@ pub fn start(
 ) -> std::io::Result<oneshot::Receiver<()>> {
     let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
     let mut resources = vec![
-        Resource::Namespaces,
-        Resource::Services,
-        Resource::EndpointSlices,
+        ObjectKind::Namespace,
+        ObjectKind::Service,
+        ObjectKind::EndpointSlice,
     ];
     if watch_pods {
-        resources.push(Resource::Pods);
+        resources.push(ObjectKind::Pod);
     }
     for &resource in &resources {
-        metrics.source.watching(resource as usize);
+        metrics.source.watching(resource);
         let sender = sender.clone();
         let metrics = metrics.clone();
         let client = client.clone();
         match resource {
-            Resource::Namespaces => runtime.spawn(watch(
+            ObjectKind::Namespace => runtime.spawn(watch(
                 Api::<core::Namespace>::all(client),
                 resource,
                 namespace_change,
                 sender,
                 metrics,
             )),
-            Resource::Services => runtime.spawn(watch(
+            ObjectKind::Service => runtime.spawn(watch(
                 Api::<core::Service>::all(client),
                 resource,
                 service_change,
                 sender,
                 metrics,
             )),
-            Resource::EndpointSlices => runtime.spawn(watch(
+            ObjectKind::EndpointSlice => runtime.spawn(watch(
                 Api::<discovery::EndpointSlice>::all(client),
                 resource,
                 slice_change,
                 sender,
                 metrics,
             )),
-            Resource::Pods => runtime.spawn(watch(
+            ObjectKind::Pod => runtime.spawn(watch(
                 Api::<core::Pod>::all(client),
                 resource,
                 pod_change,
@@ -231,7 +203,7 @@ type Convert<K> = fn(K) -> Result<Option<Converted>, ObjectError>;
 /// Watches one resource until the applier goes away.
 async fn watch<K>(
     api: Api<K>,
-    resource: Resource,
+    resource: ObjectKind,
     convert: Convert<K>,
     sender: mpsc::Sender<Message>,
     metrics: Arc<Metrics>,
@@ -242,7 +214,7 @@ async fn watch<K>(
     let mut events = watcher(api, config).backoff(RetryDelay::default()).boxed();
     let mut failing: Option<&'static str> = None;
     let source = &metrics.source;
-    let index = resource as usize;
+    let index = resource;
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
@@ -252,11 +224,11 @@ async fn watch<K>(
                 if failing != Some(reason) {
                     if reason == "expired" {
                         tracing::info!(
-                            resource = resource.name(),
+                            resource = resource.resource(),
                             "watch expired (410 Gone); re-listing"
                         );
                     } else {
-                        tracing::warn!(resource = resource.name(), reason, %error, "watch failed; the last zone keeps serving, retrying with backoff");
+                        tracing::warn!(resource = resource.resource(), reason, %error, "watch failed; the last zone keeps serving, retrying with backoff");
                     }
                     failing = Some(reason);
                 }
@@ -269,7 +241,7 @@ async fn watch<K>(
             if let Some(reason) = failing.take() {
                 if reason != "expired" {
                     tracing::info!(
-                        resource = resource.name(),
+                        resource = resource.resource(),
                         after = reason,
                         "watch recovered"
                     );
@@ -313,7 +285,7 @@ async fn watch<K>(
     }
 }
 
-fn changed(resource: Resource, converted: Converted, listed: bool) -> Message {
+fn changed(resource: ObjectKind, converted: Converted, listed: bool) -> Message {
     Message::Changed {
         resource,
         change: converted.change,
@@ -326,7 +298,7 @@ fn changed(resource: Resource, converted: Converted, listed: bool) -> Message {
 /// Converts `object`. One DNS does not answer from, or cannot use, becomes a deletion of its
 /// key, so an older version does not linger; an unusable one is also counted and logged.
 fn convert_or_delete<K: kube::Resource>(
-    resource: Resource,
+    resource: ObjectKind,
     convert: Convert<K>,
     object: K,
     source: &crate::ops::metrics::SourceMetrics,
@@ -336,9 +308,9 @@ fn convert_or_delete<K: kube::Resource>(
         Ok(Some(converted)) => Some(converted),
         Ok(None) => deletion(resource, &meta).map(Converted::plain),
         Err(error) => {
-            source.rejected(resource as usize);
+            source.rejected(resource);
             let object = object_name(&meta);
-            tracing::warn!(resource = resource.name(), object, %error, "object left out of the zone");
+            tracing::warn!(resource = resource.resource(), object, %error, "object left out of the zone");
             deletion(resource, &meta).map(Converted::plain)
         }
     }
@@ -367,16 +339,16 @@ fn object_key(meta: &ObjectMeta) -> ObjectKey {
 }
 
 /// The change that deletes an object of `resource`.
-fn deletion(resource: Resource, meta: &ObjectMeta) -> Option<Change> {
+fn deletion(resource: ObjectKind, meta: &ObjectMeta) -> Option<Change> {
     let (namespace, name) = object_key(meta);
     if name.is_empty() {
         return None;
     }
     Some(match resource {
-        Resource::Namespaces => Change::NamespaceDelete(name),
-        Resource::Services => Change::ServiceDelete(namespace, name),
-        Resource::EndpointSlices => Change::SliceDelete(namespace, name),
-        Resource::Pods => Change::PodDelete(namespace, name),
+        ObjectKind::Namespace => Change::NamespaceDelete(name),
+        ObjectKind::Service => Change::ServiceDelete(namespace, name),
+        ObjectKind::EndpointSlice => Change::SliceDelete(namespace, name),
+        ObjectKind::Pod => Change::PodDelete(namespace, name),
     })
 }
 
@@ -482,7 +454,7 @@ impl Backoff for RetryDelay {
 /// The single writer: applies the watchers' changes and publishes.
 struct Applier {
     publisher: Publisher,
-    resources: Vec<Resource>,
+    resources: Vec<ObjectKind>,
     /// Resources being re-listed, with the keys listed so far.
     listing: HashMap<ObjectKind, HashSet<ObjectKey>>,
     /// Resources whose list has started at least once.
@@ -521,12 +493,12 @@ impl Applier {
             Message::ListStarted(resource) => {
                 // Only a list after an earlier one can leave objects behind to delete; the first
                 // list of a resource starts from nothing, so it does not hold every key it lists.
-                if !self.list_started.insert(resource.kind()) {
-                    self.listing.insert(resource.kind(), HashSet::new());
+                if !self.list_started.insert(resource) {
+                    self.listing.insert(resource, HashSet::new());
                 }
             }
             Message::ListDone(resource) => {
-                let kind = resource.kind();
+                let kind = resource;
                 if let Some(listed) = self.listing.remove(&kind) {
                     let deleted = self.publisher.delete_unlisted(kind, &listed);
                     if kind == ObjectKind::Service {
@@ -534,7 +506,7 @@ impl Applier {
                     }
                     if self.listed_once.contains(&kind) {
                         tracing::info!(
-                            resource = resource.name(),
+                            resource = resource.resource(),
                             objects = listed.len(),
                             deleted,
                             "re-listed"
@@ -552,7 +524,7 @@ impl Applier {
             } => {
                 let (_, key) = change.object();
                 if listed {
-                    if let Some(keys) = self.listing.get_mut(&resource.kind()) {
+                    if let Some(keys) = self.listing.get_mut(&resource) {
                         keys.insert(key.clone());
                     }
                 }
@@ -580,7 +552,7 @@ impl Applier {
 
     fn publish(&mut self) {
         if !self.synced {
-            let all_listed = (self.resources.iter()).all(|r| self.listed_once.contains(&r.kind()));
+            let all_listed = (self.resources.iter()).all(|r| self.listed_once.contains(&*r));
             if !all_listed {
                 return;
             }

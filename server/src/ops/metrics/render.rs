@@ -199,8 +199,9 @@ impl Metrics {
                 seconds,
             );
         }
-        let watched: Vec<usize> = (0..RESOURCES.len())
-            .filter(|&r| source.watched[r].load(Ordering::Relaxed))
+        let watched: Vec<(usize, &str)> = (ObjectKind::ALL.into_iter())
+            .filter(|r| source.watched[r.index()].load(Ordering::Relaxed))
+            .map(|r| (r.index(), r.resource()))
             .collect();
         header(
             out,
@@ -208,11 +209,10 @@ impl Metrics {
             "gauge",
             "1 when the latest list of a watched resource has completed.",
         );
-        for &r in &watched {
+        for &(r, resource) in &watched {
             let _ = writeln!(
                 out,
-                "clusterdns_kubernetes_synced{{resource=\"{}\"}} {}",
-                RESOURCES[r],
+                "clusterdns_kubernetes_synced{{resource=\"{resource}\"}} {}",
                 u8::from(source.synced[r].load(Ordering::Relaxed))
             );
         }
@@ -222,11 +222,10 @@ impl Metrics {
             "counter",
             "Watch events received, per resource.",
         );
-        for &r in &watched {
+        for &(r, resource) in &watched {
             let _ = writeln!(
                 out,
-                "clusterdns_kubernetes_watch_events_total{{resource=\"{}\"}} {}",
-                RESOURCES[r],
+                "clusterdns_kubernetes_watch_events_total{{resource=\"{resource}\"}} {}",
                 source.events[r].load(Ordering::Relaxed)
             );
         }
@@ -236,11 +235,10 @@ impl Metrics {
             "counter",
             "Completed full lists (the initial one and every re-list), per resource.",
         );
-        for &r in &watched {
+        for &(r, resource) in &watched {
             let _ = writeln!(
                 out,
-                "clusterdns_kubernetes_lists_total{{resource=\"{}\"}} {}",
-                RESOURCES[r],
+                "clusterdns_kubernetes_lists_total{{resource=\"{resource}\"}} {}",
                 source.relists[r].load(Ordering::Relaxed)
             );
         }
@@ -250,11 +248,10 @@ impl Metrics {
             "counter",
             "Objects left out because DNS cannot use one of their fields, per resource.",
         );
-        for &r in &watched {
+        for &(r, resource) in &watched {
             let _ = writeln!(
                 out,
-                "clusterdns_kubernetes_rejected_objects_total{{resource=\"{}\"}} {}",
-                RESOURCES[r],
+                "clusterdns_kubernetes_rejected_objects_total{{resource=\"{resource}\"}} {}",
                 source.rejected[r].load(Ordering::Relaxed)
             );
         }
@@ -266,7 +263,7 @@ impl Metrics {
         );
         if let Ok(errors) = source.errors.lock() {
             for (r, reason, n) in errors.iter() {
-                let _ = writeln!(out, "clusterdns_kubernetes_watch_errors_total{{resource=\"{}\",reason=\"{reason}\"}} {n}", RESOURCES[*r]);
+                let _ = writeln!(out, "clusterdns_kubernetes_watch_errors_total{{resource=\"{}\",reason=\"{reason}\"}} {n}", r.resource());
             }
         }
         let (buckets, count, seconds) = source.publish.snapshot();

@@ -29,11 +29,11 @@ enum Object {
 }
 
 impl Object {
-    fn resource(&self) -> Resource {
+    fn resource(&self) -> ObjectKind {
         match self {
-            Object::Namespace(_) => Resource::Namespaces,
-            Object::Service(_) => Resource::Services,
-            Object::Slice(_) => Resource::EndpointSlices,
+            Object::Namespace(_) => ObjectKind::Namespace,
+            Object::Service(_) => ObjectKind::Service,
+            Object::Slice(_) => ObjectKind::EndpointSlice,
         }
     }
 
@@ -45,7 +45,7 @@ impl Object {
         }
     }
 
-    fn key(&self) -> (Resource, ObjectKey) {
+    fn key(&self) -> (ObjectKind, ObjectKey) {
         (self.resource(), object_key(self.meta()))
     }
 
@@ -54,11 +54,11 @@ impl Object {
         let source = &metrics.source;
         let converted = match self.clone() {
             Object::Namespace(o) => {
-                convert_or_delete(Resource::Namespaces, namespace_change, *o, source)
+                convert_or_delete(ObjectKind::Namespace, namespace_change, *o, source)
             }
-            Object::Service(o) => convert_or_delete(Resource::Services, service_change, *o, source),
+            Object::Service(o) => convert_or_delete(ObjectKind::Service, service_change, *o, source),
             Object::Slice(o) => {
-                convert_or_delete(Resource::EndpointSlices, slice_change, *o, source)
+                convert_or_delete(ObjectKind::EndpointSlice, slice_change, *o, source)
             }
         }?;
         Some(changed(self.resource(), converted, listed))
@@ -129,9 +129,9 @@ fn applier(metrics: Arc<Metrics>) -> Applier {
     Applier {
         publisher: Publisher::new(zone_config()),
         resources: vec![
-            Resource::Namespaces,
-            Resource::Services,
-            Resource::EndpointSlices,
+            ObjectKind::Namespace,
+            ObjectKind::Service,
+            ObjectKind::EndpointSlice,
         ],
         listing: HashMap::new(),
         list_started: HashSet::new(),
@@ -146,7 +146,7 @@ fn applier(metrics: Arc<Metrics>) -> Applier {
 }
 
 /// The snapshot built from scratch from `state`.
-fn fresh(state: &HashMap<(Resource, ObjectKey), Object>, metrics: &Metrics) -> Snapshot {
+fn fresh(state: &HashMap<(ObjectKind, ObjectKey), Object>, metrics: &Metrics) -> Snapshot {
     let mut builder = ZoneBuilder::new(zone_config());
     for object in state.values() {
         if let Some(Message::Changed { change, .. }) = object.applied(metrics, true) {
@@ -186,7 +186,7 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
     for round in 0..120u64 {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (round + 1).wrapping_mul(0x2545_f491));
         let mut applier = applier(metrics.clone());
-        let mut state: HashMap<(Resource, ObjectKey), Object> = HashMap::new();
+        let mut state: HashMap<(ObjectKind, ObjectKey), Object> = HashMap::new();
         // The initial list of each resource.
         for _ in 0..rng.below(12) {
             let object = random_object(&mut rng);
@@ -249,8 +249,8 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
 /// A complete (re-)list of `resource` as the watcher reports it.
 fn relist(
     applier: &mut Applier,
-    resource: Resource,
-    state: &HashMap<(Resource, ObjectKey), Object>,
+    resource: ObjectKind,
+    state: &HashMap<(ObjectKind, ObjectKey), Object>,
     metrics: &Metrics,
 ) {
     applier.handle(Message::ListStarted(resource));

@@ -46,7 +46,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 
-use clusterdns_zone::{Change, Cluster};
+use clusterdns_zone::{Change, Cluster, ObjectKind};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde::de::DeserializeOwned;
@@ -224,53 +224,13 @@ fn read_error(path: &Path, error: io::Error) -> ManifestError {
     }
 }
 
-/// The kinds we load, with the apiVersion each must carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Namespace,
-    Service,
-    EndpointSlice,
-    Pod,
-}
-
-impl Kind {
-    const ALL: [Kind; 4] = [
-        Kind::Namespace,
-        Kind::Service,
-        Kind::EndpointSlice,
-        Kind::Pod,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Namespace => "Namespace",
-            Kind::Service => "Service",
-            Kind::EndpointSlice => "EndpointSlice",
-            Kind::Pod => "Pod",
-        }
-    }
-
-    fn api_version(self) -> &'static str {
-        match self {
-            Kind::EndpointSlice => "discovery.k8s.io/v1",
-            Kind::Namespace | Kind::Service | Kind::Pod => "v1",
-        }
-    }
-
-    fn namespaced(self) -> bool {
-        self != Kind::Namespace
-    }
-
-    /// The kind an object is loaded as, or the key it is counted under when skipped.
-    fn classify(api_version: &str, kind: &str) -> Result<Kind, String> {
-        match Kind::ALL.into_iter().find(|k| k.name() == kind) {
-            Some(known) if known.api_version() == api_version => Ok(known),
-            Some(known) if api_version.is_empty() => {
-                Err(format!("{} (no apiVersion)", known.name()))
-            }
-            Some(known) => Err(format!("{} ({api_version})", known.name())),
-            None => Err(kind.to_owned()),
-        }
+/// The kind an object is loaded as, or the key it is counted under when skipped.
+fn classify(api_version: &str, kind: &str) -> Result<ObjectKind, String> {
+    match ObjectKind::ALL.into_iter().find(|k| k.name() == kind) {
+        Some(known) if known.api_version() == api_version => Ok(known),
+        Some(known) if api_version.is_empty() => Err(format!("{} (no apiVersion)", known.name())),
+        Some(known) => Err(format!("{} ({api_version})", known.name())),
+        None => Err(kind.to_owned()),
     }
 }
 
@@ -287,16 +247,18 @@ enum Typed {
 impl Typed {
     /// Deserializes an object of `kind` from `deserializer`.
     fn deserialize<'de, D: Deserializer<'de>>(
-        kind: Kind,
+        kind: ObjectKind,
         deserializer: D,
     ) -> Result<Typed, D::Error> {
         Ok(match kind {
-            Kind::Namespace => Typed::Namespace(serde::Deserialize::deserialize(deserializer)?),
-            Kind::Service => Typed::Service(serde::Deserialize::deserialize(deserializer)?),
-            Kind::EndpointSlice => {
+            ObjectKind::Namespace => {
+                Typed::Namespace(serde::Deserialize::deserialize(deserializer)?)
+            }
+            ObjectKind::Service => Typed::Service(serde::Deserialize::deserialize(deserializer)?),
+            ObjectKind::EndpointSlice => {
                 Typed::EndpointSlice(serde::Deserialize::deserialize(deserializer)?)
             }
-            Kind::Pod => Typed::Pod(serde::Deserialize::deserialize(deserializer)?),
+            ObjectKind::Pod => Typed::Pod(serde::Deserialize::deserialize(deserializer)?),
         })
     }
 }
@@ -345,10 +307,10 @@ impl Loader<'_> {
 
     /// The kind an object whose text says `kind` and `apiVersion` is loaded as, when it is one
     /// we load (and want: Pods only when kept).
-    fn wanted(&self, kind: &str, api_version: &str) -> Option<Kind> {
-        Kind::classify(api_version, kind)
+    fn wanted(&self, kind: &str, api_version: &str) -> Option<ObjectKind> {
+        classify(api_version, kind)
             .ok()
-            .filter(|kind| *kind != Kind::Pod || self.keep_pods)
+            .filter(|kind| *kind != ObjectKind::Pod || self.keep_pods)
     }
 
     /// One document or list item: nothing (an empty document) or an object.
@@ -467,7 +429,7 @@ impl Loader<'_> {
 
     /// Counts an object of a kind that is not loaded (or a Pod, when Pods are not kept).
     fn skip_kind(&mut self, kind: &str, api_version: &str) {
-        match Kind::classify(api_version, kind) {
+        match classify(api_version, kind) {
             Ok(kind) => self.skip(kind.name()),
             Err(key) => self.skip(&key),
         }
@@ -603,7 +565,7 @@ impl Context<'_> {
 }
 
 /// Deserializes an object into its k8s-openapi type, naming the field of a type error.
-fn typed(context: &Context<'_>, kind: Kind, value: Value) -> Result<Typed, ManifestError> {
+fn typed(context: &Context<'_>, kind: ObjectKind, value: Value) -> Result<Typed, ManifestError> {
     fn field<T: DeserializeOwned>(context: &Context<'_>, value: Value) -> Result<T, ManifestError> {
         serde_path_to_error::deserialize(value).map_err(|error| {
             let field = error.path().to_string();
@@ -611,10 +573,10 @@ fn typed(context: &Context<'_>, kind: Kind, value: Value) -> Result<Typed, Manif
         })
     }
     Ok(match kind {
-        Kind::Namespace => Typed::Namespace(field(context, value)?),
-        Kind::Service => Typed::Service(field(context, value)?),
-        Kind::EndpointSlice => Typed::EndpointSlice(field(context, value)?),
-        Kind::Pod => Typed::Pod(field(context, value)?),
+        ObjectKind::Namespace => Typed::Namespace(field(context, value)?),
+        ObjectKind::Service => Typed::Service(field(context, value)?),
+        ObjectKind::EndpointSlice => Typed::EndpointSlice(field(context, value)?),
+        ObjectKind::Pod => Typed::Pod(field(context, value)?),
     })
 }
 
