@@ -92,7 +92,6 @@ enum Message {
     ListStarted(ObjectKind),
     /// A change; `listed` when it is part of a list rather than a watch event.
     Changed {
-        resource: ObjectKind,
         change: Change,
         listed: bool,
         /// For Services: the label their slices' programming latency is recorded under.
@@ -163,7 +162,6 @@ pub fn start(
     let applier = Applier {
         publisher,
         resources,
-        listing: HashMap::new(),
         list_started: HashSet::new(),
         listed_once: HashSet::new(),
         synced: false,
@@ -260,21 +258,21 @@ async fn watch<K>(
             }
             Event::InitApply(object) => {
                 match convert_or_delete(resource, convert, object, source) {
-                    Some(converted) => changed(resource, converted, true),
+                    Some(converted) => changed(converted, true),
                     None => continue,
                 }
             }
             Event::Apply(object) => {
                 source.event(index);
                 match convert_or_delete(resource, convert, object, source) {
-                    Some(converted) => changed(resource, converted, false),
+                    Some(converted) => changed(converted, false),
                     None => continue,
                 }
             }
             Event::Delete(object) => {
                 source.event(index);
                 match deletion(resource, object.meta()) {
-                    Some(change) => changed(resource, Converted::plain(change), false),
+                    Some(change) => changed(Converted::plain(change), false),
                     None => continue,
                 }
             }
@@ -285,9 +283,8 @@ async fn watch<K>(
     }
 }
 
-fn changed(resource: ObjectKind, converted: Converted, listed: bool) -> Message {
+fn changed(converted: Converted, listed: bool) -> Message {
     Message::Changed {
-        resource,
         change: converted.change,
         listed,
         service_kind: converted.service_kind,
@@ -455,8 +452,6 @@ impl Backoff for RetryDelay {
 struct Applier {
     publisher: Publisher,
     resources: Vec<ObjectKind>,
-    /// Resources being re-listed, with the keys listed so far.
-    listing: HashMap<ObjectKind, HashSet<ObjectKey>>,
     /// Resources whose list has started at least once.
     list_started: HashSet<ObjectKind>,
     /// Resources that have completed at least one list.
@@ -494,13 +489,12 @@ impl Applier {
                 // Only a list after an earlier one can leave objects behind to delete; the first
                 // list of a resource starts from nothing, so it does not hold every key it lists.
                 if !self.list_started.insert(resource) {
-                    self.listing.insert(resource, HashSet::new());
+                    self.publisher.begin_list(resource);
                 }
             }
             Message::ListDone(resource) => {
                 let kind = resource;
-                if let Some(listed) = self.listing.remove(&kind) {
-                    let deleted = self.publisher.delete_unlisted(kind, &listed);
+                if let Some((listed, deleted)) = self.publisher.end_list(kind) {
                     if kind == ObjectKind::Service {
                         self.service_kinds.retain(|key, _| listed.contains(key));
                     }
@@ -516,18 +510,12 @@ impl Applier {
                 self.listed_once.insert(kind);
             }
             Message::Changed {
-                resource,
                 change,
                 listed,
                 service_kind,
                 triggered,
             } => {
                 let (_, key) = change.object();
-                if listed {
-                    if let Some(keys) = self.listing.get_mut(&resource) {
-                        keys.insert(key.clone());
-                    }
-                }
                 match (&change, service_kind) {
                     (Change::ServiceUpsert(_), Some(label)) => {
                         self.service_kinds.insert(key, label);
@@ -545,14 +533,18 @@ impl Applier {
                     }
                     _ => {}
                 }
-                self.publisher.apply(change);
+                if listed {
+                    self.publisher.apply_listed(change);
+                } else {
+                    self.publisher.apply(change);
+                }
             }
         }
     }
 
     fn publish(&mut self) {
         if !self.synced {
-            let all_listed = (self.resources.iter()).all(|r| self.listed_once.contains(&*r));
+            let all_listed = (self.resources.iter()).all(|r| self.listed_once.contains(r));
             if !all_listed {
                 return;
             }

@@ -5,7 +5,7 @@ pub mod kubernetes;
 pub mod manifest;
 pub mod objects;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,13 @@ use clusterdns_zone::{
     Change, Cluster, ObjectKey, ObjectKind, Snapshot, ZoneBuilder, ZoneConfig, ZoneStats,
 };
 
-/// Owns the builder and the published snapshot.
+/// The single writer: owns the builder, the published snapshot and the full lists in progress.
 pub struct Publisher {
     builder: ZoneBuilder,
     store: Arc<ArcSwap<Snapshot>>,
     filter: Filter,
+    /// Kinds being listed in full, with the keys listed so far.
+    listing: HashMap<ObjectKind, HashSet<ObjectKey>>,
 }
 
 /// The objects a source's changes are limited to (CoreDNS `kubernetes { namespaces }` and
@@ -56,6 +58,7 @@ impl Publisher {
             builder: ZoneBuilder::new(zone),
             store,
             filter: Filter::default(),
+            listing: HashMap::new(),
         }
     }
 
@@ -81,9 +84,27 @@ impl Publisher {
         self.builder.replace_all(cluster);
     }
 
-    /// Deletes every object of `kind` not in `listed` (the end of a re-list); returns how many.
-    pub fn delete_unlisted(&mut self, kind: ObjectKind, listed: &HashSet<ObjectKey>) -> usize {
-        self.builder.delete_unlisted(kind, listed)
+    /// Starts a full list of `kind` (a re-list after a broken watch, a re-read of the files):
+    /// what [`Publisher::end_list`] does not see listed by then is deleted.
+    pub fn begin_list(&mut self, kind: ObjectKind) {
+        self.listing.insert(kind, HashSet::new());
+    }
+
+    /// Applies one change read as part of a list; outside a list of its kind, a plain apply.
+    pub fn apply_listed(&mut self, change: Change) {
+        let (kind, key) = change.object();
+        if let Some(keys) = self.listing.get_mut(&kind) {
+            keys.insert(key);
+        }
+        self.apply(change);
+    }
+
+    /// Ends the list of `kind` begun with [`Publisher::begin_list`]: deletes every object of
+    /// that kind it did not list, and returns the keys listed and how many were deleted.
+    pub fn end_list(&mut self, kind: ObjectKind) -> Option<(HashSet<ObjectKey>, usize)> {
+        let listed = self.listing.remove(&kind)?;
+        let deleted = self.builder.delete_unlisted(kind, &listed);
+        Some((listed, deleted))
     }
 
     /// Whether anything was applied since the last publish.

@@ -56,12 +56,14 @@ impl Object {
             Object::Namespace(o) => {
                 convert_or_delete(ObjectKind::Namespace, namespace_change, *o, source)
             }
-            Object::Service(o) => convert_or_delete(ObjectKind::Service, service_change, *o, source),
+            Object::Service(o) => {
+                convert_or_delete(ObjectKind::Service, service_change, *o, source)
+            }
             Object::Slice(o) => {
                 convert_or_delete(ObjectKind::EndpointSlice, slice_change, *o, source)
             }
         }?;
-        Some(changed(self.resource(), converted, listed))
+        Some(changed(converted, listed))
     }
 }
 
@@ -133,7 +135,6 @@ fn applier(metrics: Arc<Metrics>) -> Applier {
             ObjectKind::Service,
             ObjectKind::EndpointSlice,
         ],
-        listing: HashMap::new(),
         list_started: HashSet::new(),
         listed_once: HashSet::new(),
         synced: false,
@@ -210,11 +211,7 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
                     let object = random_object(&mut rng);
                     if let Some(gone) = state.remove(&object.key()) {
                         if let Some(change) = deletion(gone.resource(), gone.meta()) {
-                            applier.handle(changed(
-                                gone.resource(),
-                                Converted::plain(change),
-                                false,
-                            ));
+                            applier.handle(changed(Converted::plain(change), false));
                         }
                     }
                 }

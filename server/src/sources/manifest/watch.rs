@@ -2,14 +2,13 @@
 //! changes (polling size and modification time, which also catches the symlink swap a mounted
 //! ConfigMap does), feeding the same [`Publisher`] the Kubernetes API source feeds.
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use clusterdns_zone::{ObjectKey, ObjectKind, ZoneStats};
+use clusterdns_zone::{ObjectKind, ZoneStats};
 
 use crate::ops::metrics::Metrics;
 use crate::sources::manifest::{self, LoadReport, ManifestError};
@@ -134,21 +133,15 @@ impl ManifestSource {
     /// what they no longer hold. Should the files change between validation and this read and
     /// fail, what was applied stays unpublished until a later read succeeds and corrects it.
     fn reapply(&mut self) -> Result<(), ManifestError> {
-        let mut listed: HashMap<ObjectKind, HashSet<ObjectKey>> = HashMap::new();
         let publisher = &mut self.publisher;
+        for kind in ObjectKind::ALL {
+            publisher.begin_list(kind);
+        }
         manifest::read(&self.paths, self.keep_pods, &mut |change| {
-            let (kind, key) = change.object();
-            listed.entry(kind).or_default().insert(key);
-            publisher.apply(change);
+            publisher.apply_listed(change)
         })?;
-        for kind in [
-            ObjectKind::Namespace,
-            ObjectKind::Service,
-            ObjectKind::EndpointSlice,
-            ObjectKind::Pod,
-        ] {
-            let keys = listed.remove(&kind).unwrap_or_default();
-            publisher.delete_unlisted(kind, &keys);
+        for kind in ObjectKind::ALL {
+            publisher.end_list(kind);
         }
         Ok(())
     }
