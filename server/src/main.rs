@@ -4,7 +4,13 @@
 //! exiting. In node-local mode there is no zone: the node's interface and
 //! iptables rules are set up (when asked) before binding, the rules are removed when lameduck
 //! starts and the interface on exit.
+//!
+//! There is one way out once serving: a signal and a fatal error the server reports (a
+//! forwarding loop) take the same path out of `run`, so node-local teardown always runs. Errors
+//! are typed in the modules that raise them and boxed here, once; their messages name the file,
+//! object and field.
 
+use std::error::Error;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,7 +20,7 @@ use clap::{CommandFactory, FromArgMatches};
 use clusterdns::config::plan::Plan;
 use clusterdns::config::{Config, Mode};
 use clusterdns::ops::metrics::Metrics;
-use clusterdns::ops::{self, Endpoint, Readiness};
+use clusterdns::ops::{self, OpsEndpoint, Readiness};
 use clusterdns::serving::Server;
 use clusterdns::sources::manifest::watch::ManifestSource;
 use clusterdns::sources::{Filter, Publisher};
@@ -66,7 +72,7 @@ fn main() -> ExitCode {
 }
 
 /// Where the zone comes from, once started.
-enum Source {
+enum ZoneSource {
     /// Manifest files, polled by a thread until `stop` is set.
     Manifests {
         watcher: std::thread::JoinHandle<()>,
@@ -102,11 +108,11 @@ fn parse_flags() -> Result<Config, clap::Error> {
 }
 
 /// The plan: the Corefile's, else the flags'.
-fn plan(config: &Config) -> Result<Plan, String> {
-    config.check_corefile_flags().map_err(|e| e.to_string())?;
+fn plan(config: &Config) -> Result<Plan, Box<dyn Error>> {
+    config.check_corefile_flags()?;
     let plan = match &config.corefile {
-        Some(path) => clusterdns::config::corefile::load(path).map_err(|e| e.to_string())?,
-        None => config.plan().map_err(|e| e.to_string())?,
+        Some(path) => clusterdns::config::corefile::load(path)?,
+        None => config.plan()?,
     };
     if plan.kubernetes.is_none() && !config.manifests.is_empty() {
         return Err("--manifests: the Corefile has no kubernetes directive to serve them".into());
@@ -114,7 +120,20 @@ fn plan(config: &Config) -> Result<Plan, String> {
     Ok(plan)
 }
 
-fn run(config: Config) -> Result<(), String> {
+/// What a failure was doing, prefixed to its message: `cannot start the control runtime: ...`.
+fn doing<E: Error>(what: &'static str) -> impl FnOnce(E) -> Box<dyn Error> {
+    move |error| format!("{what}: {error}").into()
+}
+
+/// Why serving ended.
+enum Stop {
+    /// SIGTERM or SIGINT.
+    Signal,
+    /// The server cannot go on (a forwarding loop); the process exits with this reason.
+    Fatal(String),
+}
+
+fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let plan = plan(&config)?;
     let zone = match &plan.kubernetes {
         Some(k) => ZoneConfig {
@@ -136,7 +155,7 @@ fn run(config: Config) -> Result<(), String> {
         .on_thread_park(clusterdns::ops::memory::release_freed)
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the control runtime: {e}"))?;
+        .map_err(doing("cannot start the control runtime"))?;
     let server_label = (plan.ports.first())
         .and_then(|p| p.blocks.first())
         .and_then(|b| b.zones.first())
@@ -174,15 +193,15 @@ fn run(config: Config) -> Result<(), String> {
             metrics.clone(),
             control.handle(),
         )
-        .map_err(|e| format!("cannot start the Kubernetes source: {e}"))?;
+        .map_err(doing("cannot start the Kubernetes source"))?;
         tracing::info!("watching the Kubernetes API");
-        Source::Kubernetes { synced }
+        ZoneSource::Kubernetes { synced }
     } else if plan.kubernetes.is_some() {
         start_manifests(&config, pods_verified, publisher, &readiness, &metrics)?
     } else {
         // Nothing to sync (node-local mode, or no `kubernetes`): ready as soon as it serves.
         readiness.set_synced();
-        Source::Nothing
+        ZoneSource::Nothing
     };
 
     // The listen addresses must be on the node's interface before they can be bound. Dropping
@@ -191,16 +210,16 @@ fn run(config: Config) -> Result<(), String> {
         Mode::NodeLocal => Some(
             (config.node_local.setup(&config.listen))
                 .apply(config.node_local.skip_teardown)
-                .map_err(|e| format!("cannot set up the node for node-local mode: {e}"))?,
+                .map_err(doing("cannot set up the node for node-local mode"))?,
         ),
         Mode::Cluster => None,
     };
     let serve = config.serve(&plan);
-    let bound = Server::bind(&serve).map_err(|e| e.to_string())?;
-    let endpoints: Vec<(Endpoint, std::net::SocketAddr)> = [
-        (Endpoint::Health, plan.health),
-        (Endpoint::Ready, plan.ready),
-        (Endpoint::Metrics, plan.metrics),
+    let bound = Server::bind(&serve)?;
+    let endpoints: Vec<(OpsEndpoint, std::net::SocketAddr)> = [
+        (OpsEndpoint::Health, plan.health),
+        (OpsEndpoint::Ready, plan.ready),
+        (OpsEndpoint::Metrics, plan.metrics),
     ]
     .into_iter()
     .filter_map(|(endpoint, addr)| Some((endpoint, addr?)))
@@ -208,7 +227,7 @@ fn run(config: Config) -> Result<(), String> {
     let listeners = control.block_on(ops::bind(&endpoints))?;
     let mut ops_addrs = Vec::new();
     for listener in listeners {
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let addr = listener.local_addr()?;
         for endpoint in listener.endpoints() {
             ops_addrs.push(format!("{}={addr}", endpoint.path()));
         }
@@ -217,9 +236,9 @@ fn run(config: Config) -> Result<(), String> {
 
     let (signals, mut signal) = control
         .block_on(async { Signals::new() })
-        .map_err(|e| format!("cannot wait for signals: {e}"))?;
+        .map_err(doing("cannot wait for signals"))?;
     let manifest_source = match source {
-        Source::Kubernetes { synced } => {
+        ZoneSource::Kubernetes { synced } => {
             let wait = Duration::from_secs(config.startup_timeout);
             let outcome = control.block_on(async {
                 tokio::select! {
@@ -241,11 +260,11 @@ fn run(config: Config) -> Result<(), String> {
             }
             None
         }
-        Source::Manifests { watcher, stop } => Some((watcher, stop)),
-        Source::Nothing => None,
+        ZoneSource::Manifests { watcher, stop } => Some((watcher, stop)),
+        ZoneSource::Nothing => None,
     };
 
-    let server = Arc::new(Server::serve(bound, store, &metrics).map_err(|e| e.to_string())?);
+    let server = Arc::new(Server::serve(bound, store, &metrics)?);
     tracing::info!(addrs = ?server.local_addrs(), workers = serve.workers, ops = ?ops_addrs, mode = ?config.mode, "serving");
     let watcher = clusterdns::config::reload::Watcher::start(
         config.corefile.clone(),
@@ -253,25 +272,35 @@ fn run(config: Config) -> Result<(), String> {
         server.clone(),
         metrics.clone(),
     )
-    .map_err(|e| format!("cannot start the configuration watcher: {e}"))?;
-    control.block_on(signal.recv());
-    let lameduck = plan.lameduck;
+    .map_err(doing("cannot start the configuration watcher"))?;
+    let stopped = control.block_on(async {
+        tokio::select! {
+            _ = signal.recv() => Stop::Signal,
+            reason = server.fatal() => Stop::Fatal(reason),
+        }
+    });
     readiness.set_lameduck();
     if let Some(applied) = &node_setup {
         applied.release();
     }
-    tracing::info!(
-        lameduck_s = lameduck.as_secs_f64(),
-        "signal received; lameduck: /ready fails, queries are still answered"
-    );
-    let interrupted = control.block_on(async {
-        tokio::select! {
-            _ = tokio::time::sleep(lameduck) => false,
-            _ = signal.recv() => true,
+    match &stopped {
+        Stop::Signal => {
+            let lameduck = plan.lameduck;
+            tracing::info!(
+                lameduck_s = lameduck.as_secs_f64(),
+                "signal received; lameduck: /ready fails, queries are still answered"
+            );
+            let interrupted = control.block_on(async {
+                tokio::select! {
+                    _ = tokio::time::sleep(lameduck) => false,
+                    _ = signal.recv() => true,
+                }
+            });
+            if interrupted {
+                tracing::info!("second signal; stopping now");
+            }
         }
-    });
-    if interrupted {
-        tracing::info!("second signal; stopping now");
+        Stop::Fatal(reason) => tracing::error!(%reason, "stopping"),
     }
     watcher.stop();
     match Arc::try_unwrap(server) {
@@ -286,7 +315,10 @@ fn run(config: Config) -> Result<(), String> {
     drop(signals);
     control.shutdown_timeout(Duration::from_millis(200));
     tracing::info!("stopped");
-    Ok(())
+    match stopped {
+        Stop::Signal => Ok(()),
+        Stop::Fatal(reason) => Err(reason.into()),
+    }
 }
 
 /// Loads the manifests (a bad file stops startup here), publishes the zone and starts polling.
@@ -296,14 +328,13 @@ fn start_manifests(
     publisher: Publisher,
     readiness: &Readiness,
     metrics: &Arc<Metrics>,
-) -> Result<Source, String> {
+) -> Result<ZoneSource, Box<dyn Error>> {
     let loaded = ManifestSource::load(
         config.manifests.clone(),
         keep_pods,
         publisher,
         metrics.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let skipped: usize = loaded.report.skipped.values().sum();
     tracing::info!(
         files = loaded.report.files,
@@ -323,8 +354,8 @@ fn start_manifests(
     let watcher = loaded
         .source
         .watch(Duration::from_millis(config.manifest_poll_ms), stop.clone())
-        .map_err(|e| format!("cannot start the manifest watcher: {e}"))?;
-    Ok(Source::Manifests { watcher, stop })
+        .map_err(doing("cannot start the manifest watcher"))?;
+    Ok(ZoneSource::Manifests { watcher, stop })
 }
 
 /// SIGTERM and SIGINT, forwarded to one receiver by a task on the control runtime.

@@ -3,7 +3,7 @@
 //! and patches the header, the TTLs and the question's case, as the zone path does.
 //!
 //! ```text
-//!  key (lowercase qname, qtype, qclass, DO) ──hash──▶ shard (RwLock) ──▶ slot ──▶ Arc<Entry>
+//!  key (lowercase qname, qtype, qclass, DO) ──hash──▶ shard (RwLock) ──▶ slot ──▶ Arc<CacheEntry>
 //!                                                     read lock held only to clone the Arc
 //! ```
 //!
@@ -42,7 +42,7 @@ const OPT_LEN: usize = 11;
 
 /// A cache key, owned: lowercase wire-format qname, qtype, qclass and the DO bit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
+pub struct CacheKey {
     name: Box<[u8]>,
     qtype: u16,
     qclass: u16,
@@ -51,17 +51,17 @@ pub struct Key {
 
 /// A cache key borrowed from a query: looking up allocates nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct KeyRef<'a> {
+pub struct CacheKeyRef<'a> {
     name: &'a [u8],
     qtype: u16,
     qclass: u16,
     dnssec_ok: bool,
 }
 
-impl<'a> KeyRef<'a> {
+impl<'a> CacheKeyRef<'a> {
     /// The key of a parsed query (whose qname is already lowercase).
     pub fn of(query: &'a Query) -> Self {
-        KeyRef {
+        CacheKeyRef {
             name: query.qname(),
             qtype: query.qtype,
             qclass: query.qclass,
@@ -70,15 +70,15 @@ impl<'a> KeyRef<'a> {
     }
 
     /// An owned copy.
-    pub fn to_key(self) -> Key {
-        Key::new(self.name, self.qtype, self.qclass, self.dnssec_ok)
+    pub fn to_key(self) -> CacheKey {
+        CacheKey::new(self.name, self.qtype, self.qclass, self.dnssec_ok)
     }
 }
 
-impl Key {
+impl CacheKey {
     /// The key of a question: `name` in lowercase wire format.
     pub fn new(name: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Self {
-        Key {
+        CacheKey {
             name: name.into(),
             qtype,
             qclass,
@@ -87,8 +87,8 @@ impl Key {
     }
 
     /// The borrowed form, which is what gets hashed.
-    pub fn as_ref(&self) -> KeyRef<'_> {
-        KeyRef {
+    pub fn as_ref(&self) -> CacheKeyRef<'_> {
+        CacheKeyRef {
             name: &self.name,
             qtype: self.qtype,
             qclass: self.qclass,
@@ -245,8 +245,8 @@ pub fn cacheability(
 
 /// A cached answer and its bookkeeping.
 #[derive(Debug)]
-pub struct Entry {
-    key: Key,
+pub struct CacheEntry {
+    key: CacheKey,
     answer: Answer,
     kind: CacheType,
     ttl: u32,
@@ -256,9 +256,9 @@ pub struct Entry {
     prefetching: AtomicBool,
 }
 
-impl Entry {
+impl CacheEntry {
     /// The key.
-    pub fn key(&self) -> &Key {
+    pub fn key(&self) -> &CacheKey {
         &self.key
     }
 
@@ -293,7 +293,7 @@ struct Shard {
     /// Slot numbers, found by key hash.
     index: HashTable<u32>,
     /// The CLOCK ring; it only grows, up to `capacity`, and slots are replaced in place.
-    slots: Vec<Arc<Entry>>,
+    slots: Vec<Arc<CacheEntry>>,
     hand: usize,
     capacity: usize,
 }
@@ -361,7 +361,7 @@ impl Cache {
         self.len() == 0
     }
 
-    fn locate(&self, key: KeyRef<'_>) -> (u64, &RwLock<Shard>) {
+    fn locate(&self, key: CacheKeyRef<'_>) -> (u64, &RwLock<Shard>) {
         let hash = self.hasher.hash_one(key);
         // The middle bits pick the shard: hashbrown uses the low bits for the slot and the top
         // seven for its tag, so a shard's entries still spread over both.
@@ -370,7 +370,7 @@ impl Cache {
     }
 
     /// The entry for `key`, fresh or expired.
-    pub fn get(&self, key: KeyRef<'_>) -> Option<Arc<Entry>> {
+    pub fn get(&self, key: CacheKeyRef<'_>) -> Option<Arc<CacheEntry>> {
         let (hash, shard) = self.locate(key);
         let shard = read(shard);
         let slot = *shard
@@ -388,7 +388,7 @@ impl Cache {
         out: &mut [u8],
         transport: Transport,
     ) -> Option<Hit> {
-        let fresh = self.get(KeyRef::of(query)).and_then(|entry| {
+        let fresh = self.get(CacheKeyRef::of(query)).and_then(|entry| {
             let now = self.clock.now_ms();
             entry.remaining_ttl(now).map(|ttl| (entry, ttl, now))
         });
@@ -416,7 +416,7 @@ impl Cache {
     }
 
     /// An entry expired less than `serve_stale` ago, for when every upstream failed.
-    pub fn stale(&self, key: KeyRef<'_>) -> Option<Arc<Entry>> {
+    pub fn stale(&self, key: CacheKeyRef<'_>) -> Option<Arc<CacheEntry>> {
         if self.config.serve_stale.is_zero() {
             return None;
         }
@@ -427,8 +427,14 @@ impl Cache {
 
     /// Stores `answer` under `key` for `ttl` seconds from now, replacing any entry for the key,
     /// else filling the shard, else evicting by CLOCK; returns the stored entry.
-    pub fn insert(&self, key: Key, answer: Answer, kind: CacheType, ttl: u32) -> Arc<Entry> {
-        let entry = Arc::new(Entry {
+    pub fn insert(
+        &self,
+        key: CacheKey,
+        answer: Answer,
+        kind: CacheType,
+        ttl: u32,
+    ) -> Arc<CacheEntry> {
+        let entry = Arc::new(CacheEntry {
             key,
             answer,
             kind,
@@ -483,7 +489,7 @@ impl Cache {
 
 /// Sweeps the CLOCK hand to the first unreferenced slot, clearing reference bits on the way; at
 /// most two turns (after one, every bit is clear).
-fn clock_victim(slots: &[Arc<Entry>], hand: &mut usize) -> usize {
+fn clock_victim(slots: &[Arc<CacheEntry>], hand: &mut usize) -> usize {
     for _ in 0..2 * slots.len() {
         let at = *hand % slots.len();
         *hand = (at + 1) % slots.len();

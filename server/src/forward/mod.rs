@@ -51,7 +51,7 @@ use rand::seq::SliceRandom;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use cache::{cacheability, Answer, Cache, Entry, Key, KeyRef, STALE_TTL};
+use cache::{cacheability, Answer, Cache, CacheEntry, CacheKey, CacheKeyRef, STALE_TTL};
 use clock::Clock;
 use config::{ForwardConfig, Policy};
 use metrics::ForwardStats;
@@ -63,13 +63,13 @@ const MAX_ATTEMPTS: usize = 3;
 
 /// What every client waiting on one upstream fetch gets.
 #[derive(Clone, Debug)]
-enum Reply {
+enum Resolution {
     /// A cached answer: served with its remaining TTL.
-    Cached(Arc<Entry>),
+    Cached(Arc<CacheEntry>),
     /// An answer not to be cached: served with the upstream's TTLs.
     Uncached(Arc<Answer>),
     /// Every upstream failed; an expired entry stands in, with TTL 30 s.
-    Stale(Arc<Entry>),
+    Stale(Arc<CacheEntry>),
     /// Every upstream failed and there is nothing stale: SERVFAIL.
     Failed,
 }
@@ -98,7 +98,7 @@ struct Shared {
     stats: ForwardStats,
     server_label: String,
     /// Keys being fetched, with the clients waiting for each.
-    in_flight: Mutex<HashMap<Key, Vec<oneshot::Sender<Reply>>>>,
+    in_flight: Mutex<HashMap<CacheKey, Vec<oneshot::Sender<Resolution>>>>,
     /// Client queries waiting on upstreams now.
     waiting: AtomicUsize,
     /// Where round-robin starts next.
@@ -183,7 +183,7 @@ impl Forwarder {
         let hit = self.shared.cache.answer(query, packet, out, transport)?;
         if hit.prefetch {
             self.shared.cache.stats().prefetch();
-            Shared::start_fetch(&self.shared, KeyRef::of(query).to_key(), None);
+            Shared::start_fetch(&self.shared, CacheKeyRef::of(query).to_key(), None);
         }
         Some(hit.len)
     }
@@ -204,26 +204,26 @@ impl Forwarder {
             return written(respond_rcode(query, packet, out, Rcode::Refused, transport));
         };
         let (sender, receiver) = oneshot::channel();
-        Shared::start_fetch(shared, KeyRef::of(query).to_key(), Some(sender));
+        Shared::start_fetch(shared, CacheKeyRef::of(query).to_key(), Some(sender));
         // The fetch always replies (its time is bounded); a dropped sender means the runtime is
         // shutting down.
-        let reply = receiver.await.unwrap_or(Reply::Failed);
+        let reply = receiver.await.unwrap_or(Resolution::Failed);
         let now = shared.cache.clock().now_ms();
         match reply {
-            Reply::Cached(entry) => {
+            Resolution::Cached(entry) => {
                 let ttl = entry.remaining_ttl(now).unwrap_or(0);
                 entry
                     .answer()
                     .write(query, packet, out, transport, Some(ttl))
             }
-            Reply::Uncached(answer) => answer.write(query, packet, out, transport, None),
-            Reply::Stale(entry) => {
+            Resolution::Uncached(answer) => answer.write(query, packet, out, transport, None),
+            Resolution::Stale(entry) => {
                 shared.cache.stats().served_stale();
                 entry
                     .answer()
                     .write(query, packet, out, transport, Some(STALE_TTL))
             }
-            Reply::Failed => written(respond_rcode(
+            Resolution::Failed => written(respond_rcode(
                 query,
                 packet,
                 out,
@@ -264,7 +264,7 @@ impl Forwarder {
     /// not answer is not a loop (it is logged by the health checks instead).
     pub async fn check_loop(&self) -> Result<(), LoopDetected> {
         let shared = &self.shared;
-        let key = Key::new(&shared.loop_probe, TYPE_HINFO, CLASS_IN, false);
+        let key = CacheKey::new(&shared.loop_probe, TYPE_HINFO, CLASS_IN, false);
         for upstream in shared.upstreams.iter() {
             let seen_before = shared.loop_probes_seen.load(Ordering::Relaxed);
             let _ = upstream
@@ -303,7 +303,11 @@ impl Shared {
 
     /// Adds `waiter` to the fetch of `key` in flight, or starts one (a prefetch starts one with
     /// no waiter, and none if one is in flight).
-    fn start_fetch(shared: &Arc<Shared>, key: Key, waiter: Option<oneshot::Sender<Reply>>) {
+    fn start_fetch(
+        shared: &Arc<Shared>,
+        key: CacheKey,
+        waiter: Option<oneshot::Sender<Resolution>>,
+    ) {
         let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(waiters) = in_flight.get_mut(&key) {
             waiters.extend(waiter);
@@ -328,9 +332,9 @@ impl Shared {
 
     /// Asks the upstreams for `key` and turns the outcome into what the waiters get, caching it
     /// on the way.
-    async fn fetch(self: &Arc<Self>, key: &Key) -> Reply {
+    async fn fetch(self: &Arc<Self>, key: &CacheKey) -> Resolution {
         let Some(exchanged) = self.forward(key).await else {
-            return self.stale(key).unwrap_or(Reply::Failed);
+            return self.stale(key).unwrap_or(Resolution::Failed);
         };
         let response = &exchanged.response;
         // RFC 8767 §4: an upstream SERVFAIL is a failure to resolve, like no answer at all.
@@ -341,18 +345,20 @@ impl Shared {
         }
         let answer = Answer::new(&exchanged.packet, response);
         match cacheability(response, self.cache.config(), key.name()) {
-            Some((kind, ttl)) => Reply::Cached(self.cache.insert(key.clone(), answer, kind, ttl)),
-            None => Reply::Uncached(Arc::new(answer)),
+            Some((kind, ttl)) => {
+                Resolution::Cached(self.cache.insert(key.clone(), answer, kind, ttl))
+            }
+            None => Resolution::Uncached(Arc::new(answer)),
         }
     }
 
-    fn stale(&self, key: &Key) -> Option<Reply> {
-        self.cache.stale(key.as_ref()).map(Reply::Stale)
+    fn stale(&self, key: &CacheKey) -> Option<Resolution> {
+        self.cache.stale(key.as_ref()).map(Resolution::Stale)
     }
 
     /// Tries upstreams in policy order until one answers; `None` when none did. Names of the
     /// cluster route go to the cluster DNS instead.
-    async fn forward(self: &Arc<Self>, key: &Key) -> Option<upstream::Exchanged> {
+    async fn forward(self: &Arc<Self>, key: &CacheKey) -> Option<upstream::Exchanged> {
         if let (Some(pool), Some(route)) = (&self.cluster, &self.config.cluster) {
             if route.covers(key.name()) {
                 return self.forward_cluster(pool, key).await;
@@ -384,7 +390,7 @@ impl Shared {
     }
 
     /// Asks the cluster DNS over its connection pool.
-    async fn forward_cluster(&self, pool: &TcpPool, key: &Key) -> Option<upstream::Exchanged> {
+    async fn forward_cluster(&self, pool: &TcpPool, key: &CacheKey) -> Option<upstream::Exchanged> {
         let started = Instant::now();
         match pool.exchange(key, self.config.timeout).await {
             Ok(exchanged) => {
@@ -430,7 +436,7 @@ impl Shared {
         let shared: Weak<Shared> = Arc::downgrade(self);
         let interval = self.config.health_check;
         let timeout = self.config.timeout;
-        let root = Key::new(&[0], TYPE_NS, CLASS_IN, false);
+        let root = CacheKey::new(&[0], TYPE_NS, CLASS_IN, false);
         self.runtime.spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;

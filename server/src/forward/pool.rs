@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::cache::Key;
+use super::cache::CacheKey;
 use super::message::{parse_response, write_query};
 use super::upstream::{ExchangeError, Exchanged};
 
@@ -109,7 +109,11 @@ impl TcpPool {
 
     /// Asks `key` over a pooled connection within `timeout`, retrying once on a new connection
     /// when a reused one turns out closed.
-    pub async fn exchange(&self, key: &Key, timeout: Duration) -> Result<Exchanged, ExchangeError> {
+    pub async fn exchange(
+        &self,
+        key: &CacheKey,
+        timeout: Duration,
+    ) -> Result<Exchanged, ExchangeError> {
         let deadline = Instant::now() + timeout;
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut retried = false;
@@ -169,7 +173,7 @@ impl Connection {
     }
 
     /// Sends the query for `key` and waits for its answer until `deadline`.
-    async fn exchange(&self, key: &Key, deadline: Instant) -> Result<Exchanged, Failure> {
+    async fn exchange(&self, key: &CacheKey, deadline: Instant) -> Result<Exchanged, Failure> {
         let (sender, receiver) = oneshot::channel();
         let id = {
             let mut pending = self.pending();

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout_at, Instant};
 
-use super::cache::Key;
+use super::cache::CacheKey;
 use super::message::{parse_response, write_query, Response};
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
@@ -100,7 +100,7 @@ impl Upstream {
     /// transport gets `timeout`.
     pub async fn exchange(
         &self,
-        key: &Key,
+        key: &CacheKey,
         id: u16,
         timeout: Duration,
     ) -> Result<Exchanged, ExchangeError> {
@@ -197,7 +197,7 @@ mod tests {
             }
         };
         let addr = udp.local_addr().unwrap();
-        let key = Key::new(b"\x03www\x07example\x03com\x00", 1, 1, false);
+        let key = CacheKey::new(b"\x03www\x07example\x03com\x00", 1, 1, false);
         let question_end = HEADER_LEN + key.name().len() + 4;
         let answer = move |query: &[u8]| {
             let mut answer = query[..question_end].to_vec();

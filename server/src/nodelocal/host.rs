@@ -15,23 +15,23 @@ const XTABLES_WAIT: &str = "5";
 
 /// One command line: a program and its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Step {
+pub struct CommandLine {
     /// `ip`, `iptables` or `ip6tables`.
     pub program: &'static str,
     /// Its arguments.
     pub args: Vec<String>,
 }
 
-impl Step {
-    pub(super) fn new(program: &'static str, args: &[&str]) -> Step {
-        Step {
+impl CommandLine {
+    pub(super) fn new(program: &'static str, args: &[&str]) -> CommandLine {
+        CommandLine {
             program,
             args: args.iter().map(|&a| a.to_owned()).collect(),
         }
     }
 }
 
-impl std::fmt::Display for Step {
+impl std::fmt::Display for CommandLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.program, self.args.join(" "))
     }
@@ -44,7 +44,7 @@ pub enum StepError {
     #[error("`{step}` could not run: {source}{hint}")]
     Spawn {
         /// The command.
-        step: Step,
+        step: CommandLine,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -55,7 +55,7 @@ pub enum StepError {
     #[error("`{step}` failed ({status}): {stderr}")]
     Failed {
         /// The command.
-        step: Step,
+        step: CommandLine,
         /// Its exit status.
         status: String,
         /// What it printed on stderr.
@@ -65,18 +65,18 @@ pub enum StepError {
     #[error("`{step}` did not finish within {}s", COMMAND_TIMEOUT.as_secs())]
     Timeout {
         /// The command.
-        step: Step,
+        step: CommandLine,
     },
 }
 
 /// Runs `step`; `Ok(true)` when it exits 0, `Ok(false)` for another exit code (for checks such
 /// as `iptables -C`), an error when it cannot run or hangs.
-pub(super) fn run(step: &Step) -> Result<bool, StepError> {
+pub(super) fn run(step: &CommandLine) -> Result<bool, StepError> {
     Ok(run_output(step)?.0)
 }
 
 /// Runs `step` and fails unless it exits 0.
-pub(super) fn run_ok(step: &Step) -> Result<(), StepError> {
+pub(super) fn run_ok(step: &CommandLine) -> Result<(), StepError> {
     match run_output(step)? {
         (true, _) => Ok(()),
         (false, (status, stderr)) => Err(StepError::Failed {
@@ -87,7 +87,7 @@ pub(super) fn run_ok(step: &Step) -> Result<(), StepError> {
     }
 }
 
-fn run_output(step: &Step) -> Result<(bool, (String, String)), StepError> {
+fn run_output(step: &CommandLine) -> Result<(bool, (String, String)), StepError> {
     let mut child = Command::new(step.program)
         .args(&step.args)
         .stdin(Stdio::null())
@@ -153,10 +153,10 @@ pub struct Rule {
 
 impl Rule {
     /// The command that checks (`-C`), inserts (`-I`) or deletes (`-D`) it.
-    pub fn step(&self, action: &str) -> Step {
+    pub fn step(&self, action: &str) -> CommandLine {
         let mut args = vec!["-w", XTABLES_WAIT, "-t", self.table, action, self.chain];
         args.extend(self.spec.iter().map(String::as_str));
-        Step::new(self.program, &args)
+        CommandLine::new(self.program, &args)
     }
 }
 
@@ -168,11 +168,14 @@ impl NodeSetup {
 
     /// The commands that create the interface and give it the addresses (`ip addr replace` is
     /// idempotent); the first is only run when the interface does not exist yet.
-    pub fn interface_steps(&self) -> Vec<Step> {
+    pub fn interface_steps(&self) -> Vec<CommandLine> {
         let Some(name) = &self.interface else {
             return Vec::new();
         };
-        let mut steps = vec![Step::new("ip", &["link", "add", name, "type", "dummy"])];
+        let mut steps = vec![CommandLine::new(
+            "ip",
+            &["link", "add", name, "type", "dummy"],
+        )];
         let mut ips: Vec<IpAddr> = Vec::new();
         for addr in &self.addrs {
             if !ips.contains(&addr.ip()) {
@@ -182,9 +185,12 @@ impl NodeSetup {
         for ip in ips {
             let prefix = if ip.is_ipv4() { 32 } else { 128 };
             let cidr = format!("{ip}/{prefix}");
-            steps.push(Step::new("ip", &["addr", "replace", &cidr, "dev", name]));
+            steps.push(CommandLine::new(
+                "ip",
+                &["addr", "replace", &cidr, "dev", name],
+            ));
         }
-        steps.push(Step::new("ip", &["link", "set", name, "up"]));
+        steps.push(CommandLine::new("ip", &["link", "set", name, "up"]));
         steps
     }
 
@@ -244,7 +250,7 @@ impl NodeSetup {
             return Ok(());
         };
         let steps = self.interface_steps();
-        let exists = run(&Step::new("ip", &["link", "show", "dev", name]))?;
+        let exists = run(&CommandLine::new("ip", &["link", "show", "dev", name]))?;
         for (i, step) in steps.iter().enumerate() {
             if i == 0 && exists {
                 continue;
@@ -289,13 +295,14 @@ impl NodeSetup {
         let Some(name) = &self.interface else {
             return;
         };
-        let removed = run(&Step::new("ip", &["link", "show", "dev", name])).and_then(|exists| {
-            if exists {
-                run_ok(&Step::new("ip", &["link", "del", name]))
-            } else {
-                Ok(())
-            }
-        });
+        let removed =
+            run(&CommandLine::new("ip", &["link", "show", "dev", name])).and_then(|exists| {
+                if exists {
+                    run_ok(&CommandLine::new("ip", &["link", "del", name]))
+                } else {
+                    Ok(())
+                }
+            });
         if let Err(error) = removed {
             tracing::warn!(%error, "node-local: cannot delete the interface");
         }

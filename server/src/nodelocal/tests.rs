@@ -1,4 +1,4 @@
-use super::host::{run, run_ok, Step};
+use super::host::{run, run_ok, CommandLine};
 use super::*;
 
 fn addr(s: &str) -> SocketAddr {
@@ -61,7 +61,7 @@ fn interface_commands() {
     ];
     let lines: Vec<String> = (args().setup(&listen).interface_steps())
         .iter()
-        .map(Step::to_string)
+        .map(CommandLine::to_string)
         .collect();
     assert_eq!(
         lines,
@@ -106,13 +106,13 @@ fn iptables_rules_for_each_address_protocol_and_direction() {
 
 #[test]
 fn a_missing_program_is_named_with_what_to_install() {
-    let step = Step::new("clusterdns-no-such-program", &["x"]);
+    let step = CommandLine::new("clusterdns-no-such-program", &["x"]);
     let error = run(&step).unwrap_err().to_string();
     assert!(
         error.contains("clusterdns-no-such-program x") && error.contains("install"),
         "{error}"
     );
-    let failed = run_ok(&Step::new("sh", &["-c", "echo nope >&2; exit 3"]));
+    let failed = run_ok(&CommandLine::new("sh", &["-c", "echo nope >&2; exit 3"]));
     let error = failed.unwrap_err().to_string();
     assert!(
         error.contains("`sh -c") && error.contains("exit status: 3") && error.contains("nope"),

@@ -45,7 +45,7 @@ impl Readiness {
 
 /// An endpoint path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
+pub enum OpsEndpoint {
     /// `/health`: 200 while the process runs, lameduck included.
     Health,
     /// `/ready`: 200 when [`Readiness::is_ready`], else 503.
@@ -54,13 +54,13 @@ pub enum Endpoint {
     Metrics,
 }
 
-impl Endpoint {
+impl OpsEndpoint {
     /// The path it answers on.
     pub fn path(self) -> &'static str {
         match self {
-            Endpoint::Health => "/health",
-            Endpoint::Ready => "/ready",
-            Endpoint::Metrics => "/metrics",
+            OpsEndpoint::Health => "/health",
+            OpsEndpoint::Ready => "/ready",
+            OpsEndpoint::Metrics => "/metrics",
         }
     }
 }
@@ -68,7 +68,7 @@ impl Endpoint {
 /// A bound operations listener with the endpoints it serves.
 pub struct OpsListener {
     listener: TcpListener,
-    endpoints: Vec<Endpoint>,
+    endpoints: Vec<OpsEndpoint>,
 }
 
 impl OpsListener {
@@ -78,13 +78,27 @@ impl OpsListener {
     }
 
     /// The endpoints served here.
-    pub fn endpoints(&self) -> &[Endpoint] {
+    pub fn endpoints(&self) -> &[OpsEndpoint] {
         &self.endpoints
     }
 }
 
+/// An operations endpoint whose address cannot be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot bind {path} {addr}: {source}")]
+pub struct OpsBindError {
+    /// The endpoint's path (`/health`).
+    path: &'static str,
+    /// Its address.
+    addr: SocketAddr,
+    /// The bind error.
+    source: std::io::Error,
+}
+
 /// Binds one listener per distinct address (must run inside a tokio runtime).
-pub async fn bind(endpoints: &[(Endpoint, SocketAddr)]) -> Result<Vec<OpsListener>, String> {
+pub async fn bind(
+    endpoints: &[(OpsEndpoint, SocketAddr)],
+) -> Result<Vec<OpsListener>, OpsBindError> {
     let mut listeners: Vec<(SocketAddr, OpsListener)> = Vec::new();
     for &(endpoint, addr) in endpoints {
         if let Some((_, existing)) = listeners.iter_mut().find(|(a, _)| *a == addr) {
@@ -93,7 +107,11 @@ pub async fn bind(endpoints: &[(Endpoint, SocketAddr)]) -> Result<Vec<OpsListene
         }
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot bind {} {addr}: {e}", endpoint.path()))?;
+            .map_err(|source| OpsBindError {
+                path: endpoint.path(),
+                addr,
+                source,
+            })?;
         listeners.push((
             addr,
             OpsListener {
@@ -107,7 +125,7 @@ pub async fn bind(endpoints: &[(Endpoint, SocketAddr)]) -> Result<Vec<OpsListene
 
 /// Serves `listener` for the life of the runtime.
 pub async fn serve(listener: OpsListener, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
-    let endpoints: Arc<[Endpoint]> = listener.endpoints.into();
+    let endpoints: Arc<[OpsEndpoint]> = listener.endpoints.into();
     loop {
         let Ok((stream, _)) = listener.listener.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -130,7 +148,7 @@ pub async fn serve(listener: OpsListener, readiness: Arc<Readiness>, metrics: Ar
 
 fn respond(
     request: &Request<Incoming>,
-    endpoints: &[Endpoint],
+    endpoints: &[OpsEndpoint],
     readiness: &Readiness,
     metrics: &Metrics,
 ) -> Response<Full<Bytes>> {
@@ -146,16 +164,16 @@ fn respond(
             "text/plain",
             "not found\n".to_owned(),
         ),
-        Some(Endpoint::Health) => (StatusCode::OK, "text/plain", "OK".to_owned()),
-        Some(Endpoint::Ready) if readiness.is_ready() => {
+        Some(OpsEndpoint::Health) => (StatusCode::OK, "text/plain", "OK".to_owned()),
+        Some(OpsEndpoint::Ready) if readiness.is_ready() => {
             (StatusCode::OK, "text/plain", "OK".to_owned())
         }
-        Some(Endpoint::Ready) => (
+        Some(OpsEndpoint::Ready) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "not ready\n".to_owned(),
         ),
-        Some(Endpoint::Metrics) => (
+        Some(OpsEndpoint::Metrics) => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),

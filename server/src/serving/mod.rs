@@ -2,7 +2,9 @@
 //! stops startup before anything serves), then runs one UDP thread per worker socket and the TCP
 //! listeners on a small tokio runtime. With forwarding on, that runtime also runs the
 //! forwarder's upstream exchanges and health checks, and the startup loop check: if our loop
-//! probe comes back to us, the process stops with the reason, as CoreDNS's `loop` plugin does.
+//! probe comes back to us, the server reports it through [`Server::fatal`], and the binary stops
+//! with the reason (as CoreDNS's `loop` plugin does) through the same way out as SIGTERM, so
+//! that node-local teardown runs.
 
 pub mod sockets;
 pub mod tcp;
@@ -51,6 +53,8 @@ pub struct Server {
     stop_tcp: watch::Sender<bool>,
     udp_threads: Vec<JoinHandle<()>>,
     runtime: tokio::runtime::Runtime,
+    /// The first fatal error (a forwarding loop), for [`Server::fatal`].
+    fatal: watch::Sender<Option<String>>,
 }
 
 impl Server {
@@ -104,9 +108,10 @@ impl Server {
         let mut addrs = Vec::new();
         let mut udp_threads = Vec::new();
         let mut routers = Vec::new();
+        let (fatal, _) = watch::channel(None);
         for (plan, bound) in config.ports.iter().zip(ports) {
             let router = Router::new(plan, metrics, runtime.handle());
-            check_loops(&router, &runtime);
+            check_loops(&router, &runtime, &fatal);
             let router = Arc::new(ArcSwap::from_pointee(router));
             for address in bound {
                 addrs.push(address.addr);
@@ -153,7 +158,20 @@ impl Server {
             stop_tcp,
             udp_threads,
             runtime,
+            fatal,
         })
+    }
+
+    /// Resolves with the reason once the server cannot go on (a forwarding loop was detected);
+    /// the caller stops it as it would on SIGTERM.
+    pub async fn fatal(&self) -> String {
+        let mut receiver = self.fatal.subscribe();
+        let reason = match receiver.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The sender lives as long as `self`: never reached while borrowed.
+            Err(_) => std::future::pending().await,
+        };
+        reason
     }
 
     /// The bound addresses (ports resolved), in configuration order.
@@ -167,7 +185,7 @@ impl Server {
     pub fn replace_routes(&self, ports: &[PortPlan], metrics: &Metrics) {
         for (router, plan) in self.routers.iter().zip(ports) {
             let new = Router::new(plan, metrics, self.runtime.handle());
-            check_loops(&new, &self.runtime);
+            check_loops(&new, &self.runtime, &self.fatal);
             router.store(Arc::new(new));
         }
     }
@@ -190,18 +208,24 @@ impl Server {
 }
 
 /// Starts the loop probe of every forwarder of `router` that asks for one (CoreDNS `loop`): if
-/// a probe comes back to us, the process stops with the reason.
-fn check_loops(router: &Router, runtime: &tokio::runtime::Runtime) {
+/// a probe comes back to us, the reason goes to `fatal`.
+fn check_loops(
+    router: &Router,
+    runtime: &tokio::runtime::Runtime,
+    fatal: &watch::Sender<Option<String>>,
+) {
     for (forwarder, check) in router.forwarders() {
         if !check {
             continue;
         }
         let forwarder = forwarder.clone();
+        let fatal = fatal.clone();
         runtime.spawn(async move {
             if let Err(error) = forwarder.check_loop().await {
-                tracing::error!(%error, "stopping");
-                eprintln!("clusterdns: {error}");
-                std::process::exit(1);
+                fatal.send_if_modified(|reason| {
+                    reason.get_or_insert_with(|| error.to_string());
+                    true
+                });
             }
         });
     }

@@ -46,6 +46,33 @@ const MAX_BURST: usize = 50_000;
 /// busy, small enough that a backlog of converted slices stays a few MiB during a large list.
 const CHANNEL_DEPTH: usize = 512;
 
+/// Why no Kubernetes API client could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The `endpoint` is not a URL.
+    #[error("kubernetes endpoint {url:?}: {source}")]
+    Endpoint {
+        /// The endpoint as given.
+        url: String,
+        /// Why it does not parse.
+        source: hyper::http::uri::InvalidUri,
+    },
+    /// The kubeconfig file cannot be read or used.
+    #[error("kubeconfig {}: {source}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        source: kube::config::KubeconfigError,
+    },
+    /// Neither a kubeconfig nor an in-cluster service account was found.
+    #[error("no Kubernetes API configuration (not in a pod, no kubeconfig, no manifests): {0}")]
+    Infer(#[source] kube::config::InferConfigError),
+    /// The configuration was found but the client cannot be built from it.
+    #[error("cannot create the Kubernetes client: {0}")]
+    Build(#[source] kube::Error),
+}
+
 /// Builds a client from `kubeconfig` (with its `context`, else the current one), or else as
 /// kubectl would: `$KUBECONFIG`, `~/.kube/config`, then the in-cluster service account. An
 /// `endpoint` URL replaces the server the configuration names; alone, it is used without
@@ -54,36 +81,38 @@ pub async fn client(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
     endpoint: Option<&str>,
-) -> Result<Client, String> {
+) -> Result<Client, ClientError> {
     let url = endpoint
         .map(|url| {
             url.parse::<hyper::Uri>()
-                .map_err(|e| format!("kubernetes endpoint {url:?}: {e}"))
+                .map_err(|source| ClientError::Endpoint {
+                    url: url.to_owned(),
+                    source,
+                })
         })
         .transpose()?;
+    let kubeconfig_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ClientError::Kubeconfig { path, source }
+    };
     let mut config = match (kubeconfig, &url) {
         (Some(path), _) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            let file = kube::config::Kubeconfig::read_from(path).map_err(kubeconfig_error(path))?;
             let options = kube::config::KubeConfigOptions {
                 context: context.map(str::to_owned),
                 ..Default::default()
             };
             kube::Config::from_custom_kubeconfig(file, &options)
                 .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+                .map_err(kubeconfig_error(path))?
         }
         (None, Some(url)) => kube::Config::new(url.clone()),
-        (None, None) => kube::Config::infer().await.map_err(|e| {
-            format!(
-                "no Kubernetes API configuration (not in a pod, no kubeconfig, no manifests): {e}"
-            )
-        })?,
+        (None, None) => kube::Config::infer().await.map_err(ClientError::Infer)?,
     };
     if let Some(url) = url {
         config.cluster_url = url;
     }
-    Client::try_from(config).map_err(|e| format!("cannot create the Kubernetes client: {e}"))
+    Client::try_from(config).map_err(ClientError::Build)
 }
 
 /// One message from a watcher task to the applier.

@@ -8,8 +8,8 @@
 //! dot; a `regex` FROM is used as written.
 //!
 //! Rules apply in order ([`rewrite_request`]): a rule that matches rewrites the name the next
-//! rule sees, and ends the list unless its mode is [`Mode::Continue`] (the default is
-//! [`Mode::Stop`]). A name that is no longer a domain name after a rule is a SERVFAIL.
+//! rule sees, and ends the list unless its mode is [`Processing::Continue`] (the default is
+//! [`Processing::Stop`]). A name that is no longer a domain name after a rule is a SERVFAIL.
 //!
 //! The response ([`Rewritten::restore_response`]) gets the client's question back, and each
 //! owner name and "value" name (the target of CNAME, DNAME, NS, PTR, MX, SRV and NAPTR, the
@@ -44,7 +44,7 @@ const MAX_REGEX_LEN: usize = 10_000;
 
 /// What happens after a rule matched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
+pub enum Processing {
     /// The last rule applied (`stop`, the default).
     #[default]
     Stop,
@@ -105,7 +105,7 @@ enum Target {
 /// One `rewrite [continue|stop] name ...` rule.
 #[derive(Clone, Debug)]
 pub struct NameRule {
-    mode: Mode,
+    mode: Processing,
     matcher: NameMatch,
     to: String,
     /// Whether the rule reverts its own rewrite in responses.
@@ -120,7 +120,7 @@ impl NameRule {
     /// unknown kind, a bad or too long regex, a TO using more groups than FROM has, and `answer
     /// auto` together with `answer name`.
     pub fn new(
-        mode: Mode,
+        mode: Processing,
         kind: &str,
         from: &str,
         to: &str,
@@ -337,7 +337,7 @@ pub fn rewrite_request<'r>(rules: &'r [NameRule], qname: &[u8]) -> RequestRewrit
             original,
             rewritten: next,
         });
-        if rule.mode == Mode::Stop {
+        if rule.mode == Processing::Stop {
             break;
         }
     }

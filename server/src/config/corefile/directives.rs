@@ -11,7 +11,7 @@ use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use super::parse::{Corefile, CorefileError, Directive, ServerBlock, Token};
 use crate::chain::plugins::hosts::HostsTable;
-use crate::chain::plugins::rewrite::{AnswerRewrite, Mode, NameRule, RegexRewrite};
+use crate::chain::plugins::rewrite::{AnswerRewrite, NameRule, Processing, RegexRewrite};
 use crate::chain::plugins::template::{Template, TemplateConfig};
 use crate::chain::querylog::{COMBINED_FORMAT, COMMON_FORMAT, PLACEHOLDERS};
 use crate::config::plan::{
@@ -967,11 +967,11 @@ pub fn hosts_table(plan: &HostsPlan, text: Option<&str>) -> Result<HostsTable, S
 
 fn rewrite(d: &Directive) -> Result<NameRule, CorefileError> {
     let mut args = d.args.as_slice();
-    let mut mode = Mode::Stop;
+    let mut mode = Processing::Stop;
     if let Some((flow, rest)) = args.split_first() {
         match flow.text.as_str() {
             "continue" => {
-                mode = Mode::Continue;
+                mode = Processing::Continue;
                 args = rest;
             }
             "stop" => args = rest,

@@ -12,7 +12,9 @@ pub mod parse;
 use std::path::Path;
 
 pub use directives::{hosts_table, plan, SUPPORTED};
-pub use parse::{parse, Corefile, CorefileError, Directive, Key, Position, ServerBlock, Token};
+pub use parse::{
+    parse, BlockKey, Corefile, CorefileError, Directive, Position, ServerBlock, Token,
+};
 
 use crate::config::plan::Plan;
 

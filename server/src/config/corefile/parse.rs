@@ -63,7 +63,7 @@ pub struct Directive {
 
 /// One zone:port a server block is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Key {
+pub struct BlockKey {
     /// The key as written (without the comma that continued a list).
     pub token: Token,
     /// Lowercase, fully qualified zones ("." for the root); a CIDR gives its reverse zone(s).
@@ -76,7 +76,7 @@ pub struct Key {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerBlock {
     /// The zones and ports the block serves, in the order written.
-    pub keys: Vec<Key>,
+    pub keys: Vec<BlockKey>,
     /// The directive lines, imports and snippets pasted in.
     pub directives: Vec<Directive>,
 }
@@ -914,7 +914,7 @@ fn glyphs_match(glyphs: &[Glyph], name: &str) -> bool {
 }
 
 /// The key `token` writes: `[dns://]zone[:port]`, the zone a name or a CIDR.
-fn parse_key(token: Token) -> Result<Key, CorefileError> {
+fn parse_key(token: Token) -> Result<BlockKey, CorefileError> {
     let written = token.text.as_str();
     let address = match written.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("dns") => rest,
@@ -981,7 +981,7 @@ fn parse_key(token: Token) -> Result<Key, CorefileError> {
             )
         })?]
     };
-    Ok(Key { token, zones, port })
+    Ok(BlockKey { token, zones, port })
 }
 
 /// `host` lowercased and fully qualified, if it is a domain name of letters, digits, `-` and `_`

@@ -61,7 +61,7 @@ fn insert(cache: &Cache, n: u8, ttl: u32) {
     let query = client_query(1, NAME, None);
     let parsed = clusterdns_zone::parse_query(&query).unwrap();
     cache.insert(
-        KeyRef::of(&parsed).to_key(),
+        CacheKeyRef::of(&parsed).to_key(),
         Answer::new(&packet, &response),
         kind,
         ttl,
@@ -99,9 +99,9 @@ fn hit_patches_id_case_and_counts_ttl_down() {
         cache.answer(&query, &packet, &mut out, udp).is_none(),
         "expired"
     );
-    assert!(cache.stale(KeyRef::of(&query)).is_some());
+    assert!(cache.stale(CacheKeyRef::of(&query)).is_some());
     hand.advance(Duration::from_secs(3601));
-    assert!(cache.stale(KeyRef::of(&query)).is_none(), "too stale");
+    assert!(cache.stale(CacheKeyRef::of(&query)).is_none(), "too stale");
     assert_eq!(cache.stats().entries(CacheType::Success), 1);
 }
 
@@ -166,7 +166,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
     let names: Vec<Vec<u8>> = (0..8u8).map(|i| vec![1, b'a' + i, 0]).collect();
     let store = |name: &[u8]| {
         let (packet, response) = upstream_answer(1, 60, 0);
-        let key = KeyRef {
+        let key = CacheKeyRef {
             name,
             qtype: 1,
             qclass: 1,
@@ -188,7 +188,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
     assert_eq!(cache.len(), 4);
     let present = |name: &[u8]| {
         cache
-            .get(KeyRef {
+            .get(CacheKeyRef {
                 name,
                 qtype: 1,
                 qclass: 1,

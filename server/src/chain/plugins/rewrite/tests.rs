@@ -2,12 +2,18 @@ use super::*;
 use clusterdns_zone::parse_query;
 use hickory_proto::op::Message;
 
-fn rule(mode: Mode, kind: &str, from: &str, to: &str, answers: Vec<AnswerRewrite>) -> NameRule {
+fn rule(
+    mode: Processing,
+    kind: &str,
+    from: &str,
+    to: &str,
+    answers: Vec<AnswerRewrite>,
+) -> NameRule {
     NameRule::new(mode, kind, from, to, answers).unwrap()
 }
 
 fn stop(kind: &str, from: &str, to: &str) -> NameRule {
-    rule(Mode::Stop, kind, from, to, Vec::new())
+    rule(Processing::Stop, kind, from, to, Vec::new())
 }
 
 fn wire(name: &str) -> Vec<u8> {
@@ -80,8 +86,9 @@ fn regex_rules_fill_in_groups() {
 
 #[test]
 fn rejects_bad_rules() {
-    let err =
-        |kind, from, to, answers| NameRule::new(Mode::Stop, kind, from, to, answers).unwrap_err();
+    let err = |kind, from, to, answers| {
+        NameRule::new(Processing::Stop, kind, from, to, answers).unwrap_err()
+    };
     assert!(err("regex", "(unclosed", "x", vec![]).contains("invalid regex"));
     assert!(err("regex", "(a)", "{1}.{2}", vec![]).contains("more subexpressions"));
     let long = "a".repeat(10_001);
@@ -102,7 +109,13 @@ fn stops_after_the_first_match_unless_told_to_continue() {
     assert_eq!(rewrite(&rules, "b.example."), Some("c.example.".into()));
     assert_eq!(rewrite(&rules, "z.example."), None);
     let rules = [
-        rule(Mode::Continue, "exact", "a.example.", "b.example.", vec![]),
+        rule(
+            Processing::Continue,
+            "exact",
+            "a.example.",
+            "b.example.",
+            vec![],
+        ),
         stop("exact", "b.example.", "c.example."),
         stop("exact", "c.example.", "d.example."),
     ];
@@ -116,7 +129,7 @@ fn stops_after_the_first_match_unless_told_to_continue() {
 
 #[test]
 fn reverts_answer_names() {
-    let auto = |kind, from, to| rule(Mode::Stop, kind, from, to, vec![AnswerRewrite::Auto]);
+    let auto = |kind, from, to| rule(Processing::Stop, kind, from, to, vec![AnswerRewrite::Auto]);
     // Exact rules revert without being asked to; the name and the names below it.
     let exact = stop("exact", "a.example.", "b.example.");
     let revert = |r: &NameRule, name| r.rewrite_answer_name("a.example.", "b.example.", name);
@@ -143,7 +156,7 @@ fn reverts_answer_names() {
     assert_eq!(back("other.example."), None);
     // `answer name` rewrites owners with a regex; `answer value` the names they point to.
     let explicit = rule(
-        Mode::Stop,
+        Processing::Stop,
         "regex",
         r"(.*)-(us-west-1)\.coredns\.rocks",
         "{1}.service.{2}.consul",
@@ -203,7 +216,7 @@ fn finish(out: &mut [u8], rdata_at: usize) {
 #[test]
 fn restores_a_compressed_response_for_answer_auto() {
     let rules = [rule(
-        Mode::Stop,
+        Processing::Stop,
         "regex",
         r"(.*)-(us-west-1)\.example\.org",
         "{1}.service.{2}.consul",
