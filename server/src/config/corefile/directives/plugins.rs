@@ -1,0 +1,289 @@
+//! The directives of the plugins that answer from configuration or shape the answer:
+//! `log`, `hosts`, `rewrite` and `template`.
+
+use super::*;
+
+/// The `log` directive: which names, the line format, which classes of response.
+pub(super) fn log(d: &Directive) -> Result<LogPlan, CorefileError> {
+    let mut names = Vec::new();
+    let mut format = COMMON_FORMAT.to_owned();
+    for arg in &d.args {
+        match arg.text.as_str() {
+            "{common}" => format = COMMON_FORMAT.to_owned(),
+            "{combined}" => format = COMBINED_FORMAT.to_owned(),
+            text if text.contains('{') => {
+                check_format(arg)?;
+                format = text.to_owned();
+            }
+            text => names.push(zone_name(arg, text)?),
+        }
+    }
+    if names.is_empty() {
+        names.push(WireName::root());
+    }
+    let mut classes = LogClasses {
+        success: true,
+        denial: true,
+        error: true,
+    };
+    for option in &d.block {
+        match option.name.text.as_str() {
+            "class" => {
+                classes = LogClasses {
+                    success: false,
+                    denial: false,
+                    error: false,
+                };
+                for class in &option.args {
+                    match class.text.as_str() {
+                        "all" => {
+                            classes = LogClasses {
+                                success: true,
+                                denial: true,
+                                error: true,
+                            }
+                        }
+                        "success" => classes.success = true,
+                        "denial" => classes.denial = true,
+                        "error" => classes.error = true,
+                        other => {
+                            return Err(CorefileError::at(
+                                class,
+                                format!(
+                                    "log class {other:?}: expected all, success, denial or error"
+                                ),
+                            ))
+                        }
+                    }
+                }
+            }
+            _ => return Err(unknown_option(d, option)),
+        }
+    }
+    Ok(LogPlan {
+        names,
+        format,
+        classes,
+    })
+}
+
+/// Refuses a `log` format with a placeholder clusterdns does not fill.
+pub(super) fn check_format(arg: &Token) -> Result<(), CorefileError> {
+    let mut rest = arg.text.as_str();
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| CorefileError::at(arg, "log format: unclosed '{'"))?;
+        let placeholder = &rest[open..open + close + 1];
+        if !PLACEHOLDERS.contains(&placeholder)
+            && placeholder != "{common}"
+            && placeholder != "{combined}"
+        {
+            return Err(CorefileError::at(
+                arg,
+                format!(
+                    "log format: unsupported placeholder {placeholder}; supported: {}",
+                    PLACEHOLDERS.join(" ")
+                ),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(())
+}
+
+/// The `hosts` directive for a block with zones `block_zones`.
+pub(super) fn hosts(d: &Directive, block_zones: &[String]) -> Result<HostsPlan, CorefileError> {
+    let file = PathBuf::from(d.args.first().map_or("/etc/hosts", |a| a.text.as_str()));
+    let zones = zones_or_block(d.args.get(1..).unwrap_or(&[]), block_zones)?;
+    let (mut ttl, mut no_reverse, mut reload) = (3600, false, Duration::from_secs(5));
+    let mut fall = Fallthrough::default();
+    let mut inline = Vec::new();
+    for option in &d.block {
+        match option.name.text.as_str() {
+            "ttl" => ttl = number(one_arg(d, option)?, "hosts ttl")?,
+            "no_reverse" => {
+                no_args(option)?;
+                no_reverse = true;
+            }
+            "reload" => reload = duration(one_arg(d, option)?)?,
+            "fallthrough" => fall = fallthrough(option)?,
+            first if first.parse::<IpAddr>().is_ok() => {
+                no_block(option)?;
+                let words: Vec<&str> = std::iter::once(first)
+                    .chain(option.args.iter().map(|a| a.text.as_str()))
+                    .collect();
+                inline.push(words.join(" "));
+            }
+            _ => return Err(unknown_option(d, option)),
+        }
+    }
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => Some(text),
+        // CoreDNS starts without the file and reads it once it appears.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(CorefileError::at(
+                d.args.first().unwrap_or(&d.name),
+                format!("hosts {}: {e}", file.display()),
+            ))
+        }
+    };
+    let table = HostsTable::new(text.as_deref(), &inline, &zones, ttl, no_reverse)
+        .map_err(|message| CorefileError::at(&d.name, format!("hosts: {message}")))?;
+    Ok(HostsPlan {
+        file: Some(file),
+        inline,
+        zones,
+        ttl,
+        no_reverse,
+        reload,
+        fallthrough: fall,
+        text,
+        table,
+    })
+}
+
+/// The hosts table of `plan` with `text` as its file's content.
+pub fn hosts_table(plan: &HostsPlan, text: Option<&str>) -> Result<HostsTable, String> {
+    HostsTable::new(text, &plan.inline, &plan.zones, plan.ttl, plan.no_reverse)
+}
+
+/// One `rewrite name` rule.
+pub(super) fn rewrite(d: &Directive) -> Result<NameRule, CorefileError> {
+    let mut args = d.args.as_slice();
+    let mut mode = Processing::Stop;
+    if let Some((flow, rest)) = args.split_first() {
+        match flow.text.as_str() {
+            "continue" => {
+                mode = Processing::Continue;
+                args = rest;
+            }
+            "stop" => args = rest,
+            _ => {}
+        }
+    }
+    let Some((kind, rest)) = args.split_first() else {
+        return Err(CorefileError::at(&d.name, "rewrite: expected name ..."));
+    };
+    if kind.text != "name" {
+        return Err(CorefileError::at(
+            kind,
+            format!(
+                "rewrite {:?}: only `rewrite name` is supported (not type, class, edns0, ttl, \
+                 cname or rcode)",
+                kind.text
+            ),
+        ));
+    }
+    let (match_kind, rest) = match rest.split_first() {
+        Some((m, rest))
+            if matches!(
+                m.text.to_ascii_lowercase().as_str(),
+                "exact" | "prefix" | "suffix" | "substring" | "regex"
+            ) =>
+        {
+            (m.text.as_str(), rest)
+        }
+        _ => ("exact", rest),
+    };
+    let [from, to, answer @ ..] = rest else {
+        return Err(CorefileError::at(
+            &d.name,
+            "rewrite name: expected [exact|prefix|suffix|substring|regex] FROM TO",
+        ));
+    };
+    let mut answer_words: Vec<&Token> = answer.iter().collect();
+    for option in &d.block {
+        answer_words.push(&option.name);
+        answer_words.extend(option.args.iter());
+    }
+    let answers = answer_rewrites(d, &answer_words)?;
+    NameRule::new(mode, match_kind, &from.text, &to.text, answers)
+        .map_err(|message| CorefileError::at(to, format!("rewrite name: {message}")))
+}
+
+/// The `answer auto`, `answer name FROM TO` and `answer value FROM TO` options of a rule.
+pub(super) fn answer_rewrites(
+    d: &Directive,
+    words: &[&Token],
+) -> Result<Vec<AnswerRewrite>, CorefileError> {
+    let mut out = Vec::new();
+    let mut rest = words;
+    while let Some((first, after)) = rest.split_first() {
+        let regex = |from: &Token, to: &Token| {
+            RegexRewrite::new(&from.text, &to.text)
+                .map_err(|e| CorefileError::at(from, format!("{}: {e}", d.name.text)))
+        };
+        match (first.text.as_str(), after) {
+            ("answer", [auto, tail @ ..]) if auto.text == "auto" => {
+                out.push(AnswerRewrite::Auto);
+                rest = tail;
+            }
+            ("answer", [kind, from, to, tail @ ..]) if kind.text == "name" => {
+                out.push(AnswerRewrite::Name(regex(from, to)?));
+                rest = tail;
+            }
+            ("answer", [kind, from, to, tail @ ..]) if kind.text == "value" => {
+                out.push(AnswerRewrite::Value(regex(from, to)?));
+                rest = tail;
+            }
+            _ => {
+                return Err(CorefileError::at(
+                    first,
+                    format!(
+                        "{}: unsupported option {:?}; supported: `answer auto`, `answer name FROM \
+                         TO`, `answer value FROM TO`",
+                        d.name.text, first.text
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `template` directive for a block with zones `block_zones`.
+pub(super) fn template(d: &Directive, block_zones: &[String]) -> Result<Template, CorefileError> {
+    let [class, qtype, zones @ ..] = d.args.as_slice() else {
+        return Err(CorefileError::at(
+            &d.name,
+            "template: expected CLASS TYPE [ZONE...]",
+        ));
+    };
+    let zones = zones_or_block(zones, block_zones)?;
+    let mut matches = Vec::new();
+    let mut answers = Vec::new();
+    let mut additional = Vec::new();
+    let mut authority = Vec::new();
+    let mut rcode = None;
+    let mut fall = None;
+    for option in &d.block {
+        let values = || option.args.iter().map(|a| a.text.clone());
+        match option.name.text.as_str() {
+            "match" => matches.extend(values()),
+            "answer" => answers.extend(values()),
+            "additional" => additional.extend(values()),
+            "authority" => authority.extend(values()),
+            "rcode" => rcode = Some(one_arg(d, option)?.text.clone()),
+            "fallthrough" => {
+                no_block(option)?;
+                fall = Some(option.args.iter().map(|a| a.text.clone()).collect());
+            }
+            _ => return Err(unknown_option(d, option)),
+        }
+    }
+    let config = TemplateConfig {
+        class: class.text.clone(),
+        rtype: qtype.text.clone(),
+        zones,
+        matches,
+        answer: answers,
+        additional,
+        authority,
+        rcode,
+        fallthrough: fall,
+    };
+    Template::new(&config)
+        .map_err(|message| CorefileError::at(&d.name, format!("template: {message}")))
+}
