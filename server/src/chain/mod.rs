@@ -13,14 +13,17 @@
 //! Which plugins a block has is decided when the router is built: a block is plain fields, and
 //! a plugin it does not have costs one test of an empty field. A cluster name under the
 //! flag-configured block or kubeadm's Corefile takes the same path: parse, route, snapshot
-//! answer, with no allocation and no lock. What the router does not own: the sockets
-//! ([`crate::serving::udp`], [`crate::serving::tcp`]), the plugins' own logic ([`crate::chain::plugins`]) and the
-//! forwarder ([`crate::forward`]).
-
-pub mod plugins;
+//! answer, with no allocation and no lock.
+//!
+//! This file is the chain itself (route, run the steps in order, finish the response); each
+//! plugin's step is in `steps.rs`, what happens after the answer in [`loadbalance`] and
+//! [`querylog`], and the plugins' sans-IO logic in [`plugins`]. What the chain does not own:
+//! the sockets ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
 pub mod loadbalance;
+pub mod plugins;
 pub mod querylog;
+mod steps;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -45,6 +48,9 @@ use crate::forward::clock::Clock;
 use crate::forward::Forwarder;
 use crate::ops::metrics::{Metrics, Outcome, Plugin};
 use querylog::QueryLog;
+
+pub use steps::Hosts;
+use steps::{any_record, kubernetes_step, rcode_step, records_step};
 
 /// TTL of the `any` plugin's HINFO record, as CoreDNS writes it.
 const ANY_TTL: u32 = 8482;
@@ -181,14 +187,6 @@ pub struct Block {
     fallback: Rcode,
 }
 
-/// The `hosts` plugin of a block: its table (swapped when the file changes) and options.
-pub struct Hosts {
-    table: ArcSwap<HostsTable>,
-    plan: HostsPlan,
-    /// When the file was last read, and what it held.
-    last_read: Mutex<(Instant, Option<String>)>,
-}
-
 /// Where a query's answer is finished: everything [`Block::finish`] needs to know.
 struct Finish<'a> {
     query: &'a Query,
@@ -314,11 +312,7 @@ impl Block {
             metrics.add_renderer(Box::new(move |out| rendered.write_prometheus(out)));
             (forward.clone(), forwarder)
         });
-        let hosts = plan.hosts.as_ref().map(|hosts| Hosts {
-            table: ArcSwap::from_pointee(hosts.table.clone()),
-            last_read: Mutex::new((Instant::now(), hosts.text.clone())),
-            plan: hosts.clone(),
-        });
+        let hosts = plan.hosts.as_ref().map(Hosts::new);
         Block {
             log: plan.log.clone().map(QueryLog::new),
             errors: plan.errors,
@@ -534,209 +528,6 @@ impl Block {
             ),
         })
     }
-
-    /// The first deciding template's answer, or `None` when every template skips the name.
-    fn template_step(
-        &self,
-        query: &Query,
-        packet: &[u8],
-        out: &mut [u8],
-        at: &Finish,
-    ) -> Option<Step> {
-        let (qname, qclass, qtype) = (query.qname(), query.qclass, query.qtype);
-        let answer = match template::lookup(&self.templates, qname, qclass, qtype, at.client.ip()) {
-            TemplateResult::Skip => return None,
-            TemplateResult::ServFail => {
-                return Some(rcode_step(
-                    query,
-                    packet,
-                    out,
-                    at.transport,
-                    Rcode::ServFail,
-                ))
-            }
-            TemplateResult::Answer(mut answer) => {
-                let positive = answer.rcode == Rcode::NoError && !answer.answer.is_empty();
-                if let Some(bounds) = self.cache_ttl_bounds(qname, positive) {
-                    let all = [
-                        &mut answer.answer,
-                        &mut answer.authority,
-                        &mut answer.additional,
-                    ];
-                    clamp_ttls(all.into_iter().flat_map(|list| list.iter_mut()), bounds);
-                }
-                answer
-            }
-        };
-        let mut records = Vec::new();
-        let counts = answer.encode(&mut records);
-        let written = respond_records(
-            query,
-            packet,
-            out,
-            at.transport,
-            (answer.rcode, true),
-            &records,
-            counts,
-        );
-        Some(match written {
-            Answered::Response { len, rcode } => Step::Reply {
-                len,
-                rcode: rcode as u16,
-                plugin: Plugin::Template,
-            },
-            _ => Step::Drop,
-        })
-    }
-}
-
-impl Hosts {
-    /// Re-reads the hosts file if its `reload` interval has passed, and swaps in a new table if
-    /// it changed; a file that cannot be read keeps the current table.
-    pub fn refresh(&self) {
-        let (Some(path), false) = (&self.plan.file, self.plan.reload.is_zero()) else {
-            return;
-        };
-        let Ok(mut last) = self.last_read.lock() else {
-            return;
-        };
-        if last.0.elapsed() < self.plan.reload {
-            return;
-        }
-        last.0 = Instant::now();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "hosts: cannot read the file; keeping its entries");
-                return;
-            }
-        };
-        if text == last.1 {
-            return;
-        }
-        match hosts_table(&self.plan, text.as_deref()) {
-            Ok(table) => {
-                self.table.store(Arc::new(table));
-                tracing::info!(file = %path.display(), "hosts: file re-read");
-            }
-            Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "hosts: keeping the entries read before");
-            }
-        }
-        last.1 = text;
-    }
-
-    /// The plugin's answer, or `None` to go on down the chain. A name of its zones that it does
-    /// not know fails with SERVFAIL unless it falls through (hosts files have no SOA to say
-    /// NXDOMAIN with, as CoreDNS reasons).
-    fn step(
-        &self,
-        query: &Query,
-        packet: &[u8],
-        out: &mut [u8],
-        transport: Transport,
-        cache_bounds: Option<(u32, u32)>,
-    ) -> Option<Step> {
-        let qname = query.qname();
-        let table = self.table.load();
-        match table.lookup(qname, query.qtype) {
-            HostsAnswer::Records(mut records) => Some(records_step(
-                query,
-                packet,
-                out,
-                transport,
-                true,
-                {
-                    if let Some(bounds) = cache_bounds {
-                        clamp_ttls(records.iter_mut(), bounds);
-                    }
-                    &records
-                },
-                Plugin::Hosts,
-            )),
-            HostsAnswer::NoData => Some(records_step(
-                query,
-                packet,
-                out,
-                transport,
-                true,
-                &[],
-                Plugin::Hosts,
-            )),
-            HostsAnswer::Pass => None,
-            HostsAnswer::NotFound if self.plan.fallthrough.covers(qname) => None,
-            HostsAnswer::NotFound => {
-                Some(rcode_step(query, packet, out, transport, Rcode::ServFail))
-            }
-        }
-    }
-}
-
-/// The cluster zone's answer when the name is the block's to answer from it, else `None`.
-fn kubernetes_step(
-    route: &KubernetesRoute,
-    snapshot: &Snapshot,
-    query: &Query,
-    packet: &[u8],
-    out: &mut [u8],
-    transport: Transport,
-) -> Option<Step> {
-    let qname = query.qname();
-    let reverse = if snapshot.in_zone(qname) {
-        None
-    } else {
-        Some(
-            route
-                .reverse
-                .iter()
-                .find(|z| is_subdomain(qname, z.as_bytes()))?,
-        )
-    };
-    match answer_query(snapshot, query, packet, out, transport) {
-        Answered::Response { rcode, .. }
-            if rcode == Rcode::NxDomain && route.fallthrough.covers(qname) =>
-        {
-            None
-        }
-        Answered::Response { len, rcode } => Some(Step::Reply {
-            len,
-            rcode: rcode as u16,
-            plugin: Plugin::Kubernetes,
-        }),
-        Answered::Drop => Some(Step::Drop),
-        Answered::Outside => {
-            // A reverse name no Service or endpoint owns.
-            let zone = reverse?;
-            if route.fallthrough.covers(qname) {
-                return None;
-            }
-            let zone_len = zone.as_bytes().len();
-            Some(
-                match reverse_nxdomain(snapshot, query, packet, out, transport, zone_len) {
-                    Answered::Response { len, rcode } => Step::Reply {
-                        len,
-                        rcode: rcode as u16,
-                        plugin: Plugin::Kubernetes,
-                    },
-                    _ => Step::Drop,
-                },
-            )
-        }
-    }
-}
-
-/// Gives every record the smallest of their TTLs, within `(min, max)`, as CoreDNS's cache
-/// writes a response.
-fn clamp_ttls<'a>(records: impl Iterator<Item = &'a mut Record>, (min, max): (u32, u32)) {
-    let mut records: Vec<&mut Record> = records.collect();
-    let Some(smallest) = records.iter().map(|r| r.ttl).min() else {
-        return;
-    };
-    let ttl = smallest.clamp(min, max);
-    for record in records.iter_mut() {
-        record.ttl = ttl;
-    }
 }
 
 /// The plugins of a block, by CoreDNS name (`coredns_plugin_enabled`).
@@ -764,68 +555,6 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         .filter(|(_, on)| *on)
         .map(|(name, _)| *name)
         .collect()
-}
-
-/// The `any` plugin's answer to ANY: one HINFO record saying so (RFC 8482 §4.2).
-fn any_record(qname: &[u8]) -> Option<Record> {
-    let mut rdata = Vec::new();
-    for text in ["ANY obsoleted", "See RFC 8482"] {
-        rdata.push(text.len() as u8);
-        rdata.extend_from_slice(text.as_bytes());
-    }
-    Some(Record {
-        name: clusterdns_zone::WireName::from_wire(qname)?,
-        rtype: TYPE_HINFO,
-        class: CLASS_IN,
-        ttl: ANY_TTL,
-        rdata,
-    })
-}
-
-fn records_step(
-    query: &Query,
-    packet: &[u8],
-    out: &mut [u8],
-    transport: Transport,
-    authoritative: bool,
-    records: &[Record],
-    plugin: Plugin,
-) -> Step {
-    let mut bytes = Vec::new();
-    let counts = [encode_all(records, &mut bytes), 0, 0];
-    match respond_records(
-        query,
-        packet,
-        out,
-        transport,
-        (Rcode::NoError, authoritative),
-        &bytes,
-        counts,
-    ) {
-        Answered::Response { len, rcode } => Step::Reply {
-            len,
-            rcode: rcode as u16,
-            plugin,
-        },
-        _ => Step::Drop,
-    }
-}
-
-fn rcode_step(
-    query: &Query,
-    packet: &[u8],
-    out: &mut [u8],
-    transport: Transport,
-    rcode: Rcode,
-) -> Step {
-    match respond_rcode(query, packet, out, rcode, transport) {
-        Answered::Response { len, rcode } => Step::Reply {
-            len,
-            rcode: rcode as u16,
-            plugin: Plugin::Server,
-        },
-        _ => Step::Drop,
-    }
 }
 
 /// The rcode of a response in `out` (header bits only).
