@@ -39,6 +39,7 @@
 pub mod watch;
 
 mod json;
+mod messages;
 mod yaml;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,11 @@ use serde_yaml::{Mapping, Value};
 
 use crate::sources::objects::{
     endpoint_slice, namespace_name, pod, service, slice_skip_reason, ObjectError, DEFAULT_NAMESPACE,
+};
+
+use messages::{
+    default_field, describe, items_not_a_list, object_kind, relocate, relocate_with, syntax_error,
+    typed, value_type, Context,
 };
 
 /// File name endings taken from a directory.
@@ -438,146 +444,6 @@ impl Loader<'_> {
     fn skip(&mut self, key: &str) {
         *self.report.skipped.entry(key.to_owned()).or_default() += 1;
     }
-}
-
-/// An object's `kind`, required.
-fn object_kind<'m>(path: &Path, at: &str, map: &'m Mapping) -> Result<&'m str, ManifestError> {
-    match map.get("kind").and_then(Value::as_str) {
-        Some(kind) if !kind.is_empty() => Ok(kind),
-        _ => Err(ManifestError::Document {
-            path: path.to_path_buf(),
-            at: at.to_owned(),
-            message: "kind: missing (not a Kubernetes object)".to_owned(),
-        }),
-    }
-}
-
-/// The error of a list whose `items` is not a sequence (`found` names what it is).
-fn items_not_a_list(path: &Path, at: &str, found: &str) -> ManifestError {
-    ManifestError::Document {
-        path: path.to_path_buf(),
-        at: at.to_owned(),
-        message: format!("items: expected a list, found {found}"),
-    }
-}
-
-/// A [`ManifestError::Syntax`] for `path`; `item` when the error is inside a list item read
-/// on its own.
-fn syntax_error(
-    path: &Path,
-    document: usize,
-    item: Option<usize>,
-    format: &'static str,
-    message: String,
-) -> ManifestError {
-    ManifestError::Syntax {
-        path: path.to_path_buf(),
-        document,
-        item,
-        format,
-        message,
-    }
-}
-
-/// A parser's message with every `at line N` moved down by `lines`, for text that started
-/// `lines` lines into the file.
-fn relocate(message: &str, lines: usize) -> String {
-    relocate_with(message, |line| line + lines)
-}
-
-/// A parser's message with every `at line N` made `file_line(N)`.
-fn relocate_with(message: &str, file_line: impl Fn(usize) -> usize) -> String {
-    const AT_LINE: &str = "at line ";
-    let mut out = String::with_capacity(message.len() + 8);
-    let mut rest = message;
-    while let Some(found) = rest.find(AT_LINE) {
-        let (before, after) = rest.split_at(found + AT_LINE.len());
-        out.push_str(before);
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        match after[..digits].parse::<usize>() {
-            Ok(line) => out.push_str(&file_line(line).to_string()),
-            Err(_) => out.push_str(&after[..digits]),
-        }
-        rest = &after[digits..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Sets `key` to `value` unless the object already has it.
-fn default_field(fields: &mut Mapping, key: &str, value: &str) {
-    if !fields.contains_key(key) {
-        fields.insert(Value::from(key), Value::from(value));
-    }
-}
-
-/// A YAML value's type, for messages.
-fn value_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
-/// How an object is named in errors: `namespace/name`, `name`, or its position when unnamed.
-fn describe(map: &Mapping, namespaced: bool, at: &str) -> String {
-    let metadata = map.get("metadata");
-    let field = |key: &str| {
-        metadata
-            .and_then(|m| m.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    match (field("name"), namespaced) {
-        (Some(name), true) => format!("{}/{name}", field("namespace").unwrap_or(DEFAULT_NAMESPACE)),
-        (Some(name), false) => name.to_owned(),
-        (None, _) => format!("<unnamed> ({at})"),
-    }
-}
-
-/// The object being converted, to name it in errors.
-struct Context<'a> {
-    path: &'a Path,
-    kind: &'static str,
-    object: String,
-}
-
-impl Context<'_> {
-    fn error(&self, field: impl Into<String>, message: impl Into<String>) -> ManifestError {
-        ManifestError::Object {
-            path: self.path.to_path_buf(),
-            kind: self.kind,
-            object: self.object.clone(),
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The error of a converted object, placed in its file.
-    fn object(&self, error: ObjectError) -> ManifestError {
-        self.error(error.field, error.message)
-    }
-}
-
-/// Deserializes an object into its k8s-openapi type, naming the field of a type error.
-fn typed(context: &Context<'_>, kind: ObjectKind, value: Value) -> Result<Typed, ManifestError> {
-    fn field<T: DeserializeOwned>(context: &Context<'_>, value: Value) -> Result<T, ManifestError> {
-        serde_path_to_error::deserialize(value).map_err(|error| {
-            let field = error.path().to_string();
-            context.error(field, error.into_inner().to_string())
-        })
-    }
-    Ok(match kind {
-        ObjectKind::Namespace => Typed::Namespace(field(context, value)?),
-        ObjectKind::Service => Typed::Service(field(context, value)?),
-        ObjectKind::EndpointSlice => Typed::EndpointSlice(field(context, value)?),
-        ObjectKind::Pod => Typed::Pod(field(context, value)?),
-    })
 }
 
 #[cfg(test)]
