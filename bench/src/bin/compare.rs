@@ -76,9 +76,6 @@ struct Args {
     /// binary's].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
-    /// Do not apt-get install missing servers.
-    #[arg(long)]
-    no_install: bool,
     /// Keep the generated files, configs and logs.
     #[arg(long)]
     keep: bool,
@@ -268,9 +265,8 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Installs the servers and dnsperf with apt-get when missing, and stops the services the
-/// packages may have started.
-fn install(args: &Args) -> Result<(), String> {
+/// Checks that the servers and dnsperf are installed; bench/scripts/compare.sh installs them.
+fn check_programs() -> Result<(), String> {
     let needed = [
         ("knotd", "knot"),
         ("nsd", "nsd"),
@@ -286,42 +282,10 @@ fn install(args: &Args) -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    if args.no_install {
-        return Err(format!(
-            "missing packages: {} (--no-install)",
-            missing.join(" ")
-        ));
-    }
-    eprintln!("== apt-get install -y {}", missing.join(" "));
-    let apt = |apt_args: &[&str]| {
-        Command::new("apt-get")
-            .args(apt_args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("apt-get: {e}"))
-    };
-    let mut install_args = vec!["install", "-y", "-q"];
-    install_args.extend(&missing);
-    if !apt(&install_args)?.success() {
-        apt(&["update", "-q"])?;
-        if !apt(&install_args)?.success() {
-            return Err(format!("apt-get install {} failed", missing.join(" ")));
-        }
-    }
-    // The packages may start their system services; they are not ours to measure.
-    for service in ["knot", "nsd", "unbound"] {
-        let _ = Command::new("systemctl")
-            .args(["disable", "--now", service])
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status();
-        let _ = Command::new("service")
-            .args([service, "stop"])
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status();
-    }
-    Ok(())
+    Err(format!(
+        "missing packages: {} (bench/scripts/compare.sh installs them, or apt-get install them)",
+        missing.join(" ")
+    ))
 }
 
 /// A server process this run started, with what measuring it needs.
@@ -887,7 +851,7 @@ fn run(args: &Args) -> Result<(), String> {
     if args.rounds == 0 || args.duration.is_nan() || args.duration <= 0.0 {
         return Err("--rounds and --duration must be positive".into());
     }
-    install(args)?;
+    check_programs()?;
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()
