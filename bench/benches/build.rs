@@ -1,6 +1,6 @@
-//! Zone builds: a full snapshot build (replace_all + publish) at 1,000 and 10,000 Services,
-//! and the publish of one changed EndpointSlice on a 10,000-Service builder, the cost every
-//! endpoint change pays (DESIGN.md §3: it must not grow with the cluster).
+//! Zone builds: a full snapshot build (replace_all + publish) at 1,000 and 10,000 Services, and the
+//! publish of one changed EndpointSlice on a 10,000-Service builder, the cost every endpoint change
+//! pays (ARCHITECTURE.md, "An EndpointSlice change": it must not grow with the cluster).
 //!
 //! `cargo bench -p clusterdns-bench --bench build`
 

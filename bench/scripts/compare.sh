@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# clusterdns side by side with Knot DNS, NSD and Unbound (DESIGN.md §7): builds the release
+# clusterdns side by side with Knot DNS, NSD and Unbound (ARCHITECTURE.md, "Measuring"): builds the release
 # binaries once, installs the servers and dnsperf with apt-get when missing (and stops the
 # services the packages start: they are not ours to measure), then runs the `compare` binary,
 # which generates each cluster size, starts every server pinned to CPU 0, checks their answers against

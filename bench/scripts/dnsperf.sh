@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs clusterdns under dnsperf on a synthetic cluster (DESIGN.md §7): the server pinned to one
+# Runs clusterdns under dnsperf on a synthetic cluster (ARCHITECTURE.md, "Measuring"): the server pinned to one
 # core with one worker, dnsperf pinned to another, first the service mix, then the ndots:5
 # search storm. Prints dnsperf's summary and the server's CPU time per answered query.
 #

@@ -1,6 +1,6 @@
 //! # clusterdns-bench
 //!
-//! What clusterdns is measured with (DESIGN.md §7):
+//! What clusterdns is measured with (ARCHITECTURE.md, "Measuring"):
 //!
 //! - [`generate`](mod@generate): a deterministic synthetic cluster ([`Spec`] → [`clusterdns_zone::Cluster`]),
 //!   from a few Services up to 50,000 Services / 500,000 endpoints;

@@ -1,5 +1,6 @@
 //! A [`Cluster`] as RFC 1035 zone files holding the records clusterdns answers for it
-//! (DESIGN.md §2), so that Knot DNS, NSD and Unbound can serve the same cluster from files.
+//! (ARCHITECTURE.md, "The zone"), so that Knot DNS, NSD and Unbound can serve the same cluster from
+//! files.
 //!
 //! - The cluster zone (`cluster.local` by default): SOA and NS at the apex, `dns-version` TXT,
 //!   Service A/AAAA (cluster IPs, or the ready endpoint addresses of a headless Service), SRV at

@@ -1,5 +1,6 @@
 //! Malformed input sent to a running server: each gets its documented answer (or is dropped), and
-//! the server keeps answering afterwards (DESIGN.md §4, RFC 1035 §4.1, RFC 6891 §6.1).
+//! the server keeps answering afterwards (ARCHITECTURE.md, "The rules everything else follows", RFC
+//! 1035 §4.1, RFC 6891 §6.1).
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};

@@ -1,8 +1,8 @@
-//! `compare`: clusterdns side by side with Knot DNS, NSD and Unbound on the same synthetic
-//! cluster (DESIGN.md §7). For each size: generate the cluster (manifests, query files, zone
-//! files), start every server on loopback pinned to CPU 0, check that their answers agree with
-//! clusterdns's on a sample of the query files, then run interleaved rounds (A B C D A B C D...)
-//! of the load generator (and dnsperf) pinned to CPU 1, and print a table per query file.
+//! `compare`: clusterdns side by side with Knot DNS, NSD and Unbound on the same synthetic cluster
+//! (ARCHITECTURE.md, "Measuring"). For each size: generate the cluster (manifests, query files,
+//! zone files), start every server on loopback pinned to CPU 0, check that their answers agree with
+//! clusterdns's on a sample of the query files, then run interleaved rounds (A B C D A B C D...) of
+//! the load generator (and dnsperf) pinned to CPU 1, and print a table per query file.
 //!
 //! Run it through `bench/scripts/compare.sh`, which builds the release binaries first. It
 //! installs what is missing with apt-get (root), writes every config into a temporary

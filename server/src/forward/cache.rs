@@ -1,6 +1,7 @@
-//! The cache of upstream answers (never of the cluster zone, DESIGN.md §2). An answer is stored
-//! as the bytes after its question plus the span of each record, so serving it copies one block
-//! and patches the header, the TTLs and the question's case, as the zone path does.
+//! The cache of upstream answers (never of the cluster zone, ARCHITECTURE.md, "The zone"). An
+//! answer is stored as the bytes after its question plus the span of each record, so serving it
+//! copies one block and patches the header, the TTLs and the question's case, as the zone path
+//! does.
 //!
 //! ```text
 //!  key (lowercase qname, qtype, qclass, DO) ──hash──▶ shard (RwLock) ──▶ slot ──▶ Arc<CacheEntry>

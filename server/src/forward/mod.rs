@@ -1,5 +1,5 @@
 //! Forwarding of names outside the cluster zone to upstream resolvers, behind a cache
-//! (DESIGN.md §5; CoreDNS's `forward`, `cache` and `loop` plugins).
+//! (ARCHITECTURE.md, "Outside the zone"; CoreDNS's `forward`, `cache` and `loop` plugins).
 //!
 //! ```text
 //!  listener ──Answered::Outside──▶ Forwarder::answer_cached ──hit──▶ response (sync, no alloc)
