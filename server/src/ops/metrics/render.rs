@@ -203,57 +203,37 @@ impl Metrics {
             .filter(|r| source.watched[r.index()].load(Ordering::Relaxed))
             .map(|r| (r.index(), r.resource()))
             .collect();
-        header(
-            out,
-            "clusterdns_kubernetes_synced",
-            "gauge",
-            "1 when the latest list of a watched resource has completed.",
-        );
-        for &(r, resource) in &watched {
-            let _ = writeln!(
-                out,
-                "clusterdns_kubernetes_synced{{resource=\"{resource}\"}} {}",
-                u8::from(source.synced[r].load(Ordering::Relaxed))
-            );
-        }
-        header(
-            out,
-            "clusterdns_kubernetes_watch_events_total",
-            "counter",
-            "Watch events received, per resource.",
-        );
-        for &(r, resource) in &watched {
-            let _ = writeln!(
-                out,
-                "clusterdns_kubernetes_watch_events_total{{resource=\"{resource}\"}} {}",
-                source.events[r].load(Ordering::Relaxed)
-            );
-        }
-        header(
-            out,
-            "clusterdns_kubernetes_lists_total",
-            "counter",
-            "Completed full lists (the initial one and every re-list), per resource.",
-        );
-        for &(r, resource) in &watched {
-            let _ = writeln!(
-                out,
-                "clusterdns_kubernetes_lists_total{{resource=\"{resource}\"}} {}",
-                source.relists[r].load(Ordering::Relaxed)
-            );
-        }
-        header(
-            out,
-            "clusterdns_kubernetes_rejected_objects_total",
-            "counter",
-            "Objects left out because DNS cannot use one of their fields, per resource.",
-        );
-        for &(r, resource) in &watched {
-            let _ = writeln!(
-                out,
-                "clusterdns_kubernetes_rejected_objects_total{{resource=\"{resource}\"}} {}",
-                source.rejected[r].load(Ordering::Relaxed)
-            );
+        let per_resource: [Series; 4] = [
+            (
+                "clusterdns_kubernetes_synced",
+                "gauge",
+                "1 when the latest list of a watched resource has completed.",
+                &|r| u64::from(source.synced[r].load(Ordering::Relaxed)),
+            ),
+            (
+                "clusterdns_kubernetes_watch_events_total",
+                "counter",
+                "Watch events received, per resource.",
+                &|r| source.events[r].load(Ordering::Relaxed),
+            ),
+            (
+                "clusterdns_kubernetes_lists_total",
+                "counter",
+                "Completed full lists (the initial one and every re-list), per resource.",
+                &|r| source.relists[r].load(Ordering::Relaxed),
+            ),
+            (
+                "clusterdns_kubernetes_rejected_objects_total",
+                "counter",
+                "Objects left out because DNS cannot use one of their fields, per resource.",
+                &|r| source.rejected[r].load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, kind, help, value) in per_resource {
+            header(out, name, kind, help);
+            for &(r, resource) in &watched {
+                let _ = writeln!(out, "{name}{{resource=\"{resource}\"}} {}", value(r));
+            }
         }
         header(
             out,
@@ -374,6 +354,14 @@ impl Metrics {
         }
     }
 }
+
+/// One metric with a value per watched resource: name, type, help and the value of resource `r`.
+type Series<'a> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'a dyn Fn(usize) -> u64,
+);
 
 /// `# HELP` and `# TYPE` lines.
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
