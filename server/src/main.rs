@@ -226,12 +226,13 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
     .collect();
     let listeners = control.block_on(ops::bind(&endpoints))?;
     let mut ops_addrs = Vec::new();
+    let mut ops_tasks = Vec::new();
     for listener in listeners {
         let addr = listener.local_addr()?;
         for endpoint in listener.endpoints() {
             ops_addrs.push(format!("{}={addr}", endpoint.path()));
         }
-        control.spawn(ops::serve(listener, readiness.clone(), metrics.clone()));
+        ops_tasks.push(control.spawn(ops::serve(listener, readiness.clone(), metrics.clone())));
     }
 
     let (signals, mut signal) = control
@@ -280,7 +281,11 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
         }
     });
     readiness.set_lameduck();
-    if let Some(applied) = &node_setup {
+    // A successor bound to our addresses (an upgrade with maxSurge) keeps the node's setup
+    // and takes over the queries; without one, node-local rules go now, as NodeLocal DNSCache
+    // removes them when it stops.
+    let mut handed_over = server.successor_bound();
+    if let Some(applied) = node_setup.as_ref().filter(|_| !handed_over) {
         applied.release();
     }
     match &stopped {
@@ -288,6 +293,7 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
             let lameduck = plan.lameduck;
             tracing::info!(
                 lameduck_s = lameduck.as_secs_f64(),
+                successor = handed_over,
                 "signal received; lameduck: /ready fails, queries are still answered"
             );
             let interrupted = control.block_on(async {
@@ -298,9 +304,18 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
             });
             if interrupted {
                 tracing::info!("second signal; stopping now");
+            } else if !handed_over && config.handover_wait > 0 {
+                handed_over = server.wait_for_successor(Duration::from_secs(config.handover_wait));
             }
         }
         Stop::Fatal(reason) => tracing::error!(%reason, "stopping"),
+    }
+    if handed_over {
+        // Probes and scrapes of the shared endpoints go to the successor from now on.
+        for task in &ops_tasks {
+            task.abort();
+        }
+        tracing::info!("a successor serves our addresses; handing over");
     }
     watcher.stop();
     match Arc::try_unwrap(server) {

@@ -133,6 +133,12 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tcp_connections: u32,
 
+    /// On SIGTERM, after lameduck, seconds to wait for a successor process to bind the same
+    /// addresses (SO_REUSEPORT) before this one stops taking queries: an upgrade that drops
+    /// nothing. 0 stops at once; a successor already there takes over either way.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub handover_wait: u64,
+
     /// How often manifest files are checked for changes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60000))]
     pub manifest_poll_ms: u64,

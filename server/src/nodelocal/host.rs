@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::serving::handover::others_bound;
+
 /// Time one `ip` or `iptables` command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Seconds iptables waits for the xtables lock another process holds.
@@ -310,7 +312,8 @@ impl NodeSetup {
 }
 
 /// The node's setup in place: [`Applied::release`] removes the rules, dropping it removes the
-/// rules and the interface; neither with `--skip-teardown`.
+/// rules and the interface; neither with `--skip-teardown`, nor when another process (the
+/// next version, during an upgrade) serves the same addresses.
 #[derive(Debug)]
 pub struct Applied {
     setup: NodeSetup,
@@ -329,6 +332,12 @@ impl Applied {
 
 impl Drop for Applied {
     fn drop(&mut self) {
+        // Our sockets are closed by now: any socket on our addresses is a successor's, which
+        // needs the interface and the rules.
+        if !self.keep && !self.setup.is_empty() && others_bound(&self.setup.addrs, &[]) {
+            tracing::info!("node-local: a successor serves these addresses; the setup stays");
+            return;
+        }
         if !self.keep && !self.setup.is_empty() {
             self.setup.remove_rules();
             self.setup.remove_interface();

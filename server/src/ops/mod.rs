@@ -1,6 +1,8 @@
 //! The operations endpoints: `/health` (liveness), `/ready` (readiness) and `/metrics`
 //! (Prometheus), each on its own address as CoreDNS serves them (:8080, :8181, :9153). Addresses
-//! given twice share one listener serving both paths.
+//! given twice share one listener serving both paths. Listeners are bound with SO_REUSEPORT:
+//! during an upgrade the successor binds them too, and this process closes its own once the
+//! successor serves, so that probes reach the one that stays.
 
 pub mod memory;
 pub mod metrics;
@@ -15,6 +17,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
 use crate::ops::metrics::Metrics;
@@ -105,13 +108,11 @@ pub async fn bind(
             existing.endpoints.push(endpoint);
             continue;
         }
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| OpsBindError {
-                path: endpoint.path(),
-                addr,
-                source,
-            })?;
+        let listener = bind_shared(addr).map_err(|source| OpsBindError {
+            path: endpoint.path(),
+            addr,
+            source,
+        })?;
         listeners.push((
             addr,
             OpsListener {
@@ -123,7 +124,19 @@ pub async fn bind(
     Ok(listeners.into_iter().map(|(_, l)| l).collect())
 }
 
-/// Serves `listener` for the life of the runtime.
+/// A listener on `addr` with SO_REUSEPORT, so that a successor process can bind the same
+/// endpoints while this one still runs (must run inside a tokio runtime).
+fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Serves `listener` for the life of the runtime, or until the task is aborted.
 pub async fn serve(listener: OpsListener, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
     let endpoints: Arc<[OpsEndpoint]> = listener.endpoints.into();
     loop {

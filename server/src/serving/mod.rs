@@ -6,6 +6,7 @@
 //! with the reason (as CoreDNS's `loop` plugin does) through the same way out as SIGTERM, so
 //! that node-local teardown runs.
 
+pub mod handover;
 pub mod sockets;
 pub mod tcp;
 pub mod udp;
@@ -47,6 +48,8 @@ pub struct Bound {
 /// A running server; dropping it without [`Server::shutdown`] leaves the workers running.
 pub struct Server {
     addrs: Vec<SocketAddr>,
+    /// The inodes of our UDP sockets, to tell a successor's sockets from ours.
+    inodes: Vec<u64>,
     /// Per port, its router: what a reload swaps.
     routers: Vec<Arc<ArcSwap<Router>>>,
     stop_udp: Arc<AtomicBool>,
@@ -106,6 +109,7 @@ impl Server {
             counters: metrics.dns_counters(true),
         };
         let mut addrs = Vec::new();
+        let mut inodes = Vec::new();
         let mut udp_threads = Vec::new();
         let mut routers = Vec::new();
         let (fatal, _) = watch::channel(None);
@@ -116,6 +120,7 @@ impl Server {
             for address in bound {
                 addrs.push(address.addr);
                 for (i, socket) in address.udp.into_iter().enumerate() {
+                    inodes.push(handover::inode(&socket)?);
                     let sources = Sources {
                         store: store.clone(),
                         router: router.clone(),
@@ -153,6 +158,7 @@ impl Server {
         }
         Ok(Server {
             addrs,
+            inodes,
             routers,
             stop_udp,
             stop_tcp,
@@ -179,6 +185,17 @@ impl Server {
         &self.addrs
     }
 
+    /// Whether another process serves every one of our addresses ([`handover::others_bound`]).
+    pub fn successor_bound(&self) -> bool {
+        handover::others_bound(&self.addrs, &self.inodes)
+    }
+
+    /// Waits up to `wait` for another process to serve every one of our addresses; returns
+    /// whether one does.
+    pub fn wait_for_successor(&self, wait: std::time::Duration) -> bool {
+        handover::wait_for_successor(&self.addrs, &self.inodes, wait)
+    }
+
     /// Replaces the server blocks of every port with `ports` (the same ports, in the same
     /// order, as the plan the server started with): queries already being answered finish with
     /// the old chains, the next ones take the new.
@@ -195,7 +212,7 @@ impl Server {
         &self.routers
     }
 
-    /// Stops accepting and answering, and waits for the workers.
+    /// Stops taking queries, answers those already received, and waits for the workers.
     pub fn shutdown(self) {
         self.stop_udp.store(true, Ordering::Relaxed);
         let _ = self.stop_tcp.send(true);

@@ -10,6 +10,9 @@
 //! other; on a miss the query is copied to a task on the forwarder's runtime, which sends the
 //! upstream's answer from a clone of the worker's socket when it comes, without blocking the
 //! batch.
+//!
+//! When told to stop, a worker stops taking new queries ([`handover::stop_receiving`]), answers
+//! the ones already queued on its socket, and returns.
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -23,6 +26,7 @@ use arc_swap::{ArcSwap, Cache};
 use clusterdns_zone::{Snapshot, Transport};
 use tokio::runtime::Handle;
 
+use super::handover;
 use crate::chain::{Deferred, Handled, Router};
 use crate::ops::metrics::{DnsCounters, Family, Outcome, Plugin, Proto};
 
@@ -195,20 +199,40 @@ pub fn serve(
         max_payload: max_udp_size,
     };
     let mut errors_logged = 0u32;
-    while !stop.load(Ordering::Relaxed) {
+    let mut draining = false;
+    loop {
+        if !draining && stop.load(Ordering::Relaxed) {
+            // Leave: no new queries for this socket (a successor's take them), then answer
+            // what is already queued and close.
+            draining = true;
+            let stopped = socket
+                .local_addr()
+                .and_then(|local| handover::stop_receiving(&socket, local));
+            if let Err(error) = stopped {
+                tracing::warn!(%error, "udp: cannot stop receiving; queued queries may be lost");
+            }
+        }
         for header in batch.query_headers.iter_mut() {
             header.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
         }
+        let flags = if draining {
+            libc::MSG_DONTWAIT
+        } else {
+            libc::MSG_WAITFORONE
+        };
         // SAFETY: the headers point into `batch`, which outlives the call and is not moved.
         let received = unsafe {
             libc::recvmmsg(
                 fd,
                 batch.query_headers.as_mut_ptr(),
                 BATCH as u32,
-                libc::MSG_WAITFORONE as _,
+                flags as _,
                 std::ptr::null_mut(),
             )
         };
+        if received <= 0 && draining {
+            break;
+        }
         if received < 0 {
             let error = io::Error::last_os_error();
             match error.kind() {
