@@ -13,6 +13,7 @@
 //! [`Zones`] is the zone list every plugin is scoped by (and `fallthrough` is limited to).
 
 pub mod hosts;
+pub mod message;
 pub mod records;
 pub mod rewrite;
 pub mod template;

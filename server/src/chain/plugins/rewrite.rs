@@ -29,15 +29,13 @@
 //! it; here it is always put back), and an `exact` rule's TO must compile as a regex there.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use clusterdns_zone::answer::Query;
-use clusterdns_zone::name::{dotted, MAX_NAME_LEN};
-use clusterdns_zone::wire::{read_u16, HEADER_LEN, TYPE_OPT};
-use clusterdns_zone::wire::{TYPE_CNAME, TYPE_DNAME, TYPE_MX, TYPE_NS, TYPE_PTR};
-use clusterdns_zone::wire::{TYPE_SOA, TYPE_SRV};
+use clusterdns_zone::name::dotted;
 use clusterdns_zone::WireName;
 use regex::Regex;
+
+use super::message::{rebuild, NameRole};
 
 mod answer;
 
@@ -95,13 +93,6 @@ pub enum AnswerRewrite {
     Name(RegexRewrite),
     /// `answer value FROM TO`: rewrite the names records point to.
     Value(RegexRewrite),
-}
-
-/// Which name of a record a response rewrite applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Target {
-    Owner,
-    Value,
 }
 
 /// One `rewrite [continue|stop] name ...` rule.
@@ -186,7 +177,7 @@ impl NameRule {
         rewritten: &str,
         owner: &str,
     ) -> Option<String> {
-        self.revert(original, rewritten, owner, Target::Owner)
+        self.revert(original, rewritten, owner, NameRole::Owner)
     }
 
     /// What a value name (a CNAME target, ...) in the response becomes, as
@@ -197,7 +188,7 @@ impl NameRule {
         rewritten: &str,
         value: &str,
     ) -> Option<String> {
-        self.revert(original, rewritten, value, Target::Value)
+        self.revert(original, rewritten, value, NameRole::Value)
     }
 
     /// Whether the rule changes names in responses at all.
@@ -212,13 +203,13 @@ impl NameRule {
         original: &str,
         rewritten: &str,
         name: &str,
-        target: Target,
+        target: NameRole,
     ) -> Option<String> {
         let mut current = Cow::Borrowed(name);
         for answer in self.answers.iter().rev() {
             let rule = match (answer, target) {
-                (AnswerRewrite::Name(rule), Target::Owner) => rule,
-                (AnswerRewrite::Value(rule), Target::Value) => rule,
+                (AnswerRewrite::Name(rule), NameRole::Owner) => rule,
+                (AnswerRewrite::Value(rule), NameRole::Value) => rule,
                 _ => continue,
             };
             if let Some(new) = expand(&rule.pattern, &rule.replacement, &current) {

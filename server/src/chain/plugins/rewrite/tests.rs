@@ -1,5 +1,6 @@
 use super::*;
 use clusterdns_zone::parse_query;
+use clusterdns_zone::wire::{TYPE_CNAME, TYPE_SOA};
 use hickory_proto::op::Message;
 
 fn rule(
