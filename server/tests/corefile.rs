@@ -20,11 +20,6 @@
 //! into the test's temp dir; AKS's relative `import custom/*` needs no change (imports are
 //! relative to the Corefile's directory, and the test writes the Corefile into its temp dir).
 
-// Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
-#[path = "../../tests/src/fakeapi.rs"]
-#[allow(dead_code)]
-mod fakeapi;
-
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -34,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fakeapi::{FakeApi, Kind};
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 

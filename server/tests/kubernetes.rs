@@ -4,11 +4,6 @@
 //! 403s logged once, dropped watch connections, and lameduck on SIGTERM. Every check is a real
 //! DNS answer over UDP or TCP, or a real request to `/health`, `/ready` or `/metrics`.
 
-// Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
-#[path = "../../tests/src/fakeapi.rs"]
-#[allow(dead_code)]
-mod fakeapi;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -17,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fakeapi::{FakeApi, Kind};
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use serde_json::Value;

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clusterdns_bench::{generate, Spec};
-use clusterdns_e2e::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
 use clusterdns_zone::{Cluster, EndpointSlice, Port, Protocol, Service, ServiceKind};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RData;
@@ -500,7 +500,7 @@ impl Resolver {
     /// Asks `name A`; `None` when no answer came within `timeout`.
     fn ask(&mut self, name: &str, timeout: Duration) -> Result<Option<Answer>, String> {
         self.id = self.id.wrapping_add(1);
-        let query = clusterdns_e2e::client::query(self.id, name, 1, None);
+        let query = clusterdns_testkit::dns::query(self.id, name, 1, None);
         self.socket
             .send_to(&query, self.server)
             .map_err(|e| format!("send to {}: {e}", self.server))?;
