@@ -37,6 +37,17 @@ pub fn udp_within(server: SocketAddr, query: &[u8], timeout: Duration) -> std::i
     Ok(buf)
 }
 
+/// A UDP socket connected to `server`, its reads timing out after [`TIMEOUT`]: for a test that
+/// sends many queries from one socket and one buffer.
+pub fn connected_udp(server: SocketAddr) -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP socket on 127.0.0.1");
+    socket
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("a read timeout");
+    socket.connect(server).expect("connect the UDP socket");
+    socket
+}
+
 /// Sends `query` over a new TCP connection and returns the response.
 pub fn tcp(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&server, TIMEOUT)?;
@@ -86,6 +97,21 @@ pub fn ask_tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Option<Repl
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let response = tcp(server, &query(id, name, u16::from(qtype), None)).ok()?;
     Some(decode(&response, name, qtype))
+}
+
+/// Asks `name qtype` once, as [`ask`] does: `Ok` when the reply satisfies `condition`, else what
+/// came instead (for [`Process::wait_until`](crate::process::Process::wait_until)).
+pub fn answer_is(
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    timeout: Duration,
+    condition: impl Fn(&Reply) -> bool,
+) -> Result<(), Option<Reply>> {
+    match ask(server, name, qtype, timeout) {
+        Some(reply) if condition(&reply) => Ok(()),
+        other => Err(other),
+    }
 }
 
 fn decode(response: &[u8], name: &str, qtype: RecordType) -> Reply {

@@ -22,6 +22,15 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     Some((code, body.to_string()))
 }
 
+/// `GET path` once: `Ok` when the status is `code`, else the status that came instead, if any
+/// (for [`Process::wait_until`](crate::process::Process::wait_until)).
+pub fn status_is(addr: SocketAddr, path: &str, code: u16) -> Result<(), Option<u16>> {
+    match http_get(addr, path) {
+        Some((got, _)) if got == code => Ok(()),
+        other => Err(other.map(|(got, _)| got)),
+    }
+}
+
 /// The sum of the samples of `name` in a Prometheus text page whose labels contain every one
 /// of `labels` (each as the page writes it, `proto="tcp"`); `None` when no sample matches.
 pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {

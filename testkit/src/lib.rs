@@ -11,7 +11,8 @@
 //! - [`fakeapi`]: the in-process fake Kubernetes API server (list/watch over HTTP);
 //! - [`fixture`]: zones and in-process servers; [`golden`]: the golden-case harness;
 //! - [`process`]: the `clusterdns` binary (or any program) as a child process killed on drop;
-//! - [`knot`]: Knot DNS on a loopback port as a real upstream; [`temp`]: temp directories.
+//! - [`knot`]: Knot DNS on a loopback port as a real upstream; [`temp`]: temp directories;
+//! - [`yaml`]: Kubernetes objects in YAML files, read strictly (unknown fields are errors).
 //!
 //! It is test support: a failure of the environment (a socket that cannot be bound, a program
 //! that does not start) panics with a message saying what failed, as a test would; what depends
@@ -28,3 +29,4 @@ pub mod knot;
 pub mod net;
 pub mod process;
 pub mod temp;
+pub mod yaml;

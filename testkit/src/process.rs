@@ -1,15 +1,22 @@
 //! Programs under test as child processes: where the `clusterdns` binary is
-//! ([`clusterdns_binary`]), and [`Process`], a child whose output is collected and which is
-//! killed when dropped.
+//! ([`clusterdns_binary`]), and [`Process`], a child whose output is collected, which is killed
+//! when dropped, and whose failures come with its logs.
 
 use std::ffi::OsStr;
 use std::fmt::Debug;
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+
+use crate::client::{answer_is, ask, TIMEOUT};
+use crate::dns::Reply;
+use crate::http::status_is;
 
 /// How often [`Process::wait_until`] tries again.
 const POLL: Duration = Duration::from_millis(5);
@@ -212,6 +219,47 @@ impl Process {
             );
             std::thread::sleep(POLL);
         }
+    }
+}
+
+/// What a test asks of a DNS server it runs as a child process.
+impl Process {
+    /// Asks `name qtype` over UDP at `dns`; fails the test, with the logs, when nothing comes
+    /// back within [`TIMEOUT`].
+    pub fn ask(&self, dns: SocketAddr, name: &str, qtype: RecordType) -> Reply {
+        ask(dns, name, qtype, TIMEOUT)
+            .unwrap_or_else(|| panic!("no answer to {name} {qtype} at {dns}\n{}", self.logs()))
+    }
+
+    /// Waits until `name qtype` at `dns` satisfies `condition` (asked over UDP, 500 ms to
+    /// answer each time); returns how long after `since` it did (see [`Process::wait_until`]).
+    pub fn wait_answer(
+        &self,
+        dns: SocketAddr,
+        since: Instant,
+        within: Duration,
+        name: &str,
+        qtype: RecordType,
+        condition: impl Fn(&Reply) -> bool,
+    ) -> Duration {
+        let what = format!("{name} {qtype} at {dns}");
+        self.wait_until(since, within, &what, || {
+            answer_is(dns, name, qtype, Duration::from_millis(500), &condition)
+        })
+    }
+
+    /// Waits until `GET path` at `addr` answers `code`; returns how long that took.
+    pub fn wait_status(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        code: u16,
+        within: Duration,
+    ) -> Duration {
+        let what = format!("GET {path} at {addr}: {code}");
+        self.wait_until(Instant::now(), within, &what, || {
+            status_is(addr, path, code)
+        })
     }
 }
 

@@ -3,11 +3,11 @@
 //! function and through a running server's UDP worker. One test in this binary, so no other
 //! test's allocations are counted.
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use clusterdns::config::ServeConfig;
 use clusterdns_testkit::alloc::{allocations, Counting};
+use clusterdns_testkit::client::connected_udp;
 use clusterdns_testkit::dns::query;
 use clusterdns_testkit::fixture::{snapshot, zone_config, TestServer};
 use clusterdns_testkit::golden;
@@ -99,11 +99,7 @@ fn answering_cluster_queries_allocates_nothing() {
 /// Allocations while a running server's UDP worker answers `packets` 250 times (the client
 /// reuses its buffers and allocates nothing).
 fn server_allocations(server: &TestServer, packets: &[(&str, Vec<u8>, u8)]) -> usize {
-    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    client
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    client.connect(server.addr()).expect("connect");
+    let client = connected_udp(server.addr());
     let mut buf = vec![0u8; 4096];
     let mut exchange = |packet: &[u8]| -> u8 {
         client.send(packet).expect("send");
