@@ -18,6 +18,8 @@
 //! that does not start) panics with a message saying what failed, as a test would; what depends
 //! on a server's behaviour (an answer, a page) is returned for the caller to judge.
 
+#![warn(missing_docs)]
+
 pub mod alloc;
 pub mod client;
 pub mod dns;
