@@ -1,9 +1,12 @@
 //! DNS over real sockets, with timeouts: one exchange of bytes over UDP or TCP, TCP's length
-//! framing, and [`ask`] / [`ask_tcp`], which build the query and decode the reply.
+//! framing, [`ask`] / [`ask_tcp`], which build the query and decode the reply, and
+//! [`QueryLoop`], a steady stream of queries kept up while a test changes the server.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
@@ -116,4 +119,77 @@ pub fn answer_is(
 
 fn decode(response: &[u8], name: &str, qtype: RecordType) -> Reply {
     Reply::parse(response).unwrap_or_else(|e| panic!("the reply to {name} {qtype}: {e}"))
+}
+
+/// One query after another on a thread of its own, each counted as answered (a reply that
+/// satisfies the condition) or failed (none within the timeout, or another); stopped when
+/// dropped.
+pub struct QueryLoop {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl QueryLoop {
+    /// Starts asking `name qtype` at `server` over UDP (`timeout` for each reply, `pause`
+    /// between queries), counting replies that satisfy `ok` as answered.
+    pub fn start(
+        server: SocketAddr,
+        name: &str,
+        qtype: RecordType,
+        timeout: Duration,
+        pause: Duration,
+        ok: impl Fn(&Reply) -> bool + Send + 'static,
+    ) -> QueryLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
+        let thread = {
+            let (stop, answered, failed) = (stop.clone(), answered.clone(), failed.clone());
+            let name = name.to_owned();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match ask(server, &name, qtype, timeout) {
+                        Some(reply) if ok(&reply) => answered.fetch_add(1, Ordering::Relaxed),
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                    std::thread::sleep(pause);
+                }
+            })
+        };
+        QueryLoop {
+            stop,
+            answered,
+            failed,
+            thread: Some(thread),
+        }
+    }
+
+    /// The queries answered and failed so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.answered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stops the loop after its current query; returns the final counts.
+    pub fn stop(mut self) -> (usize, usize) {
+        self.halt();
+        self.counts()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the query loop's thread");
+        }
+    }
+}
+
+impl Drop for QueryLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }

@@ -5,11 +5,9 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clusterdns_testkit::client::{answer_is, ask};
+use clusterdns_testkit::client::{answer_is, QueryLoop};
 use clusterdns_testkit::dns::Reply;
 use clusterdns_testkit::net::{free_port, loopback};
 use clusterdns_testkit::process::Process;
@@ -100,22 +98,14 @@ fn manifest_changes_are_answered_within_a_second_without_losing_queries() {
     let running = start(&file, port);
 
     // Query in a loop while the file changes: every query must be answered.
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let lost = Arc::new(AtomicUsize::new(0));
-    let looper = {
-        let (stop, answered, lost) = (stop.clone(), answered.clone(), lost.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match ask(server, KUBERNETES, A, Duration::from_secs(1)) {
-                    Some(reply) if reply.is(&["A 10.96.0.1"]) => {
-                        answered.fetch_add(1, Ordering::Relaxed)
-                    }
-                    _ => lost.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
+    let looper = QueryLoop::start(
+        server,
+        KUBERNETES,
+        A,
+        Duration::from_secs(1),
+        Duration::ZERO,
+        |reply| reply.is(&["A 10.96.0.1"]),
+    );
 
     // Add a Service.
     let written = Instant::now();
@@ -146,12 +136,7 @@ fn manifest_changes_are_answered_within_a_second_without_losing_queries() {
         },
     );
     std::thread::sleep(Duration::from_millis(200));
-    stop.store(true, Ordering::Relaxed);
-    looper.join().expect("query loop");
-    let (answered, lost) = (
-        answered.load(Ordering::Relaxed),
-        lost.load(Ordering::Relaxed),
-    );
+    let (answered, lost) = looper.stop();
     eprintln!("added visible after {added:?}, removal after {removed:?}; {answered} queries answered, {lost} lost");
     assert!(answered > 100, "the loop ran: {answered}");
     assert_eq!(lost, 0, "queries lost during the swaps");

@@ -25,11 +25,9 @@ use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clusterdns_testkit::client::ask;
+use clusterdns_testkit::client::QueryLoop;
 use clusterdns_testkit::dns::{Reply, Rr};
 use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
 use clusterdns_testkit::http::{http_get, metric};
@@ -912,22 +910,15 @@ fn reload_applies_changes_under_load_and_keeps_serving_through_a_bad_one() {
         r.is(&["A 192.0.2.1"])
     });
 
-    // The load: one query after another, each with 1 s to be answered, for at most 15 s.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, unanswered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, sent, unanswered) = (stop.clone(), sent.clone(), unanswered.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(15) {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if ask(dns, "probe.test", A, Duration::from_secs(1)).is_none() {
-                    unanswered.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    // The load: one query after another, each with 1 s to be answered (any answer will do).
+    let load = QueryLoop::start(
+        dns,
+        "probe.test",
+        A,
+        Duration::from_secs(1),
+        Duration::from_millis(2),
+        |_| true,
+    );
     let reload_failed = || {
         let (code, text) = http_get(metrics, "/metrics").expect("/metrics answers");
         assert_eq!(code, 200);
@@ -985,12 +976,8 @@ fn reload_applies_changes_under_load_and_keeps_serving_through_a_bad_one() {
     eprintln!("reload 3 (symlink swap) answered after {took:?}");
     assert_eq!(reload_failed(), Some(1.0));
 
-    stop.store(true, Ordering::Relaxed);
-    load.join().expect("the load thread");
-    let (sent, unanswered) = (
-        sent.load(Ordering::Relaxed),
-        unanswered.load(Ordering::Relaxed),
-    );
+    let (answered, unanswered) = load.stop();
+    let sent = answered + unanswered;
     eprintln!("{sent} queries during the reloads, {unanswered} unanswered");
     assert!(sent > 100, "too few queries to tell: {sent}");
     assert_eq!(

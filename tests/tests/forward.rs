@@ -437,6 +437,14 @@ async fn negative_answers_cached_with_capped_ttl() {
     assert_eq!(proxy.queries(), 3, "expired after 5 s");
 }
 
+/// The TTL of the first record of `www.example.test A` through the forwarder.
+async fn www_ttl(forwarder: &Forwarder) -> u32 {
+    ask(forwarder, "www.example.test", RecordType::A)
+        .await
+        .answers[0]
+        .ttl
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_counts_down_on_the_injected_clock() {
     let knot = knot("ttl");
@@ -444,38 +452,14 @@ async fn ttl_counts_down_on_the_injected_clock() {
     let mut config = config(vec![proxy.addr]);
     config.cache.max_ttl = 3600;
     let (forwarder, hand) = forwarder(config);
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        300
-    );
+    assert_eq!(www_ttl(&forwarder).await, 300);
     hand.advance(Duration::from_millis(10_400));
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        290
-    );
+    assert_eq!(www_ttl(&forwarder).await, 290);
     hand.advance(Duration::from_secs(289));
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        1
-    );
+    assert_eq!(www_ttl(&forwarder).await, 1);
     assert_eq!(proxy.queries(), 1);
     hand.advance(Duration::from_secs(1));
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        300
-    );
+    assert_eq!(www_ttl(&forwarder).await, 300);
     assert_eq!(proxy.queries(), 2, "expired: asked again");
 }
 

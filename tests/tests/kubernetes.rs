@@ -6,11 +6,11 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clusterdns_testkit::client::{answer_is, ask, ask_tcp};
+use clusterdns_testkit::client::{answer_is, ask, ask_tcp, QueryLoop};
 use clusterdns_testkit::dns::Reply;
 use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
 use clusterdns_testkit::http::{http_get, metric};
@@ -889,21 +889,14 @@ fn dropped_connections_resume_and_later_changes_arrive() {
 fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
     let lameduck = Duration::from_secs(2);
     let (_api, running) = synced("lameduck", &["--lameduck", "2"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let lost = Arc::new(AtomicUsize::new(0));
-    let dns = running.dns;
-    let looper = {
-        let (stop, answered, lost) = (stop.clone(), answered.clone(), lost.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match ask(dns, KUBERNETES, A, Duration::from_millis(500)) {
-                    Some(a) if a.is(&["A 10.96.0.1"]) => answered.fetch_add(1, Ordering::Relaxed),
-                    _ => lost.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
+    let looper = QueryLoop::start(
+        running.dns,
+        KUBERNETES,
+        A,
+        Duration::from_millis(500),
+        Duration::ZERO,
+        |a| a.is(&["A 10.96.0.1"]),
+    );
     std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
     running.terminate();
@@ -918,10 +911,10 @@ fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
         );
     }
     let not_ready = signalled.elapsed();
-    let at_signal = answered.load(Ordering::Relaxed);
+    let (at_signal, _) = looper.counts();
     std::thread::sleep(lameduck - Duration::from_millis(500));
-    let during = answered.load(Ordering::Relaxed) - at_signal;
-    let lost_during = lost.load(Ordering::Relaxed);
+    let (answered, lost_during) = looper.counts();
+    let during = answered - at_signal;
     assert_eq!(
         running.get(running.health, "/health").0,
         200,
@@ -929,8 +922,7 @@ fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
     );
     let status = running.wait_exit(lameduck + Duration::from_secs(5));
     let exited = signalled.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    looper.join().expect("query loop");
+    looper.stop();
     eprintln!("lameduck: /ready 503 {not_ready:?} after SIGTERM; {during} answers in the next 1.5 s, {lost_during} lost; exit {exited:?} after SIGTERM");
     assert!(during > 50, "answering continued in lameduck: {during}");
     assert_eq!(lost_during, 0, "queries lost during lameduck");
