@@ -1,20 +1,20 @@
 //! Whether two servers give the same answers: a response reduced to its rcode and the set of
-//! its answer-section records in one presentation format (lowercase, TTL kept), so that
-//! clusterdns and a server loaded from the zone files of [`zonefile`](crate::zonefile) can be
-//! compared record by record whatever order or case each one sends.
+//! its answer-section records in one presentation format (the testkit's [`format_record`],
+//! lowercase, TTL kept), so that clusterdns and a server loaded from the zone files of
+//! [`zonefile`](crate::zonefile) can be compared record by record whatever order or case each
+//! one sends.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
+use clusterdns_testkit::dns::format_record;
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, Record};
 
 /// A response reduced to what two servers must agree on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnswerSet {
     /// The response code.
     pub rcode: u16,
-    /// The answer-section records, each as `name ttl TYPE rdata`, lowercase.
+    /// The answer-section records, each as `name ttl IN TYPE rdata`, lowercase.
     pub records: BTreeSet<String>,
 }
 
@@ -23,32 +23,10 @@ pub fn answer_set(response: &[u8]) -> Result<AnswerSet, String> {
     let message = Message::from_vec(response).map_err(|e| format!("undecodable response: {e}"))?;
     Ok(AnswerSet {
         rcode: u16::from(message.metadata.response_code),
-        records: message.answers.iter().map(format_record).collect(),
+        records: (message.answers.iter())
+            .map(|record| format_record(record).to_ascii_lowercase())
+            .collect(),
     })
-}
-
-/// One record as `name ttl TYPE rdata`, lowercase, names fully qualified with a trailing dot.
-pub fn format_record(record: &Record) -> String {
-    let mut out = format!("{} {} {} ", record.name, record.ttl, record.record_type());
-    let _ = match &record.data {
-        RData::A(a) => write!(out, "{}", a.0),
-        RData::AAAA(a) => write!(out, "{}", a.0),
-        RData::CNAME(n) => write!(out, "{}", n.0),
-        RData::PTR(n) => write!(out, "{}", n.0),
-        RData::NS(n) => write!(out, "{}", n.0),
-        RData::SRV(s) => write!(out, "{} {} {} {}", s.priority, s.weight, s.port, s.target),
-        RData::TXT(t) => {
-            let parts: Vec<String> = t
-                .txt_data
-                .iter()
-                .map(|p| format!("\"{}\"", String::from_utf8_lossy(p)))
-                .collect();
-            write!(out, "{}", parts.join(" "))
-        }
-        other => write!(out, "{other}"),
-    };
-    out.make_ascii_lowercase();
-    out
 }
 
 #[cfg(test)]
@@ -64,7 +42,7 @@ mod tests {
         crate::queryfile::qtype_code(mnemonic).expect("known type")
     }
 
-    /// The records of zone-file text by (owner, type), in [`format_record`]'s format.
+    /// The records of zone-file text by (owner, type), as [`AnswerSet`] holds them.
     fn zone_records(text: &str, into: &mut BTreeMap<(String, String), BTreeSet<String>>) {
         let mut origin = String::new();
         for line in text.lines() {
@@ -85,7 +63,7 @@ mod tests {
             };
             into.entry((owner.clone(), rtype.to_owned()))
                 .or_default()
-                .insert(format!("{owner} {ttl} {rtype} {rdata}").to_ascii_lowercase());
+                .insert(format!("{owner} {ttl} IN {rtype} {rdata}").to_ascii_lowercase());
         }
     }
 

@@ -1,55 +1,14 @@
-//! Live heap counting for measurements and memory regression tests: a global allocator that
-//! counts live bytes and allocations, and the zone build whose heap it measures. A binary or test
-//! installs [`Counting`] as its `#[global_allocator]`; the figures are deterministic for a given
-//! build, unlike RSS.
+//! The zone's heap, measured: a synthetic cluster's zone built while the testkit's counting
+//! allocator ([`clusterdns_testkit::alloc::Counting`]) counts the live bytes. A binary or test
+//! that measures installs it as its `#[global_allocator]`; the figures are deterministic for a
+//! given build, unlike RSS.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use clusterdns_testkit::alloc::live_bytes;
 use clusterdns_zone::{Change, EndpointSlice, ZoneBuilder};
 
 use crate::{generate, Spec};
-
-/// The system allocator, counting live bytes and allocations.
-pub struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds dealloc's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds realloc's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-/// Bytes live on the heap now (0 unless [`Counting`] is the global allocator).
-pub fn live_bytes() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
-
-/// Allocations (and reallocations) so far (0 unless [`Counting`] is the global allocator).
-pub fn allocations() -> usize {
-    ALLOCATIONS.load(Ordering::Relaxed)
-}
 
 /// One measured build of a synthetic cluster's zone.
 pub struct ZoneBuild {

@@ -18,8 +18,9 @@
 //! The `gen-cluster` binary writes the manifests, query files and zone files; `manifest-read`
 //! times reading manifests and reports the peak RSS; `loadgen` is a
 //! batching UDP load generator; `compare` runs clusterdns, Knot DNS, NSD and Unbound side by
-//! side; `benches/` holds the criterion benches and `scripts/dnsperf.sh` runs clusterdns under
-//! dnsperf. See the crate README.
+//! side; `zone-scale` measures the zone's build time and heap, and `api-scale` the release binary
+//! on the Kubernetes API path against the testkit's fake API server; `benches/` holds the
+//! criterion benches and `scripts/dnsperf.sh` runs clusterdns under dnsperf. See the crate README.
 
 #![warn(missing_docs)]
 

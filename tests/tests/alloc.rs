@@ -3,40 +3,21 @@
 //! function and through a running server's UDP worker. One test in this binary, so no other
 //! test's allocations are counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::UdpSocket;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clusterdns::config::ServeConfig;
-use clusterdns_e2e::client::query;
-use clusterdns_e2e::fixture::{golden_cluster, snapshot, zone_config, TestServer};
+use clusterdns_testkit::alloc::{allocations, Counting};
+use clusterdns_testkit::client::connected_udp;
+use clusterdns_testkit::dns::query;
+use clusterdns_testkit::fixture::{snapshot, zone_config, TestServer};
+use clusterdns_testkit::golden;
 use clusterdns_zone::{answer, Answered, PodsMode, Rcode, Transport};
-
-/// Counts every allocation in the process.
-struct Counting;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
+
+/// The golden cases' directory, whose `cluster.yaml` is answered here.
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden");
 
 /// (what, query name, type, expected rcode)
 const QUERIES: &[(&str, &str, u16, u8)] = &[
@@ -66,7 +47,7 @@ fn answering_cluster_queries_allocates_nothing() {
         .collect();
 
     // The answer function.
-    let snapshot = snapshot(golden_cluster(), zone_config(PodsMode::Insecure));
+    let snapshot = snapshot(golden::cluster(GOLDEN), zone_config(PodsMode::Insecure));
     let mut out = vec![0u8; 65535];
     let transport = Transport::Udp { max_payload: 4096 };
     for (what, packet, rcode) in &packets {
@@ -78,14 +59,14 @@ fn answering_cluster_queries_allocates_nothing() {
             other => panic!("{what}: {other:?}"),
         }
     }
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     for _ in 0..1000 {
         for (_, packet, _) in &packets {
             let answered = answer(&snapshot, packet, &mut out, transport);
             assert!(matches!(answered, Answered::Response { .. }));
         }
     }
-    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let during = allocations() - before;
     assert_eq!(
         during, 0,
         "answer function: {during} allocations for 8000 answers"
@@ -101,8 +82,11 @@ fn answering_cluster_queries_allocates_nothing() {
         block.fallback = Rcode::ServFail;
     }
     for (chain, serve) in [("flags", flags), ("kubeadm Corefile", kubeadm)] {
-        let server =
-            TestServer::start_with(golden_cluster(), zone_config(PodsMode::Insecure), &serve);
+        let server = TestServer::start_with(
+            golden::cluster(GOLDEN),
+            zone_config(PodsMode::Insecure),
+            &serve,
+        );
         let during = server_allocations(&server, &packets);
         assert_eq!(
             during, 0,
@@ -115,11 +99,7 @@ fn answering_cluster_queries_allocates_nothing() {
 /// Allocations while a running server's UDP worker answers `packets` 250 times (the client
 /// reuses its buffers and allocates nothing).
 fn server_allocations(server: &TestServer, packets: &[(&str, Vec<u8>, u8)]) -> usize {
-    let client = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    client
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    client.connect(server.addr()).expect("connect");
+    let client = connected_udp(server.addr());
     let mut buf = vec![0u8; 4096];
     let mut exchange = |packet: &[u8]| -> u8 {
         client.send(packet).expect("send");
@@ -134,11 +114,11 @@ fn server_allocations(server: &TestServer, packets: &[(&str, Vec<u8>, u8)]) -> u
     }
     // Let the runtime's idle threads settle before counting.
     std::thread::sleep(Duration::from_millis(200));
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = allocations();
     for _ in 0..250 {
         for (what, packet, rcode) in packets {
             assert_eq!(exchange(packet), *rcode, "{what}");
         }
     }
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    allocations() - before
 }

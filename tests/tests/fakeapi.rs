@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use clusterdns_e2e::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
 use futures_util::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;

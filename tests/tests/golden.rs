@@ -3,17 +3,20 @@
 
 use std::collections::HashMap;
 
-use clusterdns_e2e::client;
-use clusterdns_e2e::fixture::{golden_cluster, snapshot, zone_config, TestServer};
-use clusterdns_e2e::golden::{load_cases, query_bytes, run_all, Case};
+use clusterdns_testkit::client;
+use clusterdns_testkit::fixture::{snapshot, zone_config, TestServer};
+use clusterdns_testkit::golden::{self, load_cases, query_bytes, run_all, Case};
 use clusterdns_zone::answer::{parse_query, respond_rcode};
 use clusterdns_zone::snapshot::SOA_RECORD_LEN;
 use clusterdns_zone::{answer, Answered, Lookup, PodsMode, Rcode, Snapshot, Transport, WireName};
 
+/// The golden files and the cluster they are asked of.
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden");
+
 const MODES: [PodsMode; 3] = [PodsMode::Insecure, PodsMode::Disabled, PodsMode::Verified];
 
 fn cases() -> Vec<Case> {
-    match load_cases() {
+    match load_cases(GOLDEN) {
         Ok(cases) => cases,
         Err(error) => panic!("golden files do not parse: {error}"),
     }
@@ -25,7 +28,7 @@ fn snapshots() -> HashMap<&'static str, Snapshot> {
         .map(|&mode| {
             (
                 mode_name(mode),
-                snapshot(golden_cluster(), zone_config(mode)),
+                snapshot(golden::cluster(GOLDEN), zone_config(mode)),
             )
         })
         .collect()
@@ -134,7 +137,7 @@ fn servers() -> HashMap<&'static str, TestServer> {
         .map(|&mode| {
             (
                 mode_name(mode),
-                TestServer::start(golden_cluster(), zone_config(mode)),
+                TestServer::start(golden::cluster(GOLDEN), zone_config(mode)),
             )
         })
         .collect()

@@ -3,19 +3,24 @@
 //! 1035 §4.1, RFC 6891 §6.1).
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use clusterdns_e2e::client::{self, query, rcode};
-use clusterdns_e2e::fixture::{golden_cluster, zone_config, TestServer};
+use clusterdns_testkit::client;
+use clusterdns_testkit::dns::{answer_count, query, rcode};
+use clusterdns_testkit::fixture::{zone_config, TestServer};
+use clusterdns_testkit::golden;
 use clusterdns_zone::PodsMode;
+
+/// The golden cases' directory, whose `cluster.yaml` the server answers.
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/golden");
 
 const FORMERR: u8 = 1;
 const NOTIMP: u8 = 4;
 const REFUSED: u8 = 5;
 
 fn server() -> TestServer {
-    TestServer::start(golden_cluster(), zone_config(PodsMode::Insecure))
+    TestServer::start(golden::cluster(GOLDEN), zone_config(PodsMode::Insecure))
 }
 
 /// The server still answers a normal query.
@@ -26,20 +31,12 @@ fn assert_alive(addr: SocketAddr) {
     )
     .expect("server stopped answering");
     assert_eq!(rcode(&response), 0);
-    assert_eq!(client::answer_count(&response), 1);
+    assert_eq!(answer_count(&response), 1);
 }
 
 /// Sends raw bytes over UDP; `None` when nothing came back within a short wait.
 fn send_udp(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    socket
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .ok()?;
-    socket.send_to(bytes, addr).ok()?;
-    let mut buf = vec![0u8; 4096];
-    let (len, _) = socket.recv_from(&mut buf).ok()?;
-    buf.truncate(len);
-    Some(buf)
+    client::udp_within(addr, bytes, Duration::from_millis(300)).ok()
 }
 
 fn header(id: u16, flags: u16, qd: u16, an: u16, ns: u16, ar: u16) -> Vec<u8> {

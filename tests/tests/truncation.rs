@@ -3,8 +3,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use clusterdns_e2e::client::{self, answer_count, query, rcode, truncated};
-use clusterdns_e2e::fixture::{zone_config, TestServer};
+use clusterdns_testkit::client;
+use clusterdns_testkit::dns::{answer_count, query, rcode, truncated};
+use clusterdns_testkit::fixture::{zone_config, TestServer};
 use clusterdns_zone::{
     Cluster, Endpoint, EndpointSlice, PodsMode, Port, Protocol, Service, ServiceKind,
 };

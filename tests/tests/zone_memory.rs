@@ -2,7 +2,8 @@
 //! keeps per endpoint and per Service (a counting allocator, not RSS), failing if either grows
 //! past the bound below. One test in this binary, so no other test's allocations are counted.
 
-use clusterdns_bench::heap::{bytes_per_object, Counting};
+use clusterdns_bench::heap::bytes_per_object;
+use clusterdns_testkit::alloc::Counting;
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;

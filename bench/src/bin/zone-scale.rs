@@ -11,7 +11,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clusterdns_bench::heap::{bytes_per_object, Counting, ZoneBuild};
+use clusterdns_bench::heap::{bytes_per_object, ZoneBuild};
+use clusterdns_testkit::alloc::Counting;
 use clusterdns_zone::Change;
 
 #[global_allocator]

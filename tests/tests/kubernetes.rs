@@ -1,28 +1,25 @@
-//! The `clusterdns` binary against the fake Kubernetes API server (`tests/src/fakeapi.rs`), as
-//! an operator runs it with `--kubeconfig`: the initial sync (paged), live changes and their
+//! The `clusterdns` binary against the fake Kubernetes API server (`clusterdns_testkit::fakeapi`),
+//! as an operator runs it with `--kubeconfig`: the initial sync (paged), live changes and their
 //! latency, SERVFAIL before the first sync, answers through an outage, a re-list after 410 Gone,
 //! 403s logged once, dropped watch connections, and lameduck on SIGTERM. Every check is a real
 //! DNS answer over UDP or TCP, or a real request to `/health`, `/ready` or `/metrics`.
 
-// Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
-#[path = "../../tests/src/fakeapi.rs"]
-#[allow(dead_code)]
-mod fakeapi;
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fakeapi::{FakeApi, Kind};
+use clusterdns_testkit::client::{answer_is, ask, ask_tcp, QueryLoop};
+use clusterdns_testkit::dns::Reply;
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::http::{http_get, metric};
+use clusterdns_testkit::net::{free_port, loopback};
+use clusterdns_testkit::process::{clusterdns_binary, Process};
+use clusterdns_testkit::temp::TempDir;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
 /// How long the binary may take to start answering or to sync.
 const STARTUP: Duration = Duration::from_secs(10);
 /// How long a change may take to show in answers while the API server is up.
@@ -35,132 +32,6 @@ const A: RecordType = RecordType::A;
 const SRV: RecordType = RecordType::SRV;
 const PTR: RecordType = RecordType::PTR;
 const CNAME: RecordType = RecordType::CNAME;
-
-/// A loopback port free for both UDP and TCP (bound and released; good enough for tests).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-/// A DNS answer, reduced to what the tests compare: the rcode and the answer section as sorted
-/// `TYPE RDATA` strings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Answer {
-    rcode: ResponseCode,
-    records: Vec<String>,
-}
-
-impl Answer {
-    fn is(&self, records: &[&str]) -> bool {
-        self.rcode == ResponseCode::NoError && self.records == records
-    }
-
-    fn nxdomain(&self) -> bool {
-        self.rcode == ResponseCode::NXDomain
-    }
-}
-
-fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
-    let mut out = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out.extend_from_slice(&u16::from(qtype).to_be_bytes());
-    out.extend_from_slice(&[0, 1]);
-    out
-}
-
-fn parse(response: &[u8]) -> Answer {
-    let message = Message::from_vec(response).expect("a well-formed response");
-    let mut records: Vec<String> = message
-        .answers
-        .iter()
-        .map(|record| match &record.data {
-            RData::A(a) => format!("A {}", a.0),
-            RData::AAAA(a) => format!("AAAA {}", a.0),
-            RData::CNAME(name) => format!("CNAME {}", name.0),
-            RData::PTR(name) => format!("PTR {}", name.0),
-            RData::SRV(s) => format!("SRV {} {} {} {}", s.priority, s.weight, s.port, s.target),
-            other => format!("{} {other}", record.record_type()),
-        })
-        .collect();
-    records.sort();
-    Answer {
-        rcode: message.metadata.response_code,
-        records,
-    }
-}
-
-static NEXT_ID: AtomicU16 = AtomicU16::new(1);
-
-/// Asks over UDP; `None` when nothing came back within `timeout`.
-fn ask_udp(server: SocketAddr, name: &str, qtype: RecordType, timeout: Duration) -> Option<Answer> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    socket.set_read_timeout(Some(timeout)).ok()?;
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    socket.send_to(&query(id, name, qtype), server).ok()?;
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let (len, _) = socket.recv_from(&mut buf).ok()?;
-        if len >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-            return Some(parse(&buf[..len]));
-        }
-    }
-}
-
-/// Asks over a new TCP connection.
-fn ask_tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Option<Answer> {
-    let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let message = query(NEXT_ID.fetch_add(1, Ordering::Relaxed), name, qtype);
-    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(&message);
-    stream.write_all(&framed).ok()?;
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).ok()?;
-    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut buf).ok()?;
-    Some(parse(&buf))
-}
-
-/// `GET path` over HTTP/1.1; the status code and body, or `None` when the connection failed.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Some((code, body.to_string()))
-}
-
-/// The sum of the values of the samples of `name` whose labels contain every one of `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// A loopback "upstream" that never answers and counts what reaches it, so forwarded queries
 /// stay on this machine and a test can tell that cluster names were not forwarded.
@@ -228,27 +99,20 @@ impl Drop for Sink {
 
 /// A running `clusterdns` fed by a fake API server; killed when dropped.
 struct Running {
-    child: Mutex<Child>,
-    pid: u32,
+    process: Process,
     dns: SocketAddr,
     health: SocketAddr,
     ready: SocketAddr,
     metrics: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-    dir: PathBuf,
     upstream: Sink,
+    _dir: TempDir,
 }
 
 impl Running {
     /// Starts the binary against `api` with `extra` flags.
     fn start(api: &FakeApi, name: &str, extra: &[&str]) -> Running {
-        let dir = std::env::temp_dir().join(format!(
-            "clusterdns-kubernetes-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let kubeconfig = dir.join("kubeconfig");
+        let dir = TempDir::new(&format!("kubernetes-{name}"));
+        let kubeconfig = dir.path().join("kubeconfig");
         api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let (dns, health, ready, metrics) = (
             loopback(free_port()),
@@ -257,58 +121,38 @@ impl Running {
             loopback(free_port()),
         );
         let upstream = Sink::start();
-        let mut child = Command::new(BIN)
-            .args(["--kubeconfig", &kubeconfig.to_string_lossy()])
-            .args(["--upstream", &upstream.addr.to_string()])
-            // The sink never answers: fail forwarded queries well within a client's timeout.
-            .args(["--forward-timeout-ms", "200"])
-            .args(["--listen", &dns.to_string(), "--threads", "1"])
-            .args(["--health", &health.to_string()])
-            .args(["--ready", &ready.to_string()])
-            .args(["--metrics", &metrics.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clusterdns");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut log = stderr.lock().unwrap_or_else(|p| p.into_inner());
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
+        let process = Process::spawn(
+            Command::new(clusterdns_binary())
+                .args(["--kubeconfig", &kubeconfig.to_string_lossy()])
+                .args(["--upstream", &upstream.addr.to_string()])
+                // The sink never answers: fail forwarded queries well within a client's timeout.
+                .args(["--forward-timeout-ms", "200"])
+                .args(["--listen", &dns.to_string(), "--threads", "1"])
+                .args(["--health", &health.to_string()])
+                .args(["--ready", &ready.to_string()])
+                .args(["--metrics", &metrics.to_string()])
+                .args(extra),
+        );
         Running {
-            pid: child.id(),
-            child: Mutex::new(child),
+            process,
             dns,
             health,
             ready,
             metrics,
-            stderr,
-            dir,
             upstream,
+            _dir: dir,
         }
     }
 
     fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.process.stderr()
     }
 
-    fn ask(&self, name: &str, qtype: RecordType) -> Answer {
-        ask_udp(self.dns, name, qtype, Duration::from_secs(2))
-            .unwrap_or_else(|| panic!("no answer to {name} {qtype}\n{}", self.stderr()))
+    fn ask(&self, name: &str, qtype: RecordType) -> Reply {
+        self.process.ask(self.dns, name, qtype)
     }
 
-    fn ask_tcp(&self, name: &str, qtype: RecordType) -> Answer {
+    fn ask_tcp(&self, name: &str, qtype: RecordType) -> Reply {
         ask_tcp(self.dns, name, qtype)
             .unwrap_or_else(|| panic!("no TCP answer to {name} {qtype}\n{}", self.stderr()))
     }
@@ -329,106 +173,31 @@ impl Running {
 
     /// Waits until the DNS port answers at all (any rcode).
     fn wait_serving(&self) {
-        let started = Instant::now();
-        while ask_udp(
-            self.dns,
-            "kubernetes.default.svc.cluster.local",
-            A,
-            Duration::from_millis(200),
-        )
-        .is_none()
-        {
-            self.assert_alive();
-            assert!(
-                started.elapsed() < STARTUP,
-                "not answering within {STARTUP:?}\n{}",
-                self.stderr()
-            );
-        }
+        self.process
+            .wait_until(Instant::now(), STARTUP, "the first answer", || {
+                answer_is(self.dns, KUBERNETES, A, Duration::from_millis(200), |_| {
+                    true
+                })
+            });
     }
 
     /// Waits until `/ready` answers 200; returns how long that took.
     fn wait_ready(&self, within: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            if http_get(self.ready, "/ready").is_some_and(|(code, _)| code == 200) {
-                return started.elapsed();
-            }
-            self.assert_alive();
-            assert!(
-                started.elapsed() < within,
-                "/ready not 200 within {within:?}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits until `name qtype` satisfies `condition`; returns how long after `since` it did.
-    fn wait_answer(
-        &self,
-        since: Instant,
-        within: Duration,
-        name: &str,
-        qtype: RecordType,
-        condition: impl Fn(&Answer) -> bool,
-    ) -> Duration {
-        loop {
-            let answer = ask_udp(self.dns, name, qtype, Duration::from_millis(500));
-            if answer.as_ref().is_some_and(&condition) {
-                return since.elapsed();
-            }
-            assert!(
-                since.elapsed() < within,
-                "{name} {qtype}: still {answer:?} after {within:?}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
-        self.child.lock().unwrap_or_else(|p| p.into_inner())
+        self.process.wait_status(self.ready, "/ready", 200, within)
     }
 
     fn assert_alive(&self) {
-        let status = self.child().try_wait();
-        if let Ok(Some(status)) = status {
-            panic!("clusterdns exited with {status}\n{}", self.stderr());
-        }
+        self.process.assert_alive();
     }
 
     /// Sends SIGTERM.
     fn terminate(&self) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+        self.process.terminate();
     }
 
     /// Waits for the exit, failing after `within`.
     fn wait_exit(&self, within: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            let status = self.child().try_wait().expect("wait");
-            if let Some(status) = status {
-                return status;
-            }
-            assert!(
-                started.elapsed() < within,
-                "no exit within {within:?}\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let mut child = self.child();
-        let _ = child.kill();
-        let _ = child.wait();
-        drop(child);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.process.wait_exit(within)
     }
 }
 
@@ -461,24 +230,11 @@ fn seed(api: &FakeApi) {
         api.upsert(Kind::Namespace, fakeapi::namespace(ns));
     }
     let services = [
-        fakeapi::service(
-            "default",
-            "kubernetes",
-            &["10.96.0.1"],
-            &[http("https", 443)],
-        ),
-        fakeapi::service("default", "web", &["10.96.0.20"], &[http("http", 80)]),
-        fakeapi::service(
-            "kube-system",
-            "kube-dns",
-            &["10.96.0.10"],
-            &[fakeapi::port("dns", 53, "UDP"), http("dns-tcp", 53)],
-        ),
         fakeapi::headless_service("default", "db", &[http("postgres", 5432)]),
         fakeapi::external_name_service("default", "ext", "web.default.svc.cluster.local"),
         fakeapi::external_name_service("default", "out", "example.com"),
     ];
-    for service in services {
+    for service in fakeapi::core_services().into_iter().chain(services) {
         api.upsert(Kind::Service, service);
     }
     api.upsert(Kind::EndpointSlice, db_slice(&[]));
@@ -589,7 +345,7 @@ fn initial_sync_answers_every_kind_and_reports_ready() {
         assert!(text.contains(name), "/metrics lacks {name}");
     }
     assert!(
-        metric(&text, "coredns_dns_requests_total", &[]) >= 12.0,
+        metric(&text, "coredns_dns_requests_total", &[]).unwrap_or(0.0) >= 12.0,
         "queries counted"
     );
     for kind in [Kind::Namespace, Kind::Service, Kind::EndpointSlice] {
@@ -633,10 +389,12 @@ fn changes_through_the_api_show_in_answers() {
     let (api, running) = synced("changes", &[]);
     let name = "new.default.svc.cluster.local";
     let mut timings = Vec::new();
-    let mut step = |what: &str, write: &dyn Fn(), name: &str, check: &dyn Fn(&Answer) -> bool| {
+    let mut step = |what: &str, write: &dyn Fn(), name: &str, check: &dyn Fn(&Reply) -> bool| {
         let written = Instant::now();
         write();
-        let took = running.wait_answer(written, PROPAGATION, name, A, check);
+        let took = running
+            .process
+            .wait_answer(running.dns, written, PROPAGATION, name, A, check);
         timings.push(format!("{what}: {took:?}"));
     };
     step(
@@ -699,7 +457,7 @@ fn changes_through_the_api_show_in_answers() {
             api.delete(Kind::EndpointSlice, "default", "db-abcde");
         },
         DB,
-        &Answer::nxdomain,
+        &Reply::nxdomain,
     );
     step(
         "Service deleted",
@@ -707,7 +465,7 @@ fn changes_through_the_api_show_in_answers() {
             api.delete(Kind::Service, "default", "new");
         },
         name,
-        &Answer::nxdomain,
+        &Reply::nxdomain,
     );
     step(
         "Namespace and Service added",
@@ -727,7 +485,8 @@ fn changes_through_the_api_show_in_answers() {
         &text,
         "coredns_kubernetes_dns_programming_duration_seconds_count",
         &[],
-    );
+    )
+    .unwrap_or(0.0);
     assert!(
         programmed >= 2.0,
         "two slices with a trigger time were programmed, histogram count {programmed}\n{text}"
@@ -774,7 +533,11 @@ fn servfail_until_synced(name: &str, fault: impl Fn(&FakeApi), lift: impl Fn(&Fa
 
     let lifted = Instant::now();
     lift(&api);
-    let answered = running.wait_answer(lifted, RECOVERY, KUBERNETES, A, |a| a.is(&["A 10.96.0.1"]));
+    let answered = running
+        .process
+        .wait_answer(running.dns, lifted, RECOVERY, KUBERNETES, A, |a| {
+            a.is(&["A 10.96.0.1"])
+        });
     let ready = running.wait_ready(Duration::from_secs(2));
     eprintln!("{name}: {asked} SERVFAILs before sync; answering {answered:?} after the fault ended, /ready 200 {ready:?} later");
     assert_seed_answers(&running);
@@ -806,7 +569,7 @@ fn startup_timeout_holds_answers_back_until_it_expires() {
     let started = Instant::now();
     let running = Running::start(&api, "startup-timeout", &["--startup-timeout", "1"]);
     let first = loop {
-        if let Some(answer) = ask_udp(running.dns, KUBERNETES, A, Duration::from_millis(100)) {
+        if let Some(answer) = ask(running.dns, KUBERNETES, A, Duration::from_millis(100)) {
             break answer;
         }
         running.assert_alive();
@@ -829,7 +592,11 @@ fn startup_timeout_holds_answers_back_until_it_expires() {
     assert_eq!(running.ready_code(), 503);
     api.forbid(Kind::Service, false);
     let lifted = Instant::now();
-    let synced = running.wait_answer(lifted, RECOVERY, KUBERNETES, A, |a| a.is(&["A 10.96.0.1"]));
+    let synced = running
+        .process
+        .wait_answer(running.dns, lifted, RECOVERY, KUBERNETES, A, |a| {
+            a.is(&["A 10.96.0.1"])
+        });
     eprintln!("startup-timeout: first answer (SERVFAIL) {answering:?} after start; synced {synced:?} after the 403s ended");
 }
 
@@ -863,10 +630,17 @@ fn answers_continue_through_an_api_outage_and_catch_up_after() {
     assert_eq!(running.ready_code(), 200, "still ready during an outage");
     let up = Instant::now();
     api.set_down(false);
-    let added = running.wait_answer(up, RECOVERY, "during.default.svc.cluster.local", A, |a| {
-        a.is(&["A 10.96.0.77"])
-    });
-    let deleted = running.wait_answer(up, RECOVERY, WEB, A, Answer::nxdomain);
+    let added = running.process.wait_answer(
+        running.dns,
+        up,
+        RECOVERY,
+        "during.default.svc.cluster.local",
+        A,
+        |a| a.is(&["A 10.96.0.77"]),
+    );
+    let deleted = running
+        .process
+        .wait_answer(running.dns, up, RECOVERY, WEB, A, Reply::nxdomain);
     eprintln!("outage: {answered} answers in 3 s; after recovery the addition showed in {added:?}, the deletion in {deleted:?}");
 }
 
@@ -878,7 +652,8 @@ fn a_relist_after_410_converges_to_the_final_state() {
         Kind::Service,
         fakeapi::service("default", "x", &["10.96.1.1"], &[]),
     );
-    running.wait_answer(
+    running.process.wait_answer(
+        running.dns,
         written,
         PROPAGATION,
         "x.default.svc.cluster.local",
@@ -901,20 +676,30 @@ fn a_relist_after_410_converges_to_the_final_state() {
     api.expire();
     let up = Instant::now();
     api.set_down(false);
-    running.wait_answer(up, RECOVERY, "y.default.svc.cluster.local", A, |a| {
-        a.is(&["A 10.96.1.2"])
-    });
-    running.wait_answer(
+    running.process.wait_answer(
+        running.dns,
+        up,
+        RECOVERY,
+        "y.default.svc.cluster.local",
+        A,
+        |a| a.is(&["A 10.96.1.2"]),
+    );
+    running.process.wait_answer(
+        running.dns,
         up,
         RECOVERY,
         "x.default.svc.cluster.local",
         A,
-        Answer::nxdomain,
+        Reply::nxdomain,
     );
-    running.wait_answer(up, RECOVERY, WEB, A, Answer::nxdomain);
-    let took = running.wait_answer(up, RECOVERY, DB, A, |a| {
-        a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.9"])
-    });
+    running
+        .process
+        .wait_answer(running.dns, up, RECOVERY, WEB, A, Reply::nxdomain);
+    let took = running
+        .process
+        .wait_answer(running.dns, up, RECOVERY, DB, A, |a| {
+            a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.9"])
+        });
     assert!(api.lists(Kind::Service) >= 2, "services re-listed");
     assert!(
         api.lists(Kind::EndpointSlice) >= 2,
@@ -938,7 +723,8 @@ fn a_relist_after_410_converges_to_the_final_state() {
         Kind::Service,
         fakeapi::service("default", "z", &["10.96.1.3"], &[]),
     );
-    running.wait_answer(
+    running.process.wait_answer(
+        running.dns,
         expired,
         PROPAGATION,
         "z.default.svc.cluster.local",
@@ -952,6 +738,7 @@ fn a_relist_after_410_converges_to_the_final_state() {
             "clusterdns_kubernetes_lists_total",
             &["resource=\"services\""],
         )
+        .unwrap_or(0.0)
     };
     while lists() < 3.0 {
         assert!(
@@ -1024,13 +811,15 @@ fn forbidden_after_sync(name: &str, provoke: impl Fn(&FakeApi)) {
         &text,
         "clusterdns_kubernetes_watch_errors_total",
         &["resource=\"endpointslices\"", "reason=\"forbidden\""],
-    );
+    )
+    .unwrap_or(0.0);
     assert!(errors >= 1.0, "403s counted in /metrics: {errors}\n{text}");
     let lists = metric(
         &text,
         "clusterdns_kubernetes_lists_total",
         &["resource=\"endpointslices\""],
-    );
+    )
+    .unwrap_or(0.0);
     assert_eq!(
         lists, 1.0,
         "only the initial list of endpointslices completed; failed attempts are not lists"
@@ -1050,9 +839,11 @@ fn forbidden_after_sync(name: &str, provoke: impl Fn(&FakeApi)) {
         Kind::EndpointSlice,
         db_slice(&[fakeapi::endpoint(&["10.1.0.8"], Some("db-8"), Some(true))]),
     );
-    let took = running.wait_answer(lifted, RECOVERY, DB, A, |a| {
-        a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.8"])
-    });
+    let took = running
+        .process
+        .wait_answer(running.dns, lifted, RECOVERY, DB, A, |a| {
+            a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.8"])
+        });
     eprintln!("{name}: {retries} forbidden requests, {errors} counted; a change showed {took:?} after the 403s ended");
 }
 
@@ -1078,8 +869,11 @@ fn dropped_connections_resume_and_later_changes_arrive() {
             Kind::Service,
             fakeapi::service("default", &format!("d{round}"), &[&ip], &[]),
         );
-        let took =
-            running.wait_answer(written, RECOVERY, &name, A, |a| a.is(&[&format!("A {ip}")]));
+        let took = running
+            .process
+            .wait_answer(running.dns, written, RECOVERY, &name, A, |a| {
+                a.is(&[&format!("A {ip}")])
+            });
         eprintln!("drop {round}: a change after the cut showed in {took:?}");
     }
     assert!(api.watches(Kind::Service) >= 4, "watches resumed");
@@ -1095,21 +889,14 @@ fn dropped_connections_resume_and_later_changes_arrive() {
 fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
     let lameduck = Duration::from_secs(2);
     let (_api, running) = synced("lameduck", &["--lameduck", "2"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let lost = Arc::new(AtomicUsize::new(0));
-    let dns = running.dns;
-    let looper = {
-        let (stop, answered, lost) = (stop.clone(), answered.clone(), lost.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match ask_udp(dns, KUBERNETES, A, Duration::from_millis(500)) {
-                    Some(a) if a.is(&["A 10.96.0.1"]) => answered.fetch_add(1, Ordering::Relaxed),
-                    _ => lost.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
+    let looper = QueryLoop::start(
+        running.dns,
+        KUBERNETES,
+        A,
+        Duration::from_millis(500),
+        Duration::ZERO,
+        |a| a.is(&["A 10.96.0.1"]),
+    );
     std::thread::sleep(Duration::from_millis(200));
     let signalled = Instant::now();
     running.terminate();
@@ -1124,10 +911,10 @@ fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
         );
     }
     let not_ready = signalled.elapsed();
-    let at_signal = answered.load(Ordering::Relaxed);
+    let (at_signal, _) = looper.counts();
     std::thread::sleep(lameduck - Duration::from_millis(500));
-    let during = answered.load(Ordering::Relaxed) - at_signal;
-    let lost_during = lost.load(Ordering::Relaxed);
+    let (answered, lost_during) = looper.counts();
+    let during = answered - at_signal;
     assert_eq!(
         running.get(running.health, "/health").0,
         200,
@@ -1135,8 +922,7 @@ fn sigterm_fails_readiness_at_once_and_answers_through_lameduck() {
     );
     let status = running.wait_exit(lameduck + Duration::from_secs(5));
     let exited = signalled.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    looper.join().expect("query loop");
+    looper.stop();
     eprintln!("lameduck: /ready 503 {not_ready:?} after SIGTERM; {during} answers in the next 1.5 s, {lost_during} lost; exit {exited:?} after SIGTERM");
     assert!(during > 50, "answering continued in lameduck: {during}");
     assert_eq!(lost_during, 0, "queries lost during lameduck");

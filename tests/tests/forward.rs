@@ -3,10 +3,7 @@
 //! queries, so a test sees how many queries reached the upstream and can make it stop
 //! answering. Requires `knotd` (Debian package `knot`); CI installs it.
 
-use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,9 +13,10 @@ use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::{Clock, ManualClock};
 use clusterdns::forward::config::{ForwardConfig, Policy};
 use clusterdns::forward::Forwarder;
-use clusterdns::ops::metrics::Metrics;
-use clusterdns::serving::Server;
-use clusterdns::sources::Publisher;
+use clusterdns_testkit::client::{tcp, udp_within};
+use clusterdns_testkit::dns::{self, Rr};
+use clusterdns_testkit::fixture::TestServer;
+use clusterdns_testkit::knot::Knot;
 use clusterdns_zone::{parse_query, Cluster, Transport, ZoneConfig};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -32,8 +30,7 @@ const UDP: Transport = Transport::Udp { max_payload: 4096 };
 
 fn zone_file() -> String {
     let mut zone = format!(
-        "$ORIGIN {ZONE}.\n$TTL 300\n\
-         @ 3600 IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 7200 3600 1209600 60\n\
+        "@ 3600 IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 7200 3600 1209600 60\n\
          @ NS ns\n@ MX 10 mail\n\
          ns A 192.0.2.53\nmail A 192.0.2.25\n\
          www A 192.0.2.1\nwww AAAA 2001:db8::1\n\
@@ -49,127 +46,14 @@ fn zone_file() -> String {
     zone
 }
 
-/// Where `knotd` is, or a failure saying what to install.
-fn knotd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join("knotd"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "knotd (Knot DNS) is not installed; these tests need it as their upstream: \
-                 install it with `apt-get install knot` (CI installs it in .ci/run)"
-            )
-        })
-}
-
-/// A free loopback port for both UDP and TCP (bound and released).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 /// A query as a stub resolver sends it: RD set, optionally EDNS with `payload`.
 fn query(id: u16, name: &str, qtype: RecordType, payload: Option<u16>) -> Vec<u8> {
-    let mut out = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out.extend_from_slice(&u16::from(qtype).to_be_bytes());
-    out.extend_from_slice(&[0, 1]);
-    if let Some(payload) = payload {
-        out[11] = 1;
-        out.extend_from_slice(&[0, 0, 41]);
-        out.extend_from_slice(&payload.to_be_bytes());
-        out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    }
-    out
+    dns::query(id, name, u16::from(qtype), payload)
 }
 
-/// One synchronous UDP exchange with a timeout: `None` when nothing comes back.
-fn udp_exchange(server: SocketAddr, packet: &[u8], timeout: Duration) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    socket.set_read_timeout(Some(timeout)).ok()?;
-    socket.send_to(packet, server).ok()?;
-    let mut buf = vec![0u8; 65535];
-    let (len, _) = socket.recv_from(&mut buf).ok()?;
-    buf.truncate(len);
-    Some(buf)
-}
-
-/// knotd serving the test zone from a temp dir with its own configuration.
-struct Knot {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Knot {
-    fn start(name: &str) -> Knot {
-        let knotd = knotd();
-        let dir =
-            std::env::temp_dir().join(format!("clusterdns-knot-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("db")).expect("temp dir");
-        std::fs::write(dir.join(format!("{ZONE}.zone")), zone_file()).expect("zone file");
-        let port = free_port();
-        let d = dir.display();
-        let config = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    \
-             tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}/db\"\n\
-             log:\n  - target: stderr\n    any: warning\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
-             journal-content: none\n\
-             zone:\n  - domain: {ZONE}.\n    file: \"{ZONE}.zone\"\n"
-        );
-        let config_path = dir.join("knot.conf");
-        std::fs::write(&config_path, config).expect("knot.conf");
-        let child = Command::new(knotd)
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("knotd starts");
-        let mut knot = Knot {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        };
-        let probe = query(1, &format!("www.{ZONE}"), RecordType::A, None);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if udp_exchange(knot.addr, &probe, Duration::from_millis(100)).is_some() {
-                return knot;
-            }
-            if let Ok(Some(status)) = knot.child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = knot.child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!("knotd exited ({status}) before answering:\n{stderr}");
-            }
-        }
-        panic!("knotd did not answer on {} within 10 s", knot.addr);
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// knotd serving the test zone.
+fn knot(name: &str) -> Knot {
+    Knot::start(name, &[(ZONE, &zone_file())])
 }
 
 /// A UDP proxy in front of an upstream that counts the queries it receives and can delay them
@@ -216,9 +100,7 @@ impl Proxy {
                     let delay = Duration::from_millis(delay_ms.load(Ordering::SeqCst));
                     std::thread::spawn(move || {
                         std::thread::sleep(delay);
-                        if let Some(answer) =
-                            udp_exchange(upstream, &packet, Duration::from_secs(2))
-                        {
+                        if let Ok(answer) = udp_within(upstream, &packet, Duration::from_secs(2)) {
                             let _ = reply_socket.send_to(&answer, client);
                         }
                     });
@@ -294,12 +176,9 @@ async fn ask(forwarder: &Forwarder, name: &str, qtype: RecordType) -> Message {
         .0
 }
 
+/// The answer section as `TYPE RDATA`, in order.
 fn answers(message: &Message) -> Vec<String> {
-    message
-        .answers
-        .iter()
-        .map(|r| format!("{} {}", r.record_type(), r.data))
-        .collect()
+    message.answers.iter().map(|r| Rr::of(r).data).collect()
 }
 
 fn metrics(forwarder: &Forwarder) -> String {
@@ -314,7 +193,7 @@ fn has_line(text: &str, line: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_common_types() {
-    let knot = Knot::start("types");
+    let knot = knot("types");
     let (forwarder, _) = forwarder(config(vec![knot.addr]));
     let a = ask(&forwarder, "www.example.test", RecordType::A).await;
     assert_eq!(a.metadata.response_code, ResponseCode::NoError);
@@ -368,9 +247,9 @@ async fn forwards_common_types() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_udp_answer_is_retried_over_tcp() {
-    let knot = Knot::start("tcp");
+    let knot = knot("tcp");
     // knotd itself truncates the RRset over UDP at our advertised 1,232 bytes.
-    let direct = udp_exchange(
+    let direct = udp_within(
         knot.addr,
         &query(1, "big.example.test", RecordType::A, Some(1232)),
         Duration::from_secs(2),
@@ -406,7 +285,7 @@ async fn truncated_udp_answer_is_retried_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_upstream_is_marked_down_and_the_other_used() {
-    let knot = Knot::start("down");
+    let knot = knot("down");
     let (_silent, silent) = silent_upstream();
     let mut config = config(vec![silent, knot.addr]);
     config.policy = Policy::Sequential;
@@ -439,7 +318,7 @@ async fn silent_upstream_is_marked_down_and_the_other_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_back_up_after_health_check() {
-    let knot = Knot::start("back");
+    let knot = knot("back");
     let proxy = Proxy::start(knot.addr);
     let mut config = config(vec![proxy.addr, knot.addr]);
     config.policy = Policy::Sequential;
@@ -487,7 +366,7 @@ async fn upstream_back_up_after_health_check() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_answer_when_every_upstream_fails() {
-    let knot = Knot::start("stale");
+    let knot = knot("stale");
     let proxy = Proxy::start(knot.addr);
     let mut config = config(vec![proxy.addr]);
     config.cache.serve_stale = Duration::from_secs(3600);
@@ -518,7 +397,7 @@ async fn stale_answer_when_every_upstream_fails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negative_answers_cached_with_capped_ttl() {
-    let knot = Knot::start("negative");
+    let knot = knot("negative");
     let proxy = Proxy::start(knot.addr);
     let (forwarder, hand) = forwarder(config(vec![proxy.addr]));
     let nx = ask(&forwarder, "nothere.example.test", RecordType::A).await;
@@ -558,51 +437,35 @@ async fn negative_answers_cached_with_capped_ttl() {
     assert_eq!(proxy.queries(), 3, "expired after 5 s");
 }
 
+/// The TTL of the first record of `www.example.test A` through the forwarder.
+async fn www_ttl(forwarder: &Forwarder) -> u32 {
+    ask(forwarder, "www.example.test", RecordType::A)
+        .await
+        .answers[0]
+        .ttl
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ttl_counts_down_on_the_injected_clock() {
-    let knot = Knot::start("ttl");
+    let knot = knot("ttl");
     let proxy = Proxy::start(knot.addr);
     let mut config = config(vec![proxy.addr]);
     config.cache.max_ttl = 3600;
     let (forwarder, hand) = forwarder(config);
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        300
-    );
+    assert_eq!(www_ttl(&forwarder).await, 300);
     hand.advance(Duration::from_millis(10_400));
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        290
-    );
+    assert_eq!(www_ttl(&forwarder).await, 290);
     hand.advance(Duration::from_secs(289));
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        1
-    );
+    assert_eq!(www_ttl(&forwarder).await, 1);
     assert_eq!(proxy.queries(), 1);
     hand.advance(Duration::from_secs(1));
-    assert_eq!(
-        ask(&forwarder, "www.example.test", RecordType::A)
-            .await
-            .answers[0]
-            .ttl,
-        300
-    );
+    assert_eq!(www_ttl(&forwarder).await, 300);
     assert_eq!(proxy.queries(), 2, "expired: asked again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_keeps_the_bound() {
-    let knot = Knot::start("evict");
+    let knot = knot("evict");
     let proxy = Proxy::start(knot.addr);
     let mut config = config(vec![proxy.addr]);
     config.cache.capacity = 4;
@@ -636,7 +499,7 @@ async fn eviction_keeps_the_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn identical_concurrent_queries_share_one_upstream_query() {
-    let knot = Knot::start("coalesce");
+    let knot = knot("coalesce");
     let proxy = Proxy::start(knot.addr);
     proxy.delay_ms.store(300, Ordering::SeqCst);
     let mut config = config(vec![proxy.addr]);
@@ -676,7 +539,7 @@ async fn identical_concurrent_queries_share_one_upstream_query() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_concurrent_refuses_past_the_bound() {
-    let knot = Knot::start("concurrent");
+    let knot = knot("concurrent");
     let proxy = Proxy::start(knot.addr);
     proxy.delay_ms.store(500, Ordering::SeqCst);
     let mut config = config(vec![proxy.addr]);
@@ -746,47 +609,25 @@ async fn loop_probe_coming_back_stops_startup() {
     assert!(message.contains(".zone-loop-check."), "{message}");
 
     // A real upstream is no loop.
-    let knot = Knot::start("loop");
+    let knot = knot("loop");
     let (forwarder, _) = forwarder(config(vec![knot.addr]));
     forwarder.check_loop().await.expect("no loop");
 }
 
 /// A server answering an empty cluster zone over UDP and TCP on loopback, forwarding the rest.
-fn start_server(forward: ForwardConfig) -> (Server, Arc<Metrics>) {
-    let mut publisher = Publisher::new(ZoneConfig::default());
-    publisher.replace_all(Cluster::default());
-    publisher.set_synced();
-    publisher.publish();
-    let metrics = Arc::new(Metrics::new("dns://:53".into()));
+fn start_server(forward: ForwardConfig) -> TestServer {
     let serve = ServeConfig::loopback().with_forward(forward);
-    let server = Server::start(&serve, publisher.store(), &metrics).expect("server starts");
-    (server, metrics)
-}
-
-fn tcp_exchange(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(server).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .expect("timeout");
-    let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(packet);
-    stream.write_all(&framed).expect("send");
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).expect("length");
-    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-    stream.read_exact(&mut answer).expect("answer");
-    answer
+    TestServer::start_with(Cluster::default(), ZoneConfig::default(), &serve)
 }
 
 #[test]
 fn server_forwards_outside_names_over_udp_and_tcp() {
-    let knot = Knot::start("server");
+    let knot = knot("server");
     let proxy = Proxy::start(knot.addr);
-    let (server, metrics) = start_server(config(vec![proxy.addr]));
-    let addr = server.local_addrs()[0];
+    let server = start_server(config(vec![proxy.addr]));
+    let addr = server.addr();
     let udp = |name: &str, qtype| {
-        let answer = udp_exchange(
+        let answer = udp_within(
             addr,
             &query(0x4321, name, qtype, Some(1232)),
             Duration::from_secs(3),
@@ -817,16 +658,17 @@ fn server_forwards_outside_names_over_udp_and_tcp() {
 
     // Over TCP, the big RRset whole (knotd truncates it over UDP; the forwarder retried on TCP,
     // straight to knotd as the proxy speaks only UDP).
-    let (direct, _) = start_server(config(vec![knot.addr]));
-    let big = tcp_exchange(
-        direct.local_addrs()[0],
+    let direct = start_server(config(vec![knot.addr]));
+    let big = tcp(
+        direct.addr(),
         &query(9, "big.example.test", RecordType::A, None),
-    );
+    )
+    .expect("an answer over TCP");
     let big = Message::from_vec(&big).expect("parses");
     assert_eq!(big.answers.len(), BIG);
-    direct.shutdown();
+    direct.server.shutdown();
 
-    let text = metrics.render();
+    let text = server.metrics.render();
     for wanted in [
         "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 1",
         "coredns_forward_max_concurrent_rejects_total 0",
@@ -841,5 +683,5 @@ fn server_forwards_outside_names_over_udp_and_tcp() {
             "no response counted for {plugin}:\n{text}"
         );
     }
-    server.shutdown();
+    server.server.shutdown();
 }

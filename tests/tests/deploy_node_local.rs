@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use clusterdns::config::{Config, Mode};
+use clusterdns_testkit::yaml::{strict, Document, FromYaml};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Container, PodSpec, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_yaml::Value;
 
 /// The Service the DaemonSet reaches the cluster DNS through, and the variable Kubernetes sets
 /// from it (service links: the name upper-cased, `-` as `_`, then `_SERVICE_HOST`).
@@ -24,7 +22,7 @@ const UPSTREAM_VARIABLE: &str = "$(KUBE_DNS_UPSTREAM_SERVICE_HOST)";
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("server/ has a parent")
+        .expect("tests/ has a parent")
         .join("deploy/node-local")
 }
 
@@ -37,40 +35,7 @@ struct Objects {
 
 impl Objects {
     fn load() -> Objects {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
-            .expect("deploy/node-local")
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no deploy/node-local/*.yaml");
-        let mut objects = Objects::default();
-        for path in &files {
-            let name = path.file_name().expect("name").to_string_lossy();
-            let text = std::fs::read_to_string(path).expect("readable");
-            if let Err(message) = objects.add_file(&format!("deploy/node-local/{name}"), &text) {
-                panic!("{message}");
-            }
-        }
-        objects
-    }
-
-    fn add_file(&mut self, file: &str, text: &str) -> Result<(), String> {
-        for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = Value::deserialize(document)
-                .map_err(|e| format!("{file}: document {index}: not YAML: {e}"))?;
-            if value.is_null() {
-                continue;
-            }
-            let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-            let what = format!("{file}: document {index} ({kind})");
-            match kind {
-                "DaemonSet" => self.daemon_sets.push(strict(&what, value)?),
-                "Service" => self.services.push(strict(&what, value)?),
-                _ => return Err(format!("{what}: a kind this test does not check")),
-            }
-        }
-        Ok(())
+        Objects::load_dir(&dir(), "deploy/node-local")
     }
 
     fn daemon_set(&self) -> &DaemonSet {
@@ -95,16 +60,14 @@ impl Objects {
     }
 }
 
-/// Deserialises into the k8s-openapi type (which checks apiVersion and kind); a field the type
-/// does not know is an error, named by its path.
-fn strict<T: DeserializeOwned>(what: &str, document: Value) -> Result<T, String> {
-    let mut unknown = Vec::new();
-    let object = serde_ignored::deserialize(document, |path| unknown.push(path.to_string()))
-        .map_err(|e| format!("{what}: {e}"))?;
-    if unknown.is_empty() {
-        Ok(object)
-    } else {
-        Err(format!("{what}: unknown fields: {}", unknown.join(", ")))
+impl FromYaml for Objects {
+    fn add(&mut self, Document { what, kind, value }: Document) -> Result<(), String> {
+        match kind.as_str() {
+            "DaemonSet" => self.daemon_sets.push(strict(&what, value)?),
+            "Service" => self.services.push(strict(&what, value)?),
+            _ => return Err(format!("{what}: a kind this test does not check")),
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
-//! Fixture zones and servers: the golden cluster built into a snapshot, and clusterdns servers
-//! on loopback ports.
+//! Fixture zones and in-process servers: a cluster loaded from a manifest, built into a snapshot,
+//! and clusterdns servers on loopback ports answering it.
 
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -11,18 +12,11 @@ use clusterdns::serving::Server;
 use clusterdns::sources::Publisher;
 use clusterdns_zone::{Cluster, PodsMode, Snapshot, ZoneBuilder, ZoneConfig};
 
-/// The golden fixture cluster's manifest.
-pub fn golden_cluster_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("golden")
-        .join("cluster.yaml")
-}
-
-/// The golden cluster as the zone model (pods kept).
-pub fn golden_cluster() -> Cluster {
-    match clusterdns::sources::manifest::load(&[golden_cluster_path()], true) {
+/// The cluster a manifest file describes, as the zone model (pods kept).
+pub fn load_cluster(path: &Path) -> Cluster {
+    match clusterdns::sources::manifest::load(&[path.to_path_buf()], true) {
         Ok((cluster, _)) => cluster,
-        Err(error) => panic!("golden cluster does not load: {error}"),
+        Err(error) => panic!("{} does not load: {error}", path.display()),
     }
 }
 
@@ -48,7 +42,8 @@ pub struct TestServer {
     pub server: Server,
     /// The publisher feeding it.
     pub publisher: Publisher,
-    /// The server's metrics.
+    /// The server's metrics (its `server` label is `dns://:53`, as [`ServeConfig::loopback`]'s
+    /// block says).
     pub metrics: Arc<Metrics>,
 }
 
@@ -58,14 +53,14 @@ impl TestServer {
         TestServer::start_with(cluster, config, &ServeConfig::loopback())
     }
 
-    /// Starts a server as `serve` says (its server blocks, workers, addresses) answering
-    /// `cluster`.
+    /// Starts a server as `serve` says (its server blocks, workers, addresses, forwarding)
+    /// answering `cluster`.
     pub fn start_with(cluster: Cluster, config: ZoneConfig, serve: &ServeConfig) -> TestServer {
         let mut publisher = Publisher::new(config);
         publisher.replace_all(cluster);
         publisher.set_synced();
         publisher.publish();
-        let metrics = Arc::new(Metrics::new("dns://:0".into()));
+        let metrics = Arc::new(Metrics::new("dns://:53".into()));
         let server = match Server::start(serve, publisher.store(), &metrics) {
             Ok(server) => server,
             Err(error) => panic!("test server does not start: {error}"),
@@ -78,7 +73,7 @@ impl TestServer {
     }
 
     /// The server's address.
-    pub fn addr(&self) -> std::net::SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.server.local_addrs()[0]
     }
 

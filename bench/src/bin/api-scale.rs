@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! cargo build --release -p clusterdns
-//! cargo build --release -p clusterdns-e2e --bin api-scale
+//! cargo build --release -p clusterdns-bench --bin api-scale
 //! taskset -c 1 target/release/api-scale --services 1000 --endpoints 10000
 //! ```
 //!
@@ -22,15 +22,18 @@
 //! serving the list does not compete with the server for its core.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use clusterdns_bench::{generate, Spec};
-use clusterdns_e2e::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::dns::query;
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::http::{http_get, metric};
+use clusterdns_testkit::net::{free_port, loopback};
+use clusterdns_testkit::process::Process;
+use clusterdns_testkit::temp::TempDir;
 use clusterdns_zone::{Cluster, EndpointSlice, Port, Protocol, Service, ServiceKind};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RData;
@@ -123,18 +126,18 @@ fn run(args: &Args) -> Result<(), String> {
     );
 
     let fake_before = Cpu::of(std::process::id())?;
-    let mut server = Server::start(&api, &args.clusterdns)?;
+    let server = Server::start(&api, &args.clusterdns)?;
     let ready = server.wait_ready()?;
-    let synced = Memory::of(server.pid)?;
+    let synced = Memory::of(server.pid())?;
     let sync_cpu = (
-        Cpu::of(server.pid)?,
+        Cpu::of(server.pid())?,
         Cpu::of(std::process::id())?.since(&fake_before),
     );
-    let sync_faults = minor_faults(server.pid)?;
+    let sync_faults = minor_faults(server.pid())?;
     let text = server.metrics()?;
     let zone = (
-        metric(&text, "clusterdns_zone_services", &[]),
-        metric(&text, "clusterdns_zone_endpoints", &[]),
+        metric(&text, "clusterdns_zone_services", &[]).unwrap_or(0.0),
+        metric(&text, "clusterdns_zone_endpoints", &[]).unwrap_or(0.0),
     );
     let build = server.logged_build_ms();
     eprintln!(
@@ -164,11 +167,11 @@ fn run(args: &Args) -> Result<(), String> {
             latencies[2][round],
         );
     }
-    let written = Memory::of(server.pid)?;
+    let written = Memory::of(server.pid())?;
     let after_writes = server.metrics()?;
 
     let relist = relist(&api, &server, &mut resolver, &plan.steady)?;
-    let relisted = Memory::of(server.pid)?;
+    let relisted = Memory::of(server.pid())?;
 
     println!(
         "{}",
@@ -500,7 +503,7 @@ impl Resolver {
     /// Asks `name A`; `None` when no answer came within `timeout`.
     fn ask(&mut self, name: &str, timeout: Duration) -> Result<Option<Answer>, String> {
         self.id = self.id.wrapping_add(1);
-        let query = clusterdns_e2e::client::query(self.id, name, 1, None);
+        let query = query(self.id, name, 1, None);
         self.socket
             .send_to(&query, self.server)
             .map_err(|e| format!("send to {}: {e}", self.server))?;
@@ -571,14 +574,13 @@ impl Resolver {
 
 /// A running `clusterdns` fed by the fake; killed when dropped.
 struct Server {
-    child: Child,
-    pid: u32,
+    process: Process,
     dns: SocketAddr,
     ready: SocketAddr,
     metrics: SocketAddr,
     started: Instant,
-    stderr: Arc<Mutex<String>>,
-    dir: PathBuf,
+    /// Holds the kubeconfig; removed after the process is gone.
+    _dir: TempDir,
 }
 
 impl Server {
@@ -589,17 +591,15 @@ impl Server {
                 binary.display()
             ));
         }
-        let dir = std::env::temp_dir().join(format!("clusterdns-api-scale-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let kubeconfig = dir.join("kubeconfig");
+        let dir = TempDir::new("api-scale");
+        let kubeconfig = dir.path().join("kubeconfig");
         api.write_kubeconfig(&kubeconfig)
             .map_err(|e| format!("{}: {e}", kubeconfig.display()))?;
-        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let dns = loopback(free_port()?);
+        let dns = loopback(free_port());
         let (health, ready, metrics) = (
-            loopback(free_port()?),
-            loopback(free_port()?),
-            loopback(free_port()?),
+            loopback(free_port()),
+            loopback(free_port()),
+            loopback(free_port()),
         );
         let taskset = Path::new("/usr/bin/taskset");
         let mut command = if taskset.is_file() {
@@ -618,54 +618,34 @@ impl Server {
             .args(["--metrics", &metrics.to_string()])
             .args(["--startup-timeout", &STARTUP_TIMEOUT.as_secs().to_string()])
             // Discard: nothing answers there, and nothing leaves the machine.
-            .args(["--upstream", "127.0.0.1:9"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .args(["--upstream", "127.0.0.1:9"]);
         let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(pipe) = child.stderr.take() {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut log = stderr.lock().unwrap_or_else(|p| p.into_inner());
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            });
-        }
         Ok(Server {
-            pid: child.id(),
-            child,
+            process: Process::spawn(&mut command),
             dns,
             ready,
             metrics,
             started,
-            stderr,
-            dir,
+            _dir: dir,
         })
     }
 
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn pid(&self) -> u32 {
+        self.process.pid()
     }
 
-    fn check_alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("clusterdns exited: {status}\n{}", self.stderr())),
-            Err(e) => Err(format!("cannot wait for clusterdns: {e}")),
+    fn check_alive(&self) -> Result<(), String> {
+        match self.process.exited() {
+            None => Ok(()),
+            Some(status) => Err(format!(
+                "clusterdns exited: {status}\n{}",
+                self.process.stderr()
+            )),
         }
     }
 
     /// Waits for `/ready` 200; how long after the start that was.
-    fn wait_ready(&mut self) -> Result<Duration, String> {
+    fn wait_ready(&self) -> Result<Duration, String> {
         loop {
             if http_get(self.ready, "/ready").is_some_and(|(code, _)| code == 200) {
                 return Ok(self.started.elapsed());
@@ -674,7 +654,7 @@ impl Server {
             if self.started.elapsed() > STARTUP_TIMEOUT {
                 return Err(format!(
                     "/ready not 200 within {STARTUP_TIMEOUT:?}\n{}",
-                    self.stderr()
+                    self.process.stderr()
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -690,59 +670,11 @@ impl Server {
 
     /// The first build's duration, from the server's "zone synced" log line.
     fn logged_build_ms(&self) -> Option<f64> {
-        let log = self.stderr();
+        let log = self.process.stderr();
         let line = log.lines().find(|l| l.contains("zone synced"))?;
         let value = line.split("build_ms=").nth(1)?.split_whitespace().next()?;
         value.trim_matches('"').parse().ok()
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A loopback port free for both UDP and TCP (bound and released).
-fn free_port() -> Result<u16, String> {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-        let port = udp.local_addr().map_err(|e| format!("bind: {e}"))?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no loopback port free for both UDP and TCP".into())
-}
-
-/// `GET path` over HTTP/1.1: the status code and body, or `None` when the request failed.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Some((code, body.to_string()))
-}
-
-/// The sum of the samples of `name` whose labels contain every one of `labels`.
-fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| labels.iter().all(|label| line.contains(label)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Resident memory of a process, from `/proc/PID/status`.
@@ -878,7 +810,7 @@ fn relist(
         (resources.iter())
             .map(|r| {
                 let label = format!("resource=\"{r}\"");
-                metric(text, "clusterdns_kubernetes_lists_total", &[&label])
+                metric(text, "clusterdns_kubernetes_lists_total", &[&label]).unwrap_or(0.0)
             })
             .collect()
     };
@@ -1034,8 +966,10 @@ fn report(r: &Report) -> String {
         "headless_without_selector",
     ] {
         let label = format!("service_kind=\"{kind}\"");
-        let count = metric(r.metrics, &format!("{programming}_count"), &[&label]);
-        let sum = metric(r.metrics, &format!("{programming}_sum"), &[&label]);
+        let sample = |suffix: &str| {
+            metric(r.metrics, &format!("{programming}_{suffix}"), &[&label]).unwrap_or(0.0)
+        };
+        let (count, sum) = (sample("count"), sample("sum"));
         if count > 0.0 {
             line(format!(
                 "`{programming}{{{label}}}`: count {count}, mean {:.2} ms",
@@ -1043,16 +977,11 @@ fn report(r: &Report) -> String {
             ));
         }
     }
-    let publishes = metric(
-        r.metrics,
-        "clusterdns_zone_publish_duration_seconds_count",
-        &[],
-    );
-    let publish_sum = metric(
-        r.metrics,
-        "clusterdns_zone_publish_duration_seconds_sum",
-        &[],
-    );
+    let publish = |sample: &str| {
+        let name = format!("clusterdns_zone_publish_duration_seconds_{sample}");
+        metric(r.metrics, &name, &[]).unwrap_or(0.0)
+    };
+    let (publishes, publish_sum) = (publish("count"), publish("sum"));
     if publishes > 0.0 {
         line(format!(
             "`clusterdns_zone_publish_duration_seconds`: count {publishes}, mean {:.2} ms \

@@ -7,108 +7,31 @@
 //! of its own (as root, with `ip` and `iptables`; skipped with a message otherwise), and a third
 //! shows the cluster DNS answering pipelined TCP queries as each is ready.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
+use clusterdns_testkit::client::{answer_is, ask, read_framed};
+use clusterdns_testkit::dns::{query, rcode, Query, Reply};
+use clusterdns_testkit::http::{http_get, metric, status_is};
+use clusterdns_testkit::knot::Knot;
+use clusterdns_testkit::net::{free_port, loopback};
+use clusterdns_testkit::process::{clusterdns_binary, Process};
+use clusterdns_testkit::temp::TempDir;
+use hickory_proto::rr::RecordType;
+
 const POOL: u64 = 2;
+const A: RecordType = RecordType::A;
+const KUBERNETES: &str = "kubernetes.default.svc.cluster.local";
+const WEB: &str = "web.default.svc.cluster.local";
 
-/// A free loopback port for both UDP and TCP (bound and released).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "clusterdns-nodelocal-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// A query with RD set; `qclass` 1 is IN.
-fn query(id: u16, name: &str, qtype: u16, qclass: u16) -> Vec<u8> {
-    let mut out = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out.extend_from_slice(&qtype.to_be_bytes());
-    out.extend_from_slice(&qclass.to_be_bytes());
-    out
-}
-
-/// What a response says: rcode, answer count, and the RDATA of the last answer record.
-#[derive(Debug, PartialEq, Eq)]
-struct Reply {
-    rcode: u8,
-    answers: u16,
-    last_rdata: Vec<u8>,
-}
-
-fn parse_reply(packet: &[u8]) -> Reply {
-    let answers = u16::from_be_bytes([packet[6], packet[7]]);
-    Reply {
-        rcode: packet[3] & 0x0F,
-        answers,
-        last_rdata: last_rdata(packet, answers).unwrap_or_default(),
-    }
-}
-
-/// The RDATA of the last answer record (question and answers walked; names may be compressed).
-fn last_rdata(packet: &[u8], answers: u16) -> Option<Vec<u8>> {
-    let skip_name = |mut at: usize| -> Option<usize> {
-        loop {
-            let len = *packet.get(at)?;
-            if len & 0xC0 == 0xC0 {
-                return Some(at + 2);
-            }
-            at += 1 + usize::from(len);
-            if len == 0 {
-                return Some(at);
-            }
-        }
-    };
-    let mut at = skip_name(12)? + 4;
-    let mut rdata = None;
-    for _ in 0..answers {
-        at = skip_name(at)?;
-        let len = usize::from(u16::from_be_bytes([
-            *packet.get(at + 8)?,
-            *packet.get(at + 9)?,
-        ]));
-        rdata = packet.get(at + 10..at + 10 + len);
-        at += 10 + len;
-    }
-    rdata.map(<[u8]>::to_vec)
-}
-
-/// One UDP exchange; `None` on timeout.
-fn ask(server: SocketAddr, id: u16, name: &str, qtype: u16) -> Option<Reply> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    socket.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    socket.send_to(&query(id, name, qtype, 1), server).ok()?;
-    let mut buf = [0u8; 4096];
-    loop {
-        let (len, _) = socket.recv_from(&mut buf).ok()?;
-        if len >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-            return Some(parse_reply(&buf[..len]));
-        }
-    }
+/// One UDP exchange (3 s to answer); `None` on timeout.
+fn ask_a(server: SocketAddr, name: &str) -> Option<Reply> {
+    ask(server, name, A, Duration::from_secs(3))
 }
 
 /// Sends every name at once from one socket and waits for all answers (up to 5 s).
@@ -119,7 +42,7 @@ fn ask_all(server: SocketAddr, names: &[String]) -> Vec<Option<Reply>> {
         .expect("timeout");
     for (i, name) in names.iter().enumerate() {
         socket
-            .send_to(&query(i as u16, name, 1, 1), server)
+            .send_to(&query(i as u16, name, 1, None), server)
             .expect("send");
     }
     let mut replies: Vec<Option<Reply>> = names.iter().map(|_| None).collect();
@@ -129,164 +52,46 @@ fn ask_all(server: SocketAddr, names: &[String]) -> Vec<Option<Reply>> {
         if let Ok((len, _)) = socket.recv_from(&mut buf) {
             let id = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
             if let Some(slot) = replies.get_mut(id) {
-                *slot = Some(parse_reply(&buf[..len]));
+                *slot = Some(Reply::parse(&buf[..len]).expect("a well-formed response"));
             }
         }
     }
     replies
 }
 
-/// GET `path` over HTTP/1.1: (status, body).
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n")?.1.to_owned();
-    Some((status, body))
+/// The sum of the samples of `name` whose labels contain every one of `labels` (0 when none).
+fn sample_sum(text: &str, name: &str, labels: &[&str]) -> u64 {
+    metric(text, name, labels).unwrap_or(0.0) as u64
 }
 
-/// The sum of the samples of `metric` whose labels contain every one of `labels`.
-fn sample_sum(text: &str, metric: &str, labels: &[&str]) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Running {
-    /// Sends SIGTERM and waits for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        self.exited()
-    }
-
-    /// Waits up to 10 s for the exit.
-    fn exited(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.0.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// Sends SIGTERM and waits (10 s at most) for the exit.
+fn terminate(process: &Process) -> ExitStatus {
+    process.terminate();
+    process.wait_exit(Duration::from_secs(10))
 }
 
 /// Starts the binary with `args` and waits until `ready` holds (10 s at most).
-fn start(args: &[String], mut ready: impl FnMut() -> bool) -> Running {
-    let mut running = Running(
-        Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clusterdns"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ready() {
-        if let Ok(Some(status)) = running.0.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = running.0.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!("clusterdns {args:?} exited ({status}):\n{stderr}");
-        }
-        assert!(Instant::now() < deadline, "clusterdns {args:?} not ready");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    running
+fn start<E: std::fmt::Debug>(args: &[String], ready: impl FnMut() -> Result<(), E>) -> Process {
+    let process = Process::clusterdns(args);
+    let what = format!("clusterdns {args:?} ready");
+    process.wait_until(Instant::now(), Duration::from_secs(10), &what, ready);
+    process
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|&a| a.to_owned()).collect()
 }
 
-/// knotd serving `example.test` on a loopback port.
-struct Knot {
-    _child: Running,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Knot {
-    fn start() -> Knot {
-        let knotd = ["/usr/sbin/knotd", "/usr/local/sbin/knotd"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .unwrap_or_else(|| {
-                panic!("knotd (Knot DNS) is not installed: `apt-get install knot` (CI does)")
-            });
-        let dir = temp_dir("knot");
-        std::fs::create_dir_all(dir.join("db")).expect("db dir");
-        std::fs::write(
-            dir.join("example.test.zone"),
-            "$ORIGIN example.test.\n$TTL 300\n\
-             @ 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 3600 1209600 60\n\
+/// knotd serving `example.test`, the node's resolver for names outside the cluster.
+fn knot() -> Knot {
+    Knot::start(
+        "node-local",
+        &[(
+            "example.test",
+            "@ 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 3600 1209600 60\n\
              @ NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\n",
-        )
-        .expect("zone file");
-        let port = free_port();
-        let d = dir.display();
-        std::fs::write(
-            dir.join("knot.conf"),
-            format!(
-                "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    \
-                 tcp-workers: 1\n    background-workers: 1\n\
-                 database:\n    storage: \"{d}/db\"\n\
-                 log:\n  - target: stderr\n    any: warning\n\
-                 template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
-                 journal-content: none\n\
-                 zone:\n  - domain: example.test.\n    file: \"example.test.zone\"\n"
-            ),
-        )
-        .expect("knot.conf");
-        let child = Command::new(knotd)
-            .arg("-c")
-            .arg(dir.join("knot.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("knotd starts");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Running(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while ask(addr, 1, "www.example.test", 1).is_none() {
-            assert!(Instant::now() < deadline, "knotd did not answer on {addr}");
-        }
-        Knot {
-            _child: child,
-            addr,
-            dir,
-        }
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+        )],
+    )
 }
 
 const CLUSTER: &str = "\
@@ -319,11 +124,10 @@ struct Addrs {
 
 impl Addrs {
     fn free() -> Addrs {
-        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         Addrs {
-            dns: at(free_port()),
-            metrics: at(free_port()),
-            ready: at(free_port()),
+            dns: loopback(free_port()),
+            metrics: loopback(free_port()),
+            ready: loopback(free_port()),
         }
     }
 
@@ -349,7 +153,7 @@ impl Addrs {
     }
 }
 
-fn start_cluster_dns(manifests: &std::path::Path, addrs: &Addrs, upstream: SocketAddr) -> Running {
+fn start_cluster_dns(manifests: &Path, addrs: &Addrs, upstream: SocketAddr) -> Process {
     let mut args = addrs.args();
     args.extend(strings(&[
         "--manifests",
@@ -359,18 +163,17 @@ fn start_cluster_dns(manifests: &std::path::Path, addrs: &Addrs, upstream: Socke
     ]));
     let dns = addrs.dns;
     start(&args, || {
-        ask(dns, 1, "kubernetes.default.svc.cluster.local", 1).is_some()
+        answer_is(dns, KUBERNETES, A, Duration::from_secs(3), |_| true)
     })
 }
 
 #[test]
 fn node_local_cache_in_front_of_the_cluster_dns() {
-    let knot = Knot::start();
-    let dir = temp_dir("e2e");
-    let manifests = dir.join("cluster.yaml");
-    std::fs::write(&manifests, CLUSTER).expect("manifests");
+    let knot = knot();
+    let dir = TempDir::new("node-local-e2e");
+    let manifests = dir.write("cluster.yaml", CLUSTER);
     let cluster = Addrs::free();
-    let mut cluster_dns = start_cluster_dns(&manifests, &cluster, knot.addr);
+    let cluster_dns = start_cluster_dns(&manifests, &cluster, knot.addr);
 
     let node = Addrs::free();
     let mut args = node.args();
@@ -385,9 +188,7 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
         &knot.addr.to_string(),
     ]));
     let node_ready = node.ready;
-    let _node_local = start(&args, || {
-        http_get(node_ready, "/ready").is_some_and(|(status, _)| status == 200)
-    });
+    let _node_local = start(&args, || status_is(node_ready, "/ready", 200));
 
     // Every zone: the reverse name is counted under `.`, the block zone that routes it.
     let tcp = ["proto=\"tcp\""];
@@ -400,13 +201,20 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
     );
 
     // A cluster name: the same answer as the cluster DNS gives directly.
-    let direct = ask(cluster.dns, 2, "web.default.svc.cluster.local", 1).expect("direct");
-    assert_eq!(direct.last_rdata, vec![10, 96, 0, 20]);
-    let via_node = ask(node.dns, 3, "web.default.svc.cluster.local", 1).expect("via node");
-    assert_eq!(via_node, direct);
+    let direct = ask_a(cluster.dns, WEB).expect("direct");
+    assert!(direct.is(&["A 10.96.0.20"]), "{direct:?}");
+    let via_node = ask_a(node.dns, WEB).expect("via node");
+    assert_eq!(via_node.data(), direct.data(), "{via_node:?}");
+    assert_eq!(via_node.rcode, direct.rcode, "{via_node:?}");
     // A reverse name of the cluster: the cluster DNS answers it too.
-    let ptr = ask(node.dns, 4, "20.0.96.10.in-addr.arpa", 12).expect("PTR");
-    assert_eq!((ptr.rcode, ptr.answers), (0, 1), "{ptr:?}");
+    let ptr = ask(
+        node.dns,
+        "20.0.96.10.in-addr.arpa",
+        RecordType::PTR,
+        Duration::from_secs(3),
+    )
+    .expect("PTR");
+    assert!(ptr.is(&["PTR web.default.svc.cluster.local."]), "{ptr:?}");
 
     // Many cluster names at once (each a miss: NXDOMAIN for made-up names), pipelined over the
     // pool's connections.
@@ -416,7 +224,7 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
     for batch in names.chunks(100) {
         for (name, reply) in batch.iter().zip(ask_all(node.dns, batch)) {
             let reply = reply.unwrap_or_else(|| panic!("no answer for {name}"));
-            assert_eq!(reply.rcode, 3, "{name}: {reply:?}");
+            assert!(reply.nxdomain(), "{name}: {reply:?}");
         }
     }
 
@@ -441,9 +249,9 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
     // Asked again: cache hits at the node, nothing more reaches the cluster DNS.
     let node_before = node.metrics();
     let hits = "coredns_cache_hits_total";
-    for id in 10..60 {
-        let again = ask(node.dns, id, "web.default.svc.cluster.local", 1).expect("again");
-        assert_eq!(again.last_rdata, vec![10, 96, 0, 20]);
+    for _ in 10..60 {
+        let again = ask_a(node.dns, WEB).expect("again");
+        assert!(again.is(&["A 10.96.0.20"]), "{again:?}");
     }
     let node_after = node.metrics();
     assert_eq!(
@@ -461,9 +269,10 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
     // a cache hit too.
     let root_requests = |text: &str| sample_sum(text, requests, &["zone=\".\""]);
     let cluster_root = root_requests(&cluster.metrics());
-    let www = ask(node.dns, 70, "www.example.test", 1).expect("external");
-    assert_eq!(www.last_rdata, vec![192, 0, 2, 1]);
-    assert_eq!(ask(node.dns, 71, "www.example.test", 1), Some(www));
+    let www = ask_a(node.dns, "www.example.test").expect("external");
+    assert!(www.is(&["A 192.0.2.1"]), "{www:?}");
+    let again = ask_a(node.dns, "www.example.test").expect("external, again");
+    assert!(again.is(&["A 192.0.2.1"]), "{again:?}");
     assert_eq!(root_requests(&cluster.metrics()), cluster_root);
     let node_text = node.metrics();
     let to_knot = format!("to=\"{}\"", knot.addr);
@@ -495,15 +304,15 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
     );
 
     // The cluster DNS restarts: the pool reconnects and cluster names resolve again.
-    assert!(cluster_dns.terminate().success());
+    assert!(terminate(&cluster_dns).success());
     drop(cluster_dns);
-    cluster_dns = start_cluster_dns(&manifests, &cluster, knot.addr);
+    let _restarted = start_cluster_dns(&manifests, &cluster, knot.addr);
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut attempt = 0;
     loop {
         attempt += 1;
         let name = format!("after-restart-{attempt}.default.svc.cluster.local");
-        if ask(node.dns, 80, &name, 1).is_some_and(|r| r.rcode == 3) {
+        if ask_a(node.dns, &name).is_some_and(|r| r.nxdomain()) {
             break;
         }
         assert!(
@@ -517,8 +326,6 @@ fn node_local_cache_in_front_of_the_cluster_dns() {
         &[],
     );
     assert!(reconnected > accepted, "{reconnected} <= {accepted}");
-    drop(cluster_dns);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs a command to completion.
@@ -581,14 +388,11 @@ impl Netns {
     }
 
     /// Starts the binary inside the namespace.
-    fn spawn(&self, args: &[&str]) -> Running {
+    fn spawn(&self, args: &[&str]) -> Process {
         let handle = self.handle();
         let fd = handle.as_raw_fd();
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut command = Command::new(clusterdns_binary());
+        command.args(args);
         // SAFETY: setns(2) is async-signal-safe; `handle` outlives the spawn.
         unsafe {
             command.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
@@ -596,9 +400,9 @@ impl Netns {
                 _ => Err(std::io::Error::last_os_error()),
             });
         }
-        let child = command.spawn().expect("spawn in the netns");
+        let process = Process::spawn(&mut command);
         drop(handle);
-        Running(child)
+        process
     }
 
     /// One UDP exchange from inside the namespace; `None` on timeout.
@@ -690,12 +494,9 @@ fn node_setup_in_a_network_namespace() {
     if dummy.status.success() {
         netns.exec(&["ip", "link", "del", "probe0"]);
     } else {
-        let mut failed = netns.spawn(&args(false));
-        let status = failed.exited();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = failed.0.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
+        let failed = netns.spawn(&args(false));
+        let status = failed.wait_exit(Duration::from_secs(10));
+        let stderr = failed.stderr();
         assert!(!status.success());
         assert!(
             stderr.contains("cannot set up the node")
@@ -709,20 +510,17 @@ fn node_setup_in_a_network_namespace() {
 
     // Up: the address is on the interface, the rules are in, and queries are answered there.
     let server: SocketAddr = listen.parse().expect("addr");
-    let version_bind = query(7, "version.bind", 16, 3);
-    let mut running = netns.spawn(&args(false));
+    let version_bind = Query::new("version.bind", 16).id(7).class(3).build();
+    let running = netns.spawn(&args(false));
     let deadline = Instant::now() + Duration::from_secs(10);
     let reply = loop {
         if let Some(reply) = netns.ask(server, version_bind.clone()) {
             break reply;
         }
-        assert!(
-            running.0.try_wait().expect("wait").is_none(),
-            "exited early"
-        );
+        running.assert_alive();
         assert!(Instant::now() < deadline, "no answer on {server}");
     };
-    assert_eq!(reply[3] & 0x0F, 5, "class CH: REFUSED");
+    assert_eq!(rcode(&reply), 5, "class CH: REFUSED");
     let addrs = netns.stdout(&["ip", "-o", "addr", "show", "dev", interface]);
     assert!(addrs.contains("169.254.20.10/32"), "{addrs}");
     let installed = rules();
@@ -732,18 +530,18 @@ fn node_setup_in_a_network_namespace() {
     assert_eq!(installed.matches("NOTRACK").count(), 6, "{installed}");
 
     // SIGTERM: rules and interface are removed.
-    assert!(running.terminate().success());
+    assert!(terminate(&running).success());
     assert!(!rules().contains("169.254.20.10"), "{}", rules());
     assert!(!has_interface(), "interface left behind");
 
     // With --skip-teardown they stay (for a restart that must not interrupt DNS).
     netns.exec(&["ip", "link", "add", interface, "type", "bridge"]);
-    let mut kept = netns.spawn(&args(true));
+    let kept = netns.spawn(&args(true));
     let deadline = Instant::now() + Duration::from_secs(10);
     while netns.ask(server, version_bind.clone()).is_none() {
         assert!(Instant::now() < deadline, "no answer on {server}");
     }
-    assert!(kept.terminate().success());
+    assert!(terminate(&kept).success());
     assert!(rules().contains(raw_rule), "{}", rules());
     assert!(has_interface());
 }
@@ -754,9 +552,8 @@ fn node_setup_in_a_network_namespace() {
 #[test]
 fn pipelined_tcp_queries_are_answered_as_each_is_ready() {
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let dir = temp_dir("pipelined");
-    let manifests = dir.join("cluster.yaml");
-    std::fs::write(&manifests, CLUSTER).expect("manifests");
+    let dir = TempDir::new("node-local-pipelined");
+    let manifests = dir.write("cluster.yaml", CLUSTER);
     let cluster = Addrs::free();
     let mut args = cluster.args();
     args.extend(strings(&[
@@ -769,7 +566,7 @@ fn pipelined_tcp_queries_are_answered_as_each_is_ready() {
     ]));
     let dns = cluster.dns;
     let _cluster_dns = start(&args, || {
-        ask(dns, 1, "kubernetes.default.svc.cluster.local", 1).is_some()
+        answer_is(dns, KUBERNETES, A, Duration::from_secs(3), |_| true)
     });
 
     let mut stream = TcpStream::connect(dns).expect("connect");
@@ -777,12 +574,8 @@ fn pipelined_tcp_queries_are_answered_as_each_is_ready() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mut frames = Vec::new();
-    for (id, name) in [
-        (1, "www.example.test"),
-        (2, "kubernetes.default.svc.cluster.local"),
-        (3, "web.default.svc.cluster.local"),
-    ] {
-        let packet = query(id, name, 1, 1);
+    for (id, name) in [(1, "www.example.test"), (2, KUBERNETES), (3, WEB)] {
+        let packet = query(id, name, 1, None);
         frames.extend_from_slice(&(packet.len() as u16).to_be_bytes());
         frames.extend_from_slice(&packet);
     }
@@ -790,16 +583,12 @@ fn pipelined_tcp_queries_are_answered_as_each_is_ready() {
     stream.write_all(&frames).expect("send");
     let mut answers = Vec::new();
     for _ in 0..3 {
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).expect("length");
-        let mut packet = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        stream.read_exact(&mut packet).expect("answer");
+        let packet = read_framed(&mut stream).expect("answer");
         let id = u16::from_be_bytes([packet[0], packet[1]]);
-        answers.push((id, packet[3] & 0x0F, sent.elapsed()));
+        answers.push((id, rcode(&packet), sent.elapsed()));
     }
     let order: Vec<(u16, u8)> = answers.iter().map(|&(id, rcode, _)| (id, rcode)).collect();
     assert_eq!(order, [(2, 0), (3, 0), (1, 2)], "{answers:?}");
     assert!(answers[1].2 < Duration::from_millis(500), "{answers:?}");
     assert!(answers[2].2 >= Duration::from_millis(900), "{answers:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

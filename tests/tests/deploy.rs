@@ -7,16 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use clusterdns_testkit::process::clusterdns_binary;
+use clusterdns_testkit::yaml::{strict, Document, FromYaml};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_yaml::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
 
 /// What the Dockerfile adds to the documented build command: a static musl binary.
 const IMAGE_TARGET: &str = "--target x86_64-unknown-linux-musl";
@@ -24,7 +21,7 @@ const IMAGE_TARGET: &str = "--target x86_64-unknown-linux-musl";
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("server/ has a parent")
+        .expect("tests/ has a parent")
         .to_path_buf()
 }
 
@@ -46,57 +43,7 @@ impl Objects {
     /// Every document of every `deploy/*.yaml` (not subdirectories); panics naming the file,
     /// the object and the field of the first problem.
     fn load() -> Objects {
-        let dir = workspace().join("deploy");
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no deploy/*.yaml");
-        let mut objects = Objects::default();
-        for path in &files {
-            let name = format!("deploy/{}", path.file_name().unwrap().to_string_lossy());
-            if let Err(message) = objects.add_file(&name, &read(path)) {
-                panic!("{message}");
-            }
-        }
-        objects
-    }
-
-    fn add_file(&mut self, file: &str, text: &str) -> Result<(), String> {
-        for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = Value::deserialize(document)
-                .map_err(|e| format!("{file}: document {index}: not YAML: {e}"))?;
-            self.add(file, index, value)?;
-        }
-        Ok(())
-    }
-
-    fn add(&mut self, file: &str, index: usize, document: Value) -> Result<(), String> {
-        if document.is_null() {
-            return Ok(());
-        }
-        let kind = document.get("kind").and_then(Value::as_str).unwrap_or("");
-        let name = document
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let what = format!("{file}: document {index} ({kind} {name:?})");
-        match kind {
-            "ServiceAccount" => self.service_accounts.push(strict(&what, document)?),
-            "ClusterRole" => self.cluster_roles.push(strict(&what, document)?),
-            "ClusterRoleBinding" => self.bindings.push(strict(&what, document)?),
-            "Deployment" => self.deployments.push(strict(&what, document)?),
-            "Service" => self.services.push(strict(&what, document)?),
-            _ => {
-                return Err(format!(
-                    "{what}: a kind this test does not check; add it here"
-                ))
-            }
-        }
-        Ok(())
+        Objects::load_dir(&workspace().join("deploy"), "deploy")
     }
 
     fn deployment(&self) -> &Deployment {
@@ -114,32 +61,21 @@ impl Objects {
     }
 }
 
-/// Deserialises into the k8s-openapi type, which checks apiVersion and kind; any field the type
-/// does not know (k8s-openapi skips those silently, as the API server drops them) is an error.
-fn strict<T: DeserializeOwned>(what: &str, document: Value) -> Result<T, String> {
-    let mut unknown = Vec::new();
-    let object = serde_ignored::deserialize(document, |path| unknown.push(field_path(&path)))
-        .map_err(|e| format!("{what}: {e}"))?;
-    if unknown.is_empty() {
-        Ok(object)
-    } else {
-        Err(format!("{what}: unknown fields: {}", unknown.join(", ")))
-    }
-}
-
-/// `spec.template.spec.containers[0].name`: the path as it is written in YAML.
-fn field_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
-        P::Map { parent, key } => match field_path(parent) {
-            parent if parent.is_empty() => key.clone(),
-            parent => format!("{parent}.{key}"),
-        },
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            field_path(parent)
+impl FromYaml for Objects {
+    fn add(&mut self, Document { what, kind, value }: Document) -> Result<(), String> {
+        match kind.as_str() {
+            "ServiceAccount" => self.service_accounts.push(strict(&what, value)?),
+            "ClusterRole" => self.cluster_roles.push(strict(&what, value)?),
+            "ClusterRoleBinding" => self.bindings.push(strict(&what, value)?),
+            "Deployment" => self.deployments.push(strict(&what, value)?),
+            "Service" => self.services.push(strict(&what, value)?),
+            _ => {
+                return Err(format!(
+                    "{what}: a kind this test does not check; add it here"
+                ))
+            }
         }
+        Ok(())
     }
 }
 
@@ -161,7 +97,7 @@ struct Help(BTreeMap<String, Option<String>>);
 
 impl Help {
     fn of_binary() -> Help {
-        let output = Command::new(BIN)
+        let output = Command::new(clusterdns_binary())
             .arg("--help")
             .output()
             .expect("binary runs");
@@ -422,7 +358,7 @@ fn container_args_are_flags_the_binary_accepts() {
         );
     }
     // clap parses and checks every value before it acts on a trailing --help.
-    let output = Command::new(BIN)
+    let output = Command::new(clusterdns_binary())
         .args(objects.container().args.iter().flatten())
         .arg("--help")
         .output()

@@ -1,10 +1,11 @@
 //! The `clusterdns` binary run with a Corefile (`--corefile PATH`, or CoreDNS's `-conf PATH`), as
 //! a cluster that replaces CoreDNS with it runs it: the default Corefiles of kubeadm, k3s, EKS and
 //! AKS (verbatim in `tests/corefiles/`), a kitchen-sink Corefile using every directive and option
-//! clusterdns takes, Corefiles it must refuse (with `FILE:LINE` naming the token), and `reload`
-//! under load. Every check is a real DNS answer over a loopback socket, from the real binary fed
-//! by the fake Kubernetes API server (`tests/src/fakeapi.rs`) and forwarding to Knot DNS (`knotd`,
-//! Debian package `knot`; CI installs it).
+//! clusterdns takes, and `reload` under load. Every check is a real DNS answer over a loopback
+//! socket, from the real binary fed by the fake Kubernetes API server
+//! (`clusterdns_testkit::fakeapi`) and forwarding to Knot DNS (`clusterdns_testkit::knot`). The
+//! Corefiles it must refuse, and `--check-corefile`, are command-line tests
+//! (`server/tests/cli.rs`).
 //!
 //! The expected answers are CoreDNS 1.13's for the same Corefile (plugin order from its
 //! `plugin.cfg`, not from the order of the lines), except where clusterdns deliberately differs:
@@ -20,25 +21,23 @@
 //! into the test's temp dir; AKS's relative `import custom/*` needs no change (imports are
 //! relative to the Corefile's directory, and the test writes the Corefile into its temp dir).
 
-// Shared with the e2e crate (whose own tests exercise all of it); this file uses a part.
-#[path = "../../tests/src/fakeapi.rs"]
-#[allow(dead_code)]
-mod fakeapi;
-
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fakeapi::{FakeApi, Kind};
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, Record, RecordType};
+use clusterdns_testkit::client::QueryLoop;
+use clusterdns_testkit::dns::{Reply, Rr};
+use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::http::{http_get, metric};
+use clusterdns_testkit::knot::Knot;
+use clusterdns_testkit::net::{free_port, loopback};
+use clusterdns_testkit::process::{clusterdns_binary, Process};
+use clusterdns_testkit::temp::TempDir;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clusterdns");
 /// How long the binary may take to start answering and to sync with the fake API.
 const STARTUP: Duration = Duration::from_secs(15);
 /// How long a change in the API may take to show in answers.
@@ -52,469 +51,51 @@ const WEB: &str = "web.default.svc.cluster.local";
 const LB: &str = "lb.default.svc.cluster.local";
 
 // ---------------------------------------------------------------------------------------------
-// Sockets and answers
+// The binary
 // ---------------------------------------------------------------------------------------------
 
-/// A loopback port free for both UDP and TCP (bound and released; good enough for tests).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    ([127, 0, 0, 1], port).into()
-}
-
-/// One resource record, reduced to what the tests compare.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Rr {
-    /// The owner, lowercase, with the trailing dot.
-    name: String,
-    ttl: u32,
-    /// `TYPE RDATA`, e.g. `A 192.0.2.1`.
-    data: String,
-}
-
-impl Rr {
-    fn from(record: &Record) -> Rr {
-        let data = match &record.data {
-            RData::A(a) => format!("A {}", a.0),
-            RData::AAAA(a) => format!("AAAA {}", a.0),
-            RData::CNAME(name) => format!("CNAME {}", name.0),
-            RData::PTR(name) => format!("PTR {}", name.0),
-            RData::NS(name) => format!("NS {}", name.0),
-            RData::SRV(s) => format!("SRV {} {} {} {}", s.priority, s.weight, s.port, s.target),
-            RData::HINFO(h) => format!(
-                "HINFO {:?} {:?}",
-                String::from_utf8_lossy(&h.cpu),
-                String::from_utf8_lossy(&h.os)
-            ),
-            other => format!("{} {other}", record.record_type()),
-        };
-        Rr {
-            name: record.name.to_ascii().to_ascii_lowercase(),
-            ttl: record.ttl,
-            data,
-        }
-    }
-}
-
-/// A DNS response: its rcode, AA bit and sections (in the order received).
-#[derive(Clone, Debug)]
-struct Reply {
-    rcode: ResponseCode,
-    aa: bool,
-    answers: Vec<Rr>,
-    authority: Vec<Rr>,
-    additional: Vec<Rr>,
-}
-
-impl Reply {
-    /// The answer section's `TYPE RDATA`, sorted.
-    fn data(&self) -> Vec<String> {
-        let mut data: Vec<String> = self.answers.iter().map(|rr| rr.data.clone()).collect();
-        data.sort();
-        data
-    }
-
-    /// NOERROR with exactly `records` (sorted `TYPE RDATA`) in the answer section.
-    fn is(&self, records: &[&str]) -> bool {
-        self.rcode == ResponseCode::NoError && self.data() == records
-    }
-
-    fn owners(&self) -> Vec<String> {
-        self.answers.iter().map(|rr| rr.name.clone()).collect()
-    }
-
-    fn ttls(&self) -> Vec<u32> {
-        self.answers.iter().map(|rr| rr.ttl).collect()
-    }
-}
-
-fn parse(response: &[u8]) -> Reply {
-    let message = Message::from_vec(response).expect("a well-formed response");
-    Reply {
-        rcode: message.metadata.response_code,
-        aa: message.metadata.authoritative,
-        answers: message.answers.iter().map(Rr::from).collect(),
-        authority: message.authorities.iter().map(Rr::from).collect(),
-        additional: message.additionals.iter().map(Rr::from).collect(),
-    }
-}
-
-/// A query as a stub resolver sends it (RD set), without EDNS.
-fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
-    let mut out = vec![(id >> 8) as u8, id as u8, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.trim_end_matches('.').split('.') {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out.extend_from_slice(&u16::from(qtype).to_be_bytes());
-    out.extend_from_slice(&[0, 1]);
-    out
-}
-
-static NEXT_ID: AtomicU16 = AtomicU16::new(1);
-
-/// Asks over UDP; `None` when nothing came back within `timeout`.
-fn ask_udp(server: SocketAddr, name: &str, qtype: RecordType, timeout: Duration) -> Option<Reply> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
-    socket.set_read_timeout(Some(timeout)).ok()?;
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    socket.send_to(&query(id, name, qtype), server).ok()?;
-    let mut buf = vec![0u8; 65535];
-    loop {
-        let (len, _) = socket.recv_from(&mut buf).ok()?;
-        if len >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-            return Some(parse(&buf[..len]));
-        }
-    }
-}
-
-/// `GET path` over HTTP/1.1; the status code and body, or `None` when the connection failed.
-fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let code = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Some((code, body.to_string()))
-}
-
-/// The value of the unlabelled sample `name` in a Prometheus text page.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+/// Starts `clusterdns FLAG PATH --threads 1`, `FLAG` being `--corefile` or `-conf`.
+fn serve(flag: &str, path: &Path) -> Process {
+    Process::clusterdns(&[
+        OsStr::new(flag),
+        path.as_os_str(),
+        OsStr::new("--threads"),
+        OsStr::new("1"),
+    ])
 }
 
 // ---------------------------------------------------------------------------------------------
-// Temp dirs, Knot, the binary
+// The upstreams
 // ---------------------------------------------------------------------------------------------
-
-/// A directory of its own for one test; removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("clusterdns-corefile-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `text` to `name` under the directory (creating parents); returns its path.
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("parent dir");
-        }
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where `knotd` is, or a failure saying what to install.
-fn knotd() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join("knotd"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "knotd (Knot DNS) is not installed; these tests need it as their upstream: \
-                 install it with `apt-get install knot` (CI installs it in .ci/run)"
-            )
-        })
-}
 
 /// The zones of the upstream every Corefile forwards to: a forward zone, a reverse zone with
 /// one PTR (so a forwarded reverse lookup is told apart from an NXDOMAIN of clusterdns's), and
 /// the zone AKS's `internal.cloudapp.net` template falls through to (with a wildcard, so a name
 /// the template answers NXDOMAIN would get an address here).
-fn upstream_zones() -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "example.test",
-            "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
-             ns A 192.0.2.53\nwww A 192.0.2.1\nmail A 192.0.2.25\n"
-                .into(),
-        ),
-        (
-            "2.0.192.in-addr.arpa",
-            "@ 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 3600 1209600 60\n\
-             @ NS ns.example.test.\n99 PTR knot-ptr.example.test.\n"
-                .into(),
-        ),
-        (
-            "internal.cloudapp.net",
-            "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
-             ns A 10.240.0.53\nvm A 10.240.0.4\n* A 10.240.0.99\n"
-                .into(),
-        ),
-    ]
-}
+const UPSTREAM_ZONES: &[(&str, &str)] = &[
+    (
+        "example.test",
+        "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
+         ns A 192.0.2.53\nwww A 192.0.2.1\nmail A 192.0.2.25\n",
+    ),
+    (
+        "2.0.192.in-addr.arpa",
+        "@ 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 3600 1209600 60\n\
+         @ NS ns.example.test.\n99 PTR knot-ptr.example.test.\n",
+    ),
+    (
+        "internal.cloudapp.net",
+        "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
+         ns A 10.240.0.53\nvm A 10.240.0.4\n* A 10.240.0.99\n",
+    ),
+];
 
 /// The zone of a second upstream, for stub domains: only it serves `stub.test`.
-fn stub_zones() -> Vec<(&'static str, String)> {
-    vec![(
-        "stub.test",
-        "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
-         ns A 198.51.100.53\nwww A 198.51.100.7\n"
-            .into(),
-    )]
-}
-
-/// knotd serving `zones` (origin, records; `$TTL 300`) on a loopback port from a temp dir.
-struct Knot {
-    child: Child,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Knot {
-    fn start(name: &str, zones: &[(&str, String)]) -> Knot {
-        let knotd = knotd();
-        let dir = TempDir::new(&format!("knot-{name}"));
-        std::fs::create_dir_all(dir.path().join("db")).expect("db dir");
-        let d = dir.path().display();
-        let port = free_port();
-        let mut config = format!(
-            "server:\n    rundir: \"{d}\"\n    listen: 127.0.0.1@{port}\n    udp-workers: 1\n    \
-             tcp-workers: 1\n    background-workers: 1\n\
-             database:\n    storage: \"{d}/db\"\n\
-             log:\n  - target: stderr\n    any: warning\n\
-             template:\n  - id: default\n    storage: \"{d}\"\n    zonefile-sync: -1\n    \
-             journal-content: none\n\
-             zone:\n"
-        );
-        for (origin, records) in zones {
-            dir.write(
-                &format!("{origin}.zone"),
-                &format!("$ORIGIN {origin}.\n$TTL 300\n{records}"),
-            );
-            config.push_str(&format!(
-                "  - domain: {origin}.\n    file: \"{origin}.zone\"\n"
-            ));
-        }
-        let config_path = dir.write("knot.conf", &config);
-        let child = Command::new(knotd)
-            .arg("-c")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("knotd starts");
-        let mut knot = Knot {
-            child,
-            addr: loopback(port),
-            _dir: dir,
-        };
-        let probe = format!("ns.{}", zones[0].0);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if ask_udp(knot.addr, &probe, A, Duration::from_millis(100)).is_some() {
-                return knot;
-            }
-            if let Ok(Some(status)) = knot.child.try_wait() {
-                let mut stderr = String::new();
-                if let Some(mut pipe) = knot.child.stderr.take() {
-                    let _ = pipe.read_to_string(&mut stderr);
-                }
-                panic!("knotd exited ({status}) before answering:\n{stderr}");
-            }
-        }
-        panic!("knotd did not answer on {} within 10 s", knot.addr);
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Collects a child's pipe line by line on a thread of its own.
-fn collect(pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut text = sink.lock().unwrap_or_else(|p| p.into_inner());
-            text.push_str(&line);
-            text.push('\n');
-        }
-    });
-    text
-}
-
-/// A running `clusterdns`; killed when dropped.
-struct Server {
-    child: Mutex<Child>,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Starts the binary with `args`.
-    fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clusterdns");
-        let stdout = collect(child.stdout.take().expect("stdout"));
-        let stderr = collect(child.stderr.take().expect("stderr"));
-        Server {
-            child: Mutex::new(child),
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Starts `clusterdns FLAG PATH --threads 1`, `FLAG` being `--corefile` or `-conf`.
-    fn serve(flag: &str, path: &Path) -> Server {
-        Server::spawn(&[
-            Path::new(flag),
-            path,
-            Path::new("--threads"),
-            Path::new("1"),
-        ])
-    }
-
-    fn stdout(&self) -> String {
-        self.stdout
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// stdout and stderr, for failure messages.
-    fn logs(&self) -> String {
-        let stderr = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        format!("--- stdout:\n{}--- stderr:\n{stderr}", self.stdout())
-    }
-
-    fn assert_alive(&self) {
-        let status = self
-            .child
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .try_wait();
-        if let Ok(Some(status)) = status {
-            panic!("clusterdns exited with {status}\n{}", self.logs());
-        }
-    }
-
-    /// Asks `name qtype` over UDP at `dns`; fails the test when nothing comes back in 2 s.
-    fn ask(&self, dns: SocketAddr, name: &str, qtype: RecordType) -> Reply {
-        ask_udp(dns, name, qtype, Duration::from_secs(2))
-            .unwrap_or_else(|| panic!("no answer to {name} {qtype} at {dns}\n{}", self.logs()))
-    }
-
-    /// Waits until `addr` answers `GET path` with 200.
-    fn wait_http_ok(&self, addr: SocketAddr, path: &str) {
-        let started = Instant::now();
-        loop {
-            if http_get(addr, path).is_some_and(|(code, _)| code == 200) {
-                return;
-            }
-            self.assert_alive();
-            assert!(
-                started.elapsed() < STARTUP,
-                "{path} at {addr} not 200 within {STARTUP:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until `name qtype` at `dns` satisfies `condition`; returns how long after `since`.
-    fn wait_answer(
-        &self,
-        dns: SocketAddr,
-        since: Instant,
-        within: Duration,
-        name: &str,
-        qtype: RecordType,
-        condition: impl Fn(&Reply) -> bool,
-    ) -> Duration {
-        loop {
-            let reply = ask_udp(dns, name, qtype, Duration::from_millis(500));
-            if reply.as_ref().is_some_and(&condition) {
-                return since.elapsed();
-            }
-            self.assert_alive();
-            assert!(
-                since.elapsed() < within,
-                "{name} {qtype} at {dns}: still {reply:?} after {within:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Waits for the exit, killing the process and failing after `within`.
-    fn wait_exit(&self, within: Duration) -> ExitStatus {
-        let started = Instant::now();
-        loop {
-            let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(status) = child.try_wait().expect("wait") {
-                drop(child);
-                // Let the pipe threads take the last lines.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            if started.elapsed() > within {
-                let _ = child.kill();
-                drop(child);
-                panic!("still running after {within:?}\n{}", self.logs());
-            }
-            drop(child);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
+const STUB_ZONES: &[(&str, &str)] = &[(
+    "stub.test",
+    "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
+     ns A 198.51.100.53\nwww A 198.51.100.7\n",
+)];
 
 // ---------------------------------------------------------------------------------------------
 // The cluster, the fixtures and their adaptation
@@ -532,23 +113,10 @@ fn seed(api: &FakeApi) {
         api.upsert(Kind::Namespace, fakeapi::namespace(ns));
     }
     let services = [
-        fakeapi::service(
-            "default",
-            "kubernetes",
-            &["10.96.0.1"],
-            &[http("https", 443)],
-        ),
-        fakeapi::service("default", "web", &["10.96.0.20"], &[http("http", 80)]),
-        fakeapi::service(
-            "kube-system",
-            "kube-dns",
-            &["10.96.0.10"],
-            &[fakeapi::port("dns", 53, "UDP"), http("dns-tcp", 53)],
-        ),
         fakeapi::service("other", "hidden", &["10.96.0.30"], &[http("http", 80)]),
         fakeapi::headless_service("default", "lb", &[http("http", 8080)]),
     ];
-    for service in services {
+    for service in fakeapi::core_services().into_iter().chain(services) {
         api.upsert(Kind::Service, service);
     }
     let endpoints: Vec<serde_json::Value> = (1..=4)
@@ -570,14 +138,10 @@ fn seed(api: &FakeApi) {
 
 /// A fixture of `tests/corefiles/`, as shipped.
 fn fixture(name: &str) -> String {
-    let path = fixture_path(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corefiles")
+        .join(format!("{name}.Corefile"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corefiles")
-        .join(format!("{name}.Corefile"))
 }
 
 /// What the test puts where a real deployment has its own addresses and files.
@@ -676,7 +240,7 @@ const NODE_HOSTS: &str = "192.0.2.11 k3s-server-0\n192.0.2.12 k3s-agent-1\n";
 /// One of the default Corefiles running against a seeded fake API and Knot. Fields drop in
 /// order: the server first.
 struct Deployment {
-    server: Server,
+    server: Process,
     env: Env,
     api: FakeApi,
     _knot: Knot,
@@ -699,8 +263,8 @@ impl Deployment {
     ) -> Deployment {
         let api = FakeApi::start();
         seed(&api);
-        let knot = Knot::start(test, &upstream_zones());
-        let stub = stub.then(|| Knot::start(&format!("{test}-stub"), &stub_zones()));
+        let knot = Knot::start(test, UPSTREAM_ZONES);
+        let stub = stub.then(|| Knot::start(&format!("{test}-stub"), STUB_ZONES));
         let dir = TempDir::new(test);
         let kubeconfig = dir.path().join("kubeconfig");
         api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -717,8 +281,8 @@ impl Deployment {
         };
         prepare(&dir, &env, stub.as_ref().map(|k| k.addr));
         let corefile = dir.write("Corefile", &edit(adapt(&fixture(name), &env)));
-        let server = Server::serve(conf_flag, &corefile);
-        server.wait_http_ok(env.ready, "/ready");
+        let server = serve(conf_flag, &corefile);
+        server.wait_status(env.ready, "/ready", 200, STARTUP);
         Deployment {
             server,
             env,
@@ -807,7 +371,7 @@ fn assert_serves_like_coredns(d: &Deployment, ttl: u32) {
     eprintln!("the new cluster IP was answered {took:?} after the change");
 
     // The operations endpoints the Corefile asks for.
-    d.server.wait_http_ok(d.env.health, "/health");
+    d.server.wait_status(d.env.health, "/health", 200, STARTUP);
     let (code, text) = http_get(d.env.metrics, "/metrics").expect("/metrics answers");
     assert_eq!(code, 200);
     assert!(text.contains("coredns_dns_requests_total"), "{text}");
@@ -1085,8 +649,8 @@ stub.test:@P1@ {
 fn kitchen_sink_corefile_uses_every_directive_and_option() {
     let api = FakeApi::start();
     seed(&api);
-    let knot = Knot::start("kitchen", &upstream_zones());
-    let stub = Knot::start("kitchen-stub", &stub_zones());
+    let knot = Knot::start("kitchen", UPSTREAM_ZONES);
+    let stub = Knot::start("kitchen-stub", STUB_ZONES);
     let dir = TempDir::new("kitchen");
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -1111,7 +675,7 @@ fn kitchen_sink_corefile_uses_every_directive_and_option() {
     assert!(!text.contains('@'), "a placeholder left:\n{text}");
     let corefile = dir.write("Corefile", &text);
 
-    let check = Command::new(BIN)
+    let check = Command::new(clusterdns_binary())
         .arg("--check-corefile")
         .arg(&corefile)
         .output()
@@ -1122,9 +686,9 @@ fn kitchen_sink_corefile_uses_every_directive_and_option() {
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let server = Server::serve("--corefile", &corefile);
-    server.wait_http_ok(loopback(ready), "/ready");
-    server.wait_http_ok(loopback(health), "/health");
+    let server = serve("--corefile", &corefile);
+    server.wait_status(loopback(ready), "/ready", 200, STARTUP);
+    server.wait_status(loopback(health), "/health", 200, STARTUP);
     let main = loopback(p1);
     let ask = |name: &str, qtype: RecordType| server.ask(main, name, qtype);
     let logs = || server.logs();
@@ -1295,225 +859,6 @@ fn kitchen_sink_corefile_uses_every_directive_and_option() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Refused Corefiles and flags
-// ---------------------------------------------------------------------------------------------
-
-/// A Corefile clusterdns must refuse: the lines the error may name (in `file`, the Corefile
-/// itself unless an imported file is at fault) and the token it must quote.
-struct Bad {
-    what: &'static str,
-    corefile: String,
-    /// Another file the Corefile imports: name and text.
-    extra: Option<(&'static str, &'static str)>,
-    /// The file the error must name (the Corefile when `None`).
-    file: Option<&'static str>,
-    lines: &'static [usize],
-    token: &'static str,
-}
-
-fn bad_corefiles(port: u16) -> Vec<Bad> {
-    let bad = |what, corefile: &str, lines, token| Bad {
-        what,
-        corefile: corefile.replace("@P@", &port.to_string()),
-        extra: None,
-        file: None,
-        lines,
-        token,
-    };
-    vec![
-        // Caddy's parser reports the EOF at the last token; the opening brace is as good.
-        bad(
-            "unclosed brace",
-            ".:@P@ {\n    bind 127.0.0.1\n    errors\n",
-            &[1, 3],
-            "",
-        ),
-        bad(
-            "stray closing brace",
-            ".:@P@ {\n    bind 127.0.0.1\n    errors\n}\n}\n",
-            &[5],
-            "}",
-        ),
-        bad(
-            "unknown directive",
-            ".:@P@ {\n    bind 127.0.0.1\n    errors\n    frobnicate\n}\n",
-            &[4],
-            "frobnicate",
-        ),
-        bad(
-            "unknown option",
-            ".:@P@ {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        bogus_option yes\n    }\n}\n",
-            &[4],
-            "bogus_option",
-        ),
-        bad(
-            "bad option value",
-            ".:@P@ {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        ttl abc\n    }\n}\n",
-            &[4],
-            "abc",
-        ),
-        bad(
-            "tls:// server block key",
-            "tls://.:@P@ {\n    bind 127.0.0.1\n    errors\n}\n",
-            &[1],
-            "tls://",
-        ),
-        bad(
-            "forward to tls://",
-            ".:@P@ {\n    bind 127.0.0.1\n    forward . tls://1.1.1.1\n}\n",
-            &[3],
-            "tls://1.1.1.1",
-        ),
-        bad(
-            "autopath",
-            ".:@P@ {\n    bind 127.0.0.1\n    autopath @kubernetes\n    kubernetes cluster.local\n}\n",
-            &[3],
-            "autopath",
-        ),
-        bad(
-            "missing import without a glob",
-            ".:@P@ {\n    bind 127.0.0.1\n    import missing.conf\n}\n",
-            &[3],
-            "missing.conf",
-        ),
-        Bad {
-            what: "unknown directive in an imported file",
-            corefile: format!(
-                ".:{port} {{\n    bind 127.0.0.1\n    import extra.override\n    errors\n}}\n"
-            ),
-            extra: Some(("extra.override", "cache 30\nfrobnicate\n")),
-            file: Some("extra.override"),
-            lines: &[2],
-            token: "frobnicate",
-        },
-    ]
-}
-
-/// The one line on stderr; fails unless there is exactly one.
-fn single_line(stderr: &str, what: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "{what}: exactly one line on stderr expected:\n{stderr}"
-    );
-    lines[0].to_string()
-}
-
-#[test]
-fn bad_corefiles_are_refused_naming_file_line_and_token() {
-    let dir = TempDir::new("bad");
-    let port = free_port();
-    for (i, bad) in bad_corefiles(port).into_iter().enumerate() {
-        let case = dir.path().join(format!("case{i}"));
-        std::fs::create_dir_all(&case).expect("case dir");
-        let corefile = case.join("Corefile");
-        std::fs::write(&corefile, &bad.corefile).expect("write");
-        if let Some((name, text)) = bad.extra {
-            std::fs::write(case.join(name), text).expect("write");
-        }
-        let file = bad.file.map_or(corefile.clone(), |name| case.join(name));
-        let what = bad.what;
-
-        // Starting with it: a non-zero exit and one line naming FILE:LINE and the token.
-        let server = Server::serve("--corefile", &corefile);
-        let status = server.wait_exit(Duration::from_secs(10));
-        assert!(
-            !status.success(),
-            "{what}: started anyway\n{}",
-            server.logs()
-        );
-        let stderr = server.stderr.lock().unwrap().clone();
-        let line = single_line(&stderr, what);
-        eprintln!("{what}: {line}");
-        assert!(line.starts_with("clusterdns: "), "{what}: {line}");
-        let named = bad
-            .lines
-            .iter()
-            .any(|n| line.contains(&format!("{}:{n}", file.display())));
-        assert!(
-            named,
-            "{what}: the error must name {}:{:?}: {line}\n--- Corefile:\n{}",
-            file.display(),
-            bad.lines,
-            bad.corefile
-        );
-        assert!(
-            line.contains(bad.token),
-            "{what}: must quote {:?}: {line}",
-            bad.token
-        );
-
-        // --check-corefile: exit 1 with the same line.
-        let check = Command::new(BIN)
-            .arg("--check-corefile")
-            .arg(&corefile)
-            .output()
-            .expect("run --check-corefile");
-        assert_eq!(check.status.code(), Some(1), "{what}: --check-corefile");
-        let checked = single_line(&String::from_utf8_lossy(&check.stderr), what);
-        assert_eq!(checked, line, "{what}: --check-corefile and startup differ");
-    }
-}
-
-/// Flags the Corefile replaces are refused with it rather than silently ignored or merged.
-#[test]
-fn flags_the_corefile_replaces_are_refused() {
-    let dir = TempDir::new("flags");
-    let port = free_port();
-    let corefile = dir.write(
-        "Corefile",
-        &format!(".:{port} {{\n    bind 127.0.0.1\n    errors\n}}\n"),
-    );
-    let addr = loopback(free_port()).to_string();
-    for (flag, value) in [
-        ("--listen", addr.as_str()),
-        ("--domain", "cluster.local"),
-        ("--upstream", "127.0.0.1:53"),
-        ("--health", addr.as_str()),
-        ("--ready", addr.as_str()),
-        ("--metrics", addr.as_str()),
-        ("--lameduck", "5"),
-    ] {
-        let server = Server::spawn(&[
-            OsStr::new("--corefile"),
-            corefile.as_os_str(),
-            OsStr::new(flag),
-            OsStr::new(value),
-        ]);
-        let status = server.wait_exit(Duration::from_secs(10));
-        assert!(!status.success(), "{flag} with a Corefile: started anyway");
-        let stderr = server.stderr.lock().unwrap().clone();
-        assert!(
-            stderr.contains(flag),
-            "{flag}: the error must name it:\n{stderr}"
-        );
-    }
-}
-
-#[test]
-fn check_corefile_accepts_the_default_corefiles_as_shipped() {
-    for name in ["kubeadm", "k3s", "eks", "aks"] {
-        let path = fixture_path(name);
-        let check = Command::new(BIN)
-            .arg("--check-corefile")
-            .arg(&path)
-            .output()
-            .expect("run --check-corefile");
-        let stdout = String::from_utf8_lossy(&check.stdout);
-        assert!(
-            check.status.success(),
-            "{name}: {}{stdout}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-        assert!(
-            stdout.starts_with(&format!("{}: ok (", path.display())),
-            "{name}: {stdout}"
-        );
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // reload under load
 // ---------------------------------------------------------------------------------------------
 
@@ -1560,31 +905,24 @@ fn reload_applies_changes_under_load_and_keeps_serving_through_a_bad_one() {
     let dns = loopback(port);
     let metrics = loopback(metrics_port);
     let corefile = configmap_volume(dir.path(), &probe_corefile(port, metrics_port, "192.0.2.1"));
-    let server = Server::serve("--corefile", &corefile);
+    let server = serve("--corefile", &corefile);
     server.wait_answer(dns, Instant::now(), STARTUP, "probe.test", A, |r| {
         r.is(&["A 192.0.2.1"])
     });
 
-    // The load: one query after another, each with 1 s to be answered, for at most 15 s.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, unanswered) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, sent, unanswered) = (stop.clone(), sent.clone(), unanswered.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(15) {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if ask_udp(dns, "probe.test", A, Duration::from_secs(1)).is_none() {
-                    unanswered.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    // The load: one query after another, each with 1 s to be answered (any answer will do).
+    let load = QueryLoop::start(
+        dns,
+        "probe.test",
+        A,
+        Duration::from_secs(1),
+        Duration::from_millis(2),
+        |_| true,
+    );
     let reload_failed = || {
         let (code, text) = http_get(metrics, "/metrics").expect("/metrics answers");
         assert_eq!(code, 200);
-        metric(&text, "coredns_reload_failed_total")
+        metric(&text, "coredns_reload_failed_total", &[])
     };
     assert_eq!(reload_failed(), Some(0.0), "no failed reload yet");
 
@@ -1638,12 +976,8 @@ fn reload_applies_changes_under_load_and_keeps_serving_through_a_bad_one() {
     eprintln!("reload 3 (symlink swap) answered after {took:?}");
     assert_eq!(reload_failed(), Some(1.0));
 
-    stop.store(true, Ordering::Relaxed);
-    load.join().expect("the load thread");
-    let (sent, unanswered) = (
-        sent.load(Ordering::Relaxed),
-        unanswered.load(Ordering::Relaxed),
-    );
+    let (answered, unanswered) = load.stop();
+    let sent = answered + unanswered;
     eprintln!("{sent} queries during the reloads, {unanswered} unanswered");
     assert!(sent > 100, "too few queries to tell: {sent}");
     assert_eq!(

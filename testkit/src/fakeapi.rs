@@ -1121,6 +1121,28 @@ pub fn service(namespace: &str, name: &str, cluster_ips: &[&str], ports: &[Value
     })
 }
 
+/// The Services every cluster of the tests has: `default/kubernetes` (10.96.0.1, `https`
+/// 443/TCP), `default/web` (10.96.0.20, `http` 80/TCP) and `kube-system/kube-dns` (10.96.0.10,
+/// `dns` 53/UDP and `dns-tcp` 53/TCP).
+pub fn core_services() -> [Value; 3] {
+    let tcp = |name: &str, number: u16| port(name, number, "TCP");
+    [
+        service(
+            "default",
+            "kubernetes",
+            &["10.96.0.1"],
+            &[tcp("https", 443)],
+        ),
+        service("default", "web", &["10.96.0.20"], &[tcp("http", 80)]),
+        service(
+            "kube-system",
+            "kube-dns",
+            &["10.96.0.10"],
+            &[port("dns", 53, "UDP"), tcp("dns-tcp", 53)],
+        ),
+    ]
+}
+
 /// A headless Service (`clusterIP: None`).
 pub fn headless_service(namespace: &str, name: &str, ports: &[Value]) -> Value {
     json!({

@@ -1,16 +1,19 @@
 //! Golden cases: expected answers in presentation format, grouped by section of the Kubernetes
-//! DNS specification (tests/golden/*.golden). A case names a query and the exact response:
-//! rcode, flags (aa, tc) and the records of each section, compared as multisets. Owner names are
-//! compared exactly (the answer owner echoes the client's case); SOA serials are `*`.
+//! DNS specification (`*.golden` files in a directory, beside the `cluster.yaml` they are asked
+//! of). A case names a query and the exact response: rcode, flags (aa, tc) and the records of
+//! each section, compared as multisets. Owner names are compared exactly (the answer owner
+//! echoes the client's case); SOA serials are `*`.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use clusterdns_zone::PodsMode;
+use clusterdns_zone::{Cluster, PodsMode};
 use hickory_proto::op::Message;
-use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::rr::RecordType;
+
+use crate::dns::{format_record, query};
+use crate::fixture::load_cluster;
 
 /// One golden case.
 #[derive(Clone, Debug)]
@@ -33,9 +36,9 @@ pub struct Case {
     pub sections: [Vec<String>; 3],
 }
 
-/// The directory holding the golden files.
-pub fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")
+/// The cluster the cases of `dir` are asked of: `dir/cluster.yaml`.
+pub fn cluster(dir: impl AsRef<Path>) -> Cluster {
+    load_cluster(&dir.as_ref().join("cluster.yaml"))
 }
 
 /// Collapses white space and replaces an SOA serial by `*`.
@@ -48,10 +51,11 @@ pub fn normalize(record: &str) -> String {
     fields.join(" ")
 }
 
-/// Loads every case of every `*.golden` file, sorted by file name.
-pub fn load_cases() -> Result<Vec<Case>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
-        .map_err(|e| format!("{}: {e}", golden_dir().display()))?
+/// Loads every case of every `*.golden` file of `dir`, sorted by file name.
+pub fn load_cases(dir: impl AsRef<Path>) -> Result<Vec<Case>, String> {
+    let dir = dir.as_ref();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "golden"))
         .collect();
@@ -168,40 +172,7 @@ pub fn type_code(mnemonic: &str) -> Option<u16> {
 
 /// A query for the case: header (RD set) and question, with an EDNS OPT of `payload` if given.
 pub fn query_bytes(case: &Case, id: u16, payload: Option<u16>) -> Vec<u8> {
-    crate::client::query(id, &case.qname, case.qtype, payload)
-}
-
-/// A record in the golden presentation format.
-pub fn format_record(record: &Record) -> String {
-    let mut out = format!(
-        "{} {} IN {} ",
-        record.name,
-        record.ttl,
-        record.record_type()
-    );
-    let _ = match &record.data {
-        RData::A(a) => write!(out, "{}", a.0),
-        RData::AAAA(a) => write!(out, "{}", a.0),
-        RData::CNAME(n) => write!(out, "{}", n.0),
-        RData::PTR(n) => write!(out, "{}", n.0),
-        RData::NS(n) => write!(out, "{}", n.0),
-        RData::SRV(s) => write!(out, "{} {} {} {}", s.priority, s.weight, s.port, s.target),
-        RData::TXT(t) => {
-            let parts: Vec<String> = t
-                .txt_data
-                .iter()
-                .map(|p| format!("\"{}\"", String::from_utf8_lossy(p)))
-                .collect();
-            write!(out, "{}", parts.join(" "))
-        }
-        RData::SOA(s) => write!(
-            out,
-            "{} {} {} {} {} {} {}",
-            s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
-        ),
-        other => write!(out, "{other}"),
-    };
-    normalize(&out)
+    query(id, &case.qname, case.qtype, payload)
 }
 
 /// Compares a response with the case; the error lists every difference.
@@ -242,7 +213,10 @@ pub fn check(case: &Case, response: &[u8]) -> Result<(), String> {
     }
     let sections = [&message.answers, &message.authorities, &message.additionals];
     for (index, (records, expected)) in sections.iter().zip(&case.sections).enumerate() {
-        let mut got: Vec<String> = records.iter().map(format_record).collect();
+        let mut got: Vec<String> = records
+            .iter()
+            .map(|r| normalize(&format_record(r)))
+            .collect();
         let mut want = expected.clone();
         got.sort();
         want.sort();
