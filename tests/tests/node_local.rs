@@ -13,6 +13,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clusterdns_testkit::client::{answer_is, ask, read_framed};
@@ -428,6 +430,118 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Relays every datagram arriving at `from` inside the namespace on to `to`, until dropped.
+    fn relay(&self, from: &str, to: &str) -> Background {
+        let (from, to): (SocketAddr, SocketAddr) =
+            (from.parse().expect("from"), to.parse().expect("to"));
+        self.background(move |stop| {
+            let socket = UdpSocket::bind(from).expect("bind the relay");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
+            let mut buf = [0u8; 1500];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(len) = socket.recv(&mut buf) {
+                    let _ = socket.send_to(&buf[..len], to);
+                }
+            }
+            (0, 0, Duration::ZERO)
+        })
+    }
+
+    /// Sends `packet` to `server` from inside the namespace, one query every `every` from
+    /// sixteen sockets in turn, each waiting up to a second for its answer, until stopped.
+    fn query_loop(&self, server: SocketAddr, packet: Vec<u8>, every: Duration) -> Background {
+        self.background(move |stop| {
+            // Sixteen source ports, taken in turn: SO_REUSEPORT spreads queries by source, so
+            // each process serving the address gets its share.
+            let sockets: Vec<UdpSocket> = (0..16)
+                .map(|_| {
+                    let socket = UdpSocket::bind("0.0.0.0:0").expect("bind the client");
+                    socket
+                        .set_read_timeout(Some(Duration::from_secs(1)))
+                        .expect("timeout");
+                    socket
+                })
+                .collect();
+            let (mut sent, mut unanswered, mut slowest) = (0, 0, Duration::ZERO);
+            let mut packet = packet;
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                let id = (sent as u16).wrapping_add(1);
+                packet[..2].copy_from_slice(&id.to_be_bytes());
+                let asked = Instant::now();
+                let socket = &sockets[sent % sockets.len()];
+                socket.send_to(&packet, server).expect("send");
+                sent += 1;
+                loop {
+                    match socket.recv(&mut buf) {
+                        Ok(len) if len >= 2 && buf[..2] == id.to_be_bytes() => {
+                            slowest = slowest.max(asked.elapsed());
+                            break;
+                        }
+                        Ok(_) => continue,
+                        Err(_) => {
+                            unanswered += 1;
+                            break;
+                        }
+                    }
+                }
+                std::thread::sleep(every.saturating_sub(asked.elapsed()));
+            }
+            (sent, unanswered, slowest)
+        })
+    }
+
+    /// Runs `work` on a thread inside the namespace until the result is stopped.
+    fn background(
+        &self,
+        work: impl FnOnce(Arc<AtomicBool>) -> (usize, usize, Duration) + Send + 'static,
+    ) -> Background {
+        let handle = self.handle();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                // SAFETY: moves only this thread into the namespace.
+                let entered = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(entered, 0, "setns");
+                work(stop)
+            })
+        };
+        // The thread is in the namespace before its work begins.
+        std::thread::sleep(Duration::from_millis(50));
+        Background {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A thread working inside a namespace; stopped when dropped.
+struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(usize, usize, Duration)>>,
+}
+
+impl Background {
+    /// Stops the work and returns what it counted: queries sent, unanswered, the slowest answer.
+    fn stop(mut self) -> (usize, usize, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        (self.thread.take()).map_or((0, 0, Duration::ZERO), |t| t.join().expect("the thread"))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = run("ip", &["netns", "del", &self.0]);
@@ -544,6 +658,142 @@ fn node_setup_in_a_network_namespace() {
     assert!(terminate(&kept).success());
     assert!(rules().contains(raw_rule), "{}", rules());
     assert!(has_interface());
+}
+
+/// The arguments of a node-local process in a test namespace, upstreams pointing at `upstream`
+/// (the cluster DNS is never asked).
+fn netns_args<'a>(interface: &'a str, upstream: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--mode",
+        "node-local",
+        "--listen",
+        "169.254.20.10:53",
+        "--threads",
+        "1",
+        "--cluster-dns",
+        "127.0.0.1:5399",
+        "--upstream",
+        upstream,
+        "--health",
+        "169.254.20.10:8080",
+        "--ready",
+        "127.0.0.1:8181",
+        "--metrics",
+        "127.0.0.1:9253",
+        "--setup-interface",
+        interface,
+        "--setup-iptables",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Makes `interface` beforehand as a bridge where the kernel has no dummy type (the setup uses
+/// an existing interface as it is).
+fn prepare_interface(netns: &Netns, interface: &str) {
+    let dummy = netns.exec(&["ip", "link", "add", "probe0", "type", "dummy"]);
+    if dummy.status.success() {
+        netns.exec(&["ip", "link", "del", "probe0"]);
+    } else {
+        let made = netns.exec(&["ip", "link", "add", interface, "type", "bridge"]);
+        assert!(made.status.success(), "{made:?}");
+    }
+}
+
+/// A forwarding loop found at startup stops the process the way SIGTERM does: with the reason
+/// on stderr and exit status 1, and with the node's interface and rules removed.
+#[test]
+fn a_forwarding_loop_stops_the_process_through_the_teardown() {
+    let netns = match Netns::create("clusterdns-loop") {
+        Ok(netns) => netns,
+        Err(why) => {
+            eprintln!("a_forwarding_loop_stops_the_process_through_the_teardown: skipped: {why}");
+            return;
+        }
+    };
+    let interface = "nodelocalloop";
+    prepare_interface(&netns, interface);
+    // The "upstream" hands every query back to us: a loop.
+    let relay = netns.relay("127.0.0.1:5398", "169.254.20.10:53");
+    let running = netns.spawn(&netns_args(
+        interface,
+        "127.0.0.1:5398",
+        &["--lameduck", "5"],
+    ));
+    let status = running.wait_exit(Duration::from_secs(20));
+    drop(relay);
+    let stderr = running.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("forwarding loop"), "{stderr}");
+    let rules = netns.stdout(&["iptables", "-t", "raw", "-S"]);
+    assert!(
+        !rules.contains("169.254.20.10"),
+        "rules left behind:\n{rules}"
+    );
+    let interface_left = netns.exec(&["ip", "link", "show", "dev", interface]);
+    assert!(!interface_left.status.success(), "interface left behind");
+}
+
+/// An upgrade as the node-local DaemonSet does it (maxSurge): a new process starts beside the
+/// old one on the same addresses, then the old one gets SIGTERM. Five replacements under a
+/// steady stream of queries lose none, and the interface and rules stay up throughout.
+#[test]
+fn node_local_replacements_drop_nothing() {
+    let netns = match Netns::create("clusterdns-up") {
+        Ok(netns) => netns,
+        Err(why) => {
+            eprintln!("node_local_replacements_drop_nothing: skipped: {why}");
+            return;
+        }
+    };
+    let interface = "nodelocalup";
+    prepare_interface(&netns, interface);
+    let args = netns_args(
+        interface,
+        "127.0.0.1:5398",
+        &["--lameduck", "1", "--handover-wait", "5"],
+    );
+    let serving = |process: &Process| {
+        process.wait_until(
+            Instant::now(),
+            Duration::from_secs(10),
+            "serving",
+            || match process.stderr().contains("serving") {
+                true => Ok(()),
+                false => Err("not yet"),
+            },
+        );
+    };
+    let mut current = netns.spawn(&args);
+    serving(&current);
+    // version.bind CH: answered (REFUSED) at once by every process, from the first query.
+    let load = netns.query_loop(
+        "169.254.20.10:53".parse().expect("addr"),
+        Query::new("version.bind", 16).class(3).build(),
+        Duration::from_millis(2),
+    );
+    for _ in 0..5 {
+        let next = netns.spawn(&args);
+        serving(&next);
+        current.terminate();
+        assert!(current.wait_exit(Duration::from_secs(20)).success());
+        let stderr = current.stderr();
+        assert!(stderr.contains("handing over"), "{stderr}");
+        let rules = netns.stdout(&["iptables", "-t", "raw", "-S"]);
+        assert!(rules.contains("169.254.20.10"), "rules removed:\n{rules}");
+        current = next;
+    }
+    let (sent, unanswered, slowest) = load.stop();
+    eprintln!(
+        "node_local_replacements_drop_nothing: 5 replacements, {sent} queries, {unanswered} \
+         unanswered, slowest answer {slowest:?}"
+    );
+    assert!(sent > 1000, "{sent} queries");
+    assert_eq!(unanswered, 0, "{unanswered} of {sent} queries unanswered");
+    // The last one, alone, tears the setup down.
+    assert!(terminate(&current).success());
+    let rules = netns.stdout(&["iptables", "-t", "raw", "-S"]);
+    assert!(!rules.contains("169.254.20.10"), "{rules}");
 }
 
 /// The cluster DNS answers the queries pipelined on one TCP connection as each is ready: a
