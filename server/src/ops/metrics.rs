@@ -357,6 +357,8 @@ pub struct Metrics {
     renderers: Mutex<Vec<Renderer>>,
     /// Corefile reloads refused and applied.
     reloads: [AtomicU64; 2],
+    /// Queries `autopath` answered from a later element of the search path.
+    autopath_successes: Arc<AtomicU64>,
     /// The zone sources' metrics.
     pub source: SourceMetrics,
 }
@@ -373,6 +375,7 @@ impl Metrics {
             dns: Mutex::new(Vec::new()),
             renderers: Mutex::new(Vec::new()),
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
+            autopath_successes: Arc::new(AtomicU64::new(0)),
             source: SourceMetrics::new(),
         }
     }
@@ -420,6 +423,12 @@ impl Metrics {
     /// Counts a Corefile reload, applied or refused.
     pub fn reloaded(&self, applied: bool) {
         self.reloads[usize::from(applied)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counter of queries `autopath` answered from a later element of the search path
+    /// (`coredns_autopath_success_total`), for the chains to add to.
+    pub fn autopath_successes(&self) -> Arc<AtomicU64> {
+        self.autopath_successes.clone()
     }
 
     /// Adds metrics another part (the forwarder, the cache) renders itself at each scrape.

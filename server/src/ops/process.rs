@@ -2,7 +2,7 @@
 //! metrics, and the `VmXxx:` figures of `/proc/PID/status` (peak and current RSS) that the
 //! benchmark tools report. Read at a scrape or a measurement, never on the query path.
 
-/// CPU time, memory and descriptors of this process, from /proc.
+/// CPU time, memory and descriptors of a process, from /proc.
 pub struct ProcessStats {
     /// User and system CPU time.
     pub cpu_seconds: f64,
@@ -15,9 +15,10 @@ pub struct ProcessStats {
 }
 
 impl ProcessStats {
-    /// This process's figures, or `None` where /proc cannot be read.
-    pub fn read() -> Option<ProcessStats> {
-        let fields = stat_fields("self")?;
+    /// The figures of process `pid` (a number, or `self`), or `None` where /proc cannot be
+    /// read.
+    pub fn of(pid: &str) -> Option<ProcessStats> {
+        let fields = stat_fields(pid)?;
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
         // SAFETY: as above.
@@ -27,7 +28,7 @@ impl ProcessStats {
             cpu_seconds: (field(11)? + field(12)?) as f64 / ticks,
             virtual_bytes: field(20)?,
             resident_bytes: field(21)? * page,
-            open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+            open_fds: std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()),
         })
     }
 }

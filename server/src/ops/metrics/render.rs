@@ -51,6 +51,18 @@ impl Metrics {
         let _ = writeln!(out, "clusterdns_reloads_total {applied}");
         header(
             out,
+            "coredns_autopath_success_total",
+            "counter",
+            "Counter of requests that did autopath.",
+        );
+        let autopath = self.autopath_successes.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "coredns_autopath_success_total{{server=\"{}\"}} {autopath}",
+            self.server
+        );
+        header(
+            out,
             "coredns_plugin_enabled",
             "gauge",
             "A metric that indicates whether a plugin is enabled on per server and zone basis.",
@@ -314,7 +326,7 @@ impl Metrics {
             "Start time of the process since unix epoch in seconds.",
         );
         let _ = writeln!(out, "process_start_time_seconds {started:.3}");
-        if let Some(process) = ProcessStats::read() {
+        if let Some(process) = ProcessStats::of("self") {
             header(
                 out,
                 "process_cpu_seconds_total",

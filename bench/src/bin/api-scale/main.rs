@@ -20,6 +20,10 @@
 //!
 //! The fake and this driver should run on another CPU than the server (`taskset -c 1` above), so
 //! serving the list does not compete with the server for its core.
+//!
+//! `--soak MINUTES` runs the soak instead of the measurements (`soak.rs`): dnsperf at 80% of
+//! the server's capacity, one EndpointSlice change a second, memory and answers checked every
+//! minute.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -27,6 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
+mod soak;
+
+use clusterdns::ops::process;
 use clusterdns_bench::{generate, Spec};
 use clusterdns_testkit::dns::query;
 use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
@@ -70,10 +77,12 @@ struct Args {
     endpoints: usize,
     rounds: usize,
     clusterdns: PathBuf,
+    /// Minutes of soak instead of the measurements (0: none).
+    soak: u64,
 }
 
 const USAGE: &str = "usage: api-scale [--services N] [--endpoints N] [--rounds N] \
-                     [--clusterdns PATH]\n\
+                     [--clusterdns PATH] [--soak MINUTES]\n\
                      defaults: 50000 Services, 500000 endpoints, 20 rounds, \
                      target/release/clusterdns";
 
@@ -84,6 +93,7 @@ impl Args {
             endpoints: 500_000,
             rounds: 20,
             clusterdns: PathBuf::from("target/release/clusterdns"),
+            soak: 0,
         };
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -102,6 +112,7 @@ impl Args {
                 "--endpoints" => parsed.endpoints = number()?,
                 "--rounds" => parsed.rounds = number()?.max(1),
                 "--clusterdns" => parsed.clusterdns = PathBuf::from(&value),
+                "--soak" => parsed.soak = number()? as u64,
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -148,6 +159,9 @@ fn run(args: &Args) -> Result<(), String> {
     let mut plan = Plan::new(&cluster, args.rounds)?;
     let mut resolver = Resolver::new(server.dns)?;
     plan.check_before(&mut resolver)?;
+    if args.soak > 0 {
+        return soak::soak(args.soak, &cluster, &api, &server, &mut plan, &mut resolver);
+    }
     let mut latencies: [Vec<Duration>; 3] = Default::default();
     for round in 0..args.rounds {
         latencies[0].push(plan.add_service(&api, &mut resolver, round)?);
@@ -688,13 +702,9 @@ struct Memory {
 
 impl Memory {
     fn of(pid: u32) -> Result<Memory, String> {
-        let path = format!("/proc/{pid}/status");
-        let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        let field = |name: &str| -> Result<u64, String> {
-            (status.lines())
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-                .ok_or_else(|| format!("{path}: no {name}"))
+        let field = |name: &str| {
+            process::status_kib(&pid.to_string(), name)
+                .ok_or_else(|| format!("/proc/{pid}/status: no {name}"))
         };
         Ok(Memory {
             peak_kib: field("VmHWM:")?,
@@ -721,12 +731,9 @@ fn mib(kib: u64) -> String {
 /// Minor page faults of a process so far (`minflt`, the 10th field of `/proc/PID/stat`): each
 /// is memory touched for the first time since it was mapped (or purged), which the kernel zeroes.
 fn minor_faults(pid: u32) -> Result<u64, String> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-    // The command name (field 2) may hold spaces: count from the parenthesis that ends it.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(7)?.parse().ok())
-        .ok_or_else(|| format!("{path}: unexpected {stat:?}"))
+    (process::stat_fields(&pid.to_string()))
+        .and_then(|fields| fields.get(7)?.parse().ok())
+        .ok_or_else(|| format!("/proc/{pid}/stat: unreadable"))
 }
 
 /// The name of the fake API server's thread (`fakeapi::FakeApi::start`).
