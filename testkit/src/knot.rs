@@ -46,6 +46,29 @@ impl Knot {
     /// in zone-file syntax (relative to the origin, default TTL 300), and waits until it answers
     /// the SOA of every one.
     pub fn start(name: &str, zones: &[(&str, &str)]) -> Knot {
+        Knot::start_zones(
+            name,
+            zones.iter().map(|&(o, r)| (o.to_owned(), r.to_owned())),
+        )
+    }
+
+    /// Starts knotd authoritative for `zones` as [`Knot::start`] does, each zone given only
+    /// its own records: the SOA and an `ns` at 192.0.2.53 are added.
+    pub fn with_records(name: &str, zones: &[(&str, &str)]) -> Knot {
+        Knot::start_zones(
+            name,
+            zones.iter().map(|&(origin, records)| {
+                let head = format!(
+                    "@ 3600 IN SOA ns.{origin}. hostmaster.{origin}. 1 7200 3600 1209600 60\n\
+                     @ NS ns\nns A 192.0.2.53\n"
+                );
+                (origin.to_owned(), head + records)
+            }),
+        )
+    }
+
+    fn start_zones(name: &str, zones: impl Iterator<Item = (String, String)>) -> Knot {
+        let zones: Vec<(String, String)> = zones.collect();
         let dir = TempDir::new(&format!("knot-{name}"));
         std::fs::create_dir_all(dir.path().join("db")).expect("knotd's database dir");
         let d = dir.path().display();
@@ -59,7 +82,7 @@ impl Knot {
              journal-content: none\n\
              zone:\n"
         );
-        for (origin, records) in zones {
+        for (origin, records) in &zones {
             dir.write(
                 &format!("{origin}.zone"),
                 &format!("$ORIGIN {origin}.\n$TTL 300\n{records}"),
@@ -75,7 +98,7 @@ impl Knot {
             process,
             _dir: dir,
         };
-        for (origin, _) in zones {
+        for (origin, _) in &zones {
             knot.process.wait_until(
                 Instant::now(),
                 STARTUP,

@@ -86,14 +86,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 
 /// knotd serving `example.test`, the node's resolver for names outside the cluster.
 fn knot() -> Knot {
-    Knot::start(
-        "node-local",
-        &[(
-            "example.test",
-            "@ 3600 IN SOA ns.example.test. hostmaster.example.test. 1 7200 3600 1209600 60\n\
-             @ NS ns\nns A 192.0.2.53\nwww A 192.0.2.1\n",
-        )],
-    )
+    Knot::with_records("node-local", &[("example.test", "www A 192.0.2.1\n")])
 }
 
 const CLUSTER: &str = "\
@@ -342,6 +335,14 @@ fn run(program: &str, args: &[&str]) -> Output {
 struct Netns(String);
 
 impl Netns {
+    /// A new namespace for `test`, or `None` (the test is skipped, saying why) where there
+    /// cannot be one here.
+    fn for_test(name: &str, test: &str) -> Option<Netns> {
+        Netns::create(name)
+            .map_err(|why| eprintln!("{test}: skipped: {why}"))
+            .ok()
+    }
+
     /// A new namespace with loopback up, or why there cannot be one here.
     fn create(name: &str) -> Result<Netns, String> {
         // SAFETY: geteuid has no preconditions.
@@ -550,12 +551,8 @@ impl Drop for Netns {
 
 #[test]
 fn node_setup_in_a_network_namespace() {
-    let netns = match Netns::create("clusterdns-nl") {
-        Ok(netns) => netns,
-        Err(why) => {
-            eprintln!("node_setup_in_a_network_namespace: skipped: {why}");
-            return;
-        }
+    let Some(netns) = Netns::for_test("clusterdns-nl", "node_setup_in_a_network_namespace") else {
+        return;
     };
     let interface = "nodelocaltest";
     let listen = "169.254.20.10:53";
@@ -704,12 +701,11 @@ fn prepare_interface(netns: &Netns, interface: &str) {
 /// on stderr and exit status 1, and with the node's interface and rules removed.
 #[test]
 fn a_forwarding_loop_stops_the_process_through_the_teardown() {
-    let netns = match Netns::create("clusterdns-loop") {
-        Ok(netns) => netns,
-        Err(why) => {
-            eprintln!("a_forwarding_loop_stops_the_process_through_the_teardown: skipped: {why}");
-            return;
-        }
+    let Some(netns) = Netns::for_test(
+        "clusterdns-loop",
+        "a_forwarding_loop_stops_the_process_through_the_teardown",
+    ) else {
+        return;
     };
     let interface = "nodelocalloop";
     prepare_interface(&netns, interface);
@@ -739,12 +735,9 @@ fn a_forwarding_loop_stops_the_process_through_the_teardown() {
 /// steady stream of queries lose none, and the interface and rules stay up throughout.
 #[test]
 fn node_local_replacements_drop_nothing() {
-    let netns = match Netns::create("clusterdns-up") {
-        Ok(netns) => netns,
-        Err(why) => {
-            eprintln!("node_local_replacements_drop_nothing: skipped: {why}");
-            return;
-        }
+    let Some(netns) = Netns::for_test("clusterdns-up", "node_local_replacements_drop_nothing")
+    else {
+        return;
     };
     let interface = "nodelocalup";
     prepare_interface(&netns, interface);
