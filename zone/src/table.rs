@@ -31,13 +31,16 @@ pub(crate) struct Sharded<T> {
 }
 
 impl<T: Keyed + Clone> Sharded<T> {
-    /// An empty table hashing with `seed`.
+    /// An empty table hashing with `seed`. Every shard starts as the same empty table, so a
+    /// table nothing is put in costs its 4096 pointers only; the first insert into a shard gives
+    /// it its own (`Arc::make_mut` copies a shared shard).
     pub(crate) fn new(seed: u64) -> Self {
         Sharded {
             hasher: FixedState::with_seed(seed),
-            shards: (0..1usize << SHARD_BITS)
-                .map(|_| Arc::new(HashTable::new()))
-                .collect(),
+            shards: {
+                let empty = Arc::new(HashTable::new());
+                vec![empty; 1 << SHARD_BITS]
+            },
         }
     }
 
