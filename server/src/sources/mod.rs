@@ -44,7 +44,9 @@ impl Filter {
             Change::PodUpsert(pod) => &pod.namespace,
             Change::ServiceDelete(ns, _)
             | Change::SliceDelete(ns, _)
-            | Change::PodDelete(ns, _) => ns,
+            | Change::PodDelete(ns, _)
+            | Change::PodAddressUpsert(ns, _)
+            | Change::PodAddressDelete(ns, _) => ns,
         };
         self.namespaces.is_empty() || self.namespaces.contains(namespace)
     }

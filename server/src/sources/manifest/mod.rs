@@ -163,11 +163,14 @@ pub fn load(paths: &[PathBuf], keep_pods: bool) -> Result<(Cluster, LoadReport),
         Change::ServiceUpsert(service) => cluster.services.push(service),
         Change::SliceUpsert(slice) => cluster.slices.push(slice),
         Change::PodUpsert(pod) => cluster.pods.push(pod),
-        // `read` reports what a file holds, never a deletion.
+        // `read` reports what a file holds, never a deletion; a `Cluster` has no client
+        // addresses.
         Change::NamespaceDelete(..)
         | Change::ServiceDelete(..)
         | Change::SliceDelete(..)
-        | Change::PodDelete(..) => {}
+        | Change::PodDelete(..)
+        | Change::PodAddressUpsert(..)
+        | Change::PodAddressDelete(..) => {}
     })?;
     Ok((cluster, report))
 }
