@@ -23,7 +23,7 @@ use clusterdns::ops::metrics::Metrics;
 use clusterdns::ops::{self, OpsEndpoint, Readiness};
 use clusterdns::serving::Server;
 use clusterdns::sources::manifest::watch::ManifestSource;
-use clusterdns::sources::{Filter, Publisher};
+use clusterdns::sources::{Filter, PodChanges, Publisher};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 use tokio::sync::oneshot;
 
@@ -148,7 +148,10 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
             pods: PodsMode::Disabled,
         },
     };
-    let pods_verified = zone.pods == PodsMode::Verified;
+    let pods = PodChanges {
+        verified: zone.pods == PodsMode::Verified,
+        addresses: plan.kubernetes.as_ref().is_some_and(|k| k.pod_addresses),
+    };
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("clusterdns-control")
@@ -187,7 +190,7 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
         ))?;
         let synced = clusterdns::sources::kubernetes::start(
             client,
-            pods_verified,
+            pods,
             publisher,
             readiness.clone(),
             metrics.clone(),
@@ -197,7 +200,7 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
         tracing::info!("watching the Kubernetes API");
         ZoneSource::Kubernetes { synced }
     } else if plan.kubernetes.is_some() {
-        start_manifests(&config, pods_verified, publisher, &readiness, &metrics)?
+        start_manifests(&config, pods, publisher, &readiness, &metrics)?
     } else {
         // Nothing to sync (node-local mode, or no `kubernetes`): ready as soon as it serves.
         readiness.set_synced();
@@ -339,17 +342,12 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
 /// Loads the manifests (a bad file stops startup here), publishes the zone and starts polling.
 fn start_manifests(
     config: &Config,
-    keep_pods: bool,
+    pods: PodChanges,
     publisher: Publisher,
     readiness: &Readiness,
     metrics: &Arc<Metrics>,
 ) -> Result<ZoneSource, Box<dyn Error>> {
-    let loaded = ManifestSource::load(
-        config.manifests.clone(),
-        keep_pods,
-        publisher,
-        metrics.clone(),
-    )?;
+    let loaded = ManifestSource::load(config.manifests.clone(), pods, publisher, metrics.clone())?;
     let skipped: usize = loaded.report.skipped.values().sum();
     tracing::info!(
         files = loaded.report.files,

@@ -8,6 +8,9 @@
 //! endpoints wait), so a burst of slice events rebuilds each record once. Folding a Service's
 //! changes copies its record and the table shards its names and addresses live in, so the cost
 //! of one EndpointSlice event follows the size of its Service, not of the cluster.
+//!
+//! Client addresses ([`Change::PodAddressUpsert`]) go straight into the client index's tables
+//! (`clients`), with the builder keeping only the interning of their namespace ids.
 
 use std::collections::BTreeMap;
 // The builder's own maps use foldhash: SipHash was a tenth of a large load's CPU.
@@ -16,7 +19,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::{Change, Cluster, ObjectKey, ObjectKind, Pod, Service, ServiceKind};
+use crate::clients::NamespaceIds;
+use crate::model::{
+    key_address, Change, Cluster, ObjectKey, ObjectKind, Pod, Service, ServiceKind,
+};
 use crate::record::{record_key, ServiceRecord, Slice};
 use crate::snapshot::{PodsMode, Snapshot, Tables, ZoneConfig, ZoneStats};
 
@@ -57,6 +63,10 @@ pub struct ZoneBuilder {
     pods: HashMap<Key, Pod>,
     pub(crate) pod_addresses: HashMap<(Box<str>, IpAddr), usize>,
     dirty_pods: HashSet<(Box<str>, IpAddr)>,
+    /// The namespace ids of the client index.
+    client_namespaces: NamespaceIds,
+    /// Whether the client index changed since the last publish.
+    clients_changed: bool,
     /// ExternalName Services: re-rendered on every publish when their target is in the zone.
     aliases: BTreeMap<Key, bool>,
     /// Whether a record changed since the last publish.
@@ -90,6 +100,8 @@ impl ZoneBuilder {
             pods: HashMap::new(),
             pod_addresses: HashMap::new(),
             dirty_pods: HashSet::new(),
+            client_namespaces: NamespaceIds::default(),
+            clients_changed: false,
             aliases: BTreeMap::new(),
             changed: false,
             services: 0,
@@ -164,6 +176,14 @@ impl ZoneBuilder {
                     self.count_pod(&old, false);
                 }
             }
+            Change::PodAddressUpsert(namespace, ip) => {
+                let clients = &mut self.tables.clients;
+                self.clients_changed |= clients.upsert(&mut self.client_namespaces, &namespace, ip);
+            }
+            Change::PodAddressDelete(namespace, ip) => {
+                let clients = &mut self.tables.clients;
+                self.clients_changed |= clients.delete(&mut self.client_namespaces, &namespace, ip);
+            }
         }
     }
 
@@ -190,7 +210,10 @@ impl ZoneBuilder {
                 ObjectKind::Namespace => Change::NamespaceDelete(name),
                 ObjectKind::Service => Change::ServiceDelete(namespace, name),
                 ObjectKind::EndpointSlice => Change::SliceDelete(namespace, name),
-                ObjectKind::Pod => Change::PodDelete(namespace, name),
+                ObjectKind::Pod => match key_address(&name) {
+                    Some(ip) => Change::PodAddressDelete(namespace, ip),
+                    None => Change::PodDelete(namespace, name),
+                },
             })
             .collect();
         let count = deletions.len();
@@ -214,7 +237,11 @@ impl ZoneBuilder {
                     .collect()
             }
             ObjectKind::EndpointSlice => self.slice_owners.keys().cloned().collect(),
-            ObjectKind::Pod => self.pods.keys().cloned().collect(),
+            ObjectKind::Pod => {
+                let addresses = (self.tables.clients.iter())
+                    .map(|(ip, namespace)| (namespace.into(), crate::model::address_key(ip)));
+                self.pods.keys().cloned().chain(addresses).collect()
+            }
         }
     }
 
@@ -224,10 +251,12 @@ impl ZoneBuilder {
             || !self.pending.is_empty()
             || !self.dirty_namespaces.is_empty()
             || !self.dirty_pods.is_empty()
+            || self.clients_changed
     }
 
     /// Replaces the whole model with `cluster` (a full list or re-list), as the changes that turn
-    /// the current model into it; unchanged objects cost no re-rendering.
+    /// the current model into it; unchanged objects cost no re-rendering. A `Cluster` holds no
+    /// client addresses, so this empties the client index.
     pub fn replace_all(&mut self, cluster: Cluster) {
         let listed =
             |keys: Vec<ObjectKey>| keys.into_iter().collect::<std::collections::HashSet<_>>();
@@ -463,6 +492,7 @@ impl ZoneBuilder {
         self.serial = now.max(self.serial.wrapping_add(1));
         self.render_apex();
         self.changed = false;
+        self.clients_changed = false;
         Snapshot {
             config: self.config.clone(),
             soa: self.soa_template().into(),

@@ -12,6 +12,7 @@
 //!                      (record)                    services: <svc>.<ns> ──▶ ServiceRecord
 //!                      (render)                    reverse:  address ──▶ owning Services
 //!                                                  nodes:    fixed name ──▶ pre-encoded node
+//!                                                  clients:  Pod address ──▶ namespace
 //!                                                     │ ArcSwap (in the server)
 //!  query bytes ──parse_query──▶ Snapshot::lookup ──▶ Found::write (derived) ──▶ response bytes
 //! ```
@@ -23,6 +24,7 @@
 //! | `record` | the compact Service record and its endpoint labels |
 //! | `render` | the fixed names encoded at publish time |
 //! | `reverse` | the address index PTR answers come from |
+//! | `clients` | the index from a Pod's address to its namespace, for a query's client |
 //! | [`snapshot`] | the published tables and the lookup that classifies a question |
 //! | `derived` | encoding records derived from a Service at query time |
 //! | [`answer`] | parsing a query and assembling the response |
@@ -34,6 +36,7 @@
 
 pub mod answer;
 pub mod builder;
+mod clients;
 mod derived;
 mod encode;
 pub mod model;

@@ -87,7 +87,8 @@ pub struct EndpointSlice {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// A Pod's addresses, used only in `pods verified` mode.
+/// A Pod's addresses, used only in `pods verified` mode (the client index takes
+/// [`Change::PodAddressUpsert`] instead).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pod {
     /// `metadata.namespace`.
@@ -117,6 +118,23 @@ pub enum Change {
     PodUpsert(Pod),
     /// A Pod was deleted (namespace, name).
     PodDelete(Box<str>, Box<str>),
+    /// A Pod of the namespace holds the address (namespace, address): the client index gives
+    /// the address to the namespace, whatever held it before.
+    ///
+    /// Why not [`Change::PodUpsert`]: the client index keeps no Pod and no name (a few bytes
+    /// per address, not a Pod's), so one change per address keys it for re-lists, and only
+    /// the Pods that can be clients count (not host-network ones, whose address is the node's,
+    /// nor finished ones). `pods verified` sends both kinds for the same Pod.
+    PodAddressUpsert(Box<str>, IpAddr),
+    /// A Pod of the namespace released the address (namespace, address): it was deleted,
+    /// finished or is terminating. The client index drops the address only while it still
+    /// belongs to that namespace, so a late delete leaves an address another namespace's Pod
+    /// took since alone.
+    ///
+    /// Why not [`Change::PodDelete`]: that carries the Pod's name, which the client index does
+    /// not keep; this carries the address, which a watch's delete event still has (its last
+    /// object).
+    PodAddressDelete(Box<str>, IpAddr),
 }
 
 /// The kinds of object a source reports.
@@ -128,7 +146,8 @@ pub enum ObjectKind {
     Service,
     /// EndpointSlice (discovery.k8s.io/v1).
     EndpointSlice,
-    /// Pod (v1), only in `pods verified` mode.
+    /// Pod (v1): whole Pods in `pods verified` mode, and the client addresses of
+    /// [`Change::PodAddressUpsert`] (keyed by [`Change::object`] as `(namespace, "ip:<address>")`).
     Pod,
 }
 
@@ -203,8 +222,26 @@ impl Change {
             }
             Change::PodUpsert(p) => (ObjectKind::Pod, (p.namespace.clone(), p.name.clone())),
             Change::PodDelete(ns, name) => (ObjectKind::Pod, (ns.clone(), name.clone())),
+            Change::PodAddressUpsert(ns, ip) | Change::PodAddressDelete(ns, ip) => {
+                (ObjectKind::Pod, (ns.clone(), address_key(*ip)))
+            }
         }
     }
+}
+
+/// The prefix of a client address's key name (see [`address_key`]).
+const ADDRESS_KEY_PREFIX: &str = "ip:";
+
+/// The name part of a client address's [`ObjectKey`] (`ip:10.0.0.1`): a Pod name cannot hold a
+/// colon, so addresses and `pods verified` Pods can be listed under [`ObjectKind::Pod`] together
+/// without one key standing for the other.
+pub(crate) fn address_key(ip: IpAddr) -> Box<str> {
+    format!("{ADDRESS_KEY_PREFIX}{ip}").into()
+}
+
+/// The address a key name made by [`address_key`] stands for; `None` for a Pod's name.
+pub(crate) fn key_address(name: &str) -> Option<IpAddr> {
+    name.strip_prefix(ADDRESS_KEY_PREFIX)?.parse().ok()
 }
 
 /// A whole cluster: what a source holds after a full list, used to replace the builder's state.

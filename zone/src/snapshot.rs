@@ -1,10 +1,11 @@
-//! The published zone: an immutable [`Snapshot`] of three sharded tables that readers get from
+//! The published zone: an immutable [`Snapshot`] of four sharded tables that readers get from
 //! an `ArcSwap` and never wait on:
 //!
 //! ```text
 //!  services  <svc>.<ns> ──▶ ServiceRecord   every name under a ClusterIP or headless Service,
 //!                                            derived at query time (see `derived`)
 //!  reverse   address ──▶ owning Services     PTR, derived at query time
+//!  clients   Pod address ──▶ namespace       the namespace a query's client is in
 //!  nodes     name ──▶ pre-encoded node       the few fixed names: apex, `ns.dns`, `dns-version`,
 //!                                            empty non-terminals, namespaces, ExternalName
 //!                                            Services, verified pod names
@@ -16,6 +17,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::clients::Clients;
 use crate::derived::Derived;
 use crate::name::{parse_dashed_ip, parse_reverse, WireName};
 use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY};
@@ -80,6 +82,8 @@ pub(crate) struct Tables {
     pub(crate) services: Sharded<Arc<ServiceRecord>>,
     pub(crate) reverse: Reverse,
     pub(crate) nodes: Sharded<NodeBlob>,
+    /// Client address → namespace (`clients`).
+    pub(crate) clients: Clients,
 }
 
 impl Tables {
@@ -88,6 +92,7 @@ impl Tables {
             services: Sharded::new(seed),
             reverse: Reverse::new(seed.rotate_left(17)),
             nodes: Sharded::new(seed.rotate_left(41)),
+            clients: Clients::new(seed.rotate_left(53)),
         }
     }
 
@@ -192,6 +197,20 @@ impl Snapshot {
     /// Counts describing the zone.
     pub fn stats(&self) -> ZoneStats {
         self.stats
+    }
+
+    /// The namespace of the Pod that holds `client` (lowercase, as a DNS label), for a query
+    /// from that address: no lock, no allocation (see the crate's `clients` module). `None`
+    /// for an address no Pod holds, a host-network Pod's (the node's) among them, and always
+    /// unless the source reports client addresses ([`crate::Change::PodAddressUpsert`]). An
+    /// IPv4-mapped IPv6 address is looked up as its IPv4 address.
+    pub fn client_namespace(&self, client: IpAddr) -> Option<&str> {
+        self.tables.clients.namespace(client)
+    }
+
+    /// Every client address and its namespace, in no particular order, for tests and tools.
+    pub fn client_addresses(&self) -> impl Iterator<Item = (IpAddr, &str)> + '_ {
+        self.tables.clients.iter()
     }
 
     /// Writes the SOA record for the authority section of a negative answer to a question whose

@@ -3,6 +3,10 @@
 //! pointers, and the builder's next edit of a shard copies that shard alone (`Arc::make_mut`).
 //! So a snapshot never changes, and the cost of publishing one change follows the size of a
 //! shard, not of the cluster.
+//!
+//! Two kinds: [`Sharded`] hash tables, and [`SortedShards`] for small fixed-size values that
+//! many objects have (the client index's one per Pod), whose shards are sorted arrays of
+//! exactly their length, so a value costs its own size and nothing for a hash table's load.
 
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
@@ -13,6 +17,12 @@ use hashbrown::HashTable;
 /// log2 of the number of shards: 4096 keeps a shard small (a few hundred entries at a million
 /// entries) so a publish copies little.
 const SHARD_BITS: u32 = 12;
+
+/// The shard a hash picks. The middle bits pick it; hashbrown uses the low bits for the slot and
+/// the top seven for its tag, so a shard's entries still spread over both.
+fn shard_of(hash: u64) -> usize {
+    ((hash >> 32) as usize) & ((1 << SHARD_BITS) - 1)
+}
 
 /// A value stored in a [`Sharded`] table, found by its key.
 pub(crate) trait Keyed {
@@ -31,13 +41,16 @@ pub(crate) struct Sharded<T> {
 }
 
 impl<T: Keyed + Clone> Sharded<T> {
-    /// An empty table hashing with `seed`.
+    /// An empty table hashing with `seed`. Every shard starts as the same empty table, so a
+    /// table nothing is put in costs its 4096 pointers only; the first insert into a shard gives
+    /// it its own (`Arc::make_mut` copies a shared shard).
     pub(crate) fn new(seed: u64) -> Self {
         Sharded {
             hasher: FixedState::with_seed(seed),
-            shards: (0..1usize << SHARD_BITS)
-                .map(|_| Arc::new(HashTable::new()))
-                .collect(),
+            shards: {
+                let empty = Arc::new(HashTable::new());
+                vec![empty; 1 << SHARD_BITS]
+            },
         }
     }
 
@@ -47,9 +60,7 @@ impl<T: Keyed + Clone> Sharded<T> {
     }
 
     fn shard(hash: u64) -> usize {
-        // The middle bits pick the shard; hashbrown uses the low bits for the slot and the top
-        // seven for its tag, so a shard's entries still spread over both.
-        ((hash >> 32) as usize) & ((1 << SHARD_BITS) - 1)
+        shard_of(hash)
     }
 
     /// The first value with hash `hash` for which `eq` holds.
@@ -121,6 +132,80 @@ impl<T: Keyed + Clone> Sharded<T> {
     /// The number of values.
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|shard| shard.len()).sum()
+    }
+
+    /// Every value, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+}
+
+/// A sharded copy-on-write table of `Copy` values with distinct keys, each shard an array sorted
+/// by key and exactly as long as it holds (see the module docs). An edit builds the shard anew
+/// in one allocation (the copy a shared shard needs anyway), and a lookup is a binary search in
+/// one shard: a few hundred values at a million.
+#[derive(Clone)]
+pub(crate) struct SortedShards<T> {
+    hasher: FixedState,
+    shards: Vec<Arc<[T]>>,
+}
+
+impl<T: Keyed + Copy> SortedShards<T>
+where
+    T::Key: Ord,
+{
+    /// An empty table hashing with `seed`; every shard starts as the same empty array.
+    pub(crate) fn new(seed: u64) -> Self {
+        let empty: Arc<[T]> = Arc::new([]);
+        SortedShards {
+            hasher: FixedState::with_seed(seed),
+            shards: vec![empty; 1 << SHARD_BITS],
+        }
+    }
+
+    /// The shard `key` lives in, and where in it `key` is (`Err`: where it would go).
+    fn position(&self, key: &T::Key) -> (usize, Result<usize, usize>) {
+        let shard = shard_of(self.hasher.hash_one(key));
+        let at = self.shards[shard].binary_search_by(|v| v.key().cmp(key));
+        (shard, at)
+    }
+
+    /// The value stored under `key`.
+    pub(crate) fn get(&self, key: &T::Key) -> Option<&T> {
+        let (shard, at) = self.position(key);
+        at.ok().map(|at| &self.shards[shard][at])
+    }
+
+    /// Inserts or replaces the value stored under its key.
+    pub(crate) fn insert(&mut self, value: T) {
+        let (shard, at) = self.position(value.key());
+        let old = &self.shards[shard];
+        let (before, after) = match at {
+            Ok(at) => (&old[..at], &old[at + 1..]),
+            Err(at) => (&old[..at], &old[at..]),
+        };
+        let new: Arc<[T]> = (before.iter().copied())
+            .chain(std::iter::once(value))
+            .chain(after.iter().copied())
+            .collect();
+        self.shards[shard] = new;
+    }
+
+    /// Removes the value stored under `key` if `remove` holds for it; returns it.
+    pub(crate) fn remove_if(&mut self, key: &T::Key, remove: impl FnOnce(&T) -> bool) -> Option<T> {
+        let (shard, Ok(at)) = self.position(key) else {
+            return None;
+        };
+        let old = &self.shards[shard];
+        let value = old[at];
+        if !remove(&value) {
+            return None;
+        }
+        let new: Arc<[T]> = (old[..at].iter().copied())
+            .chain(old[at + 1..].iter().copied())
+            .collect();
+        self.shards[shard] = new;
+        Some(value)
     }
 
     /// Every value, in no particular order.

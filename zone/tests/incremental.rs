@@ -1,6 +1,7 @@
 //! After any sequence of changes, an incrementally updated zone answers exactly like a zone built
 //! from scratch from the final state (a deterministic randomized property test).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use clusterdns_zone::{
@@ -64,7 +65,7 @@ fn port(rng: &mut Rng) -> Port {
 fn random_change(rng: &mut Rng) -> Change {
     let ns: Box<str> = NAMESPACES[rng.below(3) as usize].into();
     let svc: Box<str> = SERVICES[rng.below(5) as usize].into();
-    match rng.below(9) {
+    match rng.below(11) {
         0 => Change::NamespaceUpsert(ns),
         1 => Change::NamespaceDelete(ns),
         2 | 3 => {
@@ -105,6 +106,8 @@ fn random_change(rng: &mut Rng) -> Change {
             })
         }
         7 => Change::SliceDelete(ns, format!("slice-{}", rng.below(4)).into()),
+        8 => Change::PodAddressUpsert(ns, ip(rng)),
+        9 => Change::PodAddressDelete(ns, ip(rng)),
         _ => Change::PodUpsert(Pod {
             namespace: ns,
             name: format!("pod-{}", rng.below(3)).into(),
@@ -131,6 +134,13 @@ fn answers(snapshot: &Snapshot) -> Vec<(String, u16, String)> {
     out
 }
 
+/// The client index of a snapshot, sorted.
+fn clients(snapshot: &Snapshot) -> BTreeMap<IpAddr, String> {
+    (snapshot.client_addresses())
+        .map(|(ip, namespace)| (ip, namespace.to_owned()))
+        .collect()
+}
+
 /// The model a sequence of changes leaves behind, kept independently of the builder.
 #[derive(Default)]
 struct Model {
@@ -138,6 +148,9 @@ struct Model {
     services: Vec<Service>,
     slices: Vec<EndpointSlice>,
     pods: Vec<Pod>,
+    /// The client index: the latest upsert of an address, unless a delete of its namespace
+    /// followed.
+    clients: BTreeMap<IpAddr, Box<str>>,
 }
 
 impl Model {
@@ -170,6 +183,14 @@ impl Model {
                 self.pods.push(p);
             }
             Change::PodDelete(ns, n) => self.pods.retain(|x| (&x.namespace, &x.name) != (&ns, &n)),
+            Change::PodAddressUpsert(ns, ip) => {
+                self.clients.insert(ip, ns);
+            }
+            Change::PodAddressDelete(ns, ip) => {
+                if self.clients.get(&ip) == Some(&ns) {
+                    self.clients.remove(&ip);
+                }
+            }
         }
     }
 
@@ -207,12 +228,20 @@ fn incremental_updates_equal_a_fresh_build() {
             let last = incremental.publish();
             let mut fresh = ZoneBuilder::new(config);
             fresh.replace_all(model.cluster());
+            for (ip, namespace) in &model.clients {
+                fresh.apply(Change::PodAddressUpsert(namespace.clone(), *ip));
+            }
             fresh.set_synced();
             let expected = fresh.publish();
             assert_eq!(
                 answers(&last),
                 answers(&expected),
                 "seed {seed}, pods {pods:?}"
+            );
+            assert_eq!(
+                clients(&last),
+                clients(&expected),
+                "client index, seed {seed}, pods {pods:?}"
             );
 
             // A full re-list of the same state through replace_all changes nothing either.

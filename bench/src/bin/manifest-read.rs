@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clusterdns::ops::process;
-use clusterdns::sources::manifest;
+use clusterdns::sources::{manifest, PodChanges};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     let result = if collect {
         manifest::load(&paths, false).map(|(_, report)| report)
     } else {
-        manifest::read(&paths, false, &mut drop)
+        manifest::read(&paths, PodChanges::default(), &mut drop)
     };
     let took = started.elapsed();
     match result {

@@ -283,6 +283,7 @@ impl Config {
                 kubeconfig: self.kubeconfig.clone().map(|path| (path, None)),
                 namespaces: Vec::new(),
                 no_endpoints: false,
+                pod_addresses: false,
             }),
             health: Some(self.health),
             lameduck: Duration::from_secs(self.lameduck),

@@ -190,6 +190,10 @@ pub struct KubernetesPlan {
     pub namespaces: Vec<String>,
     /// No endpoint records: EndpointSlices are not watched (CoreDNS `noendpoints`).
     pub no_endpoints: bool,
+    /// Pods are read for the client index, a Pod's address → its namespace, which
+    /// search-path completion (`autopath @kubernetes`) asks: a few bytes per Pod, in any
+    /// `pods` mode.
+    pub pod_addresses: bool,
 }
 
 /// How a block answers the cluster zone.

@@ -1,5 +1,6 @@
-//! The Kubernetes API source: watches Namespaces, Services, EndpointSlices (and Pods in
-//! `pods verified` mode) with `kube`'s watcher and feeds their changes to the [`Publisher`].
+//! The Kubernetes API source: watches Namespaces, Services, EndpointSlices (and Pods, for
+//! `pods verified` names or the client index: [`PodChanges`]) with `kube`'s watcher and feeds
+//! their changes to the [`Publisher`].
 //!
 //! ```text
 //!  watcher task per resource ──(strip to model, drop the API object)──▶ channel ──▶ applier thread
@@ -32,10 +33,10 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ops::metrics::{Metrics, ServiceKindLabel};
+use crate::ops::metrics::{Metrics, ServiceKindLabel, SourceMetrics};
 use crate::ops::Readiness;
-use crate::sources::objects::{self, ObjectError, DEFAULT_NAMESPACE};
-use crate::sources::Publisher;
+use crate::sources::objects::{self, ObjectError, Seen, DEFAULT_NAMESPACE};
+use crate::sources::{PodChanges, Publisher};
 
 mod applier;
 
@@ -136,11 +137,12 @@ enum Message {
     ListDone(ObjectKind),
 }
 
-/// Starts watching through `client` and applying to `publisher`. The returned receiver fires
-/// once the first complete zone is published.
+/// Starts watching through `client` and applying to `publisher`; Pods are watched when `pods`
+/// asks for any change of them. The returned receiver fires once the first complete zone is
+/// published.
 pub fn start(
     client: Client,
-    watch_pods: bool,
+    pods: PodChanges,
     publisher: Publisher,
     readiness: Arc<Readiness>,
     metrics: Arc<Metrics>,
@@ -152,7 +154,7 @@ pub fn start(
         ObjectKind::Service,
         ObjectKind::EndpointSlice,
     ];
-    if watch_pods {
+    if pods.any() {
         resources.push(ObjectKind::Pod);
     }
     for &resource in &resources {
@@ -164,28 +166,28 @@ pub fn start(
             ObjectKind::Namespace => runtime.spawn(watch(
                 Api::<core::Namespace>::all(client),
                 resource,
-                namespace_change,
+                single(resource, namespace_change, metrics.clone()),
                 sender,
                 metrics,
             )),
             ObjectKind::Service => runtime.spawn(watch(
                 Api::<core::Service>::all(client),
                 resource,
-                service_change,
+                single(resource, service_change, metrics.clone()),
                 sender,
                 metrics,
             )),
             ObjectKind::EndpointSlice => runtime.spawn(watch(
                 Api::<discovery::EndpointSlice>::all(client),
                 resource,
-                slice_change,
+                single(resource, slice_change, metrics.clone()),
                 sender,
                 metrics,
             )),
             ObjectKind::Pod => runtime.spawn(watch(
                 Api::<core::Pod>::all(client),
                 resource,
-                pod_change,
+                pod_changes(pods, metrics.clone()),
                 sender,
                 metrics,
             )),
@@ -227,15 +229,75 @@ impl Converted {
     }
 }
 
-/// Converts an applied object of the watched kind: its change, `None` for an object DNS does not
-/// answer from (as if it did not exist), or why DNS cannot use it.
+/// Converts a listed or applied object of a kind whose object is one change: its change,
+/// `None` for an object DNS does not answer from (as if it did not exist), or why DNS cannot
+/// use it.
 type Convert<K> = fn(K) -> Result<Option<Converted>, ObjectError>;
+
+/// Turns an object of the watched resource, as the watch saw it, into the changes it makes:
+/// none, one, or (Pods' client addresses) one per address.
+type Changes<K> = Box<dyn Fn(K, Seen) -> Vec<Converted> + Send>;
+
+/// The changes of a kind whose object is one change: `convert` what is listed or applied, and
+/// delete the key of what is deleted.
+fn single<K: kube::Resource + 'static>(
+    resource: ObjectKind,
+    convert: Convert<K>,
+    metrics: Arc<Metrics>,
+) -> Changes<K> {
+    Box::new(move |object, seen| {
+        let converted = match seen {
+            Seen::Listed | Seen::Applied => {
+                convert_or_delete(resource, convert, object, &metrics.source)
+            }
+            Seen::Deleted => deletion(resource, object.meta()).map(Converted::plain),
+        };
+        converted.into_iter().collect()
+    })
+}
+
+/// The changes of a Pod: its client addresses when `pods.addresses`, the whole Pod when
+/// `pods.verified`.
+fn pod_changes(pods: PodChanges, metrics: Arc<Metrics>) -> Changes<core::Pod> {
+    let whole = (pods.verified).then(|| single(ObjectKind::Pod, pod_change, metrics.clone()));
+    Box::new(move |object, seen| {
+        let mut out = Vec::new();
+        if pods.addresses {
+            // A Pod whose addresses do not parse is reported by the whole Pod's conversion
+            // when there is one.
+            let source = (!pods.verified).then_some(&metrics.source);
+            let changes = client_changes(&object, seen, source);
+            out.extend(changes.into_iter().map(Converted::plain));
+        }
+        if let Some(whole) = &whole {
+            out.extend(whole(object, seen));
+        }
+        out
+    })
+}
+
+/// The client index's changes of a Pod seen as `seen`; none for a Pod whose addresses do not
+/// parse, which is counted and logged to `source` when given.
+fn client_changes(object: &core::Pod, seen: Seen, source: Option<&SourceMetrics>) -> Vec<Change> {
+    match objects::pod_addresses(object) {
+        Ok(Some(addresses)) => addresses.changes(seen),
+        Ok(None) => Vec::new(),
+        Err(error) => {
+            if let Some(source) = source {
+                source.rejected(ObjectKind::Pod);
+                let object = object_name(&object.metadata);
+                tracing::warn!(resource = "pods", object, %error, "Pod left out of the client index");
+            }
+            Vec::new()
+        }
+    }
+}
 
 /// Watches one resource until the applier goes away.
 async fn watch<K>(
     api: Api<K>,
     resource: ObjectKind,
-    convert: Convert<K>,
+    changes: Changes<K>,
     sender: mpsc::Sender<Message>,
     metrics: Arc<Metrics>,
 ) where
@@ -279,39 +341,40 @@ async fn watch<K>(
                 }
             }
         }
-        let message = match event {
+        let (object, seen) = match event {
             Event::Init => {
                 source.set_synced(index, false);
-                Message::ListStarted(resource)
+                if sender.send(Message::ListStarted(resource)).await.is_err() {
+                    return;
+                }
+                continue;
             }
             Event::InitDone => {
                 source.relist(index);
                 source.set_synced(index, true);
-                Message::ListDone(resource)
-            }
-            Event::InitApply(object) => {
-                match convert_or_delete(resource, convert, object, source) {
-                    Some(converted) => changed(converted, true),
-                    None => continue,
+                if sender.send(Message::ListDone(resource)).await.is_err() {
+                    return;
                 }
+                continue;
             }
+            Event::InitApply(object) => (object, Seen::Listed),
             Event::Apply(object) => {
                 source.event(index);
-                match convert_or_delete(resource, convert, object, source) {
-                    Some(converted) => changed(converted, false),
-                    None => continue,
-                }
+                (object, Seen::Applied)
             }
             Event::Delete(object) => {
                 source.event(index);
-                match deletion(resource, object.meta()) {
-                    Some(change) => changed(Converted::plain(change), false),
-                    None => continue,
-                }
+                (object, Seen::Deleted)
             }
         };
-        if sender.send(message).await.is_err() {
-            return;
+        for converted in changes(object, seen) {
+            if sender
+                .send(changed(converted, seen == Seen::Listed))
+                .await
+                .is_err()
+            {
+                return;
+            }
         }
     }
 }
@@ -331,7 +394,7 @@ fn convert_or_delete<K: kube::Resource>(
     resource: ObjectKind,
     convert: Convert<K>,
     object: K,
-    source: &crate::ops::metrics::SourceMetrics,
+    source: &SourceMetrics,
 ) -> Option<Converted> {
     let meta = object.meta().clone();
     match convert(object) {

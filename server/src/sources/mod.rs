@@ -23,6 +23,23 @@ pub struct Publisher {
     listing: HashMap<ObjectKind, HashSet<ObjectKey>>,
 }
 
+/// What a source makes of Pods; by default nothing, and Pods are not read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PodChanges {
+    /// Whole Pods (`PodUpsert`/`PodDelete`), for `pods verified` names.
+    pub verified: bool,
+    /// Client addresses (`PodAddressUpsert`/`PodAddressDelete`), for the client index
+    /// ([`crate::config::plan::KubernetesPlan::pod_addresses`]).
+    pub addresses: bool,
+}
+
+impl PodChanges {
+    /// Whether Pods are read at all.
+    pub fn any(self) -> bool {
+        self.verified || self.addresses
+    }
+}
+
 /// The objects a source's changes are limited to (CoreDNS `kubernetes { namespaces }` and
 /// `noendpoints`); the default passes everything.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +61,9 @@ impl Filter {
             Change::PodUpsert(pod) => &pod.namespace,
             Change::ServiceDelete(ns, _)
             | Change::SliceDelete(ns, _)
-            | Change::PodDelete(ns, _) => ns,
+            | Change::PodDelete(ns, _)
+            | Change::PodAddressUpsert(ns, _)
+            | Change::PodAddressDelete(ns, _) => ns,
         };
         self.namespaces.is_empty() || self.namespaces.contains(namespace)
     }

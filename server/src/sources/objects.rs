@@ -1,12 +1,16 @@
 //! Kubernetes objects stripped to what DNS needs: the one conversion from k8s-openapi types to the
 //! zone model, shared by every source (manifest files, the API watch). It checks what DNS relies
 //! on (names, IP addresses, ports, protocols) and names the field it rejects.
+//!
+//! A Pod becomes one of two things, or both: a whole [`Pod`] for `pods verified` names
+//! ([`pod`]), and the client addresses of the client index ([`pod_addresses`], whose
+//! [`PodAddresses::changes`] say what a list, a watch event or a delete makes of them).
 
 use std::net::IpAddr;
 
 use clusterdns_zone::name::MAX_LABEL_LEN;
 use clusterdns_zone::{
-    Endpoint, EndpointSlice, Pod, Port, Protocol, Service, ServiceKind, WireName,
+    Change, Endpoint, EndpointSlice, Pod, Port, Protocol, Service, ServiceKind, WireName,
 };
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -259,22 +263,122 @@ fn slice_endpoint(i: usize, endpoint: discovery::Endpoint) -> Result<Endpoint, O
 pub fn pod(object: core::Pod) -> Result<Pod, ObjectError> {
     let name = required_name(&object.metadata)?.to_ascii_lowercase().into();
     let namespace = object_namespace(&object.metadata)?;
-    let status = object.status.unwrap_or_default();
-    let pod_ips = status.pod_ips.unwrap_or_default();
-    let ips: Result<Vec<IpAddr>, _> = if pod_ips.is_empty() {
-        let single = status.pod_ip.as_deref().filter(|ip| !ip.is_empty());
-        single
-            .map(|value| ip(value, || "status.podIP".to_owned()))
-            .into_iter()
-            .collect()
-    } else {
-        (pod_ips.iter().enumerate())
-            .map(|(i, pod_ip)| ip(&pod_ip.ip, || format!("status.podIPs[{i}].ip")))
-            .collect()
-    };
+    let ips = pod_ips(object.status.as_ref())?;
     Ok(Pod {
         namespace,
         name,
-        ips: ips?,
+        ips,
     })
 }
+
+/// `status.podIPs`, else `status.podIP`; none before the Pod has an address.
+fn pod_ips(status: Option<&core::PodStatus>) -> Result<Vec<IpAddr>, ObjectError> {
+    let Some(status) = status else {
+        return Ok(Vec::new());
+    };
+    match status.pod_ips.as_deref().filter(|ips| !ips.is_empty()) {
+        Some(pod_ips) => (pod_ips.iter().enumerate())
+            .map(|(i, pod_ip)| ip(&pod_ip.ip, || format!("status.podIPs[{i}].ip")))
+            .collect(),
+        None => (status.pod_ip.as_deref().filter(|ip| !ip.is_empty()))
+            .map(|value| ip(value, || "status.podIP".to_owned()))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// How a source sees an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// In a full list (a watch's list, a manifest read): what the list leaves out is deleted
+    /// at its end.
+    Listed,
+    /// In a watch event that added or changed it.
+    Applied,
+    /// In a watch event that deleted it (its last state).
+    Deleted,
+}
+
+/// Whether a Pod's addresses are its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PodState {
+    /// Pending, Running or Unknown, and not being deleted: the addresses are its own.
+    Holding,
+    /// Being deleted (`metadata.deletionTimestamp`): the addresses are about to be released.
+    /// Left out from now on, as CoreDNS leaves terminating Pods out, so that no later event of
+    /// this Pod can give an address back after another Pod got it.
+    Terminating,
+    /// Succeeded or Failed: the addresses were released, and may be another Pod's by now.
+    Finished,
+}
+
+/// What the client index needs of a Pod: its namespace, its addresses and whether they are
+/// still its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodAddresses {
+    /// `metadata.namespace`.
+    pub namespace: Box<str>,
+    /// `status.podIPs` (or `status.podIP`); never empty.
+    pub ips: Vec<IpAddr>,
+    /// From `status.phase` and `metadata.deletionTimestamp`.
+    pub state: PodState,
+}
+
+/// A Pod as a DNS client: `None` for a host-network Pod (its address is the node's, whose
+/// queries must get plain answers, whichever Pods share it) and for a Pod with no address yet.
+pub fn pod_addresses(object: &core::Pod) -> Result<Option<PodAddresses>, ObjectError> {
+    let host_network = (object.spec.as_ref()).and_then(|spec| spec.host_network);
+    if host_network == Some(true) {
+        return Ok(None);
+    }
+    let ips = pod_ips(object.status.as_ref())?;
+    if ips.is_empty() {
+        return Ok(None);
+    }
+    let phase = (object.status.as_ref()).and_then(|status| status.phase.as_deref());
+    let state = match phase {
+        Some("Succeeded" | "Failed") => PodState::Finished,
+        _ if object.metadata.deletion_timestamp.is_some() => PodState::Terminating,
+        _ => PodState::Holding,
+    };
+    Ok(Some(PodAddresses {
+        namespace: object_namespace(&object.metadata)?,
+        ips,
+        state,
+    }))
+}
+
+impl PodAddresses {
+    /// The changes this Pod makes to the client index, seen as `seen`:
+    ///
+    /// | | Holding | Terminating | Finished |
+    /// | --- | --- | --- | --- |
+    /// | listed | upsert | — | — |
+    /// | applied | upsert | delete | delete |
+    /// | deleted | delete | delete | — |
+    ///
+    /// A list says what holds an address now; an address it does not list goes at its end, so
+    /// a released address needs no delete there. A Finished Pod's addresses were deleted by the
+    /// event that finished it; a delete of it, which may come hours later (a completed Job's
+    /// Pod), would remove the address from a newer Pod of the same namespace.
+    pub fn changes(self, seen: Seen) -> Vec<Change> {
+        let upsert = match (seen, self.state) {
+            (Seen::Listed | Seen::Applied, PodState::Holding) => true,
+            (Seen::Listed, _) | (Seen::Deleted, PodState::Finished) => return Vec::new(),
+            (Seen::Applied | Seen::Deleted, _) => false,
+        };
+        let namespace = self.namespace;
+        (self.ips.into_iter())
+            .map(|ip| {
+                if upsert {
+                    Change::PodAddressUpsert(namespace.clone(), ip)
+                } else {
+                    Change::PodAddressDelete(namespace.clone(), ip)
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

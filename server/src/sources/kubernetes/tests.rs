@@ -1,5 +1,6 @@
 //! After any random sequence of watch events (applies, deletes, and re-lists that follow
-//! missed events), the zone answers exactly like one built from scratch from the final state.
+//! missed events), the zone answers exactly like one built from scratch from the final state,
+//! and holds the same client index.
 
 use super::*;
 use clusterdns_zone::{Lookup, PodsMode, Snapshot, ZoneBuilder, ZoneConfig};
@@ -19,6 +20,9 @@ impl Rng {
 
 const NAMESPACES: [&str; 3] = ["default", "apps", "kube-system"];
 const SERVICES: [&str; 4] = ["web", "db", "kube-dns", "alias"];
+/// Pod names: `agent` is a host-network Pod (on the node's address, as every such Pod is),
+/// `web-1` is dual-stack.
+const PODS: [&str; 4] = ["web-0", "web-1", "job-a", "agent"];
 
 /// One API object of any watched kind.
 #[derive(Clone)]
@@ -26,6 +30,26 @@ enum Object {
     Namespace(Box<core::Namespace>),
     Service(Box<core::Service>),
     Slice(Box<discovery::EndpointSlice>),
+    Pod(Box<core::Pod>),
+}
+
+/// The conversions the watch tasks run, one per resource.
+struct Conversions {
+    namespace: Changes<core::Namespace>,
+    service: Changes<core::Service>,
+    slice: Changes<discovery::EndpointSlice>,
+    pod: Changes<core::Pod>,
+}
+
+impl Conversions {
+    fn new(pods: PodChanges, metrics: &Arc<Metrics>) -> Self {
+        Conversions {
+            namespace: single(ObjectKind::Namespace, namespace_change, metrics.clone()),
+            service: single(ObjectKind::Service, service_change, metrics.clone()),
+            slice: single(ObjectKind::EndpointSlice, slice_change, metrics.clone()),
+            pod: pod_changes(pods, metrics.clone()),
+        }
+    }
 }
 
 impl Object {
@@ -34,6 +58,7 @@ impl Object {
             Object::Namespace(_) => ObjectKind::Namespace,
             Object::Service(_) => ObjectKind::Service,
             Object::Slice(_) => ObjectKind::EndpointSlice,
+            Object::Pod(_) => ObjectKind::Pod,
         }
     }
 
@@ -42,6 +67,7 @@ impl Object {
             Object::Namespace(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Slice(o) => &o.metadata,
+            Object::Pod(o) => &o.metadata,
         }
     }
 
@@ -49,21 +75,17 @@ impl Object {
         (self.resource(), object_key(self.meta()))
     }
 
-    /// The message a watch (or list) reports for it.
-    fn applied(&self, metrics: &Metrics, listed: bool) -> Option<Message> {
-        let source = &metrics.source;
+    /// The messages a watch (or list) reports for it, seen as `seen`.
+    fn messages(&self, conversions: &Conversions, seen: Seen) -> Vec<Message> {
         let converted = match self.clone() {
-            Object::Namespace(o) => {
-                convert_or_delete(ObjectKind::Namespace, namespace_change, *o, source)
-            }
-            Object::Service(o) => {
-                convert_or_delete(ObjectKind::Service, service_change, *o, source)
-            }
-            Object::Slice(o) => {
-                convert_or_delete(ObjectKind::EndpointSlice, slice_change, *o, source)
-            }
-        }?;
-        Some(changed(converted, listed))
+            Object::Namespace(o) => (conversions.namespace)(*o, seen),
+            Object::Service(o) => (conversions.service)(*o, seen),
+            Object::Slice(o) => (conversions.slice)(*o, seen),
+            Object::Pod(o) => (conversions.pod)(*o, seen),
+        };
+        (converted.into_iter())
+            .map(|c| changed(c, seen == Seen::Listed))
+            .collect()
     }
 }
 
@@ -71,6 +93,9 @@ fn random_object(rng: &mut Rng) -> Object {
     let ns = NAMESPACES[rng.below(3) as usize];
     let svc = SERVICES[rng.below(4) as usize];
     let ip = |rng: &mut Rng| format!("10.0.{}.{}", rng.below(2), rng.below(10) + 1);
+    if rng.below(4) == 0 {
+        return random_pod(rng, ns);
+    }
     match rng.below(6) {
         0 => Object::Namespace(
             serde_json::from_value(json!({"metadata": {"name": ns}})).expect("namespace"),
@@ -119,21 +144,61 @@ fn random_object(rng: &mut Rng) -> Object {
     }
 }
 
-fn zone_config() -> ZoneConfig {
+/// A Pod of `ns`: its address is fixed by its name and namespace (an address moving between
+/// Pods is the zone's tests' concern); its phase, deletion and the field its addresses are
+/// spelled in are random.
+fn random_pod(rng: &mut Rng, ns: &str) -> Object {
+    let which = rng.below(PODS.len() as u64) as usize;
+    let name = PODS[which];
+    let ns_index = NAMESPACES.iter().position(|n| *n == ns).unwrap_or(0);
+    let host_network = name == "agent";
+    let mut ips = vec![format!("10.1.{ns_index}.{}", which + 1)];
+    if host_network {
+        ips = vec!["192.168.0.1".to_owned()];
+    } else if name == "web-1" {
+        ips.push(format!("fd00::{ns_index}:{}", which + 1));
+    }
+    let phase = ["Pending", "Running", "Running", "Succeeded", "Failed"][rng.below(5) as usize];
+    let mut status = json!({"phase": phase});
+    if rng.below(2) == 0 && ips.len() == 1 {
+        status["podIP"] = json!(ips[0]);
+    } else {
+        status["podIPs"] = ips.iter().map(|ip| json!({"ip": ip})).collect();
+    }
+    let mut metadata = json!({"name": name, "namespace": ns});
+    if rng.below(5) == 0 {
+        metadata["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+    }
+    Object::Pod(
+        serde_json::from_value(json!({
+            "metadata": metadata,
+            "spec": {"hostNetwork": host_network, "containers": []},
+            "status": status,
+        }))
+        .expect("pod"),
+    )
+}
+
+fn zone_config(pods: PodChanges) -> ZoneConfig {
     ZoneConfig {
         domain: clusterdns_zone::WireName::from_dotted("cluster.local").expect("domain"),
         ttl: 5,
-        pods: PodsMode::Insecure,
+        pods: if pods.verified {
+            PodsMode::Verified
+        } else {
+            PodsMode::Insecure
+        },
     }
 }
 
-fn applier(metrics: Arc<Metrics>) -> Applier {
+fn applier(metrics: Arc<Metrics>, pods: PodChanges) -> Applier {
     Applier {
-        publisher: Publisher::new(zone_config()),
+        publisher: Publisher::new(zone_config(pods)),
         resources: vec![
             ObjectKind::Namespace,
             ObjectKind::Service,
             ObjectKind::EndpointSlice,
+            ObjectKind::Pod,
         ],
         list_started: HashSet::new(),
         listed_once: HashSet::new(),
@@ -147,11 +212,17 @@ fn applier(metrics: Arc<Metrics>) -> Applier {
 }
 
 /// The snapshot built from scratch from `state`.
-fn fresh(state: &HashMap<(ObjectKind, ObjectKey), Object>, metrics: &Metrics) -> Snapshot {
-    let mut builder = ZoneBuilder::new(zone_config());
+fn fresh(
+    state: &HashMap<(ObjectKind, ObjectKey), Object>,
+    conversions: &Conversions,
+    pods: PodChanges,
+) -> Snapshot {
+    let mut builder = ZoneBuilder::new(zone_config(pods));
     for object in state.values() {
-        if let Some(Message::Changed { change, .. }) = object.applied(metrics, true) {
-            builder.apply(change);
+        for message in object.messages(conversions, Seen::Listed) {
+            if let Message::Changed { change, .. } = message {
+                builder.apply(change);
+            }
         }
     }
     builder.set_synced();
@@ -159,6 +230,18 @@ fn fresh(state: &HashMap<(ObjectKind, ObjectKey), Object>, metrics: &Metrics) ->
 }
 
 fn assert_same_answers(incremental: &Snapshot, fresh: &Snapshot, round: u64) {
+    let clients = |s: &Snapshot| {
+        let mut all: Vec<(std::net::IpAddr, String)> = (s.client_addresses())
+            .map(|(ip, ns)| (ip, ns.to_owned()))
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(
+        clients(incremental),
+        clients(fresh),
+        "round {round}: client index"
+    );
     let mut names = incremental.names();
     names.extend(fresh.names());
     for name in &names {
@@ -186,7 +269,13 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
     let metrics = Arc::new(Metrics::new("dns://:53".into()));
     for round in 0..120u64 {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (round + 1).wrapping_mul(0x2545_f491));
-        let mut applier = applier(metrics.clone());
+        // Client addresses alone, and with `pods verified`.
+        let pods = PodChanges {
+            verified: round % 2 == 1,
+            addresses: true,
+        };
+        let conversions = Conversions::new(pods, &metrics);
+        let mut applier = applier(metrics.clone(), pods);
         let mut state: HashMap<(ObjectKind, ObjectKey), Object> = HashMap::new();
         // The initial list of each resource.
         for _ in 0..rng.below(12) {
@@ -194,7 +283,7 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
             state.insert(object.key(), object);
         }
         for resource in applier.resources.clone() {
-            relist(&mut applier, resource, &state, &metrics);
+            relist(&mut applier, resource, &state, &conversions);
         }
         applier.publish();
         assert!(applier.synced, "round {round}: not synced after every list");
@@ -203,15 +292,15 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
                 0..=4 => {
                     let object = random_object(&mut rng);
                     state.insert(object.key(), object.clone());
-                    if let Some(message) = object.applied(&metrics, false) {
+                    for message in object.messages(&conversions, Seen::Applied) {
                         applier.handle(message);
                     }
                 }
                 5 | 6 => {
                     let object = random_object(&mut rng);
                     if let Some(gone) = state.remove(&object.key()) {
-                        if let Some(change) = deletion(gone.resource(), gone.meta()) {
-                            applier.handle(changed(Converted::plain(change), false));
+                        for message in gone.messages(&conversions, Seen::Deleted) {
+                            applier.handle(message);
                         }
                     }
                 }
@@ -225,12 +314,13 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
                             state.remove(&object.key());
                         }
                     }
-                    let resource = applier.resources[rng.below(3) as usize];
-                    relist(&mut applier, resource, &state, &metrics);
+                    let resources = applier.resources.len() as u64;
+                    let resource = applier.resources[rng.below(resources) as usize];
+                    relist(&mut applier, resource, &state, &conversions);
                     // Missed changes of other kinds arrive by their own re-lists.
                     for other in applier.resources.clone() {
                         if other != resource {
-                            relist(&mut applier, other, &state, &metrics);
+                            relist(&mut applier, other, &state, &conversions);
                         }
                     }
                 }
@@ -239,7 +329,14 @@ fn any_watch_event_sequence_answers_like_a_fresh_build() {
         }
         applier.publish();
         let incremental = applier.publisher.store().load_full();
-        assert_same_answers(&incremental, &fresh(&state, &metrics), round);
+        let fresh = fresh(&state, &conversions, pods);
+        assert_same_answers(&incremental, &fresh, round);
+        let node: std::net::IpAddr = [192, 168, 0, 1].into();
+        assert_eq!(
+            incremental.client_namespace(node),
+            None,
+            "round {round}: the node"
+        );
     }
 }
 
@@ -248,11 +345,11 @@ fn relist(
     applier: &mut Applier,
     resource: ObjectKind,
     state: &HashMap<(ObjectKind, ObjectKey), Object>,
-    metrics: &Metrics,
+    conversions: &Conversions,
 ) {
     applier.handle(Message::ListStarted(resource));
     for object in state.values().filter(|o| o.resource() == resource) {
-        if let Some(message) = object.applied(metrics, true) {
+        for message in object.messages(conversions, Seen::Listed) {
             applier.handle(message);
         }
     }

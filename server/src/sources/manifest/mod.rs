@@ -55,8 +55,10 @@ use serde::Deserializer;
 use serde_yaml::{Mapping, Value};
 
 use crate::sources::objects::{
-    endpoint_slice, namespace_name, pod, service, slice_skip_reason, ObjectError, DEFAULT_NAMESPACE,
+    endpoint_slice, namespace_name, pod, pod_addresses, service, slice_skip_reason, ObjectError,
+    Seen, DEFAULT_NAMESPACE,
 };
+use crate::sources::PodChanges;
 
 use messages::{
     default_field, describe, items_not_a_list, object_kind, relocate, relocate_with, syntax_error,
@@ -137,15 +139,16 @@ fn item_suffix(item: Option<usize>) -> String {
 }
 
 /// Reads every object in `paths`, handing each one DNS loads to `sink` as an upsert as soon as
-/// it is read; Pods are kept only when `keep_pods`. On an error, the objects before it have
-/// already been handed over.
+/// it is read; Pods become what `pods` asks for (whole Pods, client addresses), or are skipped.
+/// The files are a full list: a Pod that is not a client (finished, terminating, host-network)
+/// makes no change. On an error, the objects before it have already been handed over.
 pub fn read(
     paths: &[PathBuf],
-    keep_pods: bool,
+    pods: PodChanges,
     sink: &mut dyn FnMut(Change),
 ) -> Result<LoadReport, ManifestError> {
     let mut loader = Loader {
-        keep_pods,
+        pods,
         sink,
         report: LoadReport::default(),
     };
@@ -155,19 +158,26 @@ pub fn read(
     Ok(loader.report)
 }
 
-/// Loads every object in `paths` into a [`Cluster`]; Pods are kept only when `keep_pods`.
+/// Loads every object in `paths` into a [`Cluster`]; Pods are kept only when `keep_pods` (a
+/// `Cluster` has no client addresses).
 pub fn load(paths: &[PathBuf], keep_pods: bool) -> Result<(Cluster, LoadReport), ManifestError> {
     let mut cluster = Cluster::default();
-    let report = read(paths, keep_pods, &mut |change| match change {
+    let pods = PodChanges {
+        verified: keep_pods,
+        addresses: false,
+    };
+    let report = read(paths, pods, &mut |change| match change {
         Change::NamespaceUpsert(name) => cluster.namespaces.push(name),
         Change::ServiceUpsert(service) => cluster.services.push(service),
         Change::SliceUpsert(slice) => cluster.slices.push(slice),
         Change::PodUpsert(pod) => cluster.pods.push(pod),
-        // `read` reports what a file holds, never a deletion.
+        // `read` reports what a file holds, never a deletion, and no client address here.
         Change::NamespaceDelete(..)
         | Change::ServiceDelete(..)
         | Change::SliceDelete(..)
-        | Change::PodDelete(..) => {}
+        | Change::PodDelete(..)
+        | Change::PodAddressUpsert(..)
+        | Change::PodAddressDelete(..) => {}
     })?;
     Ok((cluster, report))
 }
@@ -290,7 +300,7 @@ impl ListKind {
 
 /// Reads files, handing what it converts to the sink.
 struct Loader<'s> {
-    keep_pods: bool,
+    pods: PodChanges,
     sink: &'s mut dyn FnMut(Change),
     report: LoadReport,
 }
@@ -312,11 +322,11 @@ impl Loader<'_> {
     }
 
     /// The kind an object whose text says `kind` and `apiVersion` is loaded as, when it is one
-    /// we load (and want: Pods only when kept).
+    /// we load (and want: Pods only when something is made of them).
     fn wanted(&self, kind: &str, api_version: &str) -> Option<ObjectKind> {
         classify(api_version, kind)
             .ok()
-            .filter(|kind| *kind != ObjectKind::Pod || self.keep_pods)
+            .filter(|kind| *kind != ObjectKind::Pod || self.pods.any())
     }
 
     /// One document or list item: nothing (an empty document) or an object.
@@ -426,14 +436,35 @@ impl Loader<'_> {
                 }
                 Change::SliceUpsert(endpoint_slice(object)?)
             }
-            Typed::Pod(object) => Change::PodUpsert(pod(object)?),
+            Typed::Pod(object) => {
+                // Both converted before either is handed over.
+                let addresses = if self.pods.addresses {
+                    pod_addresses(&object)?
+                } else {
+                    None
+                };
+                let whole = if self.pods.verified {
+                    Some(pod(object)?)
+                } else {
+                    None
+                };
+                let listed = addresses.map(|a| a.changes(Seen::Listed));
+                let whole = whole.map(Change::PodUpsert);
+                listed
+                    .into_iter()
+                    .flatten()
+                    .chain(whole)
+                    .for_each(&mut *self.sink);
+                self.report.objects += 1;
+                return Ok(());
+            }
         };
         (self.sink)(change);
         self.report.objects += 1;
         Ok(())
     }
 
-    /// Counts an object of a kind that is not loaded (or a Pod, when Pods are not kept).
+    /// Counts an object of a kind that is not loaded (or a Pod, when nothing is made of Pods).
     fn skip_kind(&mut self, kind: &str, api_version: &str) {
         match classify(api_version, kind) {
             Ok(kind) => self.skip(kind.name()),

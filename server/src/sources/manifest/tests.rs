@@ -311,6 +311,134 @@ fn pods_skipped_unless_kept() {
     assert_eq!(report.objects, 0);
 }
 
+/// Pods as clients: running, finished, terminating, host-network.
+const CLIENT_PODS: &str = "
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: Shop}
+status:
+  phase: Running
+  podIP: 10.2.0.5
+  podIPs: [{ip: 10.2.0.5}, {ip: 'fd00::5'}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: job-1, namespace: shop}
+status: {phase: Succeeded, podIP: 10.2.0.7}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: old, namespace: shop, deletionTimestamp: '2025-01-01T00:00:00Z'}
+status: {phase: Running, podIP: 10.2.0.8}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: kube-proxy-a, namespace: kube-system}
+spec: {hostNetwork: true, containers: []}
+status: {phase: Running, podIP: 192.168.1.10}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: single}
+status: {podIP: 10.2.0.6}
+";
+
+#[test]
+fn pods_as_clients_are_their_addresses_only() {
+    let changes = read_pods(
+        "pods.yaml",
+        CLIENT_PODS,
+        PodChanges {
+            verified: false,
+            addresses: true,
+        },
+    );
+    assert_eq!(
+        changes.unwrap(),
+        vec![
+            Change::PodAddressUpsert("shop".into(), ip("10.2.0.5")),
+            Change::PodAddressUpsert("shop".into(), ip("fd00::5")),
+            Change::PodAddressUpsert("default".into(), ip("10.2.0.6")),
+        ]
+    );
+}
+
+#[test]
+fn pods_verified_and_as_clients_make_both() {
+    let changes = read_pods("pods.yaml", CLIENT_PODS, BOTH).unwrap();
+    let whole: Vec<&str> = (changes.iter())
+        .filter_map(|c| match c {
+            Change::PodUpsert(pod) => Some(&*pod.name),
+            _ => None,
+        })
+        .collect();
+    // Every Pod is a verified one, as before; only three addresses are clients.
+    assert_eq!(whole, ["web-0", "job-1", "old", "kube-proxy-a", "single"]);
+    let clients = changes
+        .iter()
+        .filter(|c| matches!(c, Change::PodAddressUpsert(..)));
+    assert_eq!(clients.count(), 3);
+    // Only verified Pods: no client address.
+    let verified = read_pods("pods.yaml", CLIENT_PODS, VERIFIED).unwrap();
+    assert!(verified.iter().all(|c| matches!(c, Change::PodUpsert(_))));
+}
+
+#[test]
+fn a_bad_pod_address_stops_the_load_naming_the_field() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: shop}\n\
+                status: {podIPs: [{ip: 10.2.0.5}, {ip: nope}]}\n";
+    let pods = PodChanges {
+        verified: false,
+        addresses: true,
+    };
+    let error = read_pods("pods.yaml", text, pods).unwrap_err().to_string();
+    let expected = "pods.yaml: Pod shop/web-0: status.podIPs[1].ip: \"nope\" is not an IP address";
+    assert!(error.ends_with(expected), "{error}");
+}
+
+#[test]
+fn a_reread_deletes_the_addresses_the_files_no_longer_hold() {
+    use crate::sources::Publisher;
+    use clusterdns_zone::{ObjectKind, ZoneConfig};
+    let scratch = Scratch::new();
+    let path = scratch.write("pods.yaml", CLIENT_PODS);
+    let pods = PodChanges {
+        verified: false,
+        addresses: true,
+    };
+    let mut publisher = Publisher::new(ZoneConfig::default());
+    read(std::slice::from_ref(&path), pods, &mut |c| {
+        publisher.apply(c)
+    })
+    .unwrap();
+    publisher.set_synced();
+    publisher.publish();
+    let snapshot = publisher.store().load_full();
+    assert_eq!(snapshot.client_namespace(ip("fd00::5")), Some("shop"));
+    assert_eq!(snapshot.client_namespace(ip("10.2.0.7")), None);
+    assert_eq!(snapshot.client_namespace(ip("192.168.1.10")), None);
+    // web-0 is gone; single moved to `shop`; as the manifest source re-reads.
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: single, namespace: shop}\n\
+                status: {podIP: 10.2.0.6}\n";
+    fs::write(&path, text).unwrap();
+    publisher.begin_list(ObjectKind::Pod);
+    read(std::slice::from_ref(&path), pods, &mut |c| {
+        publisher.apply_listed(c)
+    })
+    .unwrap();
+    assert_eq!(
+        publisher
+            .end_list(ObjectKind::Pod)
+            .map(|(_, deleted)| deleted),
+        Some(2)
+    );
+    publisher.publish();
+    let snapshot = publisher.store().load_full();
+    let mut clients: Vec<_> = snapshot.client_addresses().collect();
+    clients.sort();
+    assert_eq!(clients, vec![(ip("10.2.0.6"), "shop")]);
+}
+
 #[test]
 fn kind_list_items() {
     let text = "apiVersion: v1\nkind: List\nmetadata: {resourceVersion: ''}\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: shop}\n\
@@ -484,12 +612,24 @@ fn documents_that_are_not_objects() {
     );
 }
 
+/// Whole Pods, as `pods verified` reads them.
+const VERIFIED: PodChanges = PodChanges {
+    verified: true,
+    addresses: false,
+};
+
 /// Every change `read` hands over for one file with this text (named `name`), pods kept.
 fn read_text(name: &str, text: &str) -> Result<Vec<Change>, ManifestError> {
+    read_pods(name, text, VERIFIED)
+}
+
+/// Every change `read` hands over for one file with this text (named `name`), Pods read for
+/// `pods`.
+fn read_pods(name: &str, text: &str, pods: PodChanges) -> Result<Vec<Change>, ManifestError> {
     let scratch = Scratch::new();
     let path = scratch.write(name, text);
     let mut changes = Vec::new();
-    read(&[path], true, &mut |change| changes.push(change))?;
+    read(&[path], pods, &mut |change| changes.push(change))?;
     Ok(changes)
 }
 
@@ -567,7 +707,7 @@ fn items_go_to_the_sink_before_the_list_ends() {
     let scratch = Scratch::new();
     let path = scratch.write("m.yaml", &text);
     let mut changes = Vec::new();
-    let error = read(&[path], true, &mut |change| changes.push(change)).unwrap_err();
+    let error = read(&[path], VERIFIED, &mut |change| changes.push(change)).unwrap_err();
     assert!(
         matches!(
             error,
@@ -653,13 +793,19 @@ fn lines_the_splitter_cannot_place_are_parsed_whole() {
     assert_eq!(report.objects, 2);
 }
 
+/// Whole Pods and client addresses.
+const BOTH: PodChanges = PodChanges {
+    verified: true,
+    addresses: true,
+};
+
 /// What reading `text` whole, one `serde_yaml::Value` per document (as before streaming),
 /// hands over and reports; or the error's message.
 fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
     let mut changes = Vec::new();
     let mut sink = |change| changes.push(change);
     let mut loader = Loader {
-        keep_pods: true,
+        pods: BOTH,
         sink: &mut sink,
         report: LoadReport::default(),
     };
@@ -703,7 +849,7 @@ fn the_splitter_reads_what_a_whole_parse_reads() {
         let scratch = Scratch::new();
         let path = scratch.write("m.yaml", &text);
         let mut changes = Vec::new();
-        let streamed = read(&[path], true, &mut |change| changes.push(change))
+        let streamed = read(&[path], BOTH, &mut |change| changes.push(change))
             .map(|report| (changes, report))
             .map_err(|e| e.to_string());
         let whole = read_whole(&text);

@@ -12,7 +12,7 @@ use clusterdns_zone::{ObjectKind, ZoneStats};
 
 use crate::ops::metrics::Metrics;
 use crate::sources::manifest::{self, LoadReport, ManifestError};
-use crate::sources::Publisher;
+use crate::sources::{PodChanges, Publisher};
 
 /// What identifies one version of the manifest files.
 type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
@@ -20,7 +20,7 @@ type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 /// Watches manifest files and republishes the zone when they change.
 pub struct ManifestSource {
     paths: Vec<PathBuf>,
-    keep_pods: bool,
+    pods: PodChanges,
     stamp: Stamp,
     publisher: Publisher,
     metrics: Arc<Metrics>,
@@ -52,10 +52,11 @@ fn stamp(paths: &[PathBuf]) -> Result<Stamp, ManifestError> {
 }
 
 impl ManifestSource {
-    /// Reads `paths` and publishes the first (synced) snapshot through `publisher`.
+    /// Reads `paths` and publishes the first (synced) snapshot through `publisher`; Pods become
+    /// what `pods` asks for.
     pub fn load(
         paths: Vec<PathBuf>,
-        keep_pods: bool,
+        pods: PodChanges,
         mut publisher: Publisher,
         metrics: Arc<Metrics>,
     ) -> Result<Loaded, ManifestError> {
@@ -64,14 +65,14 @@ impl ManifestSource {
         // Streamed straight into the builder, object by object: nothing holds the file or the
         // cluster beside the zone. A file that fails stops startup, so a partial zone is never
         // published.
-        let report = manifest::read(&paths, keep_pods, &mut |change| publisher.apply(change))?;
+        let report = manifest::read(&paths, pods, &mut |change| publisher.apply(change))?;
         publisher.set_synced();
         let (stats, took, serial) = publisher.publish();
         metrics.source.published(took, stats, serial);
         Ok(Loaded {
             source: ManifestSource {
                 paths,
-                keep_pods,
+                pods,
                 stamp,
                 publisher,
                 metrics,
@@ -98,7 +99,7 @@ impl ManifestSource {
             // Read once to validate, then again into the builder: a file that fails halfway
             // must not leave half a change behind, and holding the whole cluster to apply it at
             // once would cost the memory streaming saves.
-            manifest::read(&self.paths, self.keep_pods, &mut |_| {})?;
+            manifest::read(&self.paths, self.pods, &mut |_| {})?;
             self.reapply()?;
             Ok(Some(stamp))
         });
@@ -137,7 +138,7 @@ impl ManifestSource {
         for kind in ObjectKind::ALL {
             publisher.begin_list(kind);
         }
-        manifest::read(&self.paths, self.keep_pods, &mut |change| {
+        manifest::read(&self.paths, self.pods, &mut |change| {
             publisher.apply_listed(change)
         })?;
         for kind in ObjectKind::ALL {

@@ -40,6 +40,7 @@ pub(super) fn kubernetes(
         kubeconfig: None,
         namespaces: Vec::new(),
         no_endpoints: false,
+        pod_addresses: false,
     };
     let mut route = KubernetesRoute {
         reverse: (reverse.iter())
