@@ -217,10 +217,10 @@ fn bad_corefiles(port: u16) -> Vec<Bad> {
             "tls://1.1.1.1",
         ),
         bad(
-            "autopath",
-            ".:@P@ {\n    bind 127.0.0.1\n    autopath @kubernetes\n    kubernetes cluster.local\n}\n",
+            "autopath @kubernetes without kubernetes",
+            ".:@P@ {\n    bind 127.0.0.1\n    autopath @kubernetes\n}\n",
             &[3],
-            "autopath",
+            "@kubernetes",
         ),
         bad(
             "missing import without a glob",

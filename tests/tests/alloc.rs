@@ -3,15 +3,17 @@
 //! function and through a running server's UDP worker. One test in this binary, so no other
 //! test's allocations are counted.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
+use clusterdns::chain::plugins::autopath::SearchPath;
 use clusterdns::config::ServeConfig;
 use clusterdns_testkit::alloc::{allocations, Counting};
 use clusterdns_testkit::client::connected_udp;
 use clusterdns_testkit::dns::query;
 use clusterdns_testkit::fixture::{snapshot, zone_config, TestServer};
 use clusterdns_testkit::golden;
-use clusterdns_zone::{answer, Answered, PodsMode, Rcode, Transport};
+use clusterdns_zone::{answer, Answered, Change, PodsMode, Rcode, Transport, WireName};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -94,6 +96,37 @@ fn answering_cluster_queries_allocates_nothing() {
         );
         server.server.shutdown();
     }
+
+    // With autopath, from a Pod of namespace `default` (the test client's 127.0.0.1): a name
+    // that exists, whether its first search expansion or not, costs no allocation either. Only
+    // a walk past an NXDOMAIN allocates (the expansions, rebuilding the answer).
+    let mut autopath = ServeConfig::loopback();
+    for block in autopath.ports.iter_mut().flat_map(|p| p.blocks.iter_mut()) {
+        block.autopath = Some(SearchPath {
+            cluster_zone: WireName::from_dotted("cluster.local"),
+            domains: Vec::new(),
+        });
+    }
+    let mut server = TestServer::start_with(
+        golden::cluster(GOLDEN),
+        zone_config(PodsMode::Insecure),
+        &autopath,
+    );
+    let pod = IpAddr::from([127, 0, 0, 1]);
+    (server.publisher).apply(Change::PodAddressUpsert("default".into(), pod));
+    server.publisher.publish();
+    let existing: Vec<_> = (packets.iter())
+        .filter(|&(_, _, rcode)| *rcode != 3)
+        .cloned()
+        .collect();
+    let during = server_allocations(&server, &existing);
+    assert_eq!(
+        during,
+        0,
+        "server (autopath, Pod client): {during} allocations for {} queries over UDP",
+        existing.len() * 250
+    );
+    server.server.shutdown();
 }
 
 /// Allocations while a running server's UDP worker answers `packets` 250 times (the client

@@ -23,9 +23,11 @@
 pub mod loadbalance;
 pub mod plugins;
 pub mod querylog;
+mod search;
 mod steps;
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -38,6 +40,7 @@ use clusterdns_zone::wire::{CLASS_IN, TYPE_ANY, TYPE_HINFO};
 use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
 use tokio::runtime::Handle;
 
+use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
 use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
@@ -49,6 +52,7 @@ use crate::forward::Forwarder;
 use crate::ops::metrics::{Metrics, Outcome, Plugin};
 use querylog::QueryLog;
 
+use search::SearchRest;
 pub use steps::Hosts;
 use steps::{any_record, kubernetes_step, rcode_step, records_step};
 
@@ -98,6 +102,8 @@ pub struct Deferred {
     forwarder: Forwarder,
     block: Arc<Block>,
     slot: u8,
+    /// The search-path expansions still to try, when `autopath` is walking them.
+    autopath: Option<SearchRest>,
 }
 
 /// A question whose name a `rewrite` rule changed.
@@ -117,6 +123,18 @@ impl Deferred {
         client: SocketAddr,
         received_at: Instant,
     ) -> Option<Reply> {
+        let at = Finish {
+            query: &self.query,
+            packet,
+            rewritten: self.rewritten.is_some(),
+            client,
+            transport,
+            received_at,
+            slot: self.slot,
+        };
+        if let Some(rest) = &self.autopath {
+            return self.resolve_search(rest, at, out).await;
+        }
         let (query, sent) = match &self.rewritten {
             Some(r) => (&r.query, r.packet.as_slice()),
             None => (&self.query, packet),
@@ -127,19 +145,7 @@ impl Deferred {
             rcode: rcode_of(out),
             plugin: Plugin::Forward,
         };
-        self.block.finish(
-            Finish {
-                query: &self.query,
-                packet,
-                rewritten: self.rewritten.is_some(),
-                client,
-                transport,
-                received_at,
-                slot: self.slot,
-            },
-            out,
-            step,
-        )
+        self.block.finish(at, out, step)
     }
 }
 
@@ -180,6 +186,8 @@ pub struct Block {
     any: bool,
     loadbalance: bool,
     rewrite: Box<[NameRule]>,
+    /// The search path, and the counter of queries answered from later in it.
+    autopath: Option<(SearchPath, Arc<AtomicU64>)>,
     templates: Box<[Template]>,
     hosts: Option<Hosts>,
     kubernetes: Option<KubernetesRoute>,
@@ -319,6 +327,7 @@ impl Block {
             any: plan.any,
             loadbalance: plan.loadbalance,
             rewrite: plan.rewrite.clone().into(),
+            autopath: (plan.autopath.clone()).map(|path| (path, metrics.autopath_successes())),
             templates: plan.templates.clone().into(),
             hosts,
             kubernetes: plan.kubernetes.clone(),
@@ -340,6 +349,12 @@ impl Block {
                 Err(step) => return self.conclude(step, None, at, out),
             }
         }
+        if let Some((path, _)) = &self.autopath {
+            let namespace = snapshot.client_namespace(at.client.ip()).map(str::as_bytes);
+            if let Some(first) = path.first_expansion(query.qname(), namespace) {
+                return self.autopath(snapshot, path, first, at, out);
+            }
+        }
         let step = self.chain(snapshot, query, at.packet, &at, out);
         self.conclude(step, None, at, out)
     }
@@ -359,6 +374,7 @@ impl Block {
                 forwarder,
                 block: self.clone(),
                 slot: at.slot,
+                autopath: None,
             })),
             step => {
                 let at = Finish {
@@ -538,6 +554,7 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ("any", plan.any),
         ("loadbalance", plan.loadbalance),
         ("rewrite", !plan.rewrite.is_empty()),
+        ("autopath", plan.autopath.is_some()),
         ("template", !plan.templates.is_empty()),
         ("hosts", plan.hosts.is_some()),
         ("kubernetes", plan.kubernetes.is_some()),

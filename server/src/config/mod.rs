@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 
+use crate::chain::plugins::autopath::{search_domains, SearchPath};
 use crate::config::plan::{
     BlockPlan, BlockZone, ForwardPlan, KubernetesPlan, KubernetesRoute, Plan, PortPlan,
 };
@@ -133,6 +134,13 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tcp_connections: u32,
 
+    /// Server-side search-path completion (CoreDNS `autopath @kubernetes`): a query from a Pod
+    /// for `<name>.<its namespace>.svc.<domain>` is answered with what its resolver's search
+    /// path ends at (a CNAME to the name that exists, then its records). The search domains
+    /// after the cluster's are those of --resolv-conf. Watches Pods for their addresses.
+    #[arg(long)]
+    pub autopath: bool,
+
     /// On SIGTERM, after lameduck, seconds to wait for a successor process to bind the same
     /// addresses (SO_REUSEPORT) before this one stops taking queries: an upgrade that drops
     /// nothing. 0 stops at once; a successor already there takes over either way.
@@ -178,7 +186,7 @@ pub enum ConfigError {
 }
 
 /// The flags a Corefile replaces, with the directive that says the same.
-pub const REPLACED_BY_COREFILE: [(&str, &str); 21] = [
+pub const REPLACED_BY_COREFILE: [(&str, &str); 22] = [
     ("mode", "node-local mode is configured by flags only"),
     (
         "listen",
@@ -187,6 +195,7 @@ pub const REPLACED_BY_COREFILE: [(&str, &str); 21] = [
     ("domain", "use `kubernetes ZONE`"),
     ("ttl", "use `kubernetes { ttl }`"),
     ("pods", "use `kubernetes { pods }`"),
+    ("autopath", "use `autopath @kubernetes`"),
     ("kubeconfig", "use `kubernetes { kubeconfig }`"),
     ("health", "use `health ADDRESS`"),
     ("ready", "use `ready ADDRESS`"),
@@ -260,8 +269,16 @@ impl Config {
         ];
         let cluster = self.mode == Mode::Cluster;
         let kubernetes = cluster.then(KubernetesRoute::reverse_fallthrough);
+        let autopath = (cluster && self.autopath).then(|| SearchPath {
+            cluster_zone: Some(zone.domain.clone()),
+            // A resolv.conf that cannot be read has no search domains to add.
+            domains: search_domains(
+                &std::fs::read_to_string(&self.forward.resolv_conf).unwrap_or_default(),
+            ),
+        });
         let block = BlockPlan {
             kubernetes,
+            autopath,
             forward: Some(ForwardPlan {
                 from: WireName::root(),
                 except: Vec::new(),
@@ -283,7 +300,7 @@ impl Config {
                 kubeconfig: self.kubeconfig.clone().map(|path| (path, None)),
                 namespaces: Vec::new(),
                 no_endpoints: false,
-                pod_addresses: false,
+                pod_addresses: self.autopath,
             }),
             health: Some(self.health),
             lameduck: Duration::from_secs(self.lameduck),
@@ -313,6 +330,7 @@ impl Config {
                 } else {
                     self.kubeconfig.as_ref().map(|_| "--kubeconfig")
                 };
+                let flag = flag.or(self.autopath.then_some("--autopath"));
                 if let Some(flag) = flag {
                     let mode = "cluster";
                     return Err(NodeLocalError::WrongMode { flag, mode }.into());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clusterdns_zone::{PodsMode, Rcode, WireName};
 
+use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::hosts::HostsTable;
 use crate::chain::plugins::rewrite::NameRule;
 use crate::chain::plugins::template::Template;
@@ -58,7 +59,7 @@ pub struct BlockZone {
 }
 
 /// One server block's plugin chain, in CoreDNS's plugin order (not the file's):
-/// log, any, loadbalance, rewrite, cache, template, hosts, kubernetes, loop, forward.
+/// log, any, loadbalance, rewrite, cache, autopath, template, hosts, kubernetes, loop, forward.
 #[derive(Clone, Debug)]
 pub struct BlockPlan {
     /// The zones it answers for.
@@ -73,6 +74,8 @@ pub struct BlockPlan {
     pub loadbalance: bool,
     /// Question-name rewrites, in order (CoreDNS `rewrite name`).
     pub rewrite: Vec<NameRule>,
+    /// Server-side search-path completion (CoreDNS `autopath`).
+    pub autopath: Option<SearchPath>,
     /// Fixed answers for names matching a pattern (CoreDNS `template`), in order.
     pub templates: Vec<Template>,
     /// Names and addresses from a hosts file and inline entries (CoreDNS `hosts`).
@@ -96,6 +99,7 @@ impl BlockPlan {
             any: false,
             loadbalance: false,
             rewrite: Vec::new(),
+            autopath: None,
             templates: Vec::new(),
             hosts: None,
             kubernetes: None,

@@ -12,6 +12,7 @@
 //!
 //! [`Zones`] is the zone list every plugin is scoped by (and `fallthrough` is limited to).
 
+pub mod autopath;
 pub mod hosts;
 pub mod message;
 pub mod records;

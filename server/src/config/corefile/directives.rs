@@ -6,7 +6,7 @@
 //! This file reads a server block and the directives of the server itself (`bind`, `health`,
 //! `ready`, `prometheus`, `errors`, `loop`, `reload`...), with the argument helpers every
 //! directive shares; [`kubernetes`], [`forward`] (with `cache`) and [`plugins`] (`log`,
-//! `hosts`, `rewrite`, `template`) read the directives of their names.
+//! `hosts`, `rewrite`, `template`, `autopath`) read the directives of their names.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -33,11 +33,11 @@ mod plugins;
 use forward::{cache_config, forward};
 use kubernetes::kubernetes;
 pub use plugins::hosts_table;
-use plugins::{hosts, log, rewrite, template};
+use plugins::{autopath, hosts, log, rewrite, template};
 
 /// The directives clusterdns carries out; any other stops startup.
-pub const SUPPORTED: &str = "any, bind, cache, errors, forward, health, hosts, kubernetes, \
-     loadbalance, log, loop, prometheus, ready, reload, rewrite (name), template";
+pub const SUPPORTED: &str = "any, autopath, bind, cache, errors, forward, health, hosts, \
+     kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite (name), template";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";
@@ -167,6 +167,7 @@ fn block_plan(
     let mut seen: Vec<&str> = Vec::new();
     let mut cache: Option<CacheConfig> = None;
     let mut loop_check = false;
+    let mut search: Option<&Directive> = None;
     let block_zones: Vec<String> = out.zones.iter().map(|z| z.zone_label.clone()).collect();
     for d in &block.directives {
         let name = d.name.text.as_str();
@@ -264,13 +265,7 @@ fn block_plan(
             }
             "cache" => cache = Some(cache_config(d, &block_zones)?),
             "forward" => out.forward = Some(forward(d, listen)?),
-            "autopath" => {
-                return Err(CorefileError::at(
-                    &d.name,
-                    "autopath is not supported yet: remove it (clients then walk their search \
-                     path themselves, as without autopath)",
-                ))
-            }
+            "autopath" => search = Some(d),
             other => {
                 return Err(CorefileError::at(
                     &d.name,
@@ -278,6 +273,15 @@ fn block_plan(
                 ))
             }
         }
+    }
+    if let Some(d) = search {
+        let cluster = out.kubernetes.as_ref().and(plan.kubernetes.as_mut());
+        let path = autopath(d, cluster.as_ref().map(|k| &k.domain))?;
+        if let (Some(cluster), Some(_)) = (cluster, &path.cluster_zone) {
+            // @kubernetes: the client's namespace comes from the Pod address index.
+            cluster.pod_addresses = true;
+        }
+        out.autopath = Some(path);
     }
     if let Some(forward) = &mut out.forward {
         forward.loop_check = loop_check;

@@ -1,7 +1,8 @@
 //! The directives of the plugins that answer from configuration or shape the answer:
-//! `log`, `hosts`, `rewrite` and `template`.
+//! `log`, `hosts`, `rewrite`, `template` and `autopath`.
 
 use super::*;
+use crate::chain::plugins::autopath::{search_domains, SearchPath};
 
 /// The `log` directive: which names, the line format, which classes of response.
 pub(super) fn log(d: &Directive) -> Result<LogPlan, CorefileError> {
@@ -286,4 +287,62 @@ pub(super) fn template(d: &Directive, block_zones: &[String]) -> Result<Template
     };
     Template::new(&config)
         .map_err(|message| CorefileError::at(&d.name, format!("template: {message}")))
+}
+
+/// Where `autopath @kubernetes` reads the search domains that follow the cluster's.
+const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// The `autopath RESOLV-CONF` directive. `@kubernetes` makes the search path the client Pod's:
+/// its namespace's, then `svc.<zone>`, `<zone>` (`cluster_zone`, the block's `kubernetes`
+/// zone), then the search domains of /etc/resolv.conf, as CoreDNS's `kubernetes` plugin builds
+/// it. A file makes it that file's search list for every client.
+pub(super) fn autopath(
+    d: &Directive,
+    cluster_zone: Option<&WireName>,
+) -> Result<SearchPath, CorefileError> {
+    no_block(d)?;
+    let [source] = d.args.as_slice() else {
+        return Err(CorefileError::at(
+            &d.name,
+            "autopath: one argument, @kubernetes or a resolv.conf (zones before it are not \
+             supported: the block's zones apply)",
+        ));
+    };
+    if source.text == "@kubernetes" {
+        let Some(zone) = cluster_zone else {
+            return Err(CorefileError::at(
+                source,
+                "autopath @kubernetes needs the kubernetes plugin in the same server block",
+            ));
+        };
+        return Ok(SearchPath {
+            cluster_zone: Some(zone.clone()),
+            // Without the file (outside a pod), only the cluster's own domains.
+            domains: search_domains(&std::fs::read_to_string(RESOLV_CONF).unwrap_or_default()),
+        });
+    }
+    if let Some(plugin) = source.text.strip_prefix('@') {
+        return Err(CorefileError::at(
+            source,
+            format!("autopath @{plugin}: only @kubernetes provides a search path"),
+        ));
+    }
+    let path = PathBuf::from(&source.text);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CorefileError::at(
+            source,
+            format!("autopath: cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let domains = search_domains(&text);
+    if domains.is_empty() {
+        return Err(CorefileError::at(
+            source,
+            format!("autopath: {} has no search domains", path.display()),
+        ));
+    }
+    Ok(SearchPath {
+        cluster_zone: None,
+        domains,
+    })
 }
