@@ -140,6 +140,29 @@ fn the_args_are_a_valid_node_local_configuration() {
     );
 }
 
+/// Upgrades drop nothing: the new pod starts beside the old one (maxSurge), which waits for it
+/// to bind the addresses, and the new one is ready only once it serves.
+#[test]
+fn upgrades_start_the_new_pod_before_stopping_the_old_one() {
+    let objects = Objects::load();
+    let spec = objects.daemon_set().spec.as_ref().expect("a spec");
+    let rolling = (spec.update_strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref())
+        .expect("a rolling update");
+    assert_eq!(rolling.max_surge, Some(IntOrString::Int(1)));
+    assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+    assert!(spec.min_ready_seconds.unwrap_or(0) > 0, "minReadySeconds");
+    let container = objects.container();
+    let config = config(container);
+    assert!(config.handover_wait > 0, "--handover-wait");
+    let ready = (container.readiness_probe.as_ref())
+        .and_then(|p| p.http_get.as_ref())
+        .expect("an httpGet readiness probe");
+    assert_eq!(ready.path.as_deref(), Some("/ready"));
+    assert_eq!(ready.host.as_deref(), Some(&*config.ready.ip().to_string()));
+    assert_eq!(ready.port, IntOrString::Int(i32::from(config.ready.port())));
+}
+
 #[test]
 fn the_pod_runs_on_the_host_network_with_what_the_setup_needs() {
     let objects = Objects::load();
@@ -154,8 +177,9 @@ fn the_pod_runs_on_the_host_network_with_what_the_setup_needs() {
         Some("system-node-critical")
     );
     assert!(
-        pod.termination_grace_period_seconds.unwrap_or(30) > config.lameduck as i64,
-        "the grace period covers --lameduck"
+        pod.termination_grace_period_seconds.unwrap_or(30)
+            > (config.lameduck + config.handover_wait) as i64,
+        "the grace period covers --lameduck and --handover-wait"
     );
 
     // The liveness probe asks /health where --health listens.
@@ -166,27 +190,10 @@ fn the_pod_runs_on_the_host_network_with_what_the_setup_needs() {
     assert_eq!(get.host.as_deref(), Some(&*config.health.ip().to_string()));
     assert_eq!(get.port, IntOrString::Int(i32::from(config.health.port())));
 
-    let ports: BTreeMap<String, (i32, String)> = (container.ports.iter().flatten())
-        .map(|p| {
-            let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
-            (
-                p.name.clone().unwrap_or_default(),
-                (p.container_port, protocol),
-            )
-        })
-        .collect();
-    let dns = i32::from(config.listen[0].port());
-    assert_eq!(
-        ports,
-        BTreeMap::from([
-            ("dns".to_owned(), (dns, "UDP".to_owned())),
-            ("dns-tcp".to_owned(), (dns, "TCP".to_owned())),
-            (
-                "metrics".to_owned(),
-                (i32::from(config.metrics.port()), "TCP".to_owned())
-            ),
-        ])
-    );
+    // No declared ports: on the host network each would be a host port, and the scheduler
+    // never places two pods with the same host port on a node, which would keep the surge pod
+    // of an upgrade Pending until the old one is gone.
+    assert_eq!(container.ports, None, "ports must not be declared");
 
     // NET_ADMIN exactly when the pod sets up the node itself.
     let capabilities = (container.security_context.as_ref())
