@@ -77,7 +77,12 @@ fn corefile_corpus() {
     // The seeds must not be skipped by the sandbox filter, or they test nothing.
     for (path, bytes) in corpus("corefile") {
         let text = String::from_utf8_lossy(&bytes);
-        if path.file_name().unwrap().to_string_lossy().starts_with("seed-") {
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
             assert!(
                 harness::corefile::reads_only_the_sandbox(&text),
                 "{} is skipped by the target",
@@ -128,21 +133,70 @@ fn query_seeds() -> Vec<(String, Vec<u8>)> {
     use RecordType::*;
     let edns = Some((1232, false));
     let mut seeds = vec![
-        ("a-clusterip", query(1, "web.apps.svc.cluster.local.", A, None)),
-        ("aaaa-dualstack", query(2, "web.apps.svc.cluster.local.", AAAA, edns)),
-        ("a-headless-many", query(3, "many.apps.svc.cluster.local.", A, None)),
-        ("srv-named-port", query(4, "_http._tcp.web.apps.svc.cluster.local.", SRV, edns)),
-        ("srv-headless", query(5, "_postgres._tcp.db.apps.svc.cluster.local.", SRV, Some((4096, true)))),
-        ("a-hostname", query(6, "db-0.db.apps.svc.cluster.local.", A, None)),
-        ("aaaa-hostname", query(7, "db-0.db.apps.svc.cluster.local.", AAAA, edns)),
-        ("cname-externalname", query(8, "alias.apps.svc.cluster.local.", A, edns)),
+        (
+            "a-clusterip",
+            query(1, "web.apps.svc.cluster.local.", A, None),
+        ),
+        (
+            "aaaa-dualstack",
+            query(2, "web.apps.svc.cluster.local.", AAAA, edns),
+        ),
+        (
+            "a-headless-many",
+            query(3, "many.apps.svc.cluster.local.", A, None),
+        ),
+        (
+            "srv-named-port",
+            query(4, "_http._tcp.web.apps.svc.cluster.local.", SRV, edns),
+        ),
+        (
+            "srv-headless",
+            query(
+                5,
+                "_postgres._tcp.db.apps.svc.cluster.local.",
+                SRV,
+                Some((4096, true)),
+            ),
+        ),
+        (
+            "a-hostname",
+            query(6, "db-0.db.apps.svc.cluster.local.", A, None),
+        ),
+        (
+            "aaaa-hostname",
+            query(7, "db-0.db.apps.svc.cluster.local.", AAAA, edns),
+        ),
+        (
+            "cname-externalname",
+            query(8, "alias.apps.svc.cluster.local.", A, edns),
+        ),
         ("ptr-v4", query(9, "5.1.96.10.in-addr.arpa.", PTR, None)),
-        ("ptr-v6", query(10, "5.0.1.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", PTR, edns)),
-        ("a-pod-verified", query(11, "10-0-2-1.apps.pod.cluster.local.", A, None)),
-        ("any-headless", query(12, "many.apps.svc.cluster.local.", ANY, edns)),
+        (
+            "ptr-v6",
+            query(
+                10,
+                "5.0.1.0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.",
+                PTR,
+                edns,
+            ),
+        ),
+        (
+            "a-pod-verified",
+            query(11, "10-0-2-1.apps.pod.cluster.local.", A, None),
+        ),
+        (
+            "any-headless",
+            query(12, "many.apps.svc.cluster.local.", ANY, edns),
+        ),
         ("soa-apex", query(13, "cluster.local.", SOA, edns)),
-        ("txt-dns-version", query(14, "dns-version.cluster.local.", TXT, None)),
-        ("a-nxdomain", query(15, "missing.apps.svc.cluster.local.", A, edns)),
+        (
+            "txt-dns-version",
+            query(14, "dns-version.cluster.local.", TXT, None),
+        ),
+        (
+            "a-nxdomain",
+            query(15, "missing.apps.svc.cluster.local.", A, edns),
+        ),
         ("a-outside", query(16, "www.example.com.", A, edns)),
         ("axfr", query(17, "cluster.local.", AXFR, None)),
         ("a-namespace", query(18, "apps.svc.cluster.local.", A, None)),
@@ -165,10 +219,7 @@ fn query_seeds() -> Vec<(String, Vec<u8>)> {
     let mut two = query(23, "web.apps.svc.cluster.local.", A, None);
     two[5] = 2;
     seeds.push(("two-questions", two));
-    seeds
-        .into_iter()
-        .map(|(n, b)| (n.to_owned(), b))
-        .collect()
+    seeds.into_iter().map(|(n, b)| (n.to_owned(), b)).collect()
 }
 
 fn record(owner: &str, ttl: u32, rdata: RData) -> Record {
@@ -221,8 +272,26 @@ fn forward_seeds() -> Vec<(String, Vec<u8>)> {
     let a = |ttl, last| record(www, ttl, RData::A(A(Ipv4Addr::new(192, 0, 2, last))));
     let many: Vec<Record> = (1..=60).map(|i| a(300, i)).collect();
     let seeds = vec![
-        ("a-two", response(7, (www, TA), ResponseCode::NoError, [vec![a(300, 1), a(60, 2)], vec![], vec![]], true)),
-        ("a-many-truncates", response(7, (www, TA), ResponseCode::NoError, [many, vec![], vec![]], false)),
+        (
+            "a-two",
+            response(
+                7,
+                (www, TA),
+                ResponseCode::NoError,
+                [vec![a(300, 1), a(60, 2)], vec![], vec![]],
+                true,
+            ),
+        ),
+        (
+            "a-many-truncates",
+            response(
+                7,
+                (www, TA),
+                ResponseCode::NoError,
+                [many, vec![], vec![]],
+                false,
+            ),
+        ),
         (
             "cname-chain",
             response(
@@ -232,7 +301,11 @@ fn forward_seeds() -> Vec<(String, Vec<u8>)> {
                 [
                     vec![
                         record(www, 3600, RData::CNAME(CNAME(name("edge.example.net.")))),
-                        record("edge.example.net.", 20, RData::A(A(Ipv4Addr::new(198, 51, 100, 7)))),
+                        record(
+                            "edge.example.net.",
+                            20,
+                            RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+                        ),
                     ],
                     vec![],
                     vec![],
@@ -240,9 +313,36 @@ fn forward_seeds() -> Vec<(String, Vec<u8>)> {
                 true,
             ),
         ),
-        ("nxdomain-soa", response(7, (www, TA), ResponseCode::NXDomain, [vec![], vec![soa("example.com.", 3600, 60)], vec![]], true)),
-        ("nodata-soa", response(7, (www, TAAAA), ResponseCode::NoError, [vec![], vec![soa("example.com.", 30, 900)], vec![]], false)),
-        ("servfail", response(7, (www, TA), ResponseCode::ServFail, [vec![], vec![], vec![]], true)),
+        (
+            "nxdomain-soa",
+            response(
+                7,
+                (www, TA),
+                ResponseCode::NXDomain,
+                [vec![], vec![soa("example.com.", 3600, 60)], vec![]],
+                true,
+            ),
+        ),
+        (
+            "nodata-soa",
+            response(
+                7,
+                (www, TAAAA),
+                ResponseCode::NoError,
+                [vec![], vec![soa("example.com.", 30, 900)], vec![]],
+                false,
+            ),
+        ),
+        (
+            "servfail",
+            response(
+                7,
+                (www, TA),
+                ResponseCode::ServFail,
+                [vec![], vec![], vec![]],
+                true,
+            ),
+        ),
         (
             "mx-with-glue",
             response(
@@ -250,11 +350,23 @@ fn forward_seeds() -> Vec<(String, Vec<u8>)> {
                 ("example.com.", TMX),
                 ResponseCode::NoError,
                 [
-                    vec![record("example.com.", 300, RData::MX(MX::new(10, name("mail.example.com."))))],
+                    vec![record(
+                        "example.com.",
+                        300,
+                        RData::MX(MX::new(10, name("mail.example.com."))),
+                    )],
                     vec![],
                     vec![
-                        record("mail.example.com.", 300, RData::A(A(Ipv4Addr::new(192, 0, 2, 25)))),
-                        record("mail.example.com.", 300, RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 25)))),
+                        record(
+                            "mail.example.com.",
+                            300,
+                            RData::A(A(Ipv4Addr::new(192, 0, 2, 25))),
+                        ),
+                        record(
+                            "mail.example.com.",
+                            300,
+                            RData::AAAA(AAAA(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 25))),
+                        ),
                     ],
                 ],
                 true,
@@ -267,17 +379,41 @@ fn forward_seeds() -> Vec<(String, Vec<u8>)> {
                 ("_sip._udp.example.com.", TSRV),
                 ResponseCode::NoError,
                 [
-                    vec![record("_sip._udp.example.com.", 120, RData::SRV(SRV::new(1, 5, 5060, name("sip.example.com."))))],
+                    vec![record(
+                        "_sip._udp.example.com.",
+                        120,
+                        RData::SRV(SRV::new(1, 5, 5060, name("sip.example.com."))),
+                    )],
                     vec![],
-                    vec![record("sip.example.com.", 0x8000_0001, RData::TXT(TXT::new(vec!["v=1".into()])))],
+                    vec![record(
+                        "sip.example.com.",
+                        0x8000_0001,
+                        RData::TXT(TXT::new(vec!["v=1".into()])),
+                    )],
                 ],
                 true,
             ),
         ),
-        ("refused", response(7, (www, TA), ResponseCode::Refused, [vec![], vec![], vec![]], false)),
+        (
+            "refused",
+            response(
+                7,
+                (www, TA),
+                ResponseCode::Refused,
+                [vec![], vec![], vec![]],
+                false,
+            ),
+        ),
     ];
-    let mut seeds: Vec<(String, Vec<u8>)> = seeds.into_iter().map(|(n, b)| (n.to_owned(), b)).collect();
-    let mut tc = response(7, (www, TA), ResponseCode::NoError, [vec![a(300, 1)], vec![], vec![]], false);
+    let mut seeds: Vec<(String, Vec<u8>)> =
+        seeds.into_iter().map(|(n, b)| (n.to_owned(), b)).collect();
+    let mut tc = response(
+        7,
+        (www, TA),
+        ResponseCode::NoError,
+        [vec![a(300, 1)], vec![], vec![]],
+        false,
+    );
     tc[2] |= 0x02;
     seeds.push(("truncated-flag".into(), tc));
     seeds
@@ -300,7 +436,9 @@ impl Ops {
             self.0.extend_from_slice(&ttl.to_be_bytes());
             match kind % 5 {
                 0 => self.0.extend_from_slice(&[192, 0, 2, 1]),
-                1 => self.0.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                1 => self
+                    .0
+                    .extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
                 2 => {}
                 3 => {
                     for v in [1u32, 7200, 3600, 1209600, 60] {
@@ -448,10 +586,14 @@ fn manifest_seeds() -> Vec<(String, Vec<u8>)> {
     vec![
         (
             "kubectl-get-all.yaml".into(),
-            std::fs::read(root.join("server/tests/fixtures/manifests/kubectl-get-all.yaml")).unwrap(),
+            std::fs::read(root.join("server/tests/fixtures/manifests/kubectl-get-all.yaml"))
+                .unwrap(),
         ),
         ("list.json".into(), MANIFEST_JSON.as_bytes().to_vec()),
-        ("multi-document.yaml".into(), MANIFEST_MULTI.as_bytes().to_vec()),
+        (
+            "multi-document.yaml".into(),
+            MANIFEST_MULTI.as_bytes().to_vec(),
+        ),
     ]
 }
 
@@ -499,7 +641,10 @@ fn corefile_seeds() -> Vec<(String, Vec<u8>)> {
         "deploy-example.Corefile".into(),
         std::fs::read(root.join("deploy/examples/Corefile")).unwrap(),
     ));
-    seeds.push(("imports-and-plugins.Corefile".into(), COREFILE_IMPORTS.as_bytes().to_vec()));
+    seeds.push((
+        "imports-and-plugins.Corefile".into(),
+        COREFILE_IMPORTS.as_bytes().to_vec(),
+    ));
     seeds
 }
 
