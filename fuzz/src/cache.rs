@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use clusterdns::forward::cache::{cacheability, Answer, Cache, Key};
+use clusterdns::forward::cache::{cacheability, Answer, Cache, CacheKey};
 use clusterdns::forward::clock::{Clock, ManualClock};
 use clusterdns::forward::config::{CacheConfig, CacheScope};
 use clusterdns::forward::message::{parse_response, Response};
@@ -211,8 +211,8 @@ impl Harness {
         let answer = Answer::new(packet, &response);
         let entry = self
             .cache
-            .insert(Key::new(name, qtype, 1, dnssec_ok), answer, kind, ttl);
-        assert_eq!(entry.key(), &Key::new(name, qtype, 1, dnssec_ok));
+            .insert(CacheKey::new(name, qtype, 1, dnssec_ok), answer, kind, ttl);
+        assert_eq!(entry.key(), &CacheKey::new(name, qtype, 1, dnssec_ok));
         self.inserted.insert(k);
         self.model.insert(
             k,
@@ -280,7 +280,7 @@ impl Harness {
             6 => {
                 let Some(entry) = self
                     .cache
-                    .stale(Key::new(name, qtype, 1, dnssec_ok).as_ref())
+                    .stale(CacheKey::new(name, qtype, 1, dnssec_ok).as_ref())
                 else {
                     if let Some(stored) = self.model.get(&k) {
                         let expiry = stored.stored_at + u64::from(stored.ttl) * 1000;
@@ -295,7 +295,7 @@ impl Harness {
                     }
                     return;
                 };
-                assert_eq!(entry.key(), &Key::new(name, qtype, 1, dnssec_ok));
+                assert_eq!(entry.key(), &CacheKey::new(name, qtype, 1, dnssec_ok));
                 assert!(
                     !self.config.serve_stale.is_zero(),
                     "stale without serve_stale"
@@ -309,11 +309,13 @@ impl Harness {
                 assert_eq!(entry.remaining_ttl(self.now), None);
             }
             _ => {
-                let got = self.cache.get(Key::new(name, qtype, 1, dnssec_ok).as_ref());
+                let got = self
+                    .cache
+                    .get(CacheKey::new(name, qtype, 1, dnssec_ok).as_ref());
                 match (got, self.model.get(&k)) {
                     (Some(_), None) => panic!("entry for a key never inserted"),
                     (Some(entry), Some(stored)) => {
-                        assert_eq!(entry.key(), &Key::new(name, qtype, 1, dnssec_ok));
+                        assert_eq!(entry.key(), &CacheKey::new(name, qtype, 1, dnssec_ok));
                         assert_eq!(
                             entry.remaining_ttl(self.now),
                             expected_ttl(stored, self.now)

@@ -1,5 +1,5 @@
-//! Target `corefile`: the Corefile parser (`clusterdns::corefile::parse`) and the directive
-//! interpreter that turns the parsed file into a plan (`clusterdns::corefile::plan`). The input
+//! Target `corefile`: the Corefile parser (`clusterdns::config::corefile::parse`) and the directive
+//! interpreter that turns the parsed file into a plan (`clusterdns::config::corefile::plan`). The input
 //! is the text of a Corefile at `<sandbox>/Corefile`, where the sandbox is a scratch directory
 //! holding a few files to `import` (`a.conf`, `b.server`, `custom/x.override`) and to read as
 //! `hosts` and `forward` files (`hosts`, `resolv.conf`); every `{$VAR}` and `{%VAR%}` is `x`.
@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clusterdns::corefile::{parse, plan};
+use clusterdns::config::corefile::{parse, plan};
 
 /// Absolute paths inputs may name (all regular files, or missing).
 const ALLOWED_ABSOLUTE: [&str; 3] = ["/etc/resolv.conf", "/etc/hosts", "/etc/coredns/"];

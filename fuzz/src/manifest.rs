@@ -1,4 +1,4 @@
-//! Target `manifest`: the manifest loader (`clusterdns::manifest::read`). The input is written
+//! Target `manifest`: the manifest loader (`clusterdns::sources::manifest::read`). The input is written
 //! to a scratch file named `.yaml` and to one named `.json` (in /dev/shm when there is one): the
 //! loader reads files by path and its YAML splitter re-opens the file to re-read a document
 //! whole, so there is no in-memory entry point to call instead. Errors are expected; panics are
@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clusterdns::manifest::read;
+use clusterdns::sources::manifest::read;
+use clusterdns::sources::PodChanges;
 use clusterdns_zone::name::reverse_name;
 use clusterdns_zone::{Change, Cluster, PodsMode, ServiceKind, WireName, ZoneBuilder, ZoneConfig};
 
@@ -59,7 +60,11 @@ pub fn run(data: &[u8]) {
         }
         let mut cluster = Cluster::default();
         let mut changes = 0usize;
-        let result = read(std::slice::from_ref(&path), true, &mut |change| {
+        let pods = PodChanges {
+            verified: true,
+            addresses: true,
+        };
+        let result = read(std::slice::from_ref(&path), pods, &mut |change| {
             changes += 1;
             match change {
                 Change::NamespaceUpsert(name) => cluster.namespaces.push(name),
