@@ -15,9 +15,11 @@
 //! flag-configured block or kubeadm's Corefile takes the same path: parse, route, snapshot
 //! answer, with no allocation and no lock.
 //!
-//! This file is the chain itself (route, run the steps in order, finish the response); each
-//! plugin's step is in `steps.rs`, what happens after the answer in [`loadbalance`] and
-//! [`querylog`], and the plugins' sans-IO logic in [`plugins`]. What the chain does not own:
+//! This file is the chain itself (route, run the steps in order, finish the response), kept in
+//! one piece (about 580 lines) because those three share the router's and block's private
+//! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, what happens
+//! after the answer in [`loadbalance`] and [`querylog`], and the plugins' sans-IO logic in
+//! [`plugins`]. What the chain does not own:
 //! the sockets ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
 pub mod loadbalance;

@@ -16,6 +16,9 @@
 //! the cluster. Until every watched resource has listed once, nothing is published and the zone
 //! answers SERVFAIL. Errors keep the last snapshot serving; each resource logs a failure reason
 //! once, when it starts, and once more when the watch recovers.
+//!
+//! The applier (the writer side) is in `kubernetes/applier.rs`; this file is the watch side: the
+//! client, a watcher task per resource, and the conversion of each event.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
