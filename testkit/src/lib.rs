@@ -30,5 +30,6 @@ pub mod http;
 pub mod knot;
 pub mod net;
 pub mod process;
+pub mod rng;
 pub mod temp;
 pub mod yaml;

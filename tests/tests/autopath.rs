@@ -151,6 +151,14 @@ impl Server {
     }
 }
 
+/// Asks `name` from client 127.0.0.`client` and checks the walked answer: NOERROR with exactly
+/// `records` (`owner TYPE RDATA`), the CNAME from the asked name first.
+fn walked(server: &Server, client: u8, name: &str, records: [&str; 2]) {
+    let reply = server.ask(client, name).expect("answer");
+    assert_eq!(reply.rcode, ResponseCode::NoError, "{name}");
+    assert_eq!(answers(&reply), records, "{name}");
+}
+
 /// The answer records as `owner TYPE RDATA`, without TTLs.
 fn answers(reply: &Reply) -> Vec<String> {
     (reply.answers.iter())
@@ -164,41 +172,36 @@ fn the_first_expansion_is_answered_with_the_end_of_the_search_path() {
     let server = Server::start(knot.addr);
 
     // A Service in another namespace: pg.db, asked as a Pod of apps first tries it.
-    let reply = server
-        .ask(2, "pg.db.apps.svc.cluster.local")
-        .expect("answer");
-    assert_eq!(reply.rcode, ResponseCode::NoError);
-    assert_eq!(
-        answers(&reply),
+    walked(
+        &server,
+        2,
+        "pg.db.apps.svc.cluster.local",
         [
             "pg.db.apps.svc.cluster.local. CNAME pg.db.svc.cluster.local.",
             "pg.db.svc.cluster.local. A 10.96.2.20",
-        ]
+        ],
     );
 
     // An external name: through the cluster's expansions and the node's search domain.
-    let reply = server
-        .ask(2, "api.example.test.apps.svc.cluster.local")
-        .expect("answer");
-    assert_eq!(reply.rcode, ResponseCode::NoError);
-    assert_eq!(
-        answers(&reply),
+    walked(
+        &server,
+        2,
+        "api.example.test.apps.svc.cluster.local",
         [
             "api.example.test.apps.svc.cluster.local. CNAME api.example.test.",
             "api.example.test. A 192.0.2.1",
-        ]
+        ],
     );
 
     // The node's search domain itself: `wiki` is wiki.corp.test.
-    let reply = server
-        .ask(2, "wiki.apps.svc.cluster.local")
-        .expect("answer");
-    assert_eq!(
-        answers(&reply),
+    walked(
+        &server,
+        2,
+        "wiki.apps.svc.cluster.local",
         [
             "wiki.apps.svc.cluster.local. CNAME wiki.corp.test.",
             "wiki.corp.test. A 192.0.2.2",
-        ]
+        ],
     );
 
     // A name that exists nowhere: NXDOMAIN for the name asked, as without autopath.

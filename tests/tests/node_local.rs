@@ -557,33 +557,11 @@ fn node_setup_in_a_network_namespace() {
     let interface = "nodelocaltest";
     let listen = "169.254.20.10:53";
     let args = |keep: bool| {
-        let mut args = vec![
-            "--mode",
-            "node-local",
-            "--listen",
-            listen,
-            "--threads",
-            "1",
-            "--cluster-dns",
-            "127.0.0.1:5399",
-            "--upstream",
-            "127.0.0.1:5398",
-            "--health",
-            "169.254.20.10:8080",
-            "--ready",
-            "127.0.0.1:8181",
-            "--metrics",
-            "127.0.0.1:9253",
-            "--lameduck",
-            "0",
-            "--setup-interface",
-            interface,
-            "--setup-iptables",
-        ];
-        if keep {
-            args.push("--skip-teardown");
-        }
-        args
+        let extra: &[&str] = match keep {
+            true => &["--lameduck", "0", "--skip-teardown"],
+            false => &["--lameduck", "0"],
+        };
+        netns_args(interface, "127.0.0.1:5398", extra)
     };
     let raw_rule = "-A PREROUTING -d 169.254.20.10/32 -p udp -m udp --dport 53 -j NOTRACK";
     let filter_rule = "-A INPUT -d 169.254.20.10/32 -p tcp -m tcp --dport 53 -j ACCEPT";

@@ -7,7 +7,7 @@
 //!
 //! - an IPv4 entry is 8 bytes (the address as a `u32`, a `u32` namespace id), an IPv6 entry
 //!   20, and nothing is lost to a hash table's load: with the shards' own headers, under
-//!   9 bytes per IPv4 Pod at 100,000 Pods (zone/README.md, `zone/tests/client_memory.rs`);
+//!   9 bytes per IPv4 Pod at 100,000 Pods (zone/README.md, `tests/tests/client_memory.rs`);
 //! - the names are interned once each ([`NamespaceIds`]). The builder counts the entries of
 //!   each id and reuses the id of a namespace that has none left, so namespace churn does not
 //!   grow the table.
@@ -28,35 +28,13 @@ use std::sync::Arc;
 
 use foldhash::HashMap;
 
-use crate::table::{Keyed, SortedShards};
+use crate::table::{Addressed, SortedShards};
 
 /// An IPv4 address and the id of its namespace.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct V4 {
-    ip: u32,
-    namespace: u32,
-}
-
-impl Keyed for V4 {
-    type Key = u32;
-    fn key(&self) -> &u32 {
-        &self.ip
-    }
-}
+pub(crate) type V4 = Addressed<u32, u32>;
 
 /// An IPv6 address and the id of its namespace.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct V6 {
-    ip: [u8; 16],
-    namespace: u32,
-}
-
-impl Keyed for V6 {
-    type Key = [u8; 16];
-    fn key(&self) -> &[u8; 16] {
-        &self.ip
-    }
-}
+pub(crate) type V6 = Addressed<[u8; 16], u32>;
 
 /// The published index (see the module docs): what a snapshot reads.
 #[derive(Clone)]
@@ -92,8 +70,8 @@ impl Clients {
     /// The namespace id `ip` belongs to.
     fn id(&self, ip: IpAddr) -> Option<u32> {
         match ip.to_canonical() {
-            IpAddr::V4(ip) => self.v4.get(&u32::from(ip)).map(|e| e.namespace),
-            IpAddr::V6(ip) => self.v6.get(&ip.octets()).map(|e| e.namespace),
+            IpAddr::V4(ip) => self.v4.get(&u32::from(ip)).map(|e| e.value),
+            IpAddr::V6(ip) => self.v6.get(&ip.octets()).map(|e| e.value),
         }
     }
 
@@ -114,11 +92,11 @@ impl Clients {
         match ip.to_canonical() {
             IpAddr::V4(ip) => self.v4.insert(V4 {
                 ip: u32::from(ip),
-                namespace,
+                value: namespace,
             }),
             IpAddr::V6(ip) => self.v6.insert(V6 {
                 ip: ip.octets(),
-                namespace,
+                value: namespace,
             }),
         }
         if let Some(before) = before {
@@ -133,8 +111,8 @@ impl Clients {
             return false;
         };
         let removed = match ip.to_canonical() {
-            IpAddr::V4(ip) => (self.v4.remove_if(&u32::from(ip), |e| e.namespace == id)).is_some(),
-            IpAddr::V6(ip) => (self.v6.remove_if(&ip.octets(), |e| e.namespace == id)).is_some(),
+            IpAddr::V4(ip) => (self.v4.remove_if(&u32::from(ip), |e| e.value == id)).is_some(),
+            IpAddr::V6(ip) => (self.v6.remove_if(&ip.octets(), |e| e.value == id)).is_some(),
         };
         if removed {
             ids.release(id, &self.names);
@@ -146,11 +124,8 @@ impl Clients {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (IpAddr, &str)> + '_ {
         let name = |id: u32| self.names.get(id as usize).map_or("", |name| &**name);
         (self.v4.iter())
-            .map(move |e| (IpAddr::V4(Ipv4Addr::from(e.ip)), name(e.namespace)))
-            .chain(
-                (self.v6.iter())
-                    .map(move |e| (IpAddr::V6(Ipv6Addr::from(e.ip)), name(e.namespace))),
-            )
+            .map(move |e| (IpAddr::V4(Ipv4Addr::from(e.ip)), name(e.value)))
+            .chain((self.v6.iter()).map(move |e| (IpAddr::V6(Ipv6Addr::from(e.ip)), name(e.value))))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::table::{Keyed, Sharded};
+use crate::table::{Addressed, Sharded};
 
 /// An owner hash split in two, so an entry needs only 4-byte alignment.
 type Owner = [u32; 2];
@@ -20,32 +20,10 @@ fn join(owner: Owner) -> u64 {
 }
 
 /// An IPv4 address and one of its owners.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct V4 {
-    ip: u32,
-    owner: Owner,
-}
-
-impl Keyed for V4 {
-    type Key = u32;
-    fn key(&self) -> &u32 {
-        &self.ip
-    }
-}
+pub(crate) type V4 = Addressed<u32, Owner>;
 
 /// An IPv6 address and one of its owners.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct V6 {
-    ip: [u8; 16],
-    owner: Owner,
-}
-
-impl Keyed for V6 {
-    type Key = [u8; 16];
-    fn key(&self) -> &[u8; 16] {
-        &self.ip
-    }
-}
+pub(crate) type V6 = Addressed<[u8; 16], Owner>;
 
 /// The reverse index (see the module docs).
 #[derive(Clone)]
@@ -70,14 +48,14 @@ impl Reverse {
                 let ip = u32::from(ip);
                 let found = (self.v4.candidates(self.v4.hash(&ip)))
                     .filter(move |e| e.ip == ip)
-                    .map(|e| join(e.owner));
+                    .map(|e| join(e.value));
                 (Some(found), None)
             }
             IpAddr::V6(ip) => {
                 let ip = ip.octets();
                 let found = (self.v6.candidates(self.v6.hash(&ip)))
                     .filter(move |e| e.ip == ip)
-                    .map(|e| join(e.owner));
+                    .map(|e| join(e.value));
                 (None, Some(found))
             }
         };
@@ -90,14 +68,14 @@ impl Reverse {
             IpAddr::V4(ip) => {
                 let entry = V4 {
                     ip: u32::from(ip),
-                    owner: split(owner),
+                    value: split(owner),
                 };
                 self.v4.insert_beside(entry)
             }
             IpAddr::V6(ip) => {
                 let entry = V6 {
                     ip: ip.octets(),
-                    owner: split(owner),
+                    value: split(owner),
                 };
                 self.v6.insert_beside(entry)
             }
@@ -111,12 +89,12 @@ impl Reverse {
             IpAddr::V4(v4) => {
                 let key = u32::from(v4);
                 let hash = self.v4.hash(&key);
-                self.v4.remove_by(hash, |e| e.ip == key && e.owner == owner);
+                self.v4.remove_by(hash, |e| e.ip == key && e.value == owner);
             }
             IpAddr::V6(v6) => {
                 let key = v6.octets();
                 let hash = self.v6.hash(&key);
-                self.v6.remove_by(hash, |e| e.ip == key && e.owner == owner);
+                self.v6.remove_by(hash, |e| e.ip == key && e.value == owner);
             }
         }
         self.owners(ip).next().is_none()

@@ -24,6 +24,23 @@ fn shard_of(hash: u64) -> usize {
     ((hash >> 32) as usize) & ((1 << SHARD_BITS) - 1)
 }
 
+/// An address (a `u32` for IPv4, 16 bytes for IPv6) and what an address table keeps for it:
+/// the entry of the reverse index and of the client index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Addressed<A, T> {
+    /// The address, the key.
+    pub(crate) ip: A,
+    /// What is kept for it.
+    pub(crate) value: T,
+}
+
+impl<A: Hash + Eq, T> Keyed for Addressed<A, T> {
+    type Key = A;
+    fn key(&self) -> &A {
+        &self.ip
+    }
+}
+
 /// A value stored in a [`Sharded`] table, found by its key.
 pub(crate) trait Keyed {
     /// The key type.

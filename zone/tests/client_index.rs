@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use clusterdns_testkit::rng::XorShift;
 use clusterdns_zone::{Change, ObjectKind, Pod, PodsMode, Snapshot, ZoneBuilder, ZoneConfig};
 
 fn v4(last: u8) -> IpAddr {
@@ -203,23 +204,11 @@ fn only_address_changes_fill_the_index() {
     assert_eq!(snapshot.client_addresses().count(), 0);
 }
 
-/// xorshift: reproducible without a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[test]
 fn any_sequence_of_changes_leaves_what_the_rules_say() {
     const NAMESPACES: [&str; 4] = ["a", "b", "c", "d"];
     for seed in 1..=100u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = XorShift::new(seed);
         let mut builder = builder(PodsMode::Insecure);
         let mut model: BTreeMap<IpAddr, &str> = BTreeMap::new();
         let mut published: Vec<(Snapshot, BTreeMap<IpAddr, String>)> = Vec::new();

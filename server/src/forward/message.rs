@@ -78,45 +78,61 @@ fn ttl_value(raw: u32) -> u32 {
     }
 }
 
-/// Skips a name at `at`; a compression pointer must point before the name, past the header.
-fn skip_name(packet: &[u8], mut at: usize) -> Option<usize> {
-    let start = at;
-    let mut length = 0usize;
-    loop {
-        let byte = *packet.get(at)?;
-        match byte & 0xC0 {
-            0x00 if byte == 0 => return Some(at + 1),
-            0x00 => {
-                length += 1 + usize::from(byte);
-                if length > 255 {
-                    return None;
+/// Where names start in a response being validated: every label read so far, so that a
+/// compression pointer is accepted only when it lands on one. A pointer into anything else (an
+/// address, a TTL, the header) would make the name read differently once the cache rewrites
+/// those bytes for another client.
+struct LabelStarts(Vec<bool>);
+
+impl LabelStarts {
+    /// No label seen yet in a packet of `len` bytes.
+    fn new(len: usize) -> LabelStarts {
+        LabelStarts(vec![false; len])
+    }
+
+    /// Reads the name at `at`, remembering where its labels start; returns where it ends. A
+    /// compression pointer must land on the start of a label read before.
+    fn skip_name(&mut self, packet: &[u8], mut at: usize) -> Option<usize> {
+        let mut length = 0usize;
+        loop {
+            let byte = *packet.get(at)?;
+            match byte & 0xC0 {
+                0x00 if byte == 0 => return Some(at + 1),
+                0x00 => {
+                    length += 1 + usize::from(byte);
+                    if length > 255 {
+                        return None;
+                    }
+                    *self.0.get_mut(at)? = true;
+                    at += 1 + usize::from(byte);
                 }
-                at += 1 + usize::from(byte);
+                0xC0 => {
+                    let target =
+                        (usize::from(byte & 0x3F) << 8) | usize::from(*packet.get(at + 1)?);
+                    let known = target < at && self.0.get(target).copied().unwrap_or(false);
+                    return known.then_some(at + 2);
+                }
+                _ => return None,
             }
-            0xC0 => {
-                let target = (usize::from(byte & 0x3F) << 8) | usize::from(*packet.get(at + 1)?);
-                return (HEADER_LEN..start).contains(&target).then_some(at + 2);
-            }
-            _ => return None,
         }
     }
-}
 
-/// Checks the names inside the RDATA of the types that may compress them (RFC 3597 §4, and SRV
-/// and DNAME, which some servers compress anyway).
-fn check_rdata_names(packet: &[u8], rtype: u16, rdata: Range<usize>) -> Option<()> {
-    let (skip, names) = match rtype {
-        TYPE_NS | TYPE_CNAME | TYPE_PTR | TYPE_DNAME => (0, 1),
-        TYPE_MX => (2, 1),
-        TYPE_SRV => (6, 1),
-        TYPE_SOA => (0, 2),
-        _ => return Some(()),
-    };
-    let mut at = rdata.start + skip;
-    for _ in 0..names {
-        at = skip_name(packet, at)?;
+    /// Checks the names inside the RDATA of the types that may compress them (RFC 3597 §4,
+    /// and SRV and DNAME, which some servers compress anyway).
+    fn check_rdata_names(&mut self, packet: &[u8], rtype: u16, rdata: Range<usize>) -> Option<()> {
+        let (skip, names) = match rtype {
+            TYPE_NS | TYPE_CNAME | TYPE_PTR | TYPE_DNAME => (0, 1),
+            TYPE_MX => (2, 1),
+            TYPE_SRV => (6, 1),
+            TYPE_SOA => (0, 2),
+            _ => return Some(()),
+        };
+        let mut at = rdata.start + skip;
+        for _ in 0..names {
+            at = self.skip_name(packet, at)?;
+        }
+        (at <= rdata.end).then_some(())
     }
-    (at <= rdata.end).then_some(())
 }
 
 /// Validates `packet` as the answer to our query `id` for (`qname`, `qtype`, `qclass`);
@@ -148,6 +164,8 @@ pub fn parse_response(
         return None;
     }
     let body_start = name_end + 4;
+    let mut labels = LabelStarts::new(packet.len());
+    labels.skip_name(packet, HEADER_LEN)?;
     let sections = [
         read_u16(packet, 6)?,
         read_u16(packet, 8)?,
@@ -164,7 +182,7 @@ pub fn parse_response(
     let mut at = body_start;
     'sections: for (section, &count) in sections.iter().enumerate() {
         for _ in 0..count {
-            at = skip_name(packet, at)?;
+            at = labels.skip_name(packet, at)?;
             let rtype = read_u16(packet, at)?;
             let ttl = ttl_value(read_u32(packet, at + 4)?);
             let rdata_start = at + 10;
@@ -180,7 +198,7 @@ pub fn parse_response(
                 }
                 break 'sections;
             }
-            check_rdata_names(packet, rtype, rdata.clone())?;
+            labels.check_rdata_names(packet, rtype, rdata.clone())?;
             if rtype == TYPE_SOA && section == 1 && response.negative_ttl.is_none() {
                 let minimum = ttl_value(read_u32(packet, rdata.end.checked_sub(4)?)?);
                 response.negative_ttl = Some(ttl.min(minimum));
@@ -334,5 +352,25 @@ mod tests {
         let parsed = parse_response(&packet, 7, NAME, 1, 1).unwrap();
         assert_eq!(parsed.counts, [1, 0, 0]);
         assert_eq!(parsed.min_ttl, Some(0));
+    }
+
+    #[test]
+    fn pointers_must_land_on_a_name() {
+        // A second owner pointing into the first record's address (192.0.2.1), which reads as
+        // a label: fuzzing found such replies, whose names change once the cache rewrites
+        // the bytes they point into.
+        let body = HEADER_LEN + NAME.len() + 4;
+        let mut records = a_record(300);
+        let address = u8::try_from(body + 12).unwrap();
+        let mut second = a_record(300);
+        second[1] = address;
+        records.extend(second);
+        let packet = response(0x8180, [2, 0, 0], &records);
+        assert!(parse_response(&packet, 7, NAME, 1, 1).is_none());
+        // Pointing at a label of the question's name is fine.
+        let mut suffix = a_record(300);
+        suffix[1] = u8::try_from(HEADER_LEN + 4).unwrap();
+        let packet = response(0x8180, [1, 0, 0], &suffix);
+        assert!(parse_response(&packet, 7, NAME, 1, 1).is_some());
     }
 }

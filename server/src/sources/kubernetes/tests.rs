@@ -3,20 +3,9 @@
 //! and holds the same client index.
 
 use super::*;
+use clusterdns_testkit::rng::XorShift;
 use clusterdns_zone::{Lookup, PodsMode, Snapshot, ZoneBuilder, ZoneConfig};
 use serde_json::json;
-
-/// xorshift: reproducible without a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 const NAMESPACES: [&str; 3] = ["default", "apps", "kube-system"];
 const SERVICES: [&str; 4] = ["web", "db", "kube-dns", "alias"];
@@ -89,10 +78,10 @@ impl Object {
     }
 }
 
-fn random_object(rng: &mut Rng) -> Object {
+fn random_object(rng: &mut XorShift) -> Object {
     let ns = NAMESPACES[rng.below(3) as usize];
     let svc = SERVICES[rng.below(4) as usize];
-    let ip = |rng: &mut Rng| format!("10.0.{}.{}", rng.below(2), rng.below(10) + 1);
+    let ip = |rng: &mut XorShift| format!("10.0.{}.{}", rng.below(2), rng.below(10) + 1);
     if rng.below(4) == 0 {
         return random_pod(rng, ns);
     }
@@ -147,7 +136,7 @@ fn random_object(rng: &mut Rng) -> Object {
 /// A Pod of `ns`: its address is fixed by its name and namespace (an address moving between
 /// Pods is the zone's tests' concern); its phase, deletion and the field its addresses are
 /// spelled in are random.
-fn random_pod(rng: &mut Rng, ns: &str) -> Object {
+fn random_pod(rng: &mut XorShift, ns: &str) -> Object {
     let which = rng.below(PODS.len() as u64) as usize;
     let name = PODS[which];
     let ns_index = NAMESPACES.iter().position(|n| *n == ns).unwrap_or(0);
@@ -268,7 +257,7 @@ fn assert_same_answers(incremental: &Snapshot, fresh: &Snapshot, round: u64) {
 fn any_watch_event_sequence_answers_like_a_fresh_build() {
     let metrics = Arc::new(Metrics::new("dns://:53".into()));
     for round in 0..120u64 {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (round + 1).wrapping_mul(0x2545_f491));
+        let mut rng = XorShift::new(round + 1);
         // Client addresses alone, and with `pods verified`.
         let pods = PodChanges {
             verified: round % 2 == 1,

@@ -3,39 +3,10 @@
 //! (not RSS), over what the empty builder holds. One test in this binary, so no other test's
 //! allocations are counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use clusterdns_testkit::alloc::{live_bytes, Counting};
 use clusterdns_zone::{Change, ZoneBuilder, ZoneConfig};
-
-/// The system allocator, counting live bytes (as `bench/src/heap.rs`'s, which the zone cannot
-/// depend on).
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds alloc's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds dealloc's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: the caller upholds realloc's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -53,7 +24,7 @@ fn client_index_heap_per_pod_stays_small() {
     let mut builder = ZoneBuilder::new(ZoneConfig::default());
     builder.set_synced();
     drop(builder.publish());
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live_bytes();
     for i in 0..PODS {
         // A /24 per node, as kubeadm's default pod CIDR hands them out: 10.244.<node>.<n>.
         let ip = Ipv4Addr::new(
@@ -72,7 +43,7 @@ fn client_index_heap_per_pod_stays_small() {
         Some("namespace-0")
     );
     drop(snapshot);
-    let bytes = LIVE.load(Ordering::Relaxed).saturating_sub(before);
+    let bytes = live_bytes().saturating_sub(before);
     let per_pod = bytes as f64 / PODS as f64;
     println!(
         "{PODS} IPv4 Pods over {NAMESPACES} namespaces: {bytes} bytes, {per_pod:.1} bytes/Pod"
