@@ -97,7 +97,11 @@ impl LabelStarts {
         loop {
             let byte = *packet.get(at)?;
             match byte & 0xC0 {
-                0x00 if byte == 0 => return Some(at + 1),
+                0x00 if byte == 0 => {
+                    // The root label: a pointer may name the root (or a name ending here) too.
+                    *self.0.get_mut(at)? = true;
+                    return Some(at + 1);
+                }
                 0x00 => {
                     length += 1 + usize::from(byte);
                     if length > 255 {
@@ -367,7 +371,13 @@ mod tests {
         records.extend(second);
         let packet = response(0x8180, [2, 0, 0], &records);
         assert!(parse_response(&packet, 7, NAME, 1, 1).is_none());
-        // Pointing at a label of the question's name is fine.
+        // Pointing at the root label ending the question's name is fine (the fuzzed cache
+        // target asks for the root itself).
+        let mut root = a_record(300);
+        root[1] = u8::try_from(HEADER_LEN + NAME.len() - 1).unwrap();
+        let packet = response(0x8180, [1, 0, 0], &root);
+        assert!(parse_response(&packet, 7, NAME, 1, 1).is_some());
+        // So is pointing at a label of the question's name.
         let mut suffix = a_record(300);
         suffix[1] = u8::try_from(HEADER_LEN + 4).unwrap();
         let packet = response(0x8180, [1, 0, 0], &suffix);
