@@ -3,7 +3,8 @@
 //! DaemonSet pod, started beside this one with `maxSurge`) can bind the same addresses while
 //! this one still serves, and the kernel spreads queries over both.
 //!
-//! To leave, a worker connects its socket to an address no client uses ([`stop_receiving`]):
+//! To leave, a worker connects its socket to an address no client uses ([`stop_receiving`],
+//! for sockets bound to a specific address, as node-local mode's are):
 //! from then on the kernel delivers new queries only to the unconnected sockets of the group
 //! (the successor's), while the queries already queued on this socket stay there to be
 //! answered. The worker drains its queue and closes the socket. Without a successor the same
@@ -37,14 +38,16 @@ pub fn inode(socket: &UdpSocket) -> io::Result<u64> {
 
 /// Connects `socket` (bound to `local`) to the discard port of its own address, so that the
 /// kernel stops handing it queries from clients; those already queued stay readable, and
-/// answers still go out with an explicit destination.
-pub fn stop_receiving(socket: &UdpSocket, local: SocketAddr) -> io::Result<()> {
-    let ip = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    socket.connect(SocketAddr::new(ip, DISCARD_PORT))
+/// answers still go out with an explicit destination. Returns whether it did: a socket bound to
+/// a wildcard address is left as it is, because connecting it would also fix its source address
+/// and the queued answers to other hosts could not be sent (it drains while still taking
+/// queries; node-local mode binds specific addresses).
+pub fn stop_receiving(socket: &UdpSocket, local: SocketAddr) -> io::Result<bool> {
+    if local.ip().is_unspecified() {
+        return Ok(false);
+    }
+    socket.connect(SocketAddr::new(local.ip(), DISCARD_PORT))?;
+    Ok(true)
 }
 
 /// Whether every address in `addrs` has a UDP socket bound to it that is not one of `ours`
@@ -148,7 +151,7 @@ mod tests {
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(b"queued", addr).unwrap();
         let new = reuse_port_socket(addr);
-        stop_receiving(&old, addr).unwrap();
+        assert!(stop_receiving(&old, addr).unwrap());
         for _ in 0..20 {
             UdpSocket::bind("127.0.0.1:0")
                 .unwrap()

@@ -11,8 +11,9 @@
 //! upstream's answer from a clone of the worker's socket when it comes, without blocking the
 //! batch.
 //!
-//! When told to stop, a worker stops taking new queries ([`handover::stop_receiving`]), answers
-//! the ones already queued on its socket, and returns.
+//! When told to stop, a worker on a specific address stops taking new queries
+//! ([`handover::stop_receiving`]); every worker answers the ones already queued on its socket,
+//! and returns.
 
 use std::io;
 use std::mem::{size_of, zeroed};
