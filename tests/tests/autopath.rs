@@ -159,6 +159,13 @@ fn walked(server: &Server, client: u8, name: &str, records: [&str; 2]) {
     assert_eq!(answers(&reply), records, "{name}");
 }
 
+/// Waits until `name` from client 127.0.0.`client` is answered (NOERROR), then checks that the
+/// answer is exactly `records`.
+fn wait_walked(server: &Server, client: u8, name: &str, records: [&str; 2]) {
+    let reply = server.wait(client, name, |r| r.rcode == ResponseCode::NoError);
+    assert_eq!(answers(&reply), records, "{name}");
+}
+
 /// The answer records as `owner TYPE RDATA`, without TTLs.
 fn answers(reply: &Reply) -> Vec<String> {
     (reply.answers.iter())
@@ -253,15 +260,14 @@ fn the_index_follows_a_pod_that_moves_to_another_namespace() {
 
     // The Pod at 127.0.0.2 is now in db: its first expansion is <name>.db.svc.cluster.local.
     server.dir.write("cluster.yaml", &cluster("db"));
-    let reply = server.wait(2, "web.apps.db.svc.cluster.local", |r| {
-        r.rcode == ResponseCode::NoError
-    });
-    assert_eq!(
-        answers(&reply),
+    wait_walked(
+        &server,
+        2,
+        "web.apps.db.svc.cluster.local",
         [
             "web.apps.db.svc.cluster.local. CNAME web.apps.svc.cluster.local.",
             "web.apps.svc.cluster.local. A 10.96.1.10",
-        ]
+        ],
     );
     let reply = server
         .ask(2, "pg.db.apps.svc.cluster.local")
@@ -322,28 +328,26 @@ fn the_index_follows_the_pod_watch_of_the_api_server() {
         metrics: loopback(free_port()),
         dir,
     };
-    let reply = server.wait(2, "pg.db.apps.svc.cluster.local", |r| {
-        r.rcode == ResponseCode::NoError
-    });
-    assert_eq!(
-        answers(&reply),
+    wait_walked(
+        &server,
+        2,
+        "pg.db.apps.svc.cluster.local",
         [
             "pg.db.apps.svc.cluster.local. CNAME pg.db.svc.cluster.local.",
             "pg.db.svc.cluster.local. A 10.96.2.20",
-        ]
+        ],
     );
 
     api.delete(Kind::Pod, "apps", "client");
     api.upsert(Kind::Pod, fakeapi::pod("db", "client", "127.0.0.2"));
-    let reply = server.wait(2, "web.apps.db.svc.cluster.local", |r| {
-        r.rcode == ResponseCode::NoError
-    });
-    assert_eq!(
-        answers(&reply),
+    wait_walked(
+        &server,
+        2,
+        "web.apps.db.svc.cluster.local",
         [
             "web.apps.db.svc.cluster.local. CNAME web.apps.svc.cluster.local.",
             "web.apps.svc.cluster.local. A 10.96.1.10",
-        ]
+        ],
     );
     let reply = server
         .ask(2, "pg.db.apps.svc.cluster.local")
