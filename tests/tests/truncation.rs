@@ -1,5 +1,7 @@
 //! Large answers: a headless Service with 100 ready endpoints does not fit a 512-byte UDP
 //! response (TC=1, whole records only), and comes complete over TCP and with a large EDNS size.
+//! An SRV answer whose records fit but whose glue does not loses glue, not the answer, and
+//! carries no TC (RFC 2181 §9).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -11,7 +13,11 @@ use clusterdns_zone::{
 };
 
 fn big_headless() -> Cluster {
-    let endpoints = (0..100u8)
+    headless("big", 100)
+}
+
+fn headless(name: &str, count: u8) -> Cluster {
+    let endpoints = (0..count)
         .map(|i| Endpoint {
             addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 1, 0, i + 1))],
             hostname: None,
@@ -22,14 +28,14 @@ fn big_headless() -> Cluster {
         namespaces: vec!["default".into()],
         services: vec![Service {
             namespace: "default".into(),
-            name: "big".into(),
+            name: name.into(),
             kind: ServiceKind::Headless,
             ports: vec![],
         }],
         slices: vec![EndpointSlice {
             namespace: "default".into(),
-            name: "big-1".into(),
-            service: "big".into(),
+            name: format!("{name}-1").into(),
+            service: name.into(),
             ports: vec![Port {
                 name: "http".into(),
                 protocol: Protocol::Tcp,
@@ -89,5 +95,23 @@ fn hundred_endpoints_truncate_over_udp_and_come_whole_over_tcp() {
             .all(|r| r.to_string().contains(" 0 1 80 ")),
         "weight floor(100/100)=1"
     );
+    server.server.shutdown();
+}
+
+#[test]
+fn srv_records_that_fit_without_their_glue_are_not_truncated() {
+    // Six SRV records fit in 512 bytes; their six A glue records do not all fit after them.
+    let server = TestServer::start(headless("few", 6), zone_config(PodsMode::Insecure));
+    let name = "_http._tcp.few.default.svc.cluster.local";
+    let udp = client::udp(server.addr(), &query(1, name, 33, None)).expect("udp answer");
+    assert!(udp.len() <= 512, "{} bytes", udp.len());
+    assert!(!truncated(&udp), "every SRV record is there: no TC");
+    let message = hickory_proto::op::Message::from_vec(&udp).expect("decodes");
+    assert_eq!(message.answers.len(), 6);
+    let glue = message.additionals.len();
+    assert!(glue > 0 && glue < 6, "glue that fits: {glue}");
+    let tcp = client::tcp(server.addr(), &query(2, name, 33, None)).expect("tcp answer");
+    let message = hickory_proto::op::Message::from_vec(&tcp).expect("decodes");
+    assert_eq!((message.answers.len(), message.additionals.len()), (6, 6));
     server.server.shutdown();
 }

@@ -151,11 +151,15 @@ impl Records<'_> {
     }
 
     /// Ends the record begun with an owner of `owner_len` bytes: sets RDLENGTH and keeps it if it
-    /// fits; otherwise takes it back and marks the response truncated. Returns whether it fit.
+    /// fits; otherwise takes it back. Returns whether it fit. Only an answer record left out
+    /// makes the response truncated: TC says the answer did not fit, not that additional data
+    /// was trimmed (RFC 2181 §9), so glue that does not fit is dropped without TC.
     fn end(&mut self, section: Section, owner_len: usize) -> bool {
         if self.overflow || self.len > self.limit {
             self.len = self.start;
-            self.truncated = true;
+            if let Section::Answer = section {
+                self.truncated = true;
+            }
             return false;
         }
         let rdlen_at = self.start + owner_len + 8;
@@ -347,7 +351,9 @@ fn write_entry(records: &mut Records<'_>, entry: Entry<'_>) {
         *count += take as u16;
         left -= take;
     }
-    if fitted < total {
+    // Truncated only when an answer (or authority) record was left out (RFC 2181 §9).
+    let needed = usize::from(entry.counts[0]) + usize::from(entry.counts[1]);
+    if fitted < needed.min(total) {
         records.truncated = true;
     }
 }
