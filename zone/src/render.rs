@@ -153,8 +153,8 @@ impl ZoneBuilder {
         in_zone
     }
 
-    /// Follows an in-zone name through ExternalName Services: the further CNAME targets and the
-    /// addresses at the end of the chain.
+    /// Follows an in-zone name through ExternalName Services: the further CNAME targets (the
+    /// last one possibly outside the zone) and the addresses at the end of the chain.
     fn follow(&self, target: &WireName) -> (Vec<WireName>, Vec<IpAddr>) {
         let mut chain = Vec::new();
         let mut current = target.clone();
@@ -166,6 +166,11 @@ impl ZoneBuilder {
                         break;
                     }
                     chain.push(next.clone());
+                    if !self.name_in_zone(next.as_bytes()) {
+                        // The chain leaves the zone: the server's chain resolves the rest
+                        // through its upstreams (CoreDNS's kubernetes plugin does the same).
+                        break;
+                    }
                     current = next;
                 }
                 Resolved::Nothing => break,
@@ -209,8 +214,8 @@ impl ZoneBuilder {
             (None, ServiceKind::ClusterIp(ips)) => Resolved::Addresses(ips.clone()),
             (None, ServiceKind::Headless) => Resolved::Addresses(ready().map(|e| e.ip).collect()),
             (None, ServiceKind::ExternalName(next)) => match WireName::from_dotted(next) {
-                Some(next) if self.name_in_zone(next.as_bytes()) => Resolved::Alias(next),
-                _ => Resolved::Nothing,
+                Some(next) => Resolved::Alias(next),
+                None => Resolved::Nothing,
             },
             (Some(_), ServiceKind::ExternalName(_)) => Resolved::Nothing,
         }

@@ -22,6 +22,7 @@
 //! [`plugins`]. What the chain does not own:
 //! the sockets ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
+mod chase;
 pub mod loadbalance;
 pub mod plugins;
 pub mod querylog;
@@ -54,6 +55,7 @@ use crate::forward::Forwarder;
 use crate::ops::metrics::{Metrics, Outcome, Plugin};
 use querylog::QueryLog;
 
+use chase::Chase;
 use search::SearchRest;
 pub use steps::Hosts;
 use steps::{any_record, kubernetes_step, rcode_step, records_step};
@@ -106,6 +108,8 @@ pub struct Deferred {
     slot: u8,
     /// The search-path expansions still to try, when `autopath` is walking them.
     autopath: Option<SearchRest>,
+    /// An ExternalName answer whose target this forward looks up.
+    chase: Option<Box<Chase>>,
 }
 
 /// A question whose name a `rewrite` rule changed.
@@ -137,6 +141,9 @@ impl Deferred {
         if let Some(rest) = &self.autopath {
             return self.resolve_search(rest, at, out).await;
         }
+        if let Some(chase) = &self.chase {
+            return self.resolve_chase(chase, &self.forwarder, at, out).await;
+        }
         let (query, sent) = match &self.rewritten {
             Some(r) => (&r.query, r.packet.as_slice()),
             None => (&self.query, packet),
@@ -161,6 +168,8 @@ enum Step {
     },
     /// To be forwarded by this forwarder after a cache miss.
     Forward(Forwarder),
+    /// An ExternalName's CNAME answer whose target this forwarder looks up after a cache miss.
+    Chase(Box<Chase>, Forwarder),
     /// Nothing to send.
     Drop,
 }
@@ -198,6 +207,7 @@ pub struct Block {
 }
 
 /// Where a query's answer is finished: everything [`Block::finish`] needs to know.
+#[derive(Clone, Copy)]
 struct Finish<'a> {
     query: &'a Query,
     packet: &'a [u8],
@@ -377,6 +387,16 @@ impl Block {
                 block: self.clone(),
                 slot: at.slot,
                 autopath: None,
+                chase: None,
+            })),
+            Step::Chase(chase, forwarder) => Handled::Forward(Box::new(Deferred {
+                query: at.query.clone(),
+                rewritten,
+                forwarder,
+                block: self.clone(),
+                slot: at.slot,
+                autopath: None,
+                chase: Some(chase),
             })),
             step => {
                 let at = Finish {
@@ -417,7 +437,7 @@ impl Block {
         if let Some(kubernetes) = &self.kubernetes {
             if let Some(step) = kubernetes_step(kubernetes, snapshot, query, packet, out, transport)
             {
-                return step;
+                return self.chase(snapshot, query, packet, at, out, step);
             }
         }
         if let Some((plan, forwarder)) = &self.forward {

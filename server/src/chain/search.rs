@@ -13,10 +13,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use clusterdns_zone::answer::{parse_query, respond_rcode, response_limit};
-use clusterdns_zone::wire::HEADER_LEN;
-use clusterdns_zone::{Answered, Query, Rcode, Snapshot, WireName};
+use clusterdns_zone::answer::{respond_rcode, response_limit};
+use clusterdns_zone::{Answered, Query, Rcode, Snapshot};
 
+use super::chase::requery;
 use super::{rcode_of, Block, Deferred, Finish, Handled, Reply, Step};
 use crate::chain::plugins::autopath::{FirstExpansion, SearchPath};
 use crate::chain::plugins::message::rebuild;
@@ -56,7 +56,7 @@ impl Block {
         }
         let names = path.expansions(first);
         for (i, name) in names.iter().enumerate() {
-            let Some((packet, query)) = expansion(at.packet, at.query, name) else {
+            let Some((packet, query)) = requery(at.packet, at.query, name) else {
                 continue;
             };
             match self.chain(snapshot, &query, &packet, &at, out) {
@@ -67,7 +67,7 @@ impl Block {
                 }
                 Step::Forward(forwarder) => {
                     let expansions = (names[i..].iter())
-                        .filter_map(|name| expansion(at.packet, at.query, name))
+                        .filter_map(|name| requery(at.packet, at.query, name))
                         .collect();
                     let first = match self.chain(snapshot, at.query, at.packet, &at, out) {
                         Step::Reply { len, .. } => out[..len].to_vec(),
@@ -80,7 +80,16 @@ impl Block {
                         block: self.clone(),
                         slot: at.slot,
                         autopath: Some(SearchRest { expansions, first }),
+                        chase: None,
                     }));
+                }
+                Step::Chase(chase, _) => {
+                    // The expansion is an ExternalName out of the zone: its CNAME chain alone
+                    // (one deferred lookup per query, and this one is the walk's).
+                    let base = chase.base();
+                    out[..base.len()].copy_from_slice(base);
+                    return (self.autopath_answer(at, out, base.len(), 0, Plugin::Kubernetes))
+                        .map_or(Handled::Drop, Handled::Reply);
                 }
                 Step::Drop => {}
             }
@@ -170,20 +179,8 @@ fn walks_on(step: &Step) -> bool {
     match step {
         Step::Reply { rcode, plugin, .. } => *rcode == NXDOMAIN || *plugin == Plugin::Server,
         Step::Drop => true,
-        Step::Forward(_) => false,
+        Step::Forward(_) | Step::Chase(..) => false,
     }
-}
-
-/// The client's query with its name replaced by `name`: the same ID, flags, type, class and
-/// EDNS; `None` if that does not parse (a name too long).
-fn expansion(packet: &[u8], query: &Query, name: &WireName) -> Option<(Vec<u8>, Query)> {
-    let name_end = query.question_end() - 4;
-    let mut expanded = Vec::with_capacity(packet.len() + name.as_bytes().len());
-    expanded.extend_from_slice(packet.get(..HEADER_LEN)?);
-    expanded.extend_from_slice(name.as_bytes());
-    expanded.extend_from_slice(packet.get(name_end..)?);
-    let parsed = parse_query(&expanded).ok()?;
-    Some((expanded, parsed))
 }
 
 /// A response too long for the client: its header and question with TC set and no records,

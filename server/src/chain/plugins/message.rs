@@ -2,7 +2,9 @@
 //! `rewrite` rule made, or an `autopath` search-path expansion) copied record by record into a
 //! new message with the client's ID and question, every name decompressed, passed through a
 //! renaming function and compressed again where RFC 1035 allows. Used by `rewrite` to revert
-//! names and by `autopath` to put a CNAME from the asked name in front of the answer.
+//! names and by `autopath` to put a CNAME from the asked name in front of the answer. Also the
+//! two steps of completing an ExternalName's CNAME answer: where its chain ends
+//! ([`cname_chain_end`]) and the target's answer records appended ([`append_answers`]).
 
 use std::collections::HashMap;
 
@@ -95,6 +97,72 @@ pub fn rebuild(
         at = copy_record(response, at, out, &mut names, rename)?;
     }
     Some(())
+}
+
+/// The end of the CNAME chain that is the whole answer section of `response`, whose question
+/// ends at `question_end`: the last CNAME's target (uncompressed, as spelled). `None` when the
+/// answer section is empty, holds another type, or is malformed. The first test is on two
+/// bytes, so a response that starts with an address costs nothing more.
+pub fn cname_chain_end(response: &[u8], question_end: usize) -> Option<Vec<u8>> {
+    let answers = read_u16(response, 6)?;
+    let first_type = response.get(question_end..)?;
+    // Answers built by the zone start with the question name as a pointer (0xC00C).
+    if answers == 0 || first_type.get(2..4)? != TYPE_CNAME.to_be_bytes() {
+        return None;
+    }
+    let mut at = question_end;
+    let mut target = None;
+    for _ in 0..answers {
+        let (_, next) = read_name(response, at)?;
+        if read_u16(response, next)? != TYPE_CNAME {
+            return None;
+        }
+        let (name, _) = read_name(response, next + 10)?;
+        target = Some(name);
+        at = next + 10 + usize::from(read_u16(response, next + 8)?);
+    }
+    target
+}
+
+/// Writes into `out` the response `base` (header, question, answer records, then any other
+/// records such as its OPT) with the answer records of `lookup`, another response, appended to
+/// its answer section: a CNAME answer completed with what its target resolved to. Names of the
+/// appended records are decompressed and compressed again as RFC 1035 allows. `None` when
+/// either message is malformed.
+pub fn append_answers(base: &[u8], lookup: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    out.clear();
+    let base_answers = read_u16(base, 6)?;
+    let added = read_u16(lookup, 6)?;
+    let mut base_end = skip_questions(base)?;
+    for _ in 0..base_answers {
+        base_end = skip_record(base, base_end)?;
+    }
+    out.extend_from_slice(base.get(..base_end)?);
+    let mut at = skip_questions(lookup)?;
+    let mut names = Compressor::default();
+    for _ in 0..added {
+        at = copy_record(lookup, at, out, &mut names, &|n, _| Some(n))?;
+    }
+    out.extend_from_slice(base.get(base_end..)?);
+    let total = base_answers.checked_add(added)?;
+    out.get_mut(6..8)?.copy_from_slice(&total.to_be_bytes());
+    Some(())
+}
+
+/// The offset after the question section of `message`.
+fn skip_questions(message: &[u8]) -> Option<usize> {
+    let mut at = HEADER_LEN;
+    for _ in 0..read_u16(message, 4)? {
+        at = read_name(message, at)?.1 + 4;
+    }
+    Some(at)
+}
+
+/// The offset after the record at `at`.
+fn skip_record(message: &[u8], at: usize) -> Option<usize> {
+    let (_, next) = read_name(message, at)?;
+    let end = next + 10 + usize::from(read_u16(message, next + 8)?);
+    (end <= message.len()).then_some(end)
 }
 
 /// The target and TTL of the CNAME `autopath` puts first: the owner of the first of the

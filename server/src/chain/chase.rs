@@ -1,0 +1,167 @@
+//! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
+//! looked up through the block's own chain (template, hosts, and above all `forward` with its
+//! cache) and its answer records are appended under the CNAME, as CoreDNS's `kubernetes` plugin
+//! does with its upstream lookup. A Pod's resolver (glibc, musl) does not chase a CNAME itself,
+//! so without this an ExternalName to a managed database gives it no address.
+//!
+//! Limits: the target is outside the cluster zone, so its lookup never comes back here (the
+//! zone has already followed the chain inside the zone, at most `MAX_CNAME_CHAIN` links, and
+//! stopped at the first name outside it); one lookup per query, no more. When the target does
+//! not resolve (NXDOMAIN, SERVFAIL, no upstream, a name the block does not forward), the
+//! answer is the CNAME chain alone, NOERROR, as CoreDNS answers it. When the completed answer
+//! does not fit the client's UDP limit, the CNAME chain goes alone with TC set.
+
+use clusterdns_zone::answer::{parse_query, response_limit};
+use clusterdns_zone::wire::{HEADER_LEN, TYPE_ANY, TYPE_CNAME};
+use clusterdns_zone::{Query, Rcode, Snapshot, Transport, WireName};
+
+use super::{rcode_of, Block, Deferred, Finish, Reply, Step};
+use crate::chain::plugins::message::{append_answers, cname_chain_end};
+use crate::forward::Forwarder;
+use crate::ops::metrics::Plugin;
+
+/// An ExternalName answer waiting for its target's lookup.
+pub(super) struct Chase {
+    /// The zone's answer: the CNAME chain.
+    base: Vec<u8>,
+    /// The lookup of the target, as a query packet with the client's ID, flags and EDNS.
+    packet: Vec<u8>,
+    query: Query,
+}
+
+impl Chase {
+    /// The zone's answer alone: the CNAME chain.
+    pub(super) fn base(&self) -> &[u8] {
+        &self.base
+    }
+}
+
+/// Room for a lookup's answer (it is not sent to a client, so TCP's limit).
+const LOOKUP_BUFFER: usize = u16::MAX as usize;
+
+impl Block {
+    /// The zone's answer `step` for `query`, completed with the target's records when it is an
+    /// ExternalName's CNAME chain that leaves the zone (see the module docs).
+    pub(super) fn chase(
+        &self,
+        snapshot: &Snapshot,
+        query: &Query,
+        packet: &[u8],
+        at: &Finish,
+        out: &mut [u8],
+        step: Step,
+    ) -> Step {
+        let Step::Reply {
+            len,
+            rcode: 0,
+            plugin: Plugin::Kubernetes,
+        } = step
+        else {
+            return step;
+        };
+        if matches!(query.qtype, TYPE_CNAME | TYPE_ANY) {
+            return step;
+        }
+        let Some(target) = cname_chain_end(&out[..len], query.question_end()) else {
+            return step;
+        };
+        let Some(target) = WireName::from_wire(&target.to_ascii_lowercase()) else {
+            return step;
+        };
+        if snapshot.in_zone(target.as_bytes()) {
+            return step;
+        }
+        let Some((lookup_packet, lookup)) = requery(packet, query, &target) else {
+            return step;
+        };
+        let mut found = vec![0u8; LOOKUP_BUFFER];
+        let lookup_at = Finish {
+            transport: Transport::Tcp,
+            ..*at
+        };
+        match self.chain(snapshot, &lookup, &lookup_packet, &lookup_at, &mut found) {
+            Step::Reply { len: found_len, .. } => {
+                let base = out[..len].to_vec();
+                let len = complete(&base, &found[..found_len], query, at, out);
+                Step::Reply {
+                    len,
+                    rcode: 0,
+                    plugin: Plugin::Kubernetes,
+                }
+            }
+            Step::Forward(forwarder) => Step::Chase(
+                Box::new(Chase {
+                    base: out[..len].to_vec(),
+                    packet: lookup_packet,
+                    query: lookup,
+                }),
+                forwarder,
+            ),
+            Step::Drop | Step::Chase(..) => step,
+        }
+    }
+}
+
+impl Deferred {
+    /// Looks the target of `chase` up through the block's forwarder and finishes the
+    /// completed answer.
+    pub(super) async fn resolve_chase(
+        &self,
+        chase: &Chase,
+        forwarder: &Forwarder,
+        at: Finish<'_>,
+        out: &mut [u8],
+    ) -> Option<Reply> {
+        let mut found = vec![0u8; LOOKUP_BUFFER];
+        let transport = Transport::Tcp;
+        let found_len =
+            (forwarder.resolve(&chase.query, &chase.packet, &mut found, transport)).await;
+        let len = match found_len {
+            Some(found_len) => complete(&chase.base, &found[..found_len], at.query, &at, out),
+            None => place(&chase.base, out)?,
+        };
+        let step = Step::Reply {
+            len,
+            rcode: rcode_of(&out[..len]),
+            plugin: Plugin::Kubernetes,
+        };
+        self.block.finish(at, out, step)
+    }
+}
+
+/// Writes into `out` the CNAME answer `base` completed with the answer records of `found`
+/// (the target's lookup): `base` alone when the lookup found nothing, and `base` with TC set
+/// when the whole does not fit the client's limit. Returns the length written.
+fn complete(base: &[u8], found: &[u8], query: &Query, at: &Finish, out: &mut [u8]) -> usize {
+    let limit = response_limit(query, at.transport).min(out.len());
+    let mut whole = Vec::with_capacity(base.len() + found.len());
+    let answered = rcode_of(found) == Rcode::NoError as u16 && found.get(6..8) != Some(&[0, 0]);
+    if answered && append_answers(base, found, &mut whole).is_some() && whole.len() <= limit {
+        out[..whole.len()].copy_from_slice(&whole);
+        return whole.len();
+    }
+    let len = place(base, out).unwrap_or(0);
+    if answered && len > 0 && whole.len() > limit {
+        // RFC 2181 §9: the answer did not fit.
+        out[2] |= 0x02;
+    }
+    len
+}
+
+/// Copies `response` to the start of `out`; its length.
+fn place(response: &[u8], out: &mut [u8]) -> Option<usize> {
+    out.get_mut(..response.len())?.copy_from_slice(response);
+    Some(response.len())
+}
+
+/// The client's query with its name replaced by `name`: the same ID, flags, type, class and
+/// EDNS; `None` if that does not parse (a name too long).
+pub(super) fn requery(packet: &[u8], query: &Query, name: &WireName) -> Option<(Vec<u8>, Query)> {
+    let name_end = query.question_end() - 4;
+    let mut asked = Vec::with_capacity(packet.len() + name.as_bytes().len());
+    asked.extend_from_slice(packet.get(..HEADER_LEN)?);
+    asked.extend_from_slice(name.as_bytes());
+    asked.extend_from_slice(packet.get(name_end..)?);
+    let parsed = parse_query(&asked).ok()?;
+    Some((asked, parsed))
+}
