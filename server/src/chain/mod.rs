@@ -44,6 +44,7 @@ use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
 use tokio::runtime::Handle;
 
 use crate::chain::plugins::autopath::SearchPath;
+use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
 use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
@@ -58,10 +59,12 @@ use querylog::QueryLog;
 use chase::Chase;
 use search::SearchRest;
 pub use steps::Hosts;
-use steps::{any_record, kubernetes_step, rcode_step, records_step};
+use steps::{any_record, chaos_step, kubernetes_step, rcode_step, records_step};
 
 /// TTL of the `any` plugin's HINFO record, as CoreDNS writes it.
 const ANY_TTL: u32 = 8482;
+/// The CHAOS class (RFC 1035 §3.2.4), which `chaos` answers in.
+const CLASS_CH: u16 = 3;
 
 /// A response written into the caller's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +198,7 @@ pub struct Block {
     log: Option<QueryLog>,
     errors: bool,
     any: bool,
+    chaos: Option<Chaos>,
     loadbalance: bool,
     rewrite: Box<[NameRule]>,
     /// The search path, and the counter of queries answered from later in it.
@@ -289,6 +293,15 @@ impl Router {
             .zones
             .iter()
             .find(|z| is_subdomain(query.qname(), &z.zone));
+        if query.qclass == CLASS_CH {
+            // CH: only a block's `chaos` answers; any other class is refused below.
+            if let Some(chaos) = route.and_then(|r| self.blocks[r.block].chaos.as_ref()) {
+                let slot = route.map_or(self.default_slot, |r| r.slot);
+                if let Some(reply) = chaos_step(chaos, &query, packet, out, transport, slot) {
+                    return reply;
+                }
+            }
+        }
         let Some(route) = route.filter(|_| query.qclass == CLASS_IN) else {
             return match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
                 Answered::Response { len, rcode } => self.reply(
@@ -337,6 +350,7 @@ impl Block {
             log: plan.log.clone().map(QueryLog::new),
             errors: plan.errors,
             any: plan.any,
+            chaos: plan.chaos.clone(),
             loadbalance: plan.loadbalance,
             rewrite: plan.rewrite.clone().into(),
             autopath: (plan.autopath.clone()).map(|path| (path, metrics.autopath_successes())),
@@ -574,6 +588,7 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ("errors", plan.errors),
         ("log", plan.log.is_some()),
         ("any", plan.any),
+        ("chaos", plan.chaos.is_some()),
         ("loadbalance", plan.loadbalance),
         ("rewrite", !plan.rewrite.is_empty()),
         ("autopath", plan.autopath.is_some()),

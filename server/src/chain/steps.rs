@@ -2,6 +2,7 @@
 //! with a query and the output buffer, and the small helpers that write their records.
 
 use super::*;
+use clusterdns_zone::wire::TYPE_TXT;
 
 /// The `hosts` plugin of a block: its table (swapped when the file changes) and options.
 pub struct Hosts {
@@ -186,6 +187,49 @@ pub(super) fn any_record(qname: &[u8]) -> Option<Record> {
         ttl: ANY_TTL,
         rdata,
     })
+}
+
+/// The `chaos` plugin's answer to a CH query of the TXT type, or `None` for another type or a
+/// name it does not answer (then the query is refused, as for any class but IN).
+pub(super) fn chaos_step(
+    chaos: &Chaos,
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    slot: u8,
+) -> Option<Handled> {
+    if query.qtype != TYPE_TXT {
+        return None;
+    }
+    let texts = chaos.answer(query.qname())?;
+    let name = clusterdns_zone::WireName::from_wire(query.qname())?;
+    let records: Vec<Record> = (texts.iter())
+        .map(|text| Record {
+            name: name.clone(),
+            rtype: TYPE_TXT,
+            class: CLASS_CH,
+            ttl: 0,
+            rdata: [&[text.len() as u8][..], text.as_bytes()].concat(),
+        })
+        .collect();
+    match records_step(
+        query,
+        packet,
+        out,
+        transport,
+        false,
+        &records,
+        Plugin::Chaos,
+    ) {
+        Step::Reply { len, rcode, plugin } => Some(Handled::Reply(Reply::new(
+            len,
+            (query.qtype, rcode),
+            slot,
+            plugin,
+        ))),
+        _ => Some(Handled::Drop),
+    }
 }
 
 pub(super) fn records_step(

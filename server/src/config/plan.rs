@@ -11,6 +11,7 @@ use std::time::Duration;
 use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use crate::chain::plugins::autopath::SearchPath;
+use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::hosts::HostsTable;
 use crate::chain::plugins::rewrite::NameRule;
 use crate::chain::plugins::template::Template;
@@ -70,6 +71,8 @@ pub struct BlockPlan {
     pub errors: bool,
     /// Answer ANY queries with a short HINFO record (RFC 8482, CoreDNS `any`).
     pub any: bool,
+    /// CH TXT answers about the server (CoreDNS `chaos`).
+    pub chaos: Option<Chaos>,
     /// Rotate the address records of each answer (CoreDNS `loadbalance`).
     pub loadbalance: bool,
     /// Question-name rewrites, in order (CoreDNS `rewrite name`).
@@ -97,6 +100,7 @@ impl BlockPlan {
             log: None,
             errors: false,
             any: false,
+            chaos: None,
             loadbalance: false,
             rewrite: Vec::new(),
             autopath: None,

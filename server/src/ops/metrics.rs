@@ -76,11 +76,13 @@ pub enum Plugin {
     Template = 5,
     /// The `any` plugin's refusal of ANY queries.
     Any = 6,
+    /// A `chaos` answer (CH TXT `version.bind` and the like).
+    Chaos = 7,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 7] = [
+const PLUGINS: [&str; 8] = [
     "kubernetes",
     "cache",
     "forward",
@@ -88,6 +90,7 @@ const PLUGINS: [&str; 7] = [
     "hosts",
     "template",
     "any",
+    "chaos",
 ];
 /// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
 /// last slot.

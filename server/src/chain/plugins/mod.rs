@@ -5,6 +5,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | [`chaos`] | the `chaos` plugin: CH TXT answers about the server (`version.bind`, ...) |
 //! | [`hosts`] | the `hosts` plugin: an /etc/hosts table and its A, AAAA and PTR answers |
 //! | [`rewrite`] | the `rewrite name` rules: the rewritten question, and the response put back |
 //! | [`template`] | the `template` plugin: answers built from regex matches of the name |
@@ -13,6 +14,7 @@
 //! [`Zones`] is the zone list every plugin is scoped by (and `fallthrough` is limited to).
 
 pub mod autopath;
+pub mod chaos;
 pub mod hosts;
 pub mod message;
 pub mod records;

@@ -26,17 +26,19 @@ use crate::config::plan::{
 use crate::forward::config::{check_no_loop, CacheConfig, CacheScope, ForwardConfig, Policy};
 use crate::forward::resolv::{parse_upstream, read_nameservers};
 
+mod chaos;
 mod forward;
 mod kubernetes;
 mod plugins;
 
+use chaos::chaos;
 use forward::{cache_config, forward};
 use kubernetes::kubernetes;
 pub use plugins::hosts_table;
 use plugins::{autopath, hosts, log, rewrite, template};
 
 /// The directives clusterdns carries out; any other stops startup.
-pub const SUPPORTED: &str = "any, autopath, bind, cache, errors, forward, health, hosts, \
+pub const SUPPORTED: &str = "any, autopath, bind, cache, chaos, errors, forward, health, hosts, \
      kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite (name), template";
 
 /// CoreDNS's default ports of the operations endpoints.
@@ -235,6 +237,7 @@ fn block_plan(
                 max_args(d, 1)?;
                 out.loadbalance = true;
             }
+            "chaos" => out.chaos = Some(chaos(d)?),
             "rewrite" => out.rewrite.push(rewrite(d)?),
             "template" => out.templates.push(template(d, &block_zones)?),
             "hosts" => out.hosts = Some(hosts(d, &block_zones)?),
