@@ -5,9 +5,10 @@
 //! ```text
 //!  packet ─parse─▶ malformed? FORMERR/NOTIMP/BADVERS │ class ≠ IN? REFUSED
 //!         ─route─▶ block (longest zone; none: REFUSED)
-//!   any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit, else deferred)
-//!          (question)                       (snapshot)    │           └─ no plugin: fallback rcode
-//!   response ◀─ rewrite back ◀─ loadbalance ◀─ log ◀──────┘
+//!   bufsize ─▶ dns64 ─▶ any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit,
+//!   (EDNS size) │             (question)                       (snapshot)    │   else deferred)
+//!               │                                      no plugin: whoami, else fallback rcode
+//!   response ◀─ log ◀─ dns64 (AAAA from A) ◀─ loadbalance ◀─ rewrite back ◀──┘
 //! ```
 //!
 //! Which plugins a block has is decided when the router is built: a block is plain fields, and
@@ -17,11 +18,13 @@
 //!
 //! This file is the chain itself (route, run the steps in order, finish the response), kept in
 //! one piece (about 580 lines) because those three share the router's and block's private
-//! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, what happens
-//! after the answer in [`loadbalance`] and [`querylog`], and the plugins' sans-IO logic in
+//! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, the `dns64`
+//! lookup in `dns64.rs`, what happens after the answer in [`loadbalance`] and [`querylog`], and
+//! the plugins' sans-IO logic in
 //! [`plugins`]. What the chain does not own:
 //! the sockets ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
+mod dns64;
 pub mod loadbalance;
 pub mod plugins;
 pub mod querylog;
@@ -43,6 +46,7 @@ use clusterdns_zone::{Answered, Query, Rcode, Snapshot, Transport};
 use tokio::runtime::Handle;
 
 use crate::chain::plugins::autopath::SearchPath;
+use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
 use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
@@ -56,7 +60,7 @@ use querylog::QueryLog;
 
 use search::SearchRest;
 pub use steps::Hosts;
-use steps::{any_record, kubernetes_step, rcode_step, records_step};
+use steps::{any_record, kubernetes_step, rcode_step, records_step, whoami_step};
 
 /// TTL of the `any` plugin's HINFO record, as CoreDNS writes it.
 const ANY_TTL: u32 = 8482;
@@ -129,6 +133,7 @@ impl Deferred {
             query: &self.query,
             packet,
             rewritten: self.rewritten.is_some(),
+            wrapped: false,
             client,
             transport,
             received_at,
@@ -147,6 +152,9 @@ impl Deferred {
             rcode: rcode_of(out),
             plugin: Plugin::Forward,
         };
+        // GAP(dns64, forwarded AAAA): a forwarded AAAA answer is sent as the upstream gave it,
+        // never synthesized: the A lookup it may need is not synchronous. `chain/dns64.rs`'s
+        // module doc says what fills this in (`Block::dns64_needs`, `dns64_synthesize`).
         self.block.finish(at, out, step)
     }
 }
@@ -183,8 +191,12 @@ pub struct Router {
 
 /// One server block's chain, built.
 pub struct Block {
+    /// The `bufsize` ceiling on the EDNS payload size of queries.
+    bufsize: Option<u16>,
     log: Option<QueryLog>,
     errors: bool,
+    /// `dns64`, and the counter of the queries it translated.
+    dns64: Option<(Dns64, Arc<AtomicU64>)>,
     any: bool,
     loadbalance: bool,
     rewrite: Box<[NameRule]>,
@@ -194,14 +206,19 @@ pub struct Block {
     hosts: Option<Hosts>,
     kubernetes: Option<KubernetesRoute>,
     forward: Option<(ForwardPlan, Forwarder)>,
+    /// What reaches the end of the chain gets the client's address (`whoami`), not `fallback`.
+    whoami: bool,
     fallback: Rcode,
 }
 
 /// Where a query's answer is finished: everything [`Block::finish`] needs to know.
+#[derive(Clone, Copy)]
 struct Finish<'a> {
     query: &'a Query,
     packet: &'a [u8],
     rewritten: bool,
+    /// `dns64` finishes the response: [`Block::finish`] leaves the log to it.
+    wrapped: bool,
     client: SocketAddr,
     transport: Transport,
     received_at: Instant,
@@ -296,6 +313,7 @@ impl Router {
             query: &query,
             packet,
             rewritten: false,
+            wrapped: false,
             client,
             transport,
             received_at,
@@ -324,8 +342,10 @@ impl Block {
         });
         let hosts = plan.hosts.as_ref().map(Hosts::new);
         Block {
+            bufsize: plan.bufsize,
             log: plan.log.clone().map(QueryLog::new),
             errors: plan.errors,
+            dns64: (plan.dns64.clone()).map(|dns64| (dns64, metrics.dns64_translations())),
             any: plan.any,
             loadbalance: plan.loadbalance,
             rewrite: plan.rewrite.clone().into(),
@@ -334,12 +354,38 @@ impl Block {
             hosts,
             kubernetes: plan.kubernetes.clone(),
             forward,
+            whoami: plan.whoami,
             fallback: plan.fallback,
         }
     }
 
     /// Runs the chain for a routed query and finishes its response.
     fn handle(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
+        let limited;
+        let at = match self
+            .bufsize
+            .and_then(|size| plugins::bufsize::limit(at.query, size))
+        {
+            Some(query) => {
+                limited = query;
+                Finish {
+                    query: &limited,
+                    ..at
+                }
+            }
+            None => at,
+        };
+        if let Some((dns64, _)) = &self.dns64 {
+            let query = at.query;
+            if dns64.intercepts(query.qtype, query.qclass, at.client.ip()) {
+                return self.dns64(snapshot, at, out);
+            }
+        }
+        self.run(snapshot, at, out)
+    }
+
+    /// The chain after `bufsize` and `dns64`: rewrite, autopath and the plugins that answer.
+    fn run(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
         let query = at.query;
         if !self.rewrite.is_empty() {
             match self.rewrite_question(query, at.packet, out, at.transport) {
@@ -435,6 +481,9 @@ impl Block {
                 };
             }
         }
+        if self.whoami {
+            return whoami_step(query, packet, out, at);
+        }
         rcode_step(query, packet, out, transport, self.fallback)
     }
 
@@ -460,10 +509,14 @@ impl Block {
         rewritten.extend_from_slice(name.as_bytes());
         rewritten.extend_from_slice(&packet[name_end..]);
         match parse_query(&rewritten) {
-            Ok(query) => Ok(Some(Rewritten {
-                packet: rewritten,
-                query,
-            })),
+            Ok(mut parsed) => {
+                // The client's EDNS as the chain sees it (after `bufsize`).
+                parsed.edns = query.edns;
+                Ok(Some(Rewritten {
+                    packet: rewritten,
+                    query: parsed,
+                }))
+            }
             Err(_) => Err(rcode_step(query, packet, out, transport, Rcode::ServFail)),
         }
     }
@@ -485,11 +538,21 @@ impl Block {
         if self.loadbalance {
             loadbalance::rotate(&mut out[..len]);
         }
+        let reply = Reply::new(len, (at.query.qtype, rcode), at.slot, plugin);
+        if at.wrapped {
+            return Some(reply);
+        }
+        Some(self.record(at, out, reply))
+    }
+
+    /// Logs the response `reply` in `out` (`log`, `errors`) and returns it.
+    fn record(&self, at: Finish, out: &[u8], reply: Reply) -> Reply {
+        let Outcome { rcode, plugin, .. } = reply.outcome;
         if let Some(log) = &self.log {
             log.write(
                 at.query,
                 at.packet,
-                &out[..len],
+                &out[..reply.len],
                 at.client,
                 at.transport,
                 at.received_at,
@@ -502,7 +565,7 @@ impl Block {
                 "upstreams failed; answered SERVFAIL"
             );
         }
-        Some(Reply::new(len, (at.query.qtype, rcode), at.slot, plugin))
+        reply
     }
 }
 
@@ -551,8 +614,10 @@ impl Block {
 /// The plugins of a block, by CoreDNS name (`coredns_plugin_enabled`).
 fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
     let present = [
+        ("bufsize", plan.bufsize.is_some()),
         ("errors", plan.errors),
         ("log", plan.log.is_some()),
+        ("dns64", plan.dns64.is_some()),
         ("any", plan.any),
         ("loadbalance", plan.loadbalance),
         ("rewrite", !plan.rewrite.is_empty()),
@@ -568,6 +633,7 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ),
         ("loop", plan.forward.as_ref().is_some_and(|f| f.loop_check)),
         ("forward", plan.forward.is_some()),
+        ("whoami", plan.whoami),
     ];
     present
         .iter()

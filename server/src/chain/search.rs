@@ -175,14 +175,16 @@ fn walks_on(step: &Step) -> bool {
 }
 
 /// The client's query with its name replaced by `name`: the same ID, flags, type, class and
-/// EDNS; `None` if that does not parse (a name too long).
+/// EDNS (its payload size as `query` has it); `None` if that does not parse (a name too long).
 fn expansion(packet: &[u8], query: &Query, name: &WireName) -> Option<(Vec<u8>, Query)> {
     let name_end = query.question_end() - 4;
     let mut expanded = Vec::with_capacity(packet.len() + name.as_bytes().len());
     expanded.extend_from_slice(packet.get(..HEADER_LEN)?);
     expanded.extend_from_slice(name.as_bytes());
     expanded.extend_from_slice(packet.get(name_end..)?);
-    let parsed = parse_query(&expanded).ok()?;
+    let mut parsed = parse_query(&expanded).ok()?;
+    // The client's EDNS as the chain sees it (after `bufsize`).
+    parsed.edns = query.edns;
     Some((expanded, parsed))
 }
 

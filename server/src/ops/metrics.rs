@@ -76,11 +76,15 @@ pub enum Plugin {
     Template = 5,
     /// The `any` plugin's refusal of ANY queries.
     Any = 6,
+    /// The `whoami` plugin's answer.
+    Whoami = 7,
+    /// An answer `dns64` synthesized.
+    Dns64 = 8,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 7] = [
+const PLUGINS: [&str; 9] = [
     "kubernetes",
     "cache",
     "forward",
@@ -88,6 +92,8 @@ const PLUGINS: [&str; 7] = [
     "hosts",
     "template",
     "any",
+    "whoami",
+    "dns64",
 ];
 /// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
 /// last slot.
@@ -359,6 +365,8 @@ pub struct Metrics {
     reloads: [AtomicU64; 2],
     /// Queries `autopath` answered from a later element of the search path.
     autopath_successes: Arc<AtomicU64>,
+    /// Queries `dns64` answered with synthesized records.
+    dns64_translations: Arc<AtomicU64>,
     /// The zone sources' metrics.
     pub source: SourceMetrics,
 }
@@ -376,6 +384,7 @@ impl Metrics {
             renderers: Mutex::new(Vec::new()),
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             autopath_successes: Arc::new(AtomicU64::new(0)),
+            dns64_translations: Arc::new(AtomicU64::new(0)),
             source: SourceMetrics::new(),
         }
     }
@@ -429,6 +438,12 @@ impl Metrics {
     /// (`coredns_autopath_success_total`), for the chains to add to.
     pub fn autopath_successes(&self) -> Arc<AtomicU64> {
         self.autopath_successes.clone()
+    }
+
+    /// The counter of queries `dns64` answered with synthesized records
+    /// (`coredns_dns64_requests_translated_total`), for the chains to add to.
+    pub fn dns64_translations(&self) -> Arc<AtomicU64> {
+        self.dns64_translations.clone()
     }
 
     /// Adds metrics another part (the forwarder, the cache) renders itself at each scrape.
