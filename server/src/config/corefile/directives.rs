@@ -306,6 +306,11 @@ fn block_plan(
     }
     if let Some(forward) = &mut out.forward {
         forward.loop_check = loop_check;
+        // CoreDNS's forward sends the client's OPT record, as `bufsize` left it, upstream; ours
+        // advertises our own size, which `bufsize` may only lower.
+        if let Some(size) = out.bufsize {
+            forward.config.edns_payload = forward.config.edns_payload.min(size);
+        }
         forward.config.cache = cache.unwrap_or_else(|| CacheConfig {
             scope: CacheScope {
                 zones: Vec::new(),

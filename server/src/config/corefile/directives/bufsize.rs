@@ -37,6 +37,18 @@ mod tests {
     }
 
     #[test]
+    fn the_forwarders_queries_advertise_no_more() {
+        let payload = |text: &str| {
+            let block = block_of(text);
+            block.forward.expect("forward planned").config.edns_payload
+        };
+        assert_eq!(payload("forward . 192.0.2.53"), 1232);
+        assert_eq!(payload("bufsize 1100\n    forward . 192.0.2.53"), 1100);
+        // Never raised past our own 1232.
+        assert_eq!(payload("bufsize 4096\n    forward . 192.0.2.53"), 1232);
+    }
+
+    #[test]
     fn malformed_sizes_are_refused_naming_the_token() {
         refused("bufsize 5000", "5000");
         refused("bufsize 511", "511");
