@@ -17,12 +17,11 @@
 //! answer, with no allocation and no lock.
 //!
 //! This file is the chain itself (route, run the steps in order, finish the response), kept in
-//! one piece (about 580 lines) because those three share the router's and block's private
+//! one piece (about 640 lines) because those three share the router's and block's private
 //! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, the `dns64`
 //! lookup in `dns64.rs`, what happens after the answer in [`loadbalance`] and [`querylog`], and
-//! the plugins' sans-IO logic in
-//! [`plugins`]. What the chain does not own:
-//! the sockets ([`crate::serving`]) and the forwarder ([`crate::forward`]).
+//! the plugins' sans-IO logic in [`plugins`]. What the chain does not own: the sockets
+//! ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
 mod dns64;
 pub mod loadbalance;
