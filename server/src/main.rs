@@ -53,15 +53,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // kube's watcher warns at every retry; the source logs each failure once.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=error")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ops::logging::init();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -135,6 +127,7 @@ enum Stop {
 
 fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let plan = plan(&config)?;
+    ops::logging::set_debug(plan.debug);
     let zone = match &plan.kubernetes {
         Some(k) => ZoneConfig {
             domain: k.domain.clone(),

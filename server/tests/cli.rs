@@ -217,6 +217,18 @@ fn bad_corefiles(port: u16) -> Vec<Bad> {
             "tls://1.1.1.1",
         ),
         bad(
+            "bufsize out of range",
+            ".:@P@ {\n    bind 127.0.0.1\n    bufsize 5000\n}\n",
+            &[3],
+            "5000",
+        ),
+        bad(
+            "dns64 prefix RFC 6052 has no format for",
+            ".:@P@ {\n    bind 127.0.0.1\n    dns64 {\n        prefix 64:ff9b::/80\n    }\n}\n",
+            &[4],
+            "64:ff9b::/80",
+        ),
+        bad(
             "autopath @kubernetes without kubernetes",
             ".:@P@ {\n    bind 127.0.0.1\n    autopath @kubernetes\n}\n",
             &[3],

@@ -155,13 +155,15 @@ fn place(response: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 /// The client's query with its name replaced by `name`: the same ID, flags, type, class and
-/// EDNS; `None` if that does not parse (a name too long).
+/// EDNS (its payload size as `query` has it); `None` if that does not parse (a name too long).
 pub(super) fn requery(packet: &[u8], query: &Query, name: &WireName) -> Option<(Vec<u8>, Query)> {
     let name_end = query.question_end() - 4;
     let mut asked = Vec::with_capacity(packet.len() + name.as_bytes().len());
     asked.extend_from_slice(packet.get(..HEADER_LEN)?);
     asked.extend_from_slice(name.as_bytes());
     asked.extend_from_slice(packet.get(name_end..)?);
-    let parsed = parse_query(&asked).ok()?;
+    let mut parsed = parse_query(&asked).ok()?;
+    // The client's EDNS as the chain sees it (after `bufsize`).
+    parsed.edns = query.edns;
     Some((asked, parsed))
 }

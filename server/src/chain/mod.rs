@@ -5,9 +5,10 @@
 //! ```text
 //!  packet ─parse─▶ malformed? FORMERR/NOTIMP/BADVERS │ class ≠ IN? REFUSED
 //!         ─route─▶ block (longest zone; none: REFUSED)
-//!   any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit, else deferred)
-//!          (question)                       (snapshot)    │           └─ no plugin: fallback rcode
-//!   response ◀─ rewrite back ◀─ loadbalance ◀─ log ◀──────┘
+//!   bufsize ─▶ dns64 ─▶ any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit,
+//!   (EDNS size) │             (question)                       (snapshot)    │   else deferred)
+//!               │                                      no plugin: whoami, else fallback rcode
+//!   response ◀─ log ◀─ dns64 (AAAA from A) ◀─ loadbalance ◀─ rewrite back ◀──┘
 //! ```
 //!
 //! Which plugins a block has is decided when the router is built: a block is plain fields, and
@@ -16,13 +17,14 @@
 //! answer, with no allocation and no lock.
 //!
 //! This file is the chain itself (route, run the steps in order, finish the response), kept in
-//! one piece (about 580 lines) because those three share the router's and block's private
-//! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, what happens
-//! after the answer in [`loadbalance`] and [`querylog`], and the plugins' sans-IO logic in
-//! [`plugins`]. What the chain does not own:
-//! the sockets ([`crate::serving`]) and the forwarder ([`crate::forward`]).
+//! one piece (about 640 lines) because those three share the router's and block's private
+//! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, the `dns64`
+//! lookup in `dns64.rs`, what happens after the answer in [`loadbalance`] and [`querylog`], and
+//! the plugins' sans-IO logic in [`plugins`]. What the chain does not own: the sockets
+//! ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
 mod chase;
+mod dns64;
 pub mod loadbalance;
 pub mod plugins;
 pub mod querylog;
@@ -45,6 +47,7 @@ use tokio::runtime::Handle;
 
 use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::chaos::Chaos;
+use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
 use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
@@ -57,9 +60,10 @@ use crate::ops::metrics::{Metrics, Outcome, Plugin};
 use querylog::QueryLog;
 
 use chase::Chase;
+use dns64::Dns64Wait;
 use search::SearchRest;
 pub use steps::Hosts;
-use steps::{any_record, chaos_step, kubernetes_step, rcode_step, records_step};
+use steps::{any_record, chaos_step, kubernetes_step, rcode_step, records_step, whoami_step};
 
 /// TTL of the `any` plugin's HINFO record, as CoreDNS writes it.
 const ANY_TTL: u32 = 8482;
@@ -113,6 +117,10 @@ pub struct Deferred {
     autopath: Option<SearchRest>,
     /// An ExternalName answer whose target this forward looks up.
     chase: Option<Box<Chase>>,
+    /// What `dns64` does once this forward is answered.
+    dns64: Option<Dns64Wait>,
+    /// Whether the answer is for the chain's own use (not logged): a lookup `dns64` waits on.
+    wrapped: bool,
 }
 
 /// A question whose name a `rewrite` rule changed.
@@ -136,6 +144,7 @@ impl Deferred {
             query: &self.query,
             packet,
             rewritten: self.rewritten.is_some(),
+            wrapped: self.wrapped,
             client,
             transport,
             received_at,
@@ -147,6 +156,14 @@ impl Deferred {
         if let Some(chase) = &self.chase {
             return self.resolve_chase(chase, &self.forwarder, at, out).await;
         }
+        if let Some(Dns64Wait::A {
+            aaaa,
+            lookup,
+            packet,
+        }) = &self.dns64
+        {
+            return self.resolve_dns64_a(aaaa, lookup, packet, at, out).await;
+        }
         let (query, sent) = match &self.rewritten {
             Some(r) => (&r.query, r.packet.as_slice()),
             None => (&self.query, packet),
@@ -157,6 +174,9 @@ impl Deferred {
             rcode: rcode_of(out),
             plugin: Plugin::Forward,
         };
+        if matches!(self.dns64, Some(Dns64Wait::Aaaa)) && self.rewritten.is_none() {
+            return self.resolve_dns64_aaaa(at, out, step).await;
+        }
         self.block.finish(at, out, step)
     }
 }
@@ -195,8 +215,12 @@ pub struct Router {
 
 /// One server block's chain, built.
 pub struct Block {
+    /// The `bufsize` ceiling on the EDNS payload size of queries.
+    bufsize: Option<u16>,
     log: Option<QueryLog>,
     errors: bool,
+    /// `dns64`, and the counter of the queries it translated.
+    dns64: Option<(Dns64, Arc<AtomicU64>)>,
     any: bool,
     chaos: Option<Chaos>,
     loadbalance: bool,
@@ -207,6 +231,8 @@ pub struct Block {
     hosts: Option<Hosts>,
     kubernetes: Option<KubernetesRoute>,
     forward: Option<(ForwardPlan, Forwarder)>,
+    /// What reaches the end of the chain gets the client's address (`whoami`), not `fallback`.
+    whoami: bool,
     fallback: Rcode,
 }
 
@@ -216,6 +242,8 @@ struct Finish<'a> {
     query: &'a Query,
     packet: &'a [u8],
     rewritten: bool,
+    /// `dns64` finishes the response: [`Block::finish`] leaves the log to it.
+    wrapped: bool,
     client: SocketAddr,
     transport: Transport,
     received_at: Instant,
@@ -319,6 +347,7 @@ impl Router {
             query: &query,
             packet,
             rewritten: false,
+            wrapped: false,
             client,
             transport,
             received_at,
@@ -347,8 +376,10 @@ impl Block {
         });
         let hosts = plan.hosts.as_ref().map(Hosts::new);
         Block {
+            bufsize: plan.bufsize,
             log: plan.log.clone().map(QueryLog::new),
             errors: plan.errors,
+            dns64: (plan.dns64.clone()).map(|dns64| (dns64, metrics.dns64_translations())),
             any: plan.any,
             chaos: plan.chaos.clone(),
             loadbalance: plan.loadbalance,
@@ -358,12 +389,38 @@ impl Block {
             hosts,
             kubernetes: plan.kubernetes.clone(),
             forward,
+            whoami: plan.whoami,
             fallback: plan.fallback,
         }
     }
 
     /// Runs the chain for a routed query and finishes its response.
     fn handle(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
+        let limited;
+        let at = match self
+            .bufsize
+            .and_then(|size| plugins::bufsize::limit(at.query, size))
+        {
+            Some(query) => {
+                limited = query;
+                Finish {
+                    query: &limited,
+                    ..at
+                }
+            }
+            None => at,
+        };
+        if let Some((dns64, _)) = &self.dns64 {
+            let query = at.query;
+            if dns64.intercepts(query.qtype, query.qclass, at.client.ip()) {
+                return self.dns64(snapshot, at, out);
+            }
+        }
+        self.run(snapshot, at, out)
+    }
+
+    /// The chain after `bufsize` and `dns64`: rewrite, autopath and the plugins that answer.
+    fn run(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
         let query = at.query;
         if !self.rewrite.is_empty() {
             match self.rewrite_question(query, at.packet, out, at.transport) {
@@ -402,6 +459,8 @@ impl Block {
                 slot: at.slot,
                 autopath: None,
                 chase: None,
+                dns64: None,
+                wrapped: at.wrapped,
             })),
             Step::Chase(chase, forwarder) => Handled::Forward(Box::new(Deferred {
                 query: at.query.clone(),
@@ -411,6 +470,8 @@ impl Block {
                 slot: at.slot,
                 autopath: None,
                 chase: Some(chase),
+                dns64: None,
+                wrapped: at.wrapped,
             })),
             step => {
                 let at = Finish {
@@ -469,6 +530,9 @@ impl Block {
                 };
             }
         }
+        if self.whoami {
+            return whoami_step(query, packet, out, at);
+        }
         rcode_step(query, packet, out, transport, self.fallback)
     }
 
@@ -494,10 +558,14 @@ impl Block {
         rewritten.extend_from_slice(name.as_bytes());
         rewritten.extend_from_slice(&packet[name_end..]);
         match parse_query(&rewritten) {
-            Ok(query) => Ok(Some(Rewritten {
-                packet: rewritten,
-                query,
-            })),
+            Ok(mut parsed) => {
+                // The client's EDNS as the chain sees it (after `bufsize`).
+                parsed.edns = query.edns;
+                Ok(Some(Rewritten {
+                    packet: rewritten,
+                    query: parsed,
+                }))
+            }
             Err(_) => Err(rcode_step(query, packet, out, transport, Rcode::ServFail)),
         }
     }
@@ -519,11 +587,21 @@ impl Block {
         if self.loadbalance {
             loadbalance::rotate(&mut out[..len]);
         }
+        let reply = Reply::new(len, (at.query.qtype, rcode), at.slot, plugin);
+        if at.wrapped {
+            return Some(reply);
+        }
+        Some(self.record(at, out, reply))
+    }
+
+    /// Logs the response `reply` in `out` (`log`, `errors`) and returns it.
+    fn record(&self, at: Finish, out: &[u8], reply: Reply) -> Reply {
+        let Outcome { rcode, plugin, .. } = reply.outcome;
         if let Some(log) = &self.log {
             log.write(
                 at.query,
                 at.packet,
-                &out[..len],
+                &out[..reply.len],
                 at.client,
                 at.transport,
                 at.received_at,
@@ -536,7 +614,7 @@ impl Block {
                 "upstreams failed; answered SERVFAIL"
             );
         }
-        Some(Reply::new(len, (at.query.qtype, rcode), at.slot, plugin))
+        reply
     }
 }
 
@@ -585,8 +663,10 @@ impl Block {
 /// The plugins of a block, by CoreDNS name (`coredns_plugin_enabled`).
 fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
     let present = [
+        ("bufsize", plan.bufsize.is_some()),
         ("errors", plan.errors),
         ("log", plan.log.is_some()),
+        ("dns64", plan.dns64.is_some()),
         ("any", plan.any),
         ("chaos", plan.chaos.is_some()),
         ("loadbalance", plan.loadbalance),
@@ -603,6 +683,7 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ),
         ("loop", plan.forward.as_ref().is_some_and(|f| f.loop_check)),
         ("forward", plan.forward.is_some()),
+        ("whoami", plan.whoami),
     ];
     present
         .iter()

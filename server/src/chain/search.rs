@@ -81,6 +81,8 @@ impl Block {
                         slot: at.slot,
                         autopath: Some(SearchRest { expansions, first }),
                         chase: None,
+                        dns64: None,
+                        wrapped: at.wrapped,
                     }));
                 }
                 Step::Chase(chase, _) => {

@@ -1,5 +1,6 @@
-//! Each plugin's step in a block's chain: what `hosts`, `template`, `kubernetes` and `any` do
-//! with a query and the output buffer, and the small helpers that write their records.
+//! Each plugin's step in a block's chain: what `hosts`, `template`, `kubernetes`, `any` and
+//! `whoami` do with a query and the output buffer, and the small helpers that write their
+//! records.
 
 use super::*;
 use clusterdns_zone::wire::TYPE_TXT;
@@ -256,6 +257,30 @@ pub(super) fn records_step(
             len,
             rcode: rcode as u16,
             plugin,
+        },
+        _ => Step::Drop,
+    }
+}
+
+/// The `whoami` plugin's answer: no answer records, the client's address and port in the
+/// additional section ([`plugins::whoami`]).
+pub(super) fn whoami_step(query: &Query, packet: &[u8], out: &mut [u8], at: &Finish) -> Step {
+    let tcp = at.transport == Transport::Tcp;
+    let (records, counts) = plugins::whoami::records(query.qclass, at.client, tcp);
+    let written = respond_records(
+        query,
+        packet,
+        out,
+        at.transport,
+        (Rcode::NoError, true),
+        &records,
+        counts,
+    );
+    match written {
+        Answered::Response { len, rcode } => Step::Reply {
+            len,
+            rcode: rcode as u16,
+            plugin: Plugin::Whoami,
         },
         _ => Step::Drop,
     }

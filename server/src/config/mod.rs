@@ -308,6 +308,7 @@ impl Config {
             metrics: Some(self.metrics),
             reload: None,
             files: Vec::new(),
+            debug: false,
         })
     }
 

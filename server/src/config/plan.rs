@@ -12,6 +12,7 @@ use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::chaos::Chaos;
+use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::hosts::HostsTable;
 use crate::chain::plugins::rewrite::NameRule;
 use crate::chain::plugins::template::Template;
@@ -37,6 +38,8 @@ pub struct Plan {
     pub reload: Option<Duration>,
     /// The files the plan was read from (the Corefile and its imports), for the reload watcher.
     pub files: Vec<PathBuf>,
+    /// Debug-level logging for the process (CoreDNS `debug`, in any server block).
+    pub debug: bool,
 }
 
 /// One port: the addresses bound for it and the server blocks its queries are routed to.
@@ -59,16 +62,21 @@ pub struct BlockZone {
     pub zone_label: String,
 }
 
-/// One server block's plugin chain, in CoreDNS's plugin order (not the file's):
-/// log, any, loadbalance, rewrite, cache, autopath, template, hosts, kubernetes, loop, forward.
+/// One server block's plugin chain, in CoreDNS's plugin order (not the file's): bufsize, log,
+/// dns64, any, loadbalance, rewrite, cache, autopath, template, hosts, kubernetes, loop, forward,
+/// whoami.
 #[derive(Clone, Debug)]
 pub struct BlockPlan {
     /// The zones it answers for.
     pub zones: Vec<BlockZone>,
+    /// The ceiling on the EDNS payload size of its queries (CoreDNS `bufsize`).
+    pub bufsize: Option<u16>,
     /// Query logging (CoreDNS `log`).
     pub log: Option<LogPlan>,
     /// Whether errors are logged (CoreDNS `errors`).
     pub errors: bool,
+    /// AAAA records synthesized from A records (CoreDNS `dns64`).
+    pub dns64: Option<Dns64>,
     /// Answer ANY queries with a short HINFO record (RFC 8482, CoreDNS `any`).
     pub any: bool,
     /// CH TXT answers about the server (CoreDNS `chaos`).
@@ -87,6 +95,9 @@ pub struct BlockPlan {
     pub kubernetes: Option<KubernetesRoute>,
     /// Forwarding of the rest, with the block's cache (CoreDNS `forward` and `cache`).
     pub forward: Option<ForwardPlan>,
+    /// Whether what reaches the end of the chain is answered with the client's address
+    /// (CoreDNS `whoami`) rather than `fallback`.
+    pub whoami: bool,
     /// The rcode of a query no plugin answered: SERVFAIL as CoreDNS's chain ends, REFUSED for the
     /// flag-configured server (which has no chain to fall off).
     pub fallback: Rcode,
@@ -97,8 +108,10 @@ impl BlockPlan {
     pub fn new(zones: Vec<BlockZone>, fallback: Rcode) -> Self {
         BlockPlan {
             zones,
+            bufsize: None,
             log: None,
             errors: false,
+            dns64: None,
             any: false,
             chaos: None,
             loadbalance: false,
@@ -108,6 +121,7 @@ impl BlockPlan {
             hosts: None,
             kubernetes: None,
             forward: None,
+            whoami: false,
             fallback,
         }
     }

@@ -105,6 +105,7 @@ impl Seen {
         match outcome {
             Ok(plan) => {
                 server.replace_routes(&plan.ports, metrics);
+                crate::ops::logging::set_debug(plan.debug);
                 self.error = None;
                 tracing::info!(corefile = %self.path.display(), "configuration reloaded");
                 self.plan = plan;

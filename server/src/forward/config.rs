@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 use clusterdns_zone::name::is_subdomain;
 use clusterdns_zone::WireName;
 
@@ -183,6 +184,9 @@ pub struct ForwardConfig {
     pub force_tcp: bool,
     /// Names that go to the cluster DNS over TCP instead (node-local mode); `None` otherwise.
     pub cluster: Option<ClusterRoute>,
+    /// The EDNS payload size our queries to the upstreams advertise: 1232 (DNS Flag Day 2020),
+    /// or less under the block's `bufsize`.
+    pub edns_payload: u16,
 }
 
 /// Names sent to one server over pooled TCP connections instead of to the upstreams: the
@@ -229,6 +233,7 @@ impl ForwardConfig {
             cache: CacheConfig::default(),
             force_tcp: false,
             cluster: None,
+            edns_payload: ADVERTISED_PAYLOAD,
         }
     }
 }
@@ -286,6 +291,7 @@ impl ForwardArgs {
             },
             force_tcp: false,
             cluster: None,
+            edns_payload: ADVERTISED_PAYLOAD,
         })
     }
 }

@@ -16,6 +16,17 @@ use clusterdns_zone::wire::{
 /// The query sent upstream: our `id`, RD set, one question, and an OPT record (RFC 6891) with
 /// our payload size and the DO bit asked for. `qname` is lowercase wire format.
 pub fn write_query(id: u16, qname: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Vec<u8> {
+    write_query_sized(id, qname, qtype, qclass, (dnssec_ok, ADVERTISED_PAYLOAD))
+}
+
+/// [`write_query`] advertising `payload` bytes (a block's `bufsize` may lower ours).
+pub fn write_query_sized(
+    id: u16,
+    qname: &[u8],
+    qtype: u16,
+    qclass: u16,
+    (dnssec_ok, payload): (bool, u16),
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + qname.len() + 4 + 11);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&FLAG_RD.to_be_bytes());
@@ -23,7 +34,7 @@ pub fn write_query(id: u16, qname: &[u8], qtype: u16, qclass: u16, dnssec_ok: bo
     out.extend_from_slice(qname);
     out.extend_from_slice(&qtype.to_be_bytes());
     out.extend_from_slice(&qclass.to_be_bytes());
-    let payload = ADVERTISED_PAYLOAD.to_be_bytes();
+    let payload = payload.to_be_bytes();
     let do_bit = if dnssec_ok { 0x80 } else { 0 };
     out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0, 0, 0]);
     out
@@ -247,6 +258,14 @@ mod tests {
     }
 
     const OPT: [u8; 11] = [0, 0, 41, 4, 0xD0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn a_lower_payload_is_advertised() {
+        let query = write_query_sized(7, NAME, 1, 1, (false, 1100));
+        let edns = clusterdns_zone::parse_query(&query).unwrap().edns.unwrap();
+        assert_eq!(edns.payload, 1100);
+        assert!(!edns.dnssec_ok);
+    }
 
     #[test]
     fn query_has_question_and_opt() {

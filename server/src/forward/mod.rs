@@ -136,6 +136,7 @@ impl Forwarder {
                 true => Upstream::new(addr).tcp_only(),
                 false => Upstream::new(addr),
             })
+            .map(|upstream| upstream.with_payload(config.edns_payload))
             .collect();
         let cluster = (config.cluster.as_ref()).map(|r| TcpPool::new(r.server, r.connections));
         // The cluster DNS is counted as one more upstream, last.

@@ -14,7 +14,9 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout_at, Instant};
 
 use super::cache::CacheKey;
-use super::message::{parse_response, write_query, Response};
+use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
+
+use super::message::{parse_response, write_query_sized, Response};
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
 /// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
@@ -53,6 +55,8 @@ pub struct Upstream {
     down: AtomicBool,
     /// Asked over TCP only.
     tcp_only: bool,
+    /// The EDNS payload size our queries advertise.
+    payload: u16,
 }
 
 impl Upstream {
@@ -63,7 +67,13 @@ impl Upstream {
             fails: AtomicU32::new(0),
             down: AtomicBool::new(false),
             tcp_only: false,
+            payload: ADVERTISED_PAYLOAD,
         }
+    }
+
+    /// This upstream, asked with an EDNS payload size of `payload` (a block's `bufsize`).
+    pub fn with_payload(self, payload: u16) -> Self {
+        Upstream { payload, ..self }
     }
 
     /// This upstream, asked over TCP only (CoreDNS `force_tcp`).
@@ -104,7 +114,8 @@ impl Upstream {
         id: u16,
         timeout: Duration,
     ) -> Result<Exchanged, ExchangeError> {
-        let query = write_query(id, key.name(), key.qtype(), key.qclass(), key.dnssec_ok());
+        let edns = (key.dnssec_ok(), self.payload);
+        let query = write_query_sized(id, key.name(), key.qtype(), key.qclass(), edns);
         let validate =
             |packet: &[u8]| parse_response(packet, id, key.name(), key.qtype(), key.qclass());
         if self.tcp_only {

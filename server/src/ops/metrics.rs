@@ -78,11 +78,15 @@ pub enum Plugin {
     Any = 6,
     /// A `chaos` answer (CH TXT `version.bind` and the like).
     Chaos = 7,
+    /// The `whoami` plugin's answer.
+    Whoami = 8,
+    /// An answer `dns64` synthesized.
+    Dns64 = 9,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 8] = [
+const PLUGINS: [&str; 10] = [
     "kubernetes",
     "cache",
     "forward",
@@ -91,6 +95,8 @@ const PLUGINS: [&str; 8] = [
     "template",
     "any",
     "chaos",
+    "whoami",
+    "dns64",
 ];
 /// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
 /// last slot.
@@ -362,6 +368,8 @@ pub struct Metrics {
     reloads: [AtomicU64; 2],
     /// Queries `autopath` answered from a later element of the search path.
     autopath_successes: Arc<AtomicU64>,
+    /// Queries `dns64` answered with synthesized records.
+    dns64_translations: Arc<AtomicU64>,
     /// The zone sources' metrics.
     pub source: SourceMetrics,
 }
@@ -379,6 +387,7 @@ impl Metrics {
             renderers: Mutex::new(Vec::new()),
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             autopath_successes: Arc::new(AtomicU64::new(0)),
+            dns64_translations: Arc::new(AtomicU64::new(0)),
             source: SourceMetrics::new(),
         }
     }
@@ -432,6 +441,12 @@ impl Metrics {
     /// (`coredns_autopath_success_total`), for the chains to add to.
     pub fn autopath_successes(&self) -> Arc<AtomicU64> {
         self.autopath_successes.clone()
+    }
+
+    /// The counter of queries `dns64` answered with synthesized records
+    /// (`coredns_dns64_requests_translated_total`), for the chains to add to.
+    pub fn dns64_translations(&self) -> Arc<AtomicU64> {
+        self.dns64_translations.clone()
     }
 
     /// Adds metrics another part (the forwarder, the cache) renders itself at each scrape.

@@ -4,6 +4,7 @@
 //! during an upgrade the successor binds them too, and this process closes its own once the
 //! successor serves, so that probes reach the one that stays.
 
+pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod process;

@@ -357,3 +357,95 @@ impl Compressor {
         out.push(0);
     }
 }
+
+/// One record of a received message with its names uncompressed, so that it can be written
+/// into another message anywhere (and compared by value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedRecord {
+    /// The owner, uncompressed wire format, spelled as the message spells it.
+    pub owner: Vec<u8>,
+    /// The type.
+    pub rtype: u16,
+    /// The class.
+    pub class: u16,
+    /// The TTL.
+    pub ttl: u32,
+    /// The RDATA, with the names RFC 3597 §4 lets a message compress written out in full.
+    pub rdata: Vec<u8>,
+}
+
+impl OwnedRecord {
+    /// Appends the record, uncompressed, to `out`; `None` when its RDATA is too long.
+    pub fn write(&self, out: &mut Vec<u8>) -> Option<()> {
+        let rdlen = u16::try_from(self.rdata.len()).ok()?;
+        out.extend_from_slice(&self.owner);
+        out.extend_from_slice(&self.rtype.to_be_bytes());
+        out.extend_from_slice(&self.class.to_be_bytes());
+        out.extend_from_slice(&self.ttl.to_be_bytes());
+        out.extend_from_slice(&rdlen.to_be_bytes());
+        out.extend_from_slice(&self.rdata);
+        Some(())
+    }
+}
+
+/// The records of `response` after its questions, by section (answer, authority,
+/// additional), the OPT record left out; `None` when the message is malformed.
+pub fn sections(response: &[u8]) -> Option<[Vec<OwnedRecord>; 3]> {
+    let mut at = HEADER_LEN;
+    for _ in 0..read_u16(response, 4)? {
+        at = read_name(response, at)?.1 + 4;
+    }
+    let mut sections: [Vec<OwnedRecord>; 3] = Default::default();
+    for (section, count_at) in sections.iter_mut().zip([6, 8, 10]) {
+        for _ in 0..read_u16(response, count_at)? {
+            let (owner, fixed) = read_name(response, at)?;
+            let rtype = read_u16(response, fixed)?;
+            let class = read_u16(response, fixed + 2)?;
+            let ttl = u32::from(read_u16(response, fixed + 4)?) << 16
+                | u32::from(read_u16(response, fixed + 6)?);
+            let start = fixed + 10;
+            let end = start + usize::from(read_u16(response, fixed + 8)?);
+            let rdata = uncompressed_rdata(response, rtype, start, end)?;
+            at = end;
+            if rtype != TYPE_OPT {
+                section.push(OwnedRecord {
+                    owner,
+                    rtype,
+                    class,
+                    ttl,
+                    rdata,
+                });
+            }
+        }
+    }
+    Some(sections)
+}
+
+/// The RDATA of a record of `rtype` at `start..end` of `message`, its names uncompressed.
+fn uncompressed_rdata(message: &[u8], rtype: u16, start: usize, end: usize) -> Option<Vec<u8>> {
+    let raw = message.get(start..end)?;
+    let Some((fields, _)) = rdata_layout(rtype) else {
+        return Some(raw.to_vec());
+    };
+    let mut out = Vec::with_capacity(raw.len() + 32);
+    let mut pos = start;
+    for field in fields {
+        match *field {
+            Field::Fixed(len) => {
+                out.extend_from_slice(message.get(pos..pos + len)?);
+                pos += len;
+            }
+            Field::Text => {
+                let len = usize::from(*message.get(pos)?);
+                out.extend_from_slice(message.get(pos..pos + 1 + len)?);
+                pos += 1 + len;
+            }
+            Field::Name | Field::Value => {
+                let (name, next) = read_name(message, pos)?;
+                out.extend_from_slice(&name);
+                pos = next;
+            }
+        }
+    }
+    (pos == end).then_some(out)
+}

@@ -10,16 +10,22 @@
 //! | [`rewrite`] | the `rewrite name` rules: the rewritten question, and the response put back |
 //! | [`template`] | the `template` plugin: answers built from regex matches of the name |
 //! | [`records`] | the records they produce, and the zone-file syntax templates write them in |
+//! | [`bufsize`] | the `bufsize` plugin: the ceiling on a query's EDNS payload size |
+//! | [`whoami`] | the `whoami` plugin: the client's address, port and transport as records |
+//! | [`dns64`] | the `dns64` plugin: AAAA records synthesized from A records (RFC 6147) |
 //!
 //! [`Zones`] is the zone list every plugin is scoped by (and `fallthrough` is limited to).
 
 pub mod autopath;
+pub mod bufsize;
 pub mod chaos;
+pub mod dns64;
 pub mod hosts;
 pub mod message;
 pub mod records;
 pub mod rewrite;
 pub mod template;
+pub mod whoami;
 
 use clusterdns_zone::name::is_subdomain;
 use clusterdns_zone::WireName;

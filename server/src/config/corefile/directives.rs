@@ -6,7 +6,8 @@
 //! This file reads a server block and the directives of the server itself (`bind`, `health`,
 //! `ready`, `prometheus`, `errors`, `loop`, `reload`...), with the argument helpers every
 //! directive shares; [`kubernetes`], [`forward`] (with `cache`) and [`plugins`] (`log`,
-//! `hosts`, `rewrite`, `template`, `autopath`) read the directives of their names.
+//! `hosts`, `rewrite`, `template`, `autopath`) read the directives of their names, as do
+//! [`bufsize`], [`debug`], [`dns64`] and [`whoami`], one file each.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -26,20 +27,29 @@ use crate::config::plan::{
 use crate::forward::config::{check_no_loop, CacheConfig, CacheScope, ForwardConfig, Policy};
 use crate::forward::resolv::{parse_upstream, read_nameservers};
 
+mod bufsize;
 mod chaos;
+mod debug;
+mod dns64;
 mod forward;
 mod kubernetes;
 mod plugins;
+mod whoami;
 
+use bufsize::bufsize;
 use chaos::chaos;
+use debug::debug;
+use dns64::dns64;
 use forward::{cache_config, forward};
 use kubernetes::kubernetes;
 pub use plugins::hosts_table;
 use plugins::{autopath, hosts, log, rewrite, template};
+use whoami::whoami;
 
 /// The directives clusterdns carries out; any other stops startup.
-pub const SUPPORTED: &str = "any, autopath, bind, cache, chaos, errors, forward, health, hosts, \
-     kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite (name), template";
+pub const SUPPORTED: &str = "any, autopath, bind, bufsize, cache, chaos, debug, dns64, errors, \
+     forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, \
+     rewrite (name), template, whoami";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";
@@ -57,6 +67,7 @@ pub fn plan(corefile: &Corefile) -> Result<Plan, CorefileError> {
         metrics: None,
         reload: None,
         files: corefile.files.clone(),
+        debug: false,
     };
     let mut globals = Globals::default();
     for block in &corefile.blocks {
@@ -269,6 +280,16 @@ fn block_plan(
             "cache" => cache = Some(cache_config(d, &block_zones)?),
             "forward" => out.forward = Some(forward(d, listen)?),
             "autopath" => search = Some(d),
+            "bufsize" => out.bufsize = Some(bufsize(d)?),
+            "debug" => {
+                debug(d)?;
+                plan.debug = true;
+            }
+            "dns64" => out.dns64 = Some(dns64(d)?),
+            "whoami" => {
+                whoami(d)?;
+                out.whoami = true;
+            }
             other => {
                 return Err(CorefileError::at(
                     &d.name,
@@ -288,6 +309,11 @@ fn block_plan(
     }
     if let Some(forward) = &mut out.forward {
         forward.loop_check = loop_check;
+        // CoreDNS's forward sends the client's OPT record, as `bufsize` left it, upstream; ours
+        // advertises our own size, which `bufsize` may only lower.
+        if let Some(size) = out.bufsize {
+            forward.config.edns_payload = forward.config.edns_payload.min(size);
+        }
         forward.config.cache = cache.unwrap_or_else(|| CacheConfig {
             scope: CacheScope {
                 zones: Vec::new(),
@@ -487,6 +513,34 @@ fn is_reverse(zone: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan of a Corefile given as text (no environment, as /etc/coredns/Corefile).
+    pub(super) fn plan_text(text: &str) -> Result<Plan, CorefileError> {
+        let file = std::path::Path::new("/etc/coredns/Corefile");
+        plan(&super::super::parse::parse(file, text, &|_| None)?)
+    }
+
+    /// The plan of a block `.:1053` holding `directive` (one or more lines).
+    pub(super) fn block_of(directive: &str) -> BlockPlan {
+        let text = format!(".:1053 {{\n    {directive}\n}}\n");
+        let mut plan = plan_text(&text).unwrap_or_else(|e| panic!("{directive}: {e}"));
+        plan.ports.remove(0).blocks.remove(0)
+    }
+
+    /// Checks that a block holding `directive` is refused with a message naming the
+    /// Corefile, a line of the directive and `says` (the token, quoted as the message quotes it).
+    pub(super) fn refused(directive: &str, says: &str) {
+        let text = format!(".:1053 {{\n    {directive}\n}}\n");
+        let error = plan_text(&text).expect_err(directive);
+        let shown = error.to_string();
+        let last_line = 1 + directive.lines().count() as u32;
+        assert!(
+            (2..=last_line).contains(&error.line)
+                && shown.starts_with(&format!("/etc/coredns/Corefile:{}: ", error.line))
+                && shown.contains(says),
+            "{directive}: {shown} (expected line 2..={last_line}, naming {says})"
+        );
+    }
 
     #[test]
     fn go_durations() {

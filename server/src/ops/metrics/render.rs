@@ -63,6 +63,18 @@ impl Metrics {
         );
         header(
             out,
+            "coredns_dns64_requests_translated_total",
+            "counter",
+            "Counter of DNS requests translated by dns64.",
+        );
+        let translated = self.dns64_translations.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "coredns_dns64_requests_translated_total{{server=\"{}\"}} {translated}",
+            self.server
+        );
+        header(
+            out,
             "coredns_plugin_enabled",
             "gauge",
             "A metric that indicates whether a plugin is enabled on per server and zone basis.",
