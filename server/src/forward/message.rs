@@ -16,7 +16,25 @@ use clusterdns_zone::wire::{
 /// The query sent upstream: our `id`, RD set, one question, and an OPT record (RFC 6891) with
 /// our payload size and the DO bit asked for. `qname` is lowercase wire format.
 pub fn write_query(id: u16, qname: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + qname.len() + 4 + 11);
+    write_query_with_options(id, qname, qtype, qclass, dnssec_ok, &[])
+}
+
+/// [`write_query`] with `options` (code, length, data..., RFC 6891 §6.1.2) in the OPT record:
+/// the EDNS0 options a `rewrite edns0` rule sets. Options longer than an OPT record can hold
+/// are left out.
+pub fn write_query_with_options(
+    id: u16,
+    qname: &[u8],
+    qtype: u16,
+    qclass: u16,
+    dnssec_ok: bool,
+    options: &[u8],
+) -> Vec<u8> {
+    let options = match u16::try_from(options.len()) {
+        Ok(_) => options,
+        Err(_) => &[],
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + qname.len() + 4 + 11 + options.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&FLAG_RD.to_be_bytes());
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
@@ -25,7 +43,10 @@ pub fn write_query(id: u16, qname: &[u8], qtype: u16, qclass: u16, dnssec_ok: bo
     out.extend_from_slice(&qclass.to_be_bytes());
     let payload = ADVERTISED_PAYLOAD.to_be_bytes();
     let do_bit = if dnssec_ok { 0x80 } else { 0 };
-    out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0, 0, 0]);
+    let rdlen = (options.len() as u16).to_be_bytes();
+    out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0]);
+    out.extend_from_slice(&rdlen);
+    out.extend_from_slice(options);
     out
 }
 

@@ -14,7 +14,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout_at, Instant};
 
 use super::cache::CacheKey;
-use super::message::{parse_response, write_query, Response};
+use super::message::{parse_response, write_query_with_options, Response};
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
 /// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
@@ -104,7 +104,14 @@ impl Upstream {
         id: u16,
         timeout: Duration,
     ) -> Result<Exchanged, ExchangeError> {
-        let query = write_query(id, key.name(), key.qtype(), key.qclass(), key.dnssec_ok());
+        let query = write_query_with_options(
+            id,
+            key.name(),
+            key.qtype(),
+            key.qclass(),
+            key.dnssec_ok(),
+            key.options(),
+        );
         let validate =
             |packet: &[u8]| parse_response(packet, id, key.name(), key.qtype(), key.qclass());
         if self.tcp_only {

@@ -171,6 +171,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
             qtype: 1,
             qclass: 1,
             dnssec_ok: false,
+            options: &[],
         }
         .to_key();
         cache.insert(key, Answer::new(&packet, &response), CacheType::Success, 60);
@@ -193,6 +194,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
                 qtype: 1,
                 qclass: 1,
                 dnssec_ok: false,
+                options: &[],
             })
             .is_some()
     };
