@@ -45,7 +45,7 @@ use tokio::runtime::Handle;
 use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
-use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
+use crate::chain::plugins::rewrite::{rewrite_request, Applied, Request, RequestRewrite, Rule};
 use crate::chain::plugins::template::{self, Template, TemplateResult};
 use crate::config::corefile::hosts_table;
 use crate::config::plan::{BlockPlan, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan};
@@ -99,7 +99,7 @@ pub enum Handled {
 /// A forwarded query waiting for upstreams, with what its block does to the answer.
 pub struct Deferred {
     query: Query,
-    /// The query as sent upstream when a rewrite changed its name.
+    /// The query as sent upstream when `rewrite` rules applied to it.
     rewritten: Option<Rewritten>,
     forwarder: Forwarder,
     block: Arc<Block>,
@@ -108,10 +108,12 @@ pub struct Deferred {
     autopath: Option<SearchRest>,
 }
 
-/// A question whose name a `rewrite` rule changed.
+/// A query `rewrite` rules applied to: as the rest of the chain sees it, and what the rules
+/// do to its response.
 struct Rewritten {
     packet: Vec<u8>,
     query: Query,
+    applied: Applied,
 }
 
 impl Deferred {
@@ -128,7 +130,7 @@ impl Deferred {
         let at = Finish {
             query: &self.query,
             packet,
-            rewritten: self.rewritten.is_some(),
+            rewritten: self.rewritten.as_ref().map(|r| &r.applied),
             client,
             transport,
             received_at,
@@ -137,11 +139,13 @@ impl Deferred {
         if let Some(rest) = &self.autopath {
             return self.resolve_search(rest, at, out).await;
         }
-        let (query, sent) = match &self.rewritten {
-            Some(r) => (&r.query, r.packet.as_slice()),
-            None => (&self.query, packet),
+        let (query, sent, options) = match &self.rewritten {
+            Some(r) => (&r.query, r.packet.as_slice(), r.applied.upstream_options()),
+            None => (&self.query, packet, &[][..]),
         };
-        let len = self.forwarder.resolve(query, sent, out, transport).await?;
+        let len = (self.forwarder)
+            .resolve_with(query, options, sent, out, transport)
+            .await?;
         let step = Step::Reply {
             len,
             rcode: rcode_of(out),
@@ -187,7 +191,9 @@ pub struct Block {
     errors: bool,
     any: bool,
     loadbalance: bool,
-    rewrite: Box<[NameRule]>,
+    rewrite: Box<[Rule]>,
+    /// The addresses the block listens on (the `{server_ip}` of `rewrite edns0`).
+    listen: Box<[SocketAddr]>,
     /// The search path, and the counter of queries answered from later in it.
     autopath: Option<(SearchPath, Arc<AtomicU64>)>,
     templates: Box<[Template]>,
@@ -198,10 +204,12 @@ pub struct Block {
 }
 
 /// Where a query's answer is finished: everything [`Block::finish`] needs to know.
+#[derive(Clone, Copy)]
 struct Finish<'a> {
     query: &'a Query,
     packet: &'a [u8],
-    rewritten: bool,
+    /// What `rewrite` rules did to the query, when some applied.
+    rewritten: Option<&'a Applied>,
     client: SocketAddr,
     transport: Transport,
     received_at: Instant,
@@ -226,7 +234,8 @@ impl Router {
                     slot: metrics.label_slot(&zone.server_label, &zone.zone_label),
                 });
             }
-            blocks.push(Arc::new(Block::new(plan, server_label, metrics, runtime)));
+            let block = Block::new(plan, &port.listen, server_label, metrics, runtime);
+            blocks.push(Arc::new(block));
         }
         zones.sort_by_key(|z| std::cmp::Reverse(z.zone.len()));
         let server = port.blocks.first().and_then(|b| b.zones.first());
@@ -279,7 +288,15 @@ impl Router {
             .zones
             .iter()
             .find(|z| is_subdomain(query.qname(), &z.zone));
-        let Some(route) = route.filter(|_| query.qclass == CLASS_IN) else {
+        // A block with `rewrite class` rules may make another class IN; it refuses the rest.
+        let takes_class = |r: &&RouteZone| {
+            query.qclass == CLASS_IN
+                || self.blocks[r.block]
+                    .rewrite
+                    .iter()
+                    .any(Rule::rewrites_class)
+        };
+        let Some(route) = route.filter(takes_class) else {
             return match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
                 Answered::Response { len, rcode } => self.reply(
                     len,
@@ -295,7 +312,7 @@ impl Router {
         let finish = Finish {
             query: &query,
             packet,
-            rewritten: false,
+            rewritten: None,
             client,
             transport,
             received_at,
@@ -310,7 +327,13 @@ impl Router {
 }
 
 impl Block {
-    fn new(plan: &BlockPlan, server_label: &str, metrics: &Metrics, runtime: &Handle) -> Block {
+    fn new(
+        plan: &BlockPlan,
+        listen: &[SocketAddr],
+        server_label: &str,
+        metrics: &Metrics,
+        runtime: &Handle,
+    ) -> Block {
         let forward = plan.forward.as_ref().map(|forward| {
             let forwarder = Forwarder::new(
                 forward.config.clone(),
@@ -329,6 +352,7 @@ impl Block {
             any: plan.any,
             loadbalance: plan.loadbalance,
             rewrite: plan.rewrite.clone().into(),
+            listen: listen.into(),
             autopath: (plan.autopath.clone()).map(|path| (path, metrics.autopath_successes())),
             templates: plan.templates.clone().into(),
             hosts,
@@ -341,15 +365,29 @@ impl Block {
     /// Runs the chain for a routed query and finishes its response.
     fn handle(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
         let query = at.query;
-        if !self.rewrite.is_empty() {
-            match self.rewrite_question(query, at.packet, out, at.transport) {
-                Ok(Some(rewritten)) => {
-                    let step = self.chain(snapshot, &rewritten.query, &rewritten.packet, &at, out);
+        // `any` comes before `rewrite` in CoreDNS's order: an ANY query it answers is not
+        // rewritten.
+        let answered_by_any = self.any && query.qtype == TYPE_ANY;
+        if !self.rewrite.is_empty() && !answered_by_any {
+            match self.rewrite_question(&at, out) {
+                Ok(Some(rewritten)) if rewritten.query.qclass == CLASS_IN => {
+                    let step = {
+                        let at = Finish {
+                            rewritten: Some(&rewritten.applied),
+                            ..at
+                        };
+                        self.chain(snapshot, &rewritten.query, &rewritten.packet, &at, out)
+                    };
                     return self.conclude(step, Some(rewritten), at, out);
                 }
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(step) => return self.conclude(step, None, at, out),
             }
+        }
+        if query.qclass != CLASS_IN {
+            // Only a block with `rewrite class` rules gets here; none made the class IN.
+            let step = rcode_step(query, at.packet, out, at.transport, Rcode::Refused);
+            return self.conclude(step, None, at, out);
         }
         if let Some((path, _)) = &self.autopath {
             let namespace = snapshot.client_namespace(at.client.ip()).map(str::as_bytes);
@@ -380,7 +418,7 @@ impl Block {
             })),
             step => {
                 let at = Finish {
-                    rewritten: rewritten.is_some(),
+                    rewritten: rewritten.as_ref().map(|r| &r.applied),
                     ..at
                 };
                 self.finish(at, out, step)
@@ -425,7 +463,8 @@ impl Block {
                 if forwarder.is_loop_probe(query) {
                     return rcode_step(query, packet, out, transport, Rcode::Refused);
                 }
-                return match forwarder.answer_cached(query, packet, out, transport) {
+                let options = at.rewritten.map_or(&[][..], Applied::upstream_options);
+                return match forwarder.answer_cached_with(query, options, packet, out, transport) {
                     Some(len) => Step::Reply {
                         len,
                         rcode: rcode_of(out),
@@ -438,33 +477,25 @@ impl Block {
         rcode_step(query, packet, out, transport, self.fallback)
     }
 
-    /// The query with its name rewritten by the block's rules, `None` when no rule applies;
-    /// `Err` with a SERVFAIL step when a rule makes a name that is not one.
-    fn rewrite_question(
-        &self,
-        query: &Query,
-        packet: &[u8],
-        out: &mut [u8],
-        transport: Transport,
-    ) -> Result<Option<Rewritten>, Step> {
-        let name = match rewrite_request(&self.rewrite, query.qname()) {
+    /// The query as the block's `rewrite` rules leave it, `None` when no rule applies; `Err`
+    /// with a SERVFAIL step when a rule makes a name that is not one.
+    fn rewrite_question(&self, at: &Finish, out: &mut [u8]) -> Result<Option<Rewritten>, Step> {
+        let (query, packet, transport) = (at.query, at.packet, at.transport);
+        let servfail = |out: &mut [u8]| rcode_step(query, packet, out, transport, Rcode::ServFail);
+        let request = Request::of(query, packet, at.client, &self.listen, transport);
+        let applied = match rewrite_request(&self.rewrite, &request) {
             RequestRewrite::Unchanged => return Ok(None),
-            RequestRewrite::Invalid(_) => {
-                return Err(rcode_step(query, packet, out, transport, Rcode::ServFail))
-            }
-            RequestRewrite::Rewritten(rewritten) => rewritten.qname().clone(),
+            RequestRewrite::Invalid(_) => return Err(servfail(out)),
+            RequestRewrite::Rewritten(applied) => applied,
         };
-        let name_end = query.question_end() - 4;
-        let mut rewritten = Vec::with_capacity(packet.len() + name.as_bytes().len());
-        rewritten.extend_from_slice(&packet[..12]);
-        rewritten.extend_from_slice(name.as_bytes());
-        rewritten.extend_from_slice(&packet[name_end..]);
+        let rewritten = applied.query_packet(query, packet);
         match parse_query(&rewritten) {
             Ok(query) => Ok(Some(Rewritten {
                 packet: rewritten,
                 query,
+                applied,
             })),
-            Err(_) => Err(rcode_step(query, packet, out, transport, Rcode::ServFail)),
+            Err(_) => Err(servfail(out)),
         }
     }
 
@@ -473,14 +504,15 @@ impl Block {
     fn finish(&self, at: Finish, out: &mut [u8], step: Step) -> Option<Reply> {
         let Step::Reply {
             mut len,
-            rcode,
+            mut rcode,
             plugin,
         } = step
         else {
             return None;
         };
-        if at.rewritten {
-            len = self.restore(&at, out, len)?;
+        if let Some(applied) = at.rewritten.filter(|a| a.rewrites_response()) {
+            len = self.restore(&at, applied, out, len)?;
+            rcode = rcode_of(out);
         }
         if self.loadbalance {
             loadbalance::rotate(&mut out[..len]);
@@ -507,17 +539,17 @@ impl Block {
 }
 
 impl Block {
-    /// Puts the client's question back into the response of `len` bytes in `out` and reverts
-    /// the names the rules say to; SERVFAIL when that cannot be done or does not fit.
-    fn restore(&self, at: &Finish, out: &mut [u8], len: usize) -> Option<usize> {
+    /// Puts the client's question back into the response of `len` bytes in `out` and applies
+    /// the response rules of the `rewrite` rules that applied; SERVFAIL when that cannot be
+    /// done or does not fit.
+    fn restore(&self, at: &Finish, applied: &Applied, out: &mut [u8], len: usize) -> Option<usize> {
         let query = at.query;
         let mut restored = Vec::with_capacity(len + 64);
-        let done = match rewrite_request(&self.rewrite, query.qname()) {
-            RequestRewrite::Rewritten(rules) => rules
-                .restore_response(&out[..len], query, at.packet, &mut restored)
-                .is_some(),
-            _ => false,
-        };
+        // A `cname` rule's new target is left without its records: `restored.lookup` says what
+        // to look up through the chain to complete the answer (not done yet).
+        let done =
+            (applied.restore_response(&self.rewrite, &out[..len], query, at.packet, &mut restored))
+                .is_some();
         let limit = clusterdns_zone::answer::response_limit(query, at.transport).min(out.len());
         if done && restored.len() <= limit {
             out[..restored.len()].copy_from_slice(&restored);

@@ -12,7 +12,7 @@ use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::hosts::HostsTable;
-use crate::chain::plugins::rewrite::NameRule;
+use crate::chain::plugins::rewrite::Rule;
 use crate::chain::plugins::template::Template;
 use crate::forward::config::ForwardConfig;
 
@@ -72,8 +72,8 @@ pub struct BlockPlan {
     pub any: bool,
     /// Rotate the address records of each answer (CoreDNS `loadbalance`).
     pub loadbalance: bool,
-    /// Question-name rewrites, in order (CoreDNS `rewrite name`).
-    pub rewrite: Vec<NameRule>,
+    /// The `rewrite` rules, in the order written (CoreDNS `rewrite`).
+    pub rewrite: Vec<Rule>,
     /// Server-side search-path completion (CoreDNS `autopath`).
     pub autopath: Option<SearchPath>,
     /// Fixed answers for names matching a pattern (CoreDNS `template`), in order.

@@ -5,8 +5,8 @@
 //!
 //! This file reads a server block and the directives of the server itself (`bind`, `health`,
 //! `ready`, `prometheus`, `errors`, `loop`, `reload`...), with the argument helpers every
-//! directive shares; [`kubernetes`], [`forward`] (with `cache`) and [`plugins`] (`log`,
-//! `hosts`, `rewrite`, `template`, `autopath`) read the directives of their names.
+//! directive shares; [`kubernetes`], [`forward`] (with `cache`), [`rewrite`] and [`plugins`]
+//! (`log`, `hosts`, `template`, `autopath`) read the directives of their names.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -16,7 +16,6 @@ use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use super::parse::{Corefile, CorefileError, Directive, ServerBlock, Token};
 use crate::chain::plugins::hosts::HostsTable;
-use crate::chain::plugins::rewrite::{AnswerRewrite, NameRule, Processing, RegexRewrite};
 use crate::chain::plugins::template::{Template, TemplateConfig};
 use crate::chain::querylog::{COMBINED_FORMAT, COMMON_FORMAT, PLACEHOLDERS};
 use crate::config::plan::{
@@ -29,15 +28,17 @@ use crate::forward::resolv::{parse_upstream, read_nameservers};
 mod forward;
 mod kubernetes;
 mod plugins;
+mod rewrite;
 
 use forward::{cache_config, forward};
 use kubernetes::kubernetes;
 pub use plugins::hosts_table;
-use plugins::{autopath, hosts, log, rewrite, template};
+use plugins::{autopath, hosts, log, template};
+use rewrite::rewrite;
 
 /// The directives clusterdns carries out; any other stops startup.
 pub const SUPPORTED: &str = "any, autopath, bind, cache, errors, forward, health, hosts, \
-     kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite (name), template";
+     kubernetes, loadbalance, log, loop, prometheus, ready, reload, rewrite, template";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";
