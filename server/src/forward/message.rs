@@ -283,6 +283,15 @@ mod tests {
     }
 
     #[test]
+    fn query_carries_the_options_it_is_given() {
+        let options = [0xff, 0xee, 0, 2, b'h', b'i'];
+        let query = write_query_with_options(7, NAME, 1, 1, false, &options);
+        assert!(query.ends_with(&[0, 6, 0xff, 0xee, 0, 2, b'h', b'i']));
+        let parsed = clusterdns_zone::parse_query(&query).unwrap();
+        assert!(parsed.edns.is_some());
+    }
+
+    #[test]
     fn answer_records_spans_and_ttls() {
         let mut records = a_record(300);
         records.extend(a_record(60));
