@@ -368,9 +368,15 @@ impl Block {
         // `any` comes before `rewrite` in CoreDNS's order: an ANY query it answers is not
         // rewritten.
         let answered_by_any = self.any && query.qtype == TYPE_ANY;
+        let refused =
+            |out: &mut [u8]| rcode_step(query, at.packet, out, at.transport, Rcode::Refused);
         if !self.rewrite.is_empty() && !answered_by_any {
             match self.rewrite_question(&at, out) {
-                Ok(Some(rewritten)) if rewritten.query.qclass == CLASS_IN => {
+                // Other classes than IN are refused, also when a `rewrite class` rule made them.
+                Ok(Some(rewritten)) if rewritten.query.qclass != CLASS_IN => {
+                    return self.conclude(refused(out), None, at, out)
+                }
+                Ok(Some(rewritten)) => {
                     let step = {
                         let at = Finish {
                             rewritten: Some(&rewritten.applied),
@@ -380,14 +386,13 @@ impl Block {
                     };
                     return self.conclude(step, Some(rewritten), at, out);
                 }
-                Ok(_) => {}
+                Ok(None) => {}
                 Err(step) => return self.conclude(step, None, at, out),
             }
         }
         if query.qclass != CLASS_IN {
             // Only a block with `rewrite class` rules gets here; none made the class IN.
-            let step = rcode_step(query, at.packet, out, at.transport, Rcode::Refused);
-            return self.conclude(step, None, at, out);
+            return self.conclude(refused(out), None, at, out);
         }
         if let Some((path, _)) = &self.autopath {
             let namespace = snapshot.client_namespace(at.client.ip()).map(str::as_bytes);
