@@ -40,6 +40,14 @@
 //!   RFC 6891 §6.1.3); the `rcode` rules are applied once, the last one first;
 //! - metadata labels (`{plugin/label}`) in `edns0 local` are refused: there is no `metadata`
 //!   plugin to fill them.
+//!
+//! Where the chain around it differs: CoreDNS's `cache` runs before `rewrite`, so it stores
+//! answers as the rules left them; here the block's cache stores the upstream's answer to the
+//! rewritten query (keyed with the EDNS0 options sent, so an answer fetched with an option is
+//! never served without it) and the response rules run on every answer as it leaves. A `ttl`
+//! rule therefore sets the TTLs clients see, but not how long the cache keeps the answer (the
+//! upstream's TTL, within `cache`'s bounds). A query a rule applied to is not walked by
+//! `autopath`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
