@@ -168,7 +168,7 @@ impl Block {
         let a_at = Finish {
             query: &query,
             packet: &packet,
-            rewritten: false,
+            rewritten: None,
             wrapped: true,
             ..at
         };

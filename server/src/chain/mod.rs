@@ -50,7 +50,7 @@ use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
-use crate::chain::plugins::rewrite::{rewrite_request, NameRule, RequestRewrite};
+use crate::chain::plugins::rewrite::{rewrite_request, Applied, Request, RequestRewrite, Rule};
 use crate::chain::plugins::template::{self, Template, TemplateResult};
 use crate::config::corefile::hosts_table;
 use crate::config::plan::{BlockPlan, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan};
@@ -108,7 +108,7 @@ pub enum Handled {
 /// A forwarded query waiting for upstreams, with what its block does to the answer.
 pub struct Deferred {
     query: Query,
-    /// The query as sent upstream when a rewrite changed its name.
+    /// The query as sent upstream when `rewrite` rules applied to it.
     rewritten: Option<Rewritten>,
     forwarder: Forwarder,
     block: Arc<Block>,
@@ -123,10 +123,12 @@ pub struct Deferred {
     wrapped: bool,
 }
 
-/// A question whose name a `rewrite` rule changed.
+/// A query `rewrite` rules applied to: as the rest of the chain sees it, and what the rules
+/// do to its response.
 struct Rewritten {
     packet: Vec<u8>,
     query: Query,
+    applied: Applied,
 }
 
 impl Deferred {
@@ -143,7 +145,7 @@ impl Deferred {
         let at = Finish {
             query: &self.query,
             packet,
-            rewritten: self.rewritten.is_some(),
+            rewritten: self.rewritten.as_ref().map(|r| &r.applied),
             wrapped: self.wrapped,
             client,
             transport,
@@ -164,11 +166,13 @@ impl Deferred {
         {
             return self.resolve_dns64_a(aaaa, lookup, packet, at, out).await;
         }
-        let (query, sent) = match &self.rewritten {
-            Some(r) => (&r.query, r.packet.as_slice()),
-            None => (&self.query, packet),
+        let (query, sent, options) = match &self.rewritten {
+            Some(r) => (&r.query, r.packet.as_slice(), r.applied.upstream_options()),
+            None => (&self.query, packet, &[][..]),
         };
-        let len = self.forwarder.resolve(query, sent, out, transport).await?;
+        let len = (self.forwarder)
+            .resolve_with(query, options, sent, out, transport)
+            .await?;
         let step = Step::Reply {
             len,
             rcode: rcode_of(out),
@@ -224,7 +228,9 @@ pub struct Block {
     any: bool,
     chaos: Option<Chaos>,
     loadbalance: bool,
-    rewrite: Box<[NameRule]>,
+    rewrite: Box<[Rule]>,
+    /// The addresses the block listens on (the `{server_ip}` of `rewrite edns0`).
+    listen: Box<[SocketAddr]>,
     /// The search path, and the counter of queries answered from later in it.
     autopath: Option<(SearchPath, Arc<AtomicU64>)>,
     templates: Box<[Template]>,
@@ -241,7 +247,8 @@ pub struct Block {
 struct Finish<'a> {
     query: &'a Query,
     packet: &'a [u8],
-    rewritten: bool,
+    /// What `rewrite` rules did to the query, when some applied.
+    rewritten: Option<&'a Applied>,
     /// `dns64` finishes the response: [`Block::finish`] leaves the log to it.
     wrapped: bool,
     client: SocketAddr,
@@ -268,7 +275,8 @@ impl Router {
                     slot: metrics.label_slot(&zone.server_label, &zone.zone_label),
                 });
             }
-            blocks.push(Arc::new(Block::new(plan, server_label, metrics, runtime)));
+            let block = Block::new(plan, &port.listen, server_label, metrics, runtime);
+            blocks.push(Arc::new(block));
         }
         zones.sort_by_key(|z| std::cmp::Reverse(z.zone.len()));
         let server = port.blocks.first().and_then(|b| b.zones.first());
@@ -322,7 +330,7 @@ impl Router {
             .iter()
             .find(|z| is_subdomain(query.qname(), &z.zone));
         if query.qclass == CLASS_CH {
-            // CH: only a block's `chaos` answers; any other class is refused below.
+            // CH: a block's `chaos` answers first; the rest goes on as any other class.
             if let Some(chaos) = route.and_then(|r| self.blocks[r.block].chaos.as_ref()) {
                 let slot = route.map_or(self.default_slot, |r| r.slot);
                 if let Some(reply) = chaos_step(chaos, &query, packet, out, transport, slot) {
@@ -330,7 +338,15 @@ impl Router {
                 }
             }
         }
-        let Some(route) = route.filter(|_| query.qclass == CLASS_IN) else {
+        // A block with `rewrite class` rules may make another class IN; it refuses the rest.
+        let takes_class = |r: &&RouteZone| {
+            query.qclass == CLASS_IN
+                || self.blocks[r.block]
+                    .rewrite
+                    .iter()
+                    .any(Rule::rewrites_class)
+        };
+        let Some(route) = route.filter(takes_class) else {
             return match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
                 Answered::Response { len, rcode } => self.reply(
                     len,
@@ -346,7 +362,7 @@ impl Router {
         let finish = Finish {
             query: &query,
             packet,
-            rewritten: false,
+            rewritten: None,
             wrapped: false,
             client,
             transport,
@@ -362,7 +378,13 @@ impl Router {
 }
 
 impl Block {
-    fn new(plan: &BlockPlan, server_label: &str, metrics: &Metrics, runtime: &Handle) -> Block {
+    fn new(
+        plan: &BlockPlan,
+        listen: &[SocketAddr],
+        server_label: &str,
+        metrics: &Metrics,
+        runtime: &Handle,
+    ) -> Block {
         let forward = plan.forward.as_ref().map(|forward| {
             let forwarder = Forwarder::new(
                 forward.config.clone(),
@@ -384,6 +406,7 @@ impl Block {
             chaos: plan.chaos.clone(),
             loadbalance: plan.loadbalance,
             rewrite: plan.rewrite.clone().into(),
+            listen: listen.into(),
             autopath: (plan.autopath.clone()).map(|path| (path, metrics.autopath_successes())),
             templates: plan.templates.clone().into(),
             hosts,
@@ -422,15 +445,34 @@ impl Block {
     /// The chain after `bufsize` and `dns64`: rewrite, autopath and the plugins that answer.
     fn run(self: &Arc<Self>, snapshot: &Snapshot, at: Finish, out: &mut [u8]) -> Handled {
         let query = at.query;
-        if !self.rewrite.is_empty() {
-            match self.rewrite_question(query, at.packet, out, at.transport) {
+        // `any` comes before `rewrite` in CoreDNS's order: an ANY query it answers is not
+        // rewritten.
+        let answered_by_any = self.any && query.qtype == TYPE_ANY;
+        let refused =
+            |out: &mut [u8]| rcode_step(query, at.packet, out, at.transport, Rcode::Refused);
+        if !self.rewrite.is_empty() && !answered_by_any {
+            match self.rewrite_question(&at, out) {
+                // Other classes than IN are refused, also when a `rewrite class` rule made them.
+                Ok(Some(rewritten)) if rewritten.query.qclass != CLASS_IN => {
+                    return self.conclude(refused(out), None, at, out)
+                }
                 Ok(Some(rewritten)) => {
-                    let step = self.chain(snapshot, &rewritten.query, &rewritten.packet, &at, out);
+                    let step = {
+                        let at = Finish {
+                            rewritten: Some(&rewritten.applied),
+                            ..at
+                        };
+                        self.chain(snapshot, &rewritten.query, &rewritten.packet, &at, out)
+                    };
                     return self.conclude(step, Some(rewritten), at, out);
                 }
                 Ok(None) => {}
                 Err(step) => return self.conclude(step, None, at, out),
             }
+        }
+        if query.qclass != CLASS_IN {
+            // Only a block with `rewrite class` rules gets here; none made the class IN.
+            return self.conclude(refused(out), None, at, out);
         }
         if let Some((path, _)) = &self.autopath {
             let namespace = snapshot.client_namespace(at.client.ip()).map(str::as_bytes);
@@ -475,7 +517,7 @@ impl Block {
             })),
             step => {
                 let at = Finish {
-                    rewritten: rewritten.is_some(),
+                    rewritten: rewritten.as_ref().map(|r| &r.applied),
                     ..at
                 };
                 self.finish(at, out, step)
@@ -520,7 +562,8 @@ impl Block {
                 if forwarder.is_loop_probe(query) {
                     return rcode_step(query, packet, out, transport, Rcode::Refused);
                 }
-                return match forwarder.answer_cached(query, packet, out, transport) {
+                let options = at.rewritten.map_or(&[][..], Applied::upstream_options);
+                return match forwarder.answer_cached_with(query, options, packet, out, transport) {
                     Some(len) => Step::Reply {
                         len,
                         rcode: rcode_of(out),
@@ -536,27 +579,18 @@ impl Block {
         rcode_step(query, packet, out, transport, self.fallback)
     }
 
-    /// The query with its name rewritten by the block's rules, `None` when no rule applies;
-    /// `Err` with a SERVFAIL step when a rule makes a name that is not one.
-    fn rewrite_question(
-        &self,
-        query: &Query,
-        packet: &[u8],
-        out: &mut [u8],
-        transport: Transport,
-    ) -> Result<Option<Rewritten>, Step> {
-        let name = match rewrite_request(&self.rewrite, query.qname()) {
+    /// The query as the block's `rewrite` rules leave it, `None` when no rule applies; `Err`
+    /// with a SERVFAIL step when a rule makes a name that is not one.
+    fn rewrite_question(&self, at: &Finish, out: &mut [u8]) -> Result<Option<Rewritten>, Step> {
+        let (query, packet, transport) = (at.query, at.packet, at.transport);
+        let servfail = |out: &mut [u8]| rcode_step(query, packet, out, transport, Rcode::ServFail);
+        let request = Request::of(query, packet, at.client, &self.listen, transport);
+        let applied = match rewrite_request(&self.rewrite, &request) {
             RequestRewrite::Unchanged => return Ok(None),
-            RequestRewrite::Invalid(_) => {
-                return Err(rcode_step(query, packet, out, transport, Rcode::ServFail))
-            }
-            RequestRewrite::Rewritten(rewritten) => rewritten.qname().clone(),
+            RequestRewrite::Invalid(_) => return Err(servfail(out)),
+            RequestRewrite::Rewritten(applied) => applied,
         };
-        let name_end = query.question_end() - 4;
-        let mut rewritten = Vec::with_capacity(packet.len() + name.as_bytes().len());
-        rewritten.extend_from_slice(&packet[..12]);
-        rewritten.extend_from_slice(name.as_bytes());
-        rewritten.extend_from_slice(&packet[name_end..]);
+        let rewritten = applied.query_packet(query, packet);
         match parse_query(&rewritten) {
             Ok(mut parsed) => {
                 // The client's EDNS as the chain sees it (after `bufsize`).
@@ -564,9 +598,10 @@ impl Block {
                 Ok(Some(Rewritten {
                     packet: rewritten,
                     query: parsed,
+                    applied,
                 }))
             }
-            Err(_) => Err(rcode_step(query, packet, out, transport, Rcode::ServFail)),
+            Err(_) => Err(servfail(out)),
         }
     }
 
@@ -575,14 +610,15 @@ impl Block {
     fn finish(&self, at: Finish, out: &mut [u8], step: Step) -> Option<Reply> {
         let Step::Reply {
             mut len,
-            rcode,
+            mut rcode,
             plugin,
         } = step
         else {
             return None;
         };
-        if at.rewritten {
-            len = self.restore(&at, out, len)?;
+        if let Some(applied) = at.rewritten.filter(|a| a.rewrites_response()) {
+            len = self.restore(&at, applied, out, len)?;
+            rcode = rcode_of(out);
         }
         if self.loadbalance {
             loadbalance::rotate(&mut out[..len]);
@@ -619,17 +655,19 @@ impl Block {
 }
 
 impl Block {
-    /// Puts the client's question back into the response of `len` bytes in `out` and reverts
-    /// the names the rules say to; SERVFAIL when that cannot be done or does not fit.
-    fn restore(&self, at: &Finish, out: &mut [u8], len: usize) -> Option<usize> {
+    /// Puts the client's question back into the response of `len` bytes in `out` and applies
+    /// the response rules of the `rewrite` rules that applied; SERVFAIL when that cannot be
+    /// done or does not fit.
+    fn restore(&self, at: &Finish, applied: &Applied, out: &mut [u8], len: usize) -> Option<usize> {
         let query = at.query;
         let mut restored = Vec::with_capacity(len + 64);
-        let done = match rewrite_request(&self.rewrite, query.qname()) {
-            RequestRewrite::Rewritten(rules) => rules
-                .restore_response(&out[..len], query, at.packet, &mut restored)
-                .is_some(),
-            _ => false,
-        };
+        let done =
+            applied.restore_response(&self.rewrite, &out[..len], query, at.packet, &mut restored);
+        // TODO(cname lookup): after a `cname` rule, `done.lookup` names the new target, whose
+        // answer records belong after the cut CNAME (`message::append_answers`, as CoreDNS's
+        // upstream.Lookup through the server). Until the chain can look a name up through
+        // itself, the answer ends at the rewritten CNAME.
+        let done = done.is_some();
         let limit = clusterdns_zone::answer::response_limit(query, at.transport).min(out.len());
         if done && restored.len() <= limit {
             out[..restored.len()].copy_from_slice(&restored);

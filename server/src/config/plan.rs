@@ -14,7 +14,7 @@ use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::hosts::HostsTable;
-use crate::chain::plugins::rewrite::NameRule;
+use crate::chain::plugins::rewrite::Rule;
 use crate::chain::plugins::template::Template;
 use crate::forward::config::ForwardConfig;
 
@@ -83,8 +83,8 @@ pub struct BlockPlan {
     pub chaos: Option<Chaos>,
     /// Rotate the address records of each answer (CoreDNS `loadbalance`).
     pub loadbalance: bool,
-    /// Question-name rewrites, in order (CoreDNS `rewrite name`).
-    pub rewrite: Vec<NameRule>,
+    /// The `rewrite` rules, in the order written (CoreDNS `rewrite`).
+    pub rewrite: Vec<Rule>,
     /// Server-side search-path completion (CoreDNS `autopath`).
     pub autopath: Option<SearchPath>,
     /// Fixed answers for names matching a pattern (CoreDNS `template`), in order.

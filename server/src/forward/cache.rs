@@ -41,13 +41,16 @@ const MIN_PER_SHARD: usize = 64;
 /// Length of the OPT record we append for EDNS clients.
 const OPT_LEN: usize = 11;
 
-/// A cache key, owned: lowercase wire-format qname, qtype, qclass and the DO bit.
+/// A cache key, owned: lowercase wire-format qname, qtype, qclass, the DO bit, and the EDNS0
+/// options sent upstream with the question (none but those a `rewrite edns0` rule sets, whose
+/// answers may depend on them, so they are cached apart).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     name: Box<[u8]>,
     qtype: u16,
     qclass: u16,
     dnssec_ok: bool,
+    options: Box<[u8]>,
 }
 
 /// A cache key borrowed from a query: looking up allocates nothing.
@@ -57,33 +60,49 @@ pub struct CacheKeyRef<'a> {
     qtype: u16,
     qclass: u16,
     dnssec_ok: bool,
+    options: &'a [u8],
 }
 
 impl<'a> CacheKeyRef<'a> {
-    /// The key of a parsed query (whose qname is already lowercase).
+    /// The key of a parsed query (whose qname is already lowercase), with no options.
     pub fn of(query: &'a Query) -> Self {
         CacheKeyRef {
             name: query.qname(),
             qtype: query.qtype,
             qclass: query.qclass,
             dnssec_ok: query.edns.is_some_and(|e| e.dnssec_ok),
+            options: &[],
         }
+    }
+
+    /// This key with `options` (OPT RDATA) to send upstream.
+    pub fn with_options(self, options: &'a [u8]) -> Self {
+        CacheKeyRef { options, ..self }
     }
 
     /// An owned copy.
     pub fn to_key(self) -> CacheKey {
-        CacheKey::new(self.name, self.qtype, self.qclass, self.dnssec_ok)
+        CacheKey::new(self.name, self.qtype, self.qclass, self.dnssec_ok).with_options(self.options)
     }
 }
 
 impl CacheKey {
-    /// The key of a question: `name` in lowercase wire format.
+    /// The key of a question: `name` in lowercase wire format; no options.
     pub fn new(name: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Self {
         CacheKey {
             name: name.into(),
             qtype,
             qclass,
             dnssec_ok,
+            options: Box::default(),
+        }
+    }
+
+    /// This key with `options` (OPT RDATA) to send upstream.
+    pub fn with_options(self, options: &[u8]) -> Self {
+        CacheKey {
+            options: options.into(),
+            ..self
         }
     }
 
@@ -94,7 +113,13 @@ impl CacheKey {
             qtype: self.qtype,
             qclass: self.qclass,
             dnssec_ok: self.dnssec_ok,
+            options: &self.options,
         }
+    }
+
+    /// The EDNS0 options to send with the question (OPT RDATA; usually empty).
+    pub fn options(&self) -> &[u8] {
+        &self.options
     }
 
     /// The lowercase wire-format name.
@@ -389,7 +414,19 @@ impl Cache {
         out: &mut [u8],
         transport: Transport,
     ) -> Option<Hit> {
-        let fresh = self.get(CacheKeyRef::of(query)).and_then(|entry| {
+        self.answer_key(CacheKeyRef::of(query), query, packet, out, transport)
+    }
+
+    /// [`Cache::answer`] for the entry of `key` (`query`'s, with options).
+    pub fn answer_key(
+        &self,
+        key: CacheKeyRef<'_>,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<Hit> {
+        let fresh = self.get(key).and_then(|entry| {
             let now = self.clock.now_ms();
             entry.remaining_ttl(now).map(|ttl| (entry, ttl, now))
         });

@@ -16,18 +16,32 @@ use clusterdns_zone::wire::{
 /// The query sent upstream: our `id`, RD set, one question, and an OPT record (RFC 6891) with
 /// our payload size and the DO bit asked for. `qname` is lowercase wire format.
 pub fn write_query(id: u16, qname: &[u8], qtype: u16, qclass: u16, dnssec_ok: bool) -> Vec<u8> {
-    write_query_sized(id, qname, qtype, qclass, (dnssec_ok, ADVERTISED_PAYLOAD))
+    write_query_with_options(
+        id,
+        qname,
+        qtype,
+        qclass,
+        (dnssec_ok, ADVERTISED_PAYLOAD),
+        &[],
+    )
 }
 
-/// [`write_query`] advertising `payload` bytes (a block's `bufsize` may lower ours).
-pub fn write_query_sized(
+/// [`write_query`] advertising `payload` bytes (a block's `bufsize` may lower ours), with
+/// `options` (code, length, data..., RFC 6891 §6.1.2) in the OPT record: the EDNS0 options a
+/// `rewrite edns0` rule sets. Options longer than an OPT record can hold are left out.
+pub fn write_query_with_options(
     id: u16,
     qname: &[u8],
     qtype: u16,
     qclass: u16,
     (dnssec_ok, payload): (bool, u16),
+    options: &[u8],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + qname.len() + 4 + 11);
+    let options = match u16::try_from(options.len()) {
+        Ok(_) => options,
+        Err(_) => &[],
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + qname.len() + 4 + 11 + options.len());
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&FLAG_RD.to_be_bytes());
     out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 1]);
@@ -36,7 +50,10 @@ pub fn write_query_sized(
     out.extend_from_slice(&qclass.to_be_bytes());
     let payload = payload.to_be_bytes();
     let do_bit = if dnssec_ok { 0x80 } else { 0 };
-    out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0, 0, 0]);
+    let rdlen = (options.len() as u16).to_be_bytes();
+    out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, do_bit, 0]);
+    out.extend_from_slice(&rdlen);
+    out.extend_from_slice(options);
     out
 }
 
@@ -261,7 +278,7 @@ mod tests {
 
     #[test]
     fn a_lower_payload_is_advertised() {
-        let query = write_query_sized(7, NAME, 1, 1, (false, 1100));
+        let query = write_query_with_options(7, NAME, 1, 1, (false, 1100), &[]);
         let edns = clusterdns_zone::parse_query(&query).unwrap().edns.unwrap();
         assert_eq!(edns.payload, 1100);
         assert!(!edns.dnssec_ok);
@@ -278,6 +295,15 @@ mod tests {
         let edns = parsed.edns.unwrap();
         assert!(edns.dnssec_ok);
         assert_eq!(edns.payload, ADVERTISED_PAYLOAD);
+    }
+
+    #[test]
+    fn query_carries_the_options_it_is_given() {
+        let options = [0xff, 0xee, 0, 2, b'h', b'i'];
+        let query = write_query_with_options(7, NAME, 1, 1, (false, ADVERTISED_PAYLOAD), &options);
+        assert!(query.ends_with(&[0, 6, 0xff, 0xee, 0, 2, b'h', b'i']));
+        let parsed = clusterdns_zone::parse_query(&query).unwrap();
+        assert!(parsed.edns.is_some());
     }
 
     #[test]

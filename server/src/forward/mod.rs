@@ -181,10 +181,27 @@ impl Forwarder {
         out: &mut [u8],
         transport: Transport,
     ) -> Option<usize> {
-        let hit = self.shared.cache.answer(query, packet, out, transport)?;
+        self.answer_cached_with(query, &[], packet, out, transport)
+    }
+
+    /// [`Forwarder::answer_cached`] for `query` asked upstream with the EDNS0 `options` (OPT
+    /// RDATA) a `rewrite edns0` rule set; the answers to it are cached apart.
+    pub fn answer_cached_with(
+        &self,
+        query: &Query,
+        options: &[u8],
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<usize> {
+        let key = CacheKeyRef::of(query).with_options(options);
+        let hit = self
+            .shared
+            .cache
+            .answer_key(key, query, packet, out, transport)?;
         if hit.prefetch {
             self.shared.cache.stats().prefetch();
-            Shared::start_fetch(&self.shared, CacheKeyRef::of(query).to_key(), None);
+            Shared::start_fetch(&self.shared, key.to_key(), None);
         }
         Some(hit.len)
     }
@@ -199,13 +216,27 @@ impl Forwarder {
         out: &mut [u8],
         transport: Transport,
     ) -> Option<usize> {
+        self.resolve_with(query, &[], packet, out, transport).await
+    }
+
+    /// [`Forwarder::resolve`] with the EDNS0 `options` (OPT RDATA) a `rewrite edns0` rule set
+    /// in the query sent upstream.
+    pub async fn resolve_with(
+        &self,
+        query: &Query,
+        options: &[u8],
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<usize> {
         let shared = &self.shared;
         let Some(_admitted) = shared.admit() else {
             shared.stats.rejected();
             return written(respond_rcode(query, packet, out, Rcode::Refused, transport));
         };
         let (sender, receiver) = oneshot::channel();
-        Shared::start_fetch(shared, CacheKeyRef::of(query).to_key(), Some(sender));
+        let key = CacheKeyRef::of(query).with_options(options).to_key();
+        Shared::start_fetch(shared, key, Some(sender));
         // The fetch always replies (its time is bounded); a dropped sender means the runtime is
         // shutting down.
         let reply = receiver.await.unwrap_or(Resolution::Failed);

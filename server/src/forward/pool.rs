@@ -30,7 +30,9 @@ use tokio::sync::oneshot;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::cache::CacheKey;
-use super::message::{parse_response, write_query};
+use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
+
+use super::message::{parse_response, write_query_with_options};
 use super::upstream::{ExchangeError, Exchanged};
 
 /// A connection with no query and no answer for this long is closed by us.
@@ -192,7 +194,14 @@ impl Connection {
             pending.waiters.insert(id, sender);
             id
         };
-        let query = write_query(id, key.name(), key.qtype(), key.qclass(), key.dnssec_ok());
+        let query = write_query_with_options(
+            id,
+            key.name(),
+            key.qtype(),
+            key.qclass(),
+            (key.dnssec_ok(), ADVERTISED_PAYLOAD),
+            key.options(),
+        );
         let mut frame = Vec::with_capacity(2 + query.len());
         frame.extend_from_slice(&(query.len() as u16).to_be_bytes());
         frame.extend_from_slice(&query);

@@ -16,7 +16,7 @@ use tokio::time::{timeout_at, Instant};
 use super::cache::CacheKey;
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 
-use super::message::{parse_response, write_query_sized, Response};
+use super::message::{parse_response, write_query_with_options, Response};
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
 /// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
@@ -114,8 +114,14 @@ impl Upstream {
         id: u16,
         timeout: Duration,
     ) -> Result<Exchanged, ExchangeError> {
-        let edns = (key.dnssec_ok(), self.payload);
-        let query = write_query_sized(id, key.name(), key.qtype(), key.qclass(), edns);
+        let query = write_query_with_options(
+            id,
+            key.name(),
+            key.qtype(),
+            key.qclass(),
+            (key.dnssec_ok(), self.payload),
+            key.options(),
+        );
         let validate =
             |packet: &[u8]| parse_response(packet, id, key.name(), key.qtype(), key.qclass());
         if self.tcp_only {

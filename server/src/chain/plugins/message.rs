@@ -2,9 +2,11 @@
 //! `rewrite` rule made, or an `autopath` search-path expansion) copied record by record into a
 //! new message with the client's ID and question, every name decompressed, passed through a
 //! renaming function and compressed again where RFC 1035 allows. Used by `rewrite` to revert
-//! names and by `autopath` to put a CNAME from the asked name in front of the answer. Also the
-//! two steps of completing an ExternalName's CNAME answer: where its chain ends
-//! ([`cname_chain_end`]) and the target's answer records appended ([`append_answers`]).
+//! names, set TTLs and cut the answer after a rewritten CNAME ([`Edit`]), and by `autopath` to
+//! put a CNAME from the asked name in front of the answer. [`append_answers`] adds the answer
+//! records of another response (a looked-up CNAME target's) after a response's own: a
+//! rewritten CNAME's, and an ExternalName's whose chain leaves the zone ([`cname_chain_end`]
+//! says where that chain ends).
 
 use std::collections::HashMap;
 
@@ -27,6 +29,55 @@ pub enum NameRole {
 /// result is not a domain name.
 pub type Rename<'a> = &'a dyn Fn(Vec<u8>, NameRole) -> Option<Vec<u8>>;
 
+/// A section of a response, after the question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// The answer section.
+    Answer,
+    /// The authority section.
+    Authority,
+    /// The additional section.
+    Additional,
+}
+
+/// Where a record being copied sits: its section, its place in that section (from 0, as the
+/// response numbers it) and its type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordAt {
+    /// The section.
+    pub section: Section,
+    /// Its index within the section in the response being copied.
+    pub index: u16,
+    /// Its type.
+    pub rtype: u16,
+}
+
+/// What [`rebuild_with`] does to each record it copies. OPT records (RFC 6891) are copied as
+/// they are: none of these is asked about them.
+pub trait Edit {
+    /// Whether the record is copied at all (the counts follow what is kept).
+    fn keep(&self, _at: RecordAt) -> bool {
+        true
+    }
+
+    /// The owner name or a name in the RDATA of the record, renamed; see [`Rename`].
+    fn rename(&self, at: RecordAt, name: Vec<u8>, role: NameRole) -> Option<Vec<u8>>;
+
+    /// The record's TTL (the value as the response has it).
+    fn ttl(&self, _at: RecordAt, ttl: u32) -> u32 {
+        ttl
+    }
+}
+
+/// A [`Rename`] function as an [`Edit`] that keeps every record and TTL.
+struct RenameOnly<'a>(Rename<'a>);
+
+impl Edit for RenameOnly<'_> {
+    fn rename(&self, _at: RecordAt, name: Vec<u8>, role: NameRole) -> Option<Vec<u8>> {
+        (self.0)(name, role)
+    }
+}
+
 /// Writes into `out` the response to the client's `query` (parsed from `query_packet`) made
 /// from `response`: the client's ID and question, the response's flags, and its records with
 /// their names passed through `rename`. With `lead_cname`, a CNAME from the client's name to
@@ -43,16 +94,28 @@ pub fn rebuild(
     lead_cname: bool,
     rename: Rename,
 ) -> Option<()> {
+    let question = query_packet.get(HEADER_LEN..query.question_end())?;
+    let edit = RenameOnly(rename);
+    rebuild_with(response, query.id, question, out, lead_cname, &edit)
+}
+
+/// [`rebuild`] with every record passed through `edit` (renamed, its TTL set, or left out),
+/// and the client's query given as its ID and `question` (name uncompressed, type, class).
+pub fn rebuild_with(
+    response: &[u8],
+    id: u16,
+    question: &[u8],
+    out: &mut Vec<u8>,
+    lead_cname: bool,
+    edit: &dyn Edit,
+) -> Option<()> {
     out.clear();
     let header = response.get(..HEADER_LEN)?;
-    let question = query_packet.get(HEADER_LEN..query.question_end())?;
     let qname = question.get(..question.len().checked_sub(4)?)?;
     let questions = read_u16(response, 4)?;
     let answers = read_u16(response, 6)?;
-    let records = [6, 8, 10]
-        .into_iter()
-        .map(|at| read_u16(response, at).map(u32::from))
-        .sum::<Option<u32>>()?;
+    let authority = read_u16(response, 8)?;
+    let additional = read_u16(response, 10)?;
     // CoreDNS replaces the first question and keeps any others.
     let mut at = HEADER_LEN;
     let mut other_questions = Vec::new();
@@ -68,12 +131,11 @@ pub fn rebuild(
         true => leading_cname(response, at, answers, qname)?,
         false => None,
     };
-    out.extend_from_slice(&query.id.to_be_bytes());
+    out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(header.get(2..4)?);
     out.extend_from_slice(&questions.max(1).to_be_bytes());
-    let answers = answers + u16::from(lead.is_some());
-    out.extend_from_slice(&answers.to_be_bytes());
-    out.extend_from_slice(header.get(8..)?);
+    // The counts are written again once the records are copied (an edit may leave some out).
+    out.extend_from_slice(header.get(6..)?);
     let mut names = Compressor::default();
     names.write(out, qname, false);
     out.extend_from_slice(question.get(qname.len()..)?);
@@ -81,6 +143,7 @@ pub fn rebuild(
         names.write(out, &name, true);
         out.extend_from_slice(tail);
     }
+    let led = u16::from(lead.is_some());
     if let Some((target, ttl)) = lead {
         names.write(out, qname, true);
         out.extend_from_slice(&TYPE_CNAME.to_be_bytes());
@@ -93,9 +156,62 @@ pub fn rebuild(
         out.get_mut(rdlen_at..rdlen_at + 2)?
             .copy_from_slice(&rdlen.to_be_bytes());
     }
-    for _ in 0..records {
-        at = copy_record(response, at, out, &mut names, rename)?;
+    let counts = [answers, authority, additional];
+    let mut kept = [led, 0, 0];
+    for (section, count) in SECTIONS.into_iter().zip(counts) {
+        for index in 0..count {
+            let copied;
+            (at, copied) = copy_record(response, at, out, &mut names, section, index, edit)?;
+            kept[section as usize] += u16::from(copied);
+        }
     }
+    for (i, count) in kept.iter().enumerate() {
+        out.get_mut(6 + 2 * i..8 + 2 * i)?
+            .copy_from_slice(&count.to_be_bytes());
+    }
+    Some(())
+}
+
+/// The sections after the question, in order.
+const SECTIONS: [Section; 3] = [Section::Answer, Section::Authority, Section::Additional];
+
+/// Writes into `out` `response` (a whole message) with the answer records of `lookup` (the
+/// response to another question, e.g. a CNAME target's) added after its own answer records,
+/// and TC set when either has it. Names are compressed again as [`rebuild`] does. `None` when
+/// either is malformed.
+pub fn append_answers(response: &[u8], lookup: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    out.clear();
+    let keep = RenameOnly(&|name, _| Some(name));
+    let mut names = Compressor::default();
+    out.extend_from_slice(response.get(..HEADER_LEN)?);
+    let mut at = HEADER_LEN;
+    for _ in 0..read_u16(response, 4)? {
+        let (name, next) = read_name(response, at)?;
+        names.write(out, &name, true);
+        out.extend_from_slice(response.get(next..next + 4)?);
+        at = next + 4;
+    }
+    let counts = [6, 8, 10].map(|i| read_u16(response, i));
+    let mut lookup_at = HEADER_LEN;
+    for _ in 0..read_u16(lookup, 4)? {
+        lookup_at = read_name(lookup, lookup_at)?.1 + 4;
+    }
+    let added = read_u16(lookup, 6)?;
+    for (section, count) in SECTIONS.into_iter().zip(counts) {
+        for index in 0..count? {
+            at = copy_record(response, at, out, &mut names, section, index, &keep)?.0;
+        }
+        if section == Section::Answer {
+            for index in 0..added {
+                lookup_at =
+                    copy_record(lookup, lookup_at, out, &mut names, section, index, &keep)?.0;
+            }
+        }
+    }
+    let answers = counts[0]?.checked_add(added)?;
+    out.get_mut(6..8)?.copy_from_slice(&answers.to_be_bytes());
+    // RFC 2181 §9: the client must know that records are missing.
+    *out.get_mut(2)? |= *lookup.get(2)? & 0x02;
     Some(())
 }
 
@@ -124,47 +240,6 @@ pub fn cname_chain_end(response: &[u8], question_end: usize) -> Option<Vec<u8>> 
     target
 }
 
-/// Writes into `out` the response `base` (header, question, answer records, then any other
-/// records such as its OPT) with the answer records of `lookup`, another response, appended to
-/// its answer section: a CNAME answer completed with what its target resolved to. Names of the
-/// appended records are decompressed and compressed again as RFC 1035 allows. `None` when
-/// either message is malformed.
-pub fn append_answers(base: &[u8], lookup: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    out.clear();
-    let base_answers = read_u16(base, 6)?;
-    let added = read_u16(lookup, 6)?;
-    let mut base_end = skip_questions(base)?;
-    for _ in 0..base_answers {
-        base_end = skip_record(base, base_end)?;
-    }
-    out.extend_from_slice(base.get(..base_end)?);
-    let mut at = skip_questions(lookup)?;
-    let mut names = Compressor::default();
-    for _ in 0..added {
-        at = copy_record(lookup, at, out, &mut names, &|n, _| Some(n))?;
-    }
-    out.extend_from_slice(base.get(base_end..)?);
-    let total = base_answers.checked_add(added)?;
-    out.get_mut(6..8)?.copy_from_slice(&total.to_be_bytes());
-    Some(())
-}
-
-/// The offset after the question section of `message`.
-fn skip_questions(message: &[u8]) -> Option<usize> {
-    let mut at = HEADER_LEN;
-    for _ in 0..read_u16(message, 4)? {
-        at = read_name(message, at)?.1 + 4;
-    }
-    Some(at)
-}
-
-/// The offset after the record at `at`.
-fn skip_record(message: &[u8], at: usize) -> Option<usize> {
-    let (_, next) = read_name(message, at)?;
-    let end = next + 10 + usize::from(read_u16(message, next + 8)?);
-    (end <= message.len()).then_some(end)
-}
-
 /// The target and TTL of the CNAME `autopath` puts first: the owner of the first of the
 /// `answers` records from `at` that `qname` does not own (compared without case).
 fn leading_cname(
@@ -185,27 +260,41 @@ fn leading_cname(
     Some(None)
 }
 
-/// Copies the record at `at` into `out` with its names renamed; returns where it ends.
+/// Copies the record at `at` (the `index`th of its `section`) into `out` as `edit` says;
+/// returns where it ends in `response`, and whether it was copied.
 fn copy_record(
     response: &[u8],
     at: usize,
     out: &mut Vec<u8>,
     names: &mut Compressor,
-    rename: Rename,
-) -> Option<usize> {
+    section: Section,
+    index: u16,
+    edit: &dyn Edit,
+) -> Option<(usize, bool)> {
     let (owner, at) = read_name(response, at)?;
     let rtype = read_u16(response, at)?;
-    let fixed = response.get(at..at + 8)?;
+    let class = response.get(at + 2..at + 4)?;
+    let ttl = u32::from(read_u16(response, at + 4)?) << 16 | u32::from(read_u16(response, at + 6)?);
     let rdata_start = at + 10;
     let rdata_end = rdata_start + usize::from(read_u16(response, at + 8)?);
     let rdata = response.get(rdata_start..rdata_end)?;
-    let owner = if rtype == TYPE_OPT {
-        owner
+    let record = RecordAt {
+        section,
+        index,
+        rtype,
+    };
+    let (owner, ttl) = if rtype == TYPE_OPT {
+        (owner, ttl)
+    } else if !edit.keep(record) {
+        return Some((rdata_end, false));
     } else {
-        rename(owner, NameRole::Owner)?
+        let owner = edit.rename(record, owner, NameRole::Owner)?;
+        (owner, edit.ttl(record, ttl))
     };
     names.write(out, &owner, true);
-    out.extend_from_slice(fixed);
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(class);
+    out.extend_from_slice(&ttl.to_be_bytes());
     let rdlen_at = out.len();
     out.extend_from_slice(&[0, 0]);
     match rdata_layout(rtype) {
@@ -227,7 +316,7 @@ fn copy_record(
                         let (name, next) = read_name(response, pos)?;
                         pos = next;
                         let name = match field {
-                            Field::Value => rename(name, NameRole::Value)?,
+                            Field::Value => edit.rename(record, name, NameRole::Value)?,
                             _ => name,
                         };
                         names.write(out, &name, compress);
@@ -242,7 +331,7 @@ fn copy_record(
     let rdlen = u16::try_from(out.len() - rdlen_at - 2).ok()?;
     out.get_mut(rdlen_at..rdlen_at + 2)?
         .copy_from_slice(&rdlen.to_be_bytes());
-    Some(rdata_end)
+    Some((rdata_end, true))
 }
 
 /// A field of RDATA.
@@ -288,6 +377,27 @@ fn rdata_layout(rtype: u16) -> Option<(&'static [Field], bool)> {
         NAPTR => (&[Fixed(4), Text, Text, Text, Value], false),
         _ => return None,
     })
+}
+
+/// Where the OPT record of `message` holds its TTL field (extended RCODE, version and flags,
+/// RFC 6891 §6.1.3), if it has one; `None` too when `message` is malformed.
+pub fn opt_ttl_offset(message: &[u8]) -> Option<usize> {
+    let mut at = HEADER_LEN;
+    for _ in 0..read_u16(message, 4)? {
+        at = read_name(message, at)?.1 + 4;
+    }
+    let records = [6, 8, 10]
+        .into_iter()
+        .map(|i| read_u16(message, i).map(usize::from))
+        .sum::<Option<usize>>()?;
+    for _ in 0..records {
+        at = read_name(message, at)?.1;
+        if read_u16(message, at)? == TYPE_OPT {
+            return Some(at + 4);
+        }
+        at += 10 + usize::from(read_u16(message, at + 8)?);
+    }
+    None
 }
 
 /// Reads the possibly compressed name at `at`: its labels uncompressed, spelled as they are,

@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | [`chaos`] | the `chaos` plugin: CH TXT answers about the server (`version.bind`, ...) |
 //! | [`hosts`] | the `hosts` plugin: an /etc/hosts table and its A, AAAA and PTR answers |
-//! | [`rewrite`] | the `rewrite name` rules: the rewritten question, and the response put back |
+//! | [`rewrite`] | the `rewrite` rules: the query as they change it, and the response they change back |
 //! | [`template`] | the `template` plugin: answers built from regex matches of the name |
 //! | [`records`] | the records they produce, and the zone-file syntax templates write them in |
 //! | [`bufsize`] | the `bufsize` plugin: the ceiling on a query's EDNS payload size |

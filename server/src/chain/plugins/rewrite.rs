@@ -1,233 +1,221 @@
-//! CoreDNS's `rewrite name` rules (plugin/rewrite/name.go, rewrite.go, reverter.go): rewriting
-//! the question name before the query goes on down the chain, and putting the response back
-//! in terms of the client's question.
+//! CoreDNS's `rewrite` plugin (plugin/rewrite): rules that change a query before the rest of the
+//! chain sees it, and the response before it leaves.
 //!
-//! Names are handled dotted, lowercase and fully qualified, as CoreDNS's `state.Name()`. A
-//! rule's FROM and TO are lowercased and get a trailing dot (`plugin.Name.Normalize`), so
-//! `prefix foo bar` matches `foo.` at the start of the name, and a `regex` TO gets a trailing
-//! dot; a `regex` FROM is used as written.
+//! | rule | the query | the response |
+//! | --- | --- | --- |
+//! | `name` ([`name`]) | the question name | the question put back; names reverted (`answer ...`) |
+//! | `type`, `class` | the question type or class | the question put back |
+//! | `edns0` ([`edns0`]) | EDNS0 options sent upstream | — |
+//! | `ttl` ([`ttl`]) | — | every record's TTL, set or bounded |
+//! | `rcode` ([`rcode`]) | — | the response code |
+//! | `cname` ([`cname`]) | — | a CNAME target, and the records after it |
 //!
-//! Rules apply in order ([`rewrite_request`]): a rule that matches rewrites the name the next
-//! rule sees, and ends the list unless its mode is [`Processing::Continue`] (the default is
-//! [`Processing::Stop`]). A name that is no longer a domain name after a rule is a SERVFAIL.
+//! Rules are checked in the order written ([`rewrite_request`]), each against the question as
+//! the rules before it left it. A rule that applies ends the list unless its mode is
+//! [`Processing::Continue`] (the default is [`Processing::Stop`]). What "applies" means is
+//! CoreDNS's: a `name`, `type` or `class` rule whose FROM matches; a `ttl` or `rcode` rule
+//! whose name matches; an `edns0` rule that changed the options, and every `unset` one; and a
+//! `cname` rule always (it looks at the response only). A name that is no longer a domain name
+//! after a rule is a SERVFAIL.
 //!
-//! The response ([`Rewritten::restore_response`]) gets the client's question back, and each
-//! owner name and "value" name (the target of CNAME, DNAME, NS, PTR, MX, SRV and NAPTR, the
-//! primary server of SOA) in every section is reverted by the rules that matched, the last one
-//! first, each applying its `answer` options in reverse order:
-//! - `answer auto`, and always for `exact` rules: a name equal to the rewritten question, or
-//!   below it, has that part replaced by the question before the rule (`lb.b.example.` becomes
-//!   `lb.a.example.` after `exact a.example. b.example.`). For `suffix` rules, `answer auto`
-//!   instead swaps TO back for FROM at the end of any name, on no label boundary.
-//! - `answer name FROM TO` (owner names) and `answer value FROM TO` (value names): the whole
-//!   name becomes TO when the regex FROM matches, `{N}` standing for group N.
+//! The response to the rewritten query ([`Applied::restore_response`], in `answer.rs`) gets the
+//! client's question back, and the response rules of the rules that applied, the last one
+//! first: names reverted, TTLs bounded, the answer cut after a rewritten CNAME, the rcode
+//! changed.
 //!
-//! Response names are matched lowercased (CoreDNS matches them as spelled, which for names
-//! derived from the rewritten question is lowercase anyway); names no rule changes keep their
-//! spelling. Two CoreDNS quirks are not reproduced: when only `continue` rules matched and none
-//! has response rewrites, CoreDNS leaves the rewritten question in the response (clients reject
-//! it; here it is always put back), and an `exact` rule's TO must compile as a regex there.
+//! Names are handled dotted, lowercase and fully qualified, as CoreDNS's `state.Name()`. FROM
+//! and TO of a non-regex match are lowercased and get a trailing dot
+//! (`plugin.Name.Normalize`), so `prefix foo bar` matches `foo.` at the start of the name.
+//!
+//! Where clusterdns differs from CoreDNS, on purpose:
+//! - the client's question is always put back, also when only `continue` rules without
+//!   response rewrites applied (CoreDNS then answers with the rewritten question, which
+//!   clients reject);
+//! - EDNS0 options an `edns0` rule sets go to the upstream only: the response the client gets
+//!   carries its own EDNS state, never the rewritten options (CoreDNS echoes them back unless
+//!   the rule says `revert`, which is accepted here and changes nothing); `append` never adds a
+//!   second option of a code already there, as the README says (CoreDNS's fixed-data `local`
+//!   and `nsid` rules do);
+//! - a `ttl` rule leaves the OPT record alone (CoreDNS overwrites the EDNS flags it holds,
+//!   RFC 6891 §6.1.3); the `rcode` rules are applied once, the last one first;
+//! - metadata labels (`{plugin/label}`) in `edns0 local` are refused: there is no `metadata`
+//!   plugin to fill them.
+//!
+//! Where the chain around it differs: CoreDNS's `cache` runs before `rewrite`, so it stores
+//! answers as the rules left them; here the block's cache stores the upstream's answer to the
+//! rewritten query (keyed with the EDNS0 options sent, so an answer fetched with an option is
+//! never served without it) and the response rules run on every answer as it leaves. A `ttl`
+//! rule therefore sets the TTLs clients see, but not how long the cache keeps the answer (the
+//! upstream's TTL, within `cache`'s bounds). A query a rule applied to is not walked by
+//! `autopath`.
 
-use std::borrow::Cow;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use clusterdns_zone::answer::Query;
 use clusterdns_zone::name::dotted;
-use clusterdns_zone::WireName;
+use clusterdns_zone::wire::{read_u16, skip_name, HEADER_LEN, TYPE_OPT};
+use clusterdns_zone::{Transport, WireName};
 use regex::Regex;
 
-use super::message::{rebuild, NameRole};
+pub mod answer;
+pub mod cname;
+pub mod edns0;
+pub mod name;
+pub mod rcode;
+pub mod ttl;
 
-mod answer;
+pub use answer::{Lookup, Restored};
+pub use cname::CnameRule;
+pub use edns0::{Edns0Action, Edns0Rule};
+pub use name::{AnswerRewrite, NameRule, RegexRewrite};
+pub use rcode::RcodeRule;
+pub use ttl::TtlRule;
+
+use edns0::{Context, EdnsOptions};
 
 /// Longest regex CoreDNS compiles (`maxRegexpLen`).
 const MAX_REGEX_LEN: usize = 10_000;
 
-/// What happens after a rule matched.
+/// What happens after a rule applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Processing {
     /// The last rule applied (`stop`, the default).
     #[default]
     Stop,
-    /// The next rules apply to the rewritten name (`continue`).
+    /// The next rules apply to the query as this one left it (`continue`).
     Continue,
 }
 
-/// How a rule matches the question name (FROM, normalized).
+/// One `rewrite` rule: what it does, and whether the rules after it still apply.
 #[derive(Clone, Debug)]
-pub enum NameMatch {
+pub struct Rule {
+    mode: Processing,
+    action: Action,
+}
+
+/// What a rule rewrites.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// `name`: the question name.
+    Name(NameRule),
+    /// `type FROM TO`: the question type.
+    Type(QuestionRule),
+    /// `class FROM TO`: the question class.
+    Class(QuestionRule),
+    /// `edns0`: the EDNS0 options of the query.
+    Edns0(Edns0Rule),
+    /// `ttl`: the TTLs of the response.
+    Ttl(TtlRule),
+    /// `rcode`: the response code.
+    Rcode(RcodeRule),
+    /// `cname`: a CNAME target in the response.
+    Cname(CnameRule),
+}
+
+impl Rule {
+    /// A rule doing `action`, in `mode`.
+    pub fn new(mode: Processing, action: Action) -> Self {
+        Rule { mode, action }
+    }
+
+    /// Whether the rules after it apply once it did.
+    pub fn mode(&self) -> Processing {
+        self.mode
+    }
+
+    /// What it rewrites.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+
+    /// Whether it rewrites the question class, so that queries of other classes than IN must
+    /// reach it before they are refused.
+    pub fn rewrites_class(&self) -> bool {
+        matches!(self.action, Action::Class(_))
+    }
+}
+
+/// A `type` or `class` rule: FROM becomes TO.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuestionRule {
+    from: u16,
+    to: u16,
+}
+
+impl QuestionRule {
+    /// `type FROM TO`, by mnemonic (any case; CoreDNS's `dns.StringToType`).
+    pub fn types(from: &str, to: &str) -> Result<Self, String> {
+        let code = |text: &str| {
+            let upper = text.to_ascii_uppercase();
+            super::records::type_code(&upper).ok_or_else(|| format!("invalid type {upper:?}"))
+        };
+        Ok(QuestionRule {
+            from: code(from)?,
+            to: code(to)?,
+        })
+    }
+
+    /// `class FROM TO`, by mnemonic (any case: `IN`, `CH`, `HS`, `CS`, `NONE`, `ANY`).
+    pub fn classes(from: &str, to: &str) -> Result<Self, String> {
+        let code = |text: &str| {
+            let upper = text.to_ascii_uppercase();
+            super::records::class_code(&upper).ok_or_else(|| format!("invalid class {upper:?}"))
+        };
+        Ok(QuestionRule {
+            from: code(from)?,
+            to: code(to)?,
+        })
+    }
+
+    /// What `value` becomes, when the rule applies to it.
+    fn apply(&self, value: u16) -> Option<u16> {
+        (value == self.from).then_some(self.to)
+    }
+}
+
+/// How a `ttl` or `rcode` rule (and a `name` rule's question) matches a name.
+#[derive(Clone, Debug)]
+pub enum Matcher {
     /// The whole name.
     Exact(String),
     /// The start of the name.
     Prefix(String),
     /// The end of the name.
     Suffix(String),
-    /// Anywhere in the name (every occurrence is replaced).
+    /// Anywhere in the name.
     Substring(String),
-    /// A regular expression; TO refers to its groups as `{1}`, `{2}`, ...
+    /// A regular expression, anywhere in the name unless anchored.
     Regex(Regex),
 }
 
-/// A regex and what a matching name becomes (`answer name|value FROM TO`).
-#[derive(Clone, Debug)]
-pub struct RegexRewrite {
-    pattern: Regex,
-    replacement: String,
-}
-
-impl RegexRewrite {
-    /// Compiles FROM and normalizes TO; an error says what is wrong with them.
-    pub fn new(from: &str, to: &str) -> Result<Self, String> {
-        Ok(RegexRewrite {
-            pattern: compile(from, to)?,
-            replacement: normalize(to),
-        })
-    }
-}
-
-/// One `answer` option of a rule.
-#[derive(Clone, Debug)]
-pub enum AnswerRewrite {
-    /// `answer auto`: revert the question's rewrite in the response.
-    Auto,
-    /// `answer name FROM TO`: rewrite owner names.
-    Name(RegexRewrite),
-    /// `answer value FROM TO`: rewrite the names records point to.
-    Value(RegexRewrite),
-}
-
-/// One `rewrite [continue|stop] name ...` rule.
-#[derive(Clone, Debug)]
-pub struct NameRule {
-    mode: Processing,
-    matcher: NameMatch,
-    to: String,
-    /// Whether the rule reverts its own rewrite in responses.
-    auto: bool,
-    /// The `answer name` and `answer value` options, in order.
-    answers: Vec<AnswerRewrite>,
-}
-
-impl NameRule {
-    /// A rule of match `kind` (`exact`, `prefix`, `suffix`, `substring` or `regex`, any case)
-    /// rewriting FROM to TO, with its `answer` options. Errors, with CoreDNS's reasons: an
-    /// unknown kind, a bad or too long regex, a TO using more groups than FROM has, and `answer
-    /// auto` together with `answer name`.
-    pub fn new(
-        mode: Processing,
-        kind: &str,
-        from: &str,
-        to: &str,
-        answers: Vec<AnswerRewrite>,
-    ) -> Result<Self, String> {
-        let is_auto = |a: &AnswerRewrite| matches!(a, AnswerRewrite::Auto);
-        let auto = answers.iter().any(is_auto);
-        if auto && (answers.iter()).any(|a| matches!(a, AnswerRewrite::Name(_))) {
-            return Err(
-                "auto name answer rule cannot be combined with explicit name answer rules".into(),
-            );
-        }
-        let answers = answers.into_iter().filter(|a| !is_auto(a)).collect();
-        let (matcher, auto) = match kind.to_ascii_lowercase().as_str() {
-            // Exact rules always revert their rewrite.
-            "exact" => (NameMatch::Exact(normalize(from)), true),
-            "prefix" => (NameMatch::Prefix(normalize(from)), auto),
-            "suffix" => (NameMatch::Suffix(normalize(from)), auto),
-            "substring" => (NameMatch::Substring(normalize(from)), auto),
-            "regex" => (NameMatch::Regex(compile(from, to)?), auto),
+impl Matcher {
+    /// The match of `kind` (`exact`, `prefix`, `suffix`, `substring` or `regex`, any case)
+    /// for FROM, in a rule of type `rule` (for errors): FROM normalized, or compiled.
+    pub fn new(rule: &str, kind: &str, from: &str) -> Result<Self, String> {
+        Ok(match kind.to_ascii_lowercase().as_str() {
+            "exact" => Matcher::Exact(normalize(from)),
+            "prefix" => Matcher::Prefix(normalize(from)),
+            "suffix" => Matcher::Suffix(normalize(from)),
+            "substring" => Matcher::Substring(normalize(from)),
+            "regex" => Matcher::Regex(compile(from, "")?),
             other => {
                 return Err(format!(
-                    "name rule supports only exact, prefix, suffix, substring, and regex name \
+                    "{rule} rule supports only exact, prefix, suffix, substring, and regex name \
                      matching, received: {other}"
                 ))
             }
-        };
-        Ok(NameRule {
-            mode,
-            matcher,
-            to: normalize(to),
-            auto,
-            answers,
         })
     }
 
-    /// The question name (dotted, lowercase, fully qualified) this rule rewrites `qname` to,
-    /// when it matches.
-    pub fn rewrite_question(&self, qname: &str) -> Option<String> {
-        let to = self.to.as_str();
-        match &self.matcher {
-            NameMatch::Exact(from) => (qname == from).then(|| to.to_owned()),
-            NameMatch::Prefix(prefix) => qname
-                .strip_prefix(prefix.as_str())
-                .map(|r| to.to_owned() + r),
-            NameMatch::Suffix(suffix) => {
-                (qname.strip_suffix(suffix.as_str())).map(|head| format!("{head}{to}"))
-            }
-            NameMatch::Substring(part) => qname
-                .contains(part.as_str())
-                .then(|| qname.replace(part.as_str(), to)),
-            NameMatch::Regex(pattern) => expand(pattern, to, qname),
+    /// Whether `name` (dotted, lowercase, fully qualified) matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Matcher::Exact(from) => name == from,
+            Matcher::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            Matcher::Suffix(suffix) => name.ends_with(suffix.as_str()),
+            Matcher::Substring(part) => name.contains(part.as_str()),
+            Matcher::Regex(pattern) => pattern.is_match(name),
         }
-    }
-
-    /// What an owner name in the response becomes after this rule rewrote the question from
-    /// `original` to `rewritten`; `None` when it stays (all dotted, lowercase).
-    pub fn rewrite_answer_name(
-        &self,
-        original: &str,
-        rewritten: &str,
-        owner: &str,
-    ) -> Option<String> {
-        self.revert(original, rewritten, owner, NameRole::Owner)
-    }
-
-    /// What a value name (a CNAME target, ...) in the response becomes, as
-    /// [`rewrite_answer_name`](Self::rewrite_answer_name) for owner names.
-    pub fn rewrite_answer_value(
-        &self,
-        original: &str,
-        rewritten: &str,
-        value: &str,
-    ) -> Option<String> {
-        self.revert(original, rewritten, value, NameRole::Value)
-    }
-
-    /// Whether the rule changes names in responses at all.
-    fn rewrites_answers(&self) -> bool {
-        self.auto || !self.answers.is_empty()
-    }
-
-    /// The explicit `answer` options last first, then the automatic revert (CoreDNS applies a
-    /// rule's response rules `[auto name, auto value, options...]` in reverse).
-    fn revert(
-        &self,
-        original: &str,
-        rewritten: &str,
-        name: &str,
-        target: NameRole,
-    ) -> Option<String> {
-        let mut current = Cow::Borrowed(name);
-        for answer in self.answers.iter().rev() {
-            let rule = match (answer, target) {
-                (AnswerRewrite::Name(rule), NameRole::Owner) => rule,
-                (AnswerRewrite::Value(rule), NameRole::Value) => rule,
-                _ => continue,
-            };
-            if let Some(new) = expand(&rule.pattern, &rule.replacement, &current) {
-                current = Cow::Owned(new);
-            }
-        }
-        if self.auto {
-            let reverted = match &self.matcher {
-                NameMatch::Suffix(from) => {
-                    (current.strip_suffix(self.to.as_str())).map(|head| format!("{head}{from}"))
-                }
-                _ => remap(&current, rewritten, original),
-            };
-            if let Some(new) = reverted {
-                current = Cow::Owned(new);
-            }
-        }
-        (*current != *name).then(|| current.into_owned())
     }
 }
 
@@ -240,7 +228,8 @@ fn normalize(name: &str) -> String {
     out
 }
 
-/// Compiles a FROM regex, checking that TO uses no more groups than it has.
+/// Compiles a FROM regex, checking that TO uses no more groups than it has (CoreDNS's
+/// `isValidRegexPattern`).
 fn compile(from: &str, to: &str) -> Result<Regex, String> {
     if from.len() > MAX_REGEX_LEN {
         return Err(format!(
@@ -273,71 +262,262 @@ fn expand(pattern: &Regex, replacement: &str, name: &str) -> Option<String> {
     Some(out)
 }
 
-/// `name` with `from`, when it is `name` or its label-aligned end, replaced by `to` (CoreDNS's
-/// `remapStringRewriter`).
-fn remap(name: &str, from: &str, to: &str) -> Option<String> {
-    if name == from {
-        return Some(to.to_owned());
-    }
-    (name.strip_suffix(from))
-        .filter(|head| head.ends_with('.'))
-        .map(|head| format!("{head}{to}"))
+/// The query as the rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The question name, lowercase wire format.
+    pub qname: &'a [u8],
+    /// The question name as the client spelled it, wire format (`{qname}` of `edns0 local`).
+    pub spelled: &'a [u8],
+    /// The question type.
+    pub qtype: u16,
+    /// The question class.
+    pub qclass: u16,
+    /// The RDATA of the client's OPT record (its options); empty without one.
+    pub options: &'a [u8],
+    /// The client's address and port.
+    pub client: SocketAddr,
+    /// The address and port the query came to, as the listening socket is bound.
+    pub server: SocketAddr,
+    /// Whether the query came over TCP (else UDP).
+    pub tcp: bool,
 }
 
-/// What the rules did to a question.
+impl<'a> Request<'a> {
+    /// The request of `query` (parsed from `packet`) from `client`, received on a socket of a
+    /// block listening on `listen` over `transport`.
+    pub fn of(
+        query: &'a Query,
+        packet: &'a [u8],
+        client: SocketAddr,
+        listen: &[SocketAddr],
+        transport: Transport,
+    ) -> Self {
+        let name_end = query.question_end() - 4;
+        Request {
+            qname: query.qname(),
+            spelled: packet.get(HEADER_LEN..name_end).unwrap_or_default(),
+            qtype: query.qtype,
+            qclass: query.qclass,
+            options: opt_rdata(query, packet).unwrap_or_default(),
+            client,
+            server: server_address(listen, client),
+            tcp: matches!(transport, Transport::Tcp),
+        }
+    }
+}
+
+/// The address a query from `client` came to, as far as a block listening on `listen` knows:
+/// its listen address of the client's family, which is the socket's own (the unspecified
+/// address when bound to every interface, as CoreDNS reports it too).
+fn server_address(listen: &[SocketAddr], client: SocketAddr) -> SocketAddr {
+    let v4 = client.ip().to_canonical().is_ipv4();
+    (listen.iter().find(|a| a.is_ipv4() == v4))
+        .or(listen.first())
+        .copied()
+        .unwrap_or_else(|| SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0))
+}
+
+/// The RDATA of the OPT record of `query`'s `packet` (its EDNS0 options), if it has one.
+fn opt_rdata<'a>(query: &Query, packet: &'a [u8]) -> Option<&'a [u8]> {
+    query.edns?;
+    let mut at = query.question_end();
+    let records = [6, 8, 10]
+        .into_iter()
+        .map(|i| read_u16(packet, i).map(usize::from))
+        .sum::<Option<usize>>()?;
+    for _ in 0..records {
+        at = skip_name(packet, at)?;
+        let rdata = at + 10;
+        let end = rdata + usize::from(read_u16(packet, at + 8)?);
+        if read_u16(packet, at)? == TYPE_OPT {
+            return packet.get(rdata..end);
+        }
+        at = end;
+    }
+    None
+}
+
+/// What the rules did to a query.
 #[derive(Debug)]
-pub enum RequestRewrite<'r> {
-    /// No rule matched: the query goes on as it is.
+pub enum RequestRewrite {
+    /// No rule applied: the query goes on as it is.
     Unchanged,
-    /// The query goes on with a new name; its response is put back with
-    /// [`Rewritten::restore_response`].
-    Rewritten(Rewritten<'r>),
-    /// A rule made this, which is not a domain name: CoreDNS answers SERVFAIL.
+    /// The query goes on as [`Applied`] says; its response is put back with
+    /// [`Applied::restore_response`].
+    Rewritten(Applied),
+    /// A rule made this name, which is not a domain name: CoreDNS answers SERVFAIL.
     Invalid(String),
 }
 
-/// One rule that matched: the name before and after it.
+/// What the rules that applied did to a query, and what they will do to its response. Owned
+/// (rules are named by their index in the block's list), so that it can wait with a forwarded
+/// query.
 #[derive(Debug)]
-struct Step<'r> {
-    rule: &'r NameRule,
-    original: String,
-    rewritten: String,
+pub struct Applied {
+    /// The question name when a `name` rule changed it.
+    qname: Option<WireName>,
+    qtype: u16,
+    qclass: u16,
+    /// Whether a `name`, `type` or `class` rule applied.
+    question_changed: bool,
+    /// The EDNS0 options to send upstream (OPT RDATA).
+    upstream_options: Vec<u8>,
+    /// The response rules, in the order their rules applied.
+    steps: Vec<ResponseStep>,
 }
 
-/// A question rewritten by one or more rules.
+/// One response rule of a rule that applied.
 #[derive(Debug)]
-pub struct Rewritten<'r> {
-    qname: WireName,
-    steps: Vec<Step<'r>>,
+enum ResponseStep {
+    /// A `name` rule (its index) rewrote `original` to `rewritten`.
+    Name {
+        rule: usize,
+        original: String,
+        rewritten: String,
+    },
+    /// A `ttl` rule's bounds.
+    Ttl { min: u32, max: u32 },
+    /// An `rcode` rule's FROM and TO.
+    Rcode { from: u16, to: u16 },
+    /// A `cname` rule (its index).
+    Cname(usize),
 }
 
-/// Applies `rules` in order to the question name `qname` (lowercase wire format).
-pub fn rewrite_request<'r>(rules: &'r [NameRule], qname: &[u8]) -> RequestRewrite<'r> {
-    let mut current = dotted(qname);
+impl Applied {
+    /// The question name to ask instead (lowercase wire format), when a `name` rule changed it.
+    pub fn qname(&self) -> Option<&WireName> {
+        self.qname.as_ref()
+    }
+
+    /// The question type to ask.
+    pub fn qtype(&self) -> u16 {
+        self.qtype
+    }
+
+    /// The question class to ask.
+    pub fn qclass(&self) -> u16 {
+        self.qclass
+    }
+
+    /// The EDNS0 options (OPT RDATA: code, length, data...) the `edns0` rules set, for the
+    /// query sent upstream; empty when they set none.
+    pub fn upstream_options(&self) -> &[u8] {
+        &self.upstream_options
+    }
+
+    /// Whether the response must be rebuilt: the question was changed, or a rule changes
+    /// responses.
+    pub fn rewrites_response(&self) -> bool {
+        self.question_changed || !self.steps.is_empty()
+    }
+
+    /// The client's `query` (parsed from `packet`) with the question the rules made, for the
+    /// rest of the chain. Its OPT record stays the client's: the options the `edns0` rules set
+    /// go upstream only ([`Applied::upstream_options`]).
+    pub fn query_packet(&self, query: &Query, packet: &[u8]) -> Vec<u8> {
+        let (name_end, question_end) = (query.question_end() - 4, query.question_end());
+        let name = (self.qname.as_ref()).map_or(&packet[HEADER_LEN..name_end], |n| n.as_bytes());
+        let mut out = Vec::with_capacity(packet.len() + name.len());
+        out.extend_from_slice(&packet[..HEADER_LEN]);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&self.qtype.to_be_bytes());
+        out.extend_from_slice(&self.qclass.to_be_bytes());
+        out.extend_from_slice(&packet[question_end..]);
+        out
+    }
+}
+
+/// Applies `rules` in order to `request`.
+pub fn rewrite_request(rules: &[Rule], request: &Request) -> RequestRewrite {
+    let mut name = dotted(request.qname);
+    let mut qname = None;
+    let (mut qtype, mut qclass) = (request.qtype, request.qclass);
+    let mut options: Option<EdnsOptions> = None;
     let mut steps = Vec::new();
-    let mut wire = None;
-    for rule in rules {
-        let Some(next) = rule.rewrite_question(&current) else {
+    let mut question_changed = false;
+    let mut any = false;
+    for (index, rule) in rules.iter().enumerate() {
+        let applied = match &rule.action {
+            Action::Name(rule) => match rule.rewrite_question(&name) {
+                Some(next) => {
+                    let Some(wire) = WireName::from_dotted(&next) else {
+                        return RequestRewrite::Invalid(next);
+                    };
+                    qname = Some(wire);
+                    let original = std::mem::replace(&mut name, next.clone());
+                    steps.push(ResponseStep::Name {
+                        rule: index,
+                        original,
+                        rewritten: next,
+                    });
+                    true
+                }
+                None => false,
+            },
+            Action::Type(rule) => rule.apply(qtype).map(|to| qtype = to).is_some(),
+            Action::Class(rule) => rule.apply(qclass).map(|to| qclass = to).is_some(),
+            Action::Edns0(rule) => {
+                // `{qname}` is the question as the query now has it: as the client spelled
+                // it until a `name` rule changed it.
+                let spelled = match &qname {
+                    Some(_) => name.clone(),
+                    None => dotted(request.spelled),
+                };
+                let context = Context {
+                    qname: &spelled,
+                    qtype,
+                    client: request.client,
+                    server: request.server,
+                    tcp: request.tcp,
+                };
+                let options = options.get_or_insert_with(|| EdnsOptions::parse(request.options));
+                rule.apply(options, &context)
+            }
+            Action::Ttl(rule) => {
+                let matched = rule.matches(&name);
+                if matched {
+                    let (min, max) = rule.bounds();
+                    steps.push(ResponseStep::Ttl { min, max });
+                }
+                matched
+            }
+            Action::Rcode(rule) => {
+                let matched = rule.matches(&name);
+                if matched {
+                    let (from, to) = rule.codes();
+                    steps.push(ResponseStep::Rcode { from, to });
+                }
+                matched
+            }
+            Action::Cname(_) => {
+                steps.push(ResponseStep::Cname(index));
+                true
+            }
+        };
+        if !applied {
             continue;
-        };
-        let Some(name) = WireName::from_dotted(&next) else {
-            return RequestRewrite::Invalid(next);
-        };
-        wire = Some(name);
-        let original = std::mem::replace(&mut current, next.clone());
-        steps.push(Step {
-            rule,
-            original,
-            rewritten: next,
-        });
+        }
+        any = true;
+        question_changed |= matches!(
+            rule.action,
+            Action::Name(_) | Action::Type(_) | Action::Class(_)
+        );
         if rule.mode == Processing::Stop {
             break;
         }
     }
-    match wire {
-        Some(qname) => RequestRewrite::Rewritten(Rewritten { qname, steps }),
-        None => RequestRewrite::Unchanged,
+    if !any {
+        return RequestRewrite::Unchanged;
     }
+    RequestRewrite::Rewritten(Applied {
+        qname,
+        qtype,
+        qclass,
+        question_changed,
+        upstream_options: options.map_or_else(Vec::new, |o| o.upstream()),
+        steps,
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //!
 //! This file reads a server block and the directives of the server itself (`bind`, `health`,
 //! `ready`, `prometheus`, `errors`, `loop`, `reload`...), with the argument helpers every
-//! directive shares; [`kubernetes`], [`forward`] (with `cache`) and [`plugins`] (`log`,
-//! `hosts`, `rewrite`, `template`, `autopath`) read the directives of their names, as do
+//! directive shares; [`kubernetes`], [`forward`] (with `cache`), [`rewrite`] and [`plugins`]
+//! (`log`, `hosts`, `template`, `autopath`) read the directives of their names, as do [`chaos`],
 //! [`bufsize`], [`debug`], [`dns64`] and [`whoami`], one file each.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -17,7 +17,6 @@ use clusterdns_zone::{PodsMode, Rcode, WireName};
 
 use super::parse::{Corefile, CorefileError, Directive, ServerBlock, Token};
 use crate::chain::plugins::hosts::HostsTable;
-use crate::chain::plugins::rewrite::{AnswerRewrite, NameRule, Processing, RegexRewrite};
 use crate::chain::plugins::template::{Template, TemplateConfig};
 use crate::chain::querylog::{COMBINED_FORMAT, COMMON_FORMAT, PLACEHOLDERS};
 use crate::config::plan::{
@@ -34,6 +33,7 @@ mod dns64;
 mod forward;
 mod kubernetes;
 mod plugins;
+mod rewrite;
 mod whoami;
 
 use bufsize::bufsize;
@@ -43,13 +43,14 @@ use dns64::dns64;
 use forward::{cache_config, forward};
 use kubernetes::kubernetes;
 pub use plugins::hosts_table;
-use plugins::{autopath, hosts, log, rewrite, template};
+use plugins::{autopath, hosts, log, template};
+use rewrite::rewrite;
 use whoami::whoami;
 
 /// The directives clusterdns carries out; any other stops startup.
 pub const SUPPORTED: &str = "any, autopath, bind, bufsize, cache, chaos, debug, dns64, errors, \
      forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, \
-     rewrite (name), template, whoami";
+     rewrite, template, whoami";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";

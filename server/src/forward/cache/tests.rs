@@ -171,6 +171,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
             qtype: 1,
             qclass: 1,
             dnssec_ok: false,
+            options: &[],
         }
         .to_key();
         cache.insert(key, Answer::new(&packet, &response), CacheType::Success, 60);
@@ -193,6 +194,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
                 qtype: 1,
                 qclass: 1,
                 dnssec_ok: false,
+                options: &[],
             })
             .is_some()
     };
@@ -233,4 +235,47 @@ fn prefetch_after_enough_hits_near_expiry() {
     hand.advance(Duration::from_millis(27_500));
     assert!(ask(), "hit 4 times with under 10% left");
     assert!(!ask(), "only once");
+}
+
+#[test]
+fn answers_to_a_query_with_edns0_options_are_kept_apart() {
+    // What a `rewrite edns0` rule sends upstream is part of the key: an answer fetched with an
+    // option is not served to the same question without it, nor with another value.
+    let (cache, _) = cache(100);
+    let (packet, response) = upstream_answer(1, 300, 0);
+    let query = client_query(1, NAME, None);
+    let parsed = clusterdns_zone::parse_query(&query).unwrap();
+    let tagged: &[u8] = &[0xff, 0xee, 0, 1, 7];
+    let key = CacheKeyRef::of(&parsed).with_options(tagged).to_key();
+    assert_eq!(key.options(), tagged);
+    cache.insert(
+        key,
+        Answer::new(&packet, &response),
+        CacheType::Success,
+        300,
+    );
+    let mut out = [0u8; 512];
+    let key = CacheKeyRef::of(&parsed);
+    assert!(cache
+        .answer_key(key, &parsed, &query, &mut out, Transport::Tcp)
+        .is_none());
+    let other: &[u8] = &[0xff, 0xee, 0, 1, 8];
+    assert!(cache
+        .answer_key(
+            key.with_options(other),
+            &parsed,
+            &query,
+            &mut out,
+            Transport::Tcp
+        )
+        .is_none());
+    assert!(cache
+        .answer_key(
+            key.with_options(tagged),
+            &parsed,
+            &query,
+            &mut out,
+            Transport::Tcp
+        )
+        .is_some());
 }

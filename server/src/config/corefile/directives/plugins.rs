@@ -1,5 +1,5 @@
 //! The directives of the plugins that answer from configuration or shape the answer:
-//! `log`, `hosts`, `rewrite`, `template` and `autopath`.
+//! `log`, `hosts`, `template` and `autopath` (`rewrite` has a file of its own).
 
 use super::*;
 use crate::chain::plugins::autopath::{search_domains, SearchPath};
@@ -148,100 +148,6 @@ pub(super) fn hosts(d: &Directive, block_zones: &[String]) -> Result<HostsPlan, 
 /// The hosts table of `plan` with `text` as its file's content.
 pub fn hosts_table(plan: &HostsPlan, text: Option<&str>) -> Result<HostsTable, String> {
     HostsTable::new(text, &plan.inline, &plan.zones, plan.ttl, plan.no_reverse)
-}
-
-/// One `rewrite name` rule.
-pub(super) fn rewrite(d: &Directive) -> Result<NameRule, CorefileError> {
-    let mut args = d.args.as_slice();
-    let mut mode = Processing::Stop;
-    if let Some((flow, rest)) = args.split_first() {
-        match flow.text.as_str() {
-            "continue" => {
-                mode = Processing::Continue;
-                args = rest;
-            }
-            "stop" => args = rest,
-            _ => {}
-        }
-    }
-    let Some((kind, rest)) = args.split_first() else {
-        return Err(CorefileError::at(&d.name, "rewrite: expected name ..."));
-    };
-    if kind.text != "name" {
-        return Err(CorefileError::at(
-            kind,
-            format!(
-                "rewrite {:?}: only `rewrite name` is supported (not type, class, edns0, ttl, \
-                 cname or rcode)",
-                kind.text
-            ),
-        ));
-    }
-    let (match_kind, rest) = match rest.split_first() {
-        Some((m, rest))
-            if matches!(
-                m.text.to_ascii_lowercase().as_str(),
-                "exact" | "prefix" | "suffix" | "substring" | "regex"
-            ) =>
-        {
-            (m.text.as_str(), rest)
-        }
-        _ => ("exact", rest),
-    };
-    let [from, to, answer @ ..] = rest else {
-        return Err(CorefileError::at(
-            &d.name,
-            "rewrite name: expected [exact|prefix|suffix|substring|regex] FROM TO",
-        ));
-    };
-    let mut answer_words: Vec<&Token> = answer.iter().collect();
-    for option in &d.block {
-        answer_words.push(&option.name);
-        answer_words.extend(option.args.iter());
-    }
-    let answers = answer_rewrites(d, &answer_words)?;
-    NameRule::new(mode, match_kind, &from.text, &to.text, answers)
-        .map_err(|message| CorefileError::at(to, format!("rewrite name: {message}")))
-}
-
-/// The `answer auto`, `answer name FROM TO` and `answer value FROM TO` options of a rule.
-pub(super) fn answer_rewrites(
-    d: &Directive,
-    words: &[&Token],
-) -> Result<Vec<AnswerRewrite>, CorefileError> {
-    let mut out = Vec::new();
-    let mut rest = words;
-    while let Some((first, after)) = rest.split_first() {
-        let regex = |from: &Token, to: &Token| {
-            RegexRewrite::new(&from.text, &to.text)
-                .map_err(|e| CorefileError::at(from, format!("{}: {e}", d.name.text)))
-        };
-        match (first.text.as_str(), after) {
-            ("answer", [auto, tail @ ..]) if auto.text == "auto" => {
-                out.push(AnswerRewrite::Auto);
-                rest = tail;
-            }
-            ("answer", [kind, from, to, tail @ ..]) if kind.text == "name" => {
-                out.push(AnswerRewrite::Name(regex(from, to)?));
-                rest = tail;
-            }
-            ("answer", [kind, from, to, tail @ ..]) if kind.text == "value" => {
-                out.push(AnswerRewrite::Value(regex(from, to)?));
-                rest = tail;
-            }
-            _ => {
-                return Err(CorefileError::at(
-                    first,
-                    format!(
-                        "{}: unsupported option {:?}; supported: `answer auto`, `answer name FROM \
-                         TO`, `answer value FROM TO`",
-                        d.name.text, first.text
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// The `template` directive for a block with zones `block_zones`.
