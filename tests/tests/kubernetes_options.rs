@@ -156,7 +156,7 @@ fn seed(api: &FakeApi) {
     ] {
         api.upsert(Kind::Service, object);
     }
-    let mut db = fakeapi::headless_service("apps", "db", &[postgres.clone()]);
+    let mut db = fakeapi::headless_service("apps", "db", std::slice::from_ref(&postgres));
     db["metadata"]["labels"] = labels(DNS_ON);
     api.upsert(Kind::Service, db);
 
