@@ -173,7 +173,7 @@ pub fn start(
         let metrics = metrics.clone();
         let client = client.clone();
         let mut config = watcher::Config::default();
-        if let Some(selector) = selection.selector(resource) {
+        if let Some(selector) = selection.selector(resource).filter(|s| !s.is_empty()) {
             config = config.labels(&selector.to_string());
         }
         match resource {

@@ -57,8 +57,8 @@ pub(super) fn kubernetes(
         labels: None,
         namespace_labels: None,
     };
-    // Where `namespaces` and `namespace_labels` were given, which CoreDNS refuses together.
-    let (mut namespaces_at, mut namespace_labels_at) = (None, None);
+    // Whether `namespaces` was given, and where `namespace_labels` was: CoreDNS refuses both.
+    let (mut has_namespaces, mut namespace_labels_at) = (false, None);
     let mut route = KubernetesRoute {
         reverse: (reverse.iter())
             .map(|z| zone_name(&d.name, z))
@@ -93,7 +93,7 @@ pub(super) fn kubernetes(
                     ));
                 }
                 source.namespaces = option.args.iter().map(|a| a.text.clone()).collect();
-                namespaces_at = Some(&option.name);
+                has_namespaces = true;
             }
             "labels" => source.labels = Some(selector(option)?),
             "namespace_labels" => {
@@ -164,7 +164,7 @@ pub(super) fn kubernetes(
             _ => return Err(unknown_option(d, option)),
         }
     }
-    if let (Some(_), Some(at)) = (namespaces_at, namespace_labels_at) {
+    if let (true, Some(at)) = (has_namespaces, namespace_labels_at) {
         return Err(CorefileError::at(
             at,
             "kubernetes: namespaces and namespace_labels cannot both be set",
