@@ -23,7 +23,7 @@ use clusterdns::ops::metrics::Metrics;
 use clusterdns::ops::{self, OpsEndpoint, Readiness};
 use clusterdns::serving::Server;
 use clusterdns::sources::manifest::watch::ManifestSource;
-use clusterdns::sources::{Filter, PodChanges, Publisher};
+use clusterdns::sources::{Filter, PodChanges, Publisher, Selection};
 use clusterdns_zone::{PodsMode, WireName, ZoneConfig};
 use tokio::sync::oneshot;
 
@@ -133,14 +133,27 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
             domain: k.domain.clone(),
             ttl: k.ttl,
             pods: k.pods,
+            ignore_empty_service: k.ignore_empty_service,
+            // The source reports only the Namespaces the selector matches.
+            namespace_objects_only: k.namespace_labels.is_some(),
         },
         // Nothing answers from the zone; it stays empty.
         None => ZoneConfig {
             domain: WireName::from_dotted("cluster.local").unwrap_or_else(WireName::root),
             ttl: 5,
             pods: PodsMode::Disabled,
+            ..ZoneConfig::default()
         },
     };
+    let selection = plan
+        .kubernetes
+        .as_ref()
+        .map(|k| Selection {
+            labels: k.labels.clone(),
+            namespace_labels: k.namespace_labels.clone(),
+            endpoint_pod_names: k.endpoint_pod_names,
+        })
+        .unwrap_or_default();
     let pods = PodChanges {
         verified: zone.pods == PodsMode::Verified,
         addresses: plan.kubernetes.as_ref().is_some_and(|k| k.pod_addresses),
@@ -184,6 +197,7 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
         let synced = clusterdns::sources::kubernetes::start(
             client,
             pods,
+            &selection,
             publisher,
             readiness.clone(),
             metrics.clone(),
@@ -193,7 +207,7 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
         tracing::info!("watching the Kubernetes API");
         ZoneSource::Kubernetes { synced }
     } else if plan.kubernetes.is_some() {
-        start_manifests(&config, pods, publisher, &readiness, &metrics)?
+        start_manifests(&config, pods, selection, publisher, &readiness, &metrics)?
     } else {
         // Nothing to sync (node-local mode, or no `kubernetes`): ready as soon as it serves.
         readiness.set_synced();
@@ -336,11 +350,18 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
 fn start_manifests(
     config: &Config,
     pods: PodChanges,
+    selection: Selection,
     publisher: Publisher,
     readiness: &Readiness,
     metrics: &Arc<Metrics>,
 ) -> Result<ZoneSource, Box<dyn Error>> {
-    let loaded = ManifestSource::load(config.manifests.clone(), pods, publisher, metrics.clone())?;
+    let loaded = ManifestSource::load(
+        config.manifests.clone(),
+        pods,
+        selection,
+        publisher,
+        metrics.clone(),
+    )?;
     let skipped: usize = loaded.report.skipped.values().sum();
     tracing::info!(
         files = loaded.report.files,

@@ -205,6 +205,18 @@ fn bad_corefiles(port: u16) -> Vec<Bad> {
             "abc",
         ),
         bad(
+            "kubernetes reverse zone not a CIDR",
+            ".:@P@ {\n    bind 127.0.0.1\n    kubernetes cluster.local 10.0.0.0/33 {\n    }\n}\n",
+            &[3],
+            "10.0.0.0/33",
+        ),
+        bad(
+            "kubernetes labels not a selector",
+            ".:@P@ {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        labels app in (web\n    }\n}\n",
+            &[4],
+            "app in (web",
+        ),
+        bad(
             "tls:// server block key",
             "tls://.:@P@ {\n    bind 127.0.0.1\n    errors\n}\n",
             &[1],
@@ -363,4 +375,23 @@ fn check_corefile_accepts_the_default_corefiles_as_shipped() {
             "{name}: {stdout}"
         );
     }
+}
+
+#[test]
+fn check_corefile_accepts_the_kubernetes_options() {
+    let dir = TempDir::new("cli-kubernetes-options");
+    let corefile = dir.write(
+        "Corefile",
+        ".:53 {\n    errors\n    kubernetes cluster.local 10.96.0.0/12 fd00::/120 {\n        \
+         labels dns in (on, yes),!legacy\n        namespace_labels team\n        \
+         endpoint_pod_names\n        ignore empty_service\n        fallthrough in-addr.arpa\n    \
+         }\n    forward . 192.0.2.53\n}\n",
+    );
+    let check = run(&[OsStr::new("--check-corefile"), corefile.as_os_str()]);
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{}{stdout}", stderr(&check));
+    assert!(
+        stdout.starts_with(&format!("{}: ok (", corefile.display())),
+        "{stdout}"
+    );
 }

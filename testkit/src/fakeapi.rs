@@ -14,6 +14,12 @@
 //! `410 Expired`, `403 Forbidden`, dropped connections and outages. It runs on its own
 //! single-threaded tokio runtime on a thread of its own, so tests can use it from sync code; it
 //! answers malformed requests with a `Status` (400/404/405), never a panic.
+//!
+//! `labelSelector` (equality- and set-based, parsed by clusterdns's own
+//! `sources::selector`) and `fieldSelector` (`metadata.name`, `metadata.namespace`) filter
+//! lists and watches as the API server's watch cache does: a change that makes an object match
+//! is sent as ADDED, one that makes it stop matching as DELETED (its previous state, at the
+//! change's resourceVersion), and changes on either side of the selector as they are.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
@@ -25,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use clusterdns::sources::selector::LabelSelector;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
@@ -138,6 +145,9 @@ struct Change {
     kind: Kind,
     event: &'static str,
     object: Arc<Value>,
+    /// The object before the change, so a filtered watch can tell an object that starts or
+    /// stops matching its selectors.
+    previous: Option<Arc<Value>>,
 }
 
 /// Everything the control methods change and the handlers read.
@@ -195,6 +205,7 @@ impl State {
         let object = Arc::new(object);
         let rv = self.rv;
         let kind = key.0;
+        let previous = self.current(&key).cloned();
         let stored = (event != "DELETED").then(|| {
             // A real API server leaves kind and apiVersion off the items of a typed list.
             let mut item = Value::clone(&object);
@@ -216,6 +227,7 @@ impl State {
             kind,
             event,
             object,
+            previous,
         });
         rv
     }
@@ -632,7 +644,7 @@ struct Query {
     timeout: Option<Duration>,
     bookmarks: bool,
     send_initial_events: bool,
-    labels: Vec<LabelRequirement>,
+    labels: LabelSelector,
     fields: Vec<(String, String)>,
 }
 
@@ -675,7 +687,10 @@ impl Query {
                 }
                 "allowWatchBookmarks" => parsed.bookmarks = value == "true" || value == "1",
                 "sendInitialEvents" => parsed.send_initial_events = value == "true",
-                "labelSelector" => parsed.labels = LabelRequirement::parse_all(&value)?,
+                "labelSelector" => {
+                    parsed.labels = LabelSelector::parse(&value)
+                        .map_err(|e| format!("labelSelector {value:?}: {e}"))?
+                }
                 "fieldSelector" => parsed.fields = parse_fields(&value)?,
                 // Harmless knobs a client may send.
                 "pretty" | "timeout" => {}
@@ -700,56 +715,31 @@ impl Query {
                 "metadata.name" => text("name") == value,
                 _ => text("namespace") == value,
             });
+        let labels = &metadata["labels"];
         fields_match
             && self
                 .labels
-                .iter()
-                .all(|requirement| requirement.matches(&metadata["labels"]))
-    }
-}
-
-/// One term of a label selector: `k=v`, `k==v`, `k!=v`, `k` or `!k`.
-enum LabelRequirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    Exists(String),
-    Absent(String),
-}
-
-impl LabelRequirement {
-    fn parse_all(selector: &str) -> Result<Vec<LabelRequirement>, String> {
-        selector
-            .split(',')
-            .filter(|term| !term.trim().is_empty())
-            .map(|term| {
-                let term = term.trim();
-                if term.contains(" in ") || term.contains(" notin ") {
-                    return Err(format!(
-                        "labelSelector: set terms are not supported: {term}"
-                    ));
-                }
-                Ok(if let Some((key, value)) = term.split_once("!=") {
-                    LabelRequirement::NotEquals(key.into(), value.into())
-                } else if let Some((key, value)) = term.split_once("==") {
-                    LabelRequirement::Equals(key.into(), value.into())
-                } else if let Some((key, value)) = term.split_once('=') {
-                    LabelRequirement::Equals(key.into(), value.into())
-                } else if let Some(key) = term.strip_prefix('!') {
-                    LabelRequirement::Absent(key.into())
-                } else {
-                    LabelRequirement::Exists(term.into())
-                })
-            })
-            .collect()
+                .matches(|key| labels.get(key).and_then(Value::as_str))
     }
 
-    fn matches(&self, labels: &Value) -> bool {
-        let get = |key: &str| labels.get(key).and_then(Value::as_str);
-        match self {
-            LabelRequirement::Equals(key, value) => get(key) == Some(value.as_str()),
-            LabelRequirement::NotEquals(key, value) => get(key) != Some(value.as_str()),
-            LabelRequirement::Exists(key) => get(key).is_some(),
-            LabelRequirement::Absent(key) => get(key).is_none(),
+    /// The event a watch with this query sends for `change` (of its kind), if any: as the API
+    /// server's watch cache decides it from whether the object matched before and after.
+    fn event(&self, route: &Route, change: &Change) -> Option<String> {
+        let now = change.event != "DELETED" && self.matches(route, &change.object);
+        let before = (change.previous.as_deref()).is_some_and(|p| self.matches(route, p));
+        match (before, now) {
+            (false, true) => Some(event_line("ADDED", &change.object)),
+            (true, true) => Some(event_line(change.event, &change.object)),
+            (true, false) if change.event == "DELETED" => {
+                Some(event_line("DELETED", &change.object))
+            }
+            (true, false) => {
+                // Relabelled out of the selector: a delete of what the watch last saw.
+                let mut last = change.previous.as_deref().cloned().unwrap_or(Value::Null);
+                last["metadata"]["resourceVersion"] = change.rv.to_string().into();
+                Some(event_line("DELETED", &last))
+            }
+            (false, false) => None,
         }
     }
 }
@@ -938,9 +928,8 @@ async fn run_watch(
             let state = shared.lock();
             let start = state.history.partition_point(|c| c.rv <= spec.since);
             for change in &state.history[start..] {
-                if change.kind == spec.route.kind && spec.query.matches(&spec.route, &change.object)
-                {
-                    pending.push(event_line(change.event, &change.object));
+                if change.kind == spec.route.kind {
+                    pending.extend(spec.query.event(&spec.route, change));
                 }
             }
             spec.since = state.rv;

@@ -13,7 +13,7 @@ use clusterdns_testkit::client::connected_udp;
 use clusterdns_testkit::dns::query;
 use clusterdns_testkit::fixture::{snapshot, zone_config, TestServer};
 use clusterdns_testkit::golden;
-use clusterdns_zone::{answer, Answered, Change, PodsMode, Rcode, Transport, WireName};
+use clusterdns_zone::{answer, Answered, Change, PodsMode, Rcode, Transport, WireName, ZoneConfig};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -72,6 +72,30 @@ fn answering_cluster_queries_allocates_nothing() {
     assert_eq!(
         during, 0,
         "answer function: {during} allocations for 8000 answers"
+    );
+
+    // The same with the zone options of `kubernetes { ignore empty_service }` and
+    // `namespace_labels` on (some answers change; none allocates).
+    let options = ZoneConfig {
+        ignore_empty_service: true,
+        namespace_objects_only: true,
+        ..zone_config(PodsMode::Insecure)
+    };
+    let gated = clusterdns_testkit::fixture::snapshot(golden::cluster(GOLDEN), options);
+    for (_, packet, _) in &packets {
+        answer(&gated, packet, &mut out, transport);
+    }
+    let before = allocations();
+    for _ in 0..1000 {
+        for (_, packet, _) in &packets {
+            let answered = answer(&gated, packet, &mut out, transport);
+            assert!(matches!(answered, Answered::Response { .. }));
+        }
+    }
+    let during = allocations() - before;
+    assert_eq!(
+        during, 0,
+        "answer function with the zone options: {during} allocations for 8000 answers"
     );
 
     // A running server's UDP worker, with the flags' server block and with kubeadm's Corefile

@@ -1,7 +1,8 @@
 //! The fake API server driven by the real `kube` client: paginated lists, watch events,
 //! bookmarks and timeouts, in-stream 410 leading to a re-list, 403 as an error, resumption
-//! after dropped connections and outages, bad requests answered with a `Status`, and a
-//! kubeconfig the client loads.
+//! after dropped connections and outages, bad requests answered with a `Status`, label
+//! selectors on lists and watches (an object relabelled into or out of one is ADDED or
+//! DELETED), and a kubeconfig the client loads.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -464,7 +465,8 @@ fn bad_requests_get_a_status_and_namespaced_paths_work() {
         ("GET", "/api/v1/services?continue=garbage", 400),
         ("GET", "/api/v1/services?resourceVersion=%zz", 400),
         ("GET", "/api/v1/services?frobnicate=1", 400),
-        ("GET", "/api/v1/services?labelSelector=app+in+(a)", 400),
+        ("GET", "/api/v1/services?labelSelector=app+in+(a", 400),
+        ("GET", "/api/v1/services?labelSelector=app%3E1", 400),
         ("GET", "/api/v1/services?resourceVersion=99999", 504),
         ("POST", "/api/v1/services", 405),
         ("GET", "/api/v1/namespaces/default/services/missing", 404),
@@ -498,7 +500,7 @@ fn bad_requests_get_a_status_and_namespaced_paths_work() {
     );
     // The 504 (too large a version) was a list too.
     assert_eq!(api.lists(Kind::Service), 3);
-    assert_eq!(api.requests().len(), 16);
+    assert_eq!(api.requests().len(), 17);
 }
 
 #[tokio::test]
@@ -520,4 +522,125 @@ async fn the_kubeconfig_points_the_client_at_the_fake() {
     let listed = services.list(&ListParams::default()).await.expect("list");
     assert_eq!(listed.items.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The next event of a raw watch, checked to be `event` of `name`; returns its object.
+async fn expect<S>(stream: &mut S, event: &str, name: &str) -> Service
+where
+    S: Stream<Item = kube::Result<WatchEvent<Service>>> + Unpin,
+{
+    let got = next(stream, event).await.expect("an event");
+    let (kind, service) = match got {
+        WatchEvent::Added(s) => ("ADDED", s),
+        WatchEvent::Modified(s) => ("MODIFIED", s),
+        WatchEvent::Deleted(s) => ("DELETED", s),
+        other => panic!("expected {event} {name}, got {other:?}"),
+    };
+    assert_eq!(
+        (kind, service.metadata.name.as_deref()),
+        (event, Some(name))
+    );
+    service
+}
+
+/// `svc` with `labels`.
+fn labelled(namespace: &str, name: &str, ip: &str, labels: serde_json::Value) -> serde_json::Value {
+    let mut service = svc(namespace, name, ip);
+    service["metadata"]["labels"] = labels;
+    service
+}
+
+#[tokio::test]
+async fn label_selectors_filter_lists_and_watches_as_the_api_server_does() {
+    let api = FakeApi::start();
+    let web = serde_json::json!({ "tier": "web" });
+    api.upsert(
+        Kind::Service,
+        labelled("default", "a", "10.96.0.1", web.clone()),
+    );
+    api.upsert(
+        Kind::Service,
+        labelled(
+            "default",
+            "b",
+            "10.96.0.2",
+            serde_json::json!({ "tier": "db" }),
+        ),
+    );
+    api.upsert(Kind::Service, svc("default", "c", "10.96.0.3"));
+    let services: Api<Service> = Api::all(client(&api));
+
+    // Set-based and equality-based selectors on a list.
+    let names = |list: kube::core::ObjectList<Service>| {
+        let mut names: Vec<String> = (list.items.into_iter())
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        names.sort();
+        names
+    };
+    for (selector, expected) in [
+        ("tier in (web, db)", &["a", "b"][..]),
+        ("tier notin (web)", &["b", "c"]),
+        ("tier=web", &["a"]),
+        ("tier!=web", &["b", "c"]),
+        ("tier", &["a", "b"]),
+        ("!tier", &["c"]),
+        ("tier,tier!=db", &["a"]),
+    ] {
+        let listed = services
+            .list(&ListParams::default().labels(selector))
+            .await
+            .expect("list");
+        assert_eq!(names(listed), expected, "{selector}");
+    }
+
+    // A watch with a selector: relabelling into it is ADDED, out of it DELETED (the last
+    // state it saw, at the change's version), changes outside it nothing.
+    let params = WatchParams::default().labels("tier=web");
+    let mut stream = pin!(services.watch(&params, "0").await.expect("watch"));
+    expect(&mut stream, "ADDED", "a").await;
+    api.upsert(
+        Kind::Service,
+        labelled(
+            "default",
+            "c",
+            "10.96.0.3",
+            serde_json::json!({ "tier": "api" }),
+        ),
+    );
+    let into = api.upsert(
+        Kind::Service,
+        labelled("default", "b", "10.96.0.2", web.clone()),
+    );
+    let added = expect(&mut stream, "ADDED", "b").await;
+    assert_eq!(added.metadata.resource_version, Some(into.to_string()));
+    api.upsert(
+        Kind::Service,
+        labelled("default", "b", "10.96.0.22", web.clone()),
+    );
+    expect(&mut stream, "MODIFIED", "b").await;
+    let out = api.upsert(
+        Kind::Service,
+        labelled(
+            "default",
+            "a",
+            "10.96.0.1",
+            serde_json::json!({ "tier": "db" }),
+        ),
+    );
+    let deleted = expect(&mut stream, "DELETED", "a").await;
+    assert_eq!(deleted.metadata.resource_version, Some(out.to_string()));
+    assert_eq!(
+        deleted
+            .metadata
+            .labels
+            .and_then(|l| l.get("tier").cloned())
+            .as_deref(),
+        Some("web"),
+        "the delete carries the state the watch last saw"
+    );
+    // Deleting an object outside the selector sends nothing; one inside, its delete.
+    api.delete(Kind::Service, "default", "a");
+    api.delete(Kind::Service, "default", "b");
+    expect(&mut stream, "DELETED", "b").await;
 }

@@ -11,6 +11,20 @@
 //!
 //! Client addresses ([`Change::PodAddressUpsert`]) go straight into the client index's tables
 //! (`clients`), with the builder keeping only the interning of their namespace ids.
+//!
+//! With [`ZoneConfig::namespace_objects_only`] (CoreDNS `namespace_labels`), a namespace is
+//! served only while its Namespace object is in the model; the source reports only the
+//! Namespaces the selector matches, so a relabelled namespace comes and goes as a Namespace
+//! upsert or delete. The Services of a namespace that is not served stay in the tables as
+//! hidden records (`record::Shape::Hidden`: no name, no reverse name, no ExternalName node),
+//! so that showing them again needs nothing from the source. Why here and not in the
+//! server's publisher filter: a filter that dropped a namespace's objects would have to keep
+//! them aside (a second copy of those Services) or re-list them from the API to bring them
+//! back; a hidden record costs nothing more than a shown one (the mark is a variant of the
+//! shape every lookup already reads), and the answer path does not change. A namespace whose
+//! Namespace object comes or goes is re-folded at the next publish: one pass over the
+//! Services table, then only that namespace's records are rebuilt. Namespace label changes
+//! are rare; Service and EndpointSlice events cost what they always did.
 
 use std::collections::BTreeMap;
 // The builder's own maps use foldhash: SipHash was a tenth of a large load's CPU.
@@ -20,9 +34,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clients::NamespaceIds;
-use crate::model::{
-    key_address, Change, Cluster, ObjectKey, ObjectKind, Pod, Service, ServiceKind,
-};
+use crate::model::{key_address, Change, Cluster, ObjectKey, ObjectKind, Pod, Service};
 use crate::record::{record_key, ServiceRecord, Slice};
 use crate::snapshot::{PodsMode, Snapshot, Tables, ZoneConfig, ZoneStats};
 
@@ -60,6 +72,9 @@ pub struct ZoneBuilder {
     /// Namespaces that exist (have a Namespace object or a Service) as of the last publish.
     pub(crate) existing_namespaces: HashSet<Box<str>>,
     dirty_namespaces: HashSet<Box<str>>,
+    /// Namespaces whose Namespace object came or went since the last publish, when that
+    /// decides whether they are served (`namespace_objects_only`): their records are rebuilt.
+    regated: HashSet<Box<str>>,
     pods: HashMap<Key, Pod>,
     pub(crate) pod_addresses: HashMap<(Box<str>, IpAddr), usize>,
     dirty_pods: HashSet<(Box<str>, IpAddr)>,
@@ -97,6 +112,7 @@ impl ZoneBuilder {
             services_per_namespace: HashMap::new(),
             existing_namespaces: HashSet::new(),
             dirty_namespaces: HashSet::new(),
+            regated: HashSet::new(),
             pods: HashMap::new(),
             pod_addresses: HashMap::new(),
             dirty_pods: HashSet::new(),
@@ -129,12 +145,12 @@ impl ZoneBuilder {
             Change::NamespaceUpsert(name) => {
                 if !self.namespace_objects.contains(&name) {
                     self.namespace_objects.insert(kept(&name));
-                    self.dirty_namespaces.insert(name);
+                    self.namespace_changed(name);
                 }
             }
             Change::NamespaceDelete(name) => {
                 if self.namespace_objects.remove(&name) {
-                    self.dirty_namespaces.insert(name);
+                    self.namespace_changed(name);
                 }
             }
             Change::ServiceUpsert(service) => {
@@ -185,6 +201,42 @@ impl ZoneBuilder {
                 self.clients_changed |= clients.delete(&mut self.client_namespaces, &namespace, ip);
             }
         }
+    }
+
+    /// A Namespace object came or went: its fixed names change, and with
+    /// `namespace_objects_only` whether its Services are served.
+    fn namespace_changed(&mut self, name: Box<str>) {
+        if self.config.namespace_objects_only {
+            self.regated.insert(name.clone());
+        }
+        self.dirty_namespaces.insert(name);
+    }
+
+    /// Whether the Services of `namespace` are hidden (see the module docs).
+    pub(crate) fn namespace_hidden(&self, namespace: &str) -> bool {
+        self.config.namespace_objects_only && !self.namespace_objects.contains(namespace)
+    }
+
+    /// Rebuilds the records (and verified pod names) of the namespaces whose Namespace object
+    /// came or went, so they are hidden or shown as it now says.
+    fn regate(&mut self) {
+        if self.regated.is_empty() {
+            return;
+        }
+        let regated = std::mem::take(&mut self.regated);
+        let keys: Vec<Key> = (self.tables.services.iter())
+            .filter_map(|record| record.spec.as_ref())
+            .filter(|spec| regated.contains(&spec.namespace))
+            .map(|spec| (spec.namespace.clone(), spec.name.clone()))
+            .collect();
+        for key in keys {
+            self.fold(key, Pending::default());
+        }
+        let pods: Vec<(Box<str>, IpAddr)> = (self.pod_addresses.keys())
+            .filter(|(namespace, _)| regated.contains(namespace))
+            .cloned()
+            .collect();
+        self.dirty_pods.extend(pods);
     }
 
     fn pend_slice(&mut self, service: Key, name: Box<str>, slice: Option<Slice>) {
@@ -378,23 +430,26 @@ impl ZoneBuilder {
             };
         }
         let owner = self.tables.services.hash(&record_key[..]);
+        let hidden = self.namespace_hidden(&key.0);
         let new = (spec.is_some() || !slices.is_empty()).then(|| {
             ServiceRecord::new(
                 record_key.clone(),
                 owner,
                 spec,
                 slices.into_values().collect(),
+                hidden,
             )
         });
         if let (Some(old), Some(new)) = (&old, &new) {
-            if old.spec == new.spec && old.slices == new.slices {
+            if old.spec == new.spec && old.slices == new.slices && old.is_hidden() == hidden {
                 return;
             }
         }
         self.changed = true;
+        // A hidden Service counts nowhere: it makes no namespace exist and is not served.
         let (old_exists, new_exists) = (
-            old.as_ref().is_some_and(|r| r.spec.is_some()),
-            new.as_ref().is_some_and(|r| r.spec.is_some()),
+            old.as_ref().is_some_and(|r| r.is_served()),
+            new.as_ref().is_some_and(|r| r.is_served()),
         );
         if old_exists != new_exists {
             self.count_service(&key.0, new_exists);
@@ -433,12 +488,7 @@ impl ZoneBuilder {
         {
             self.claim(ip, owner);
         }
-        let alias = |r: &Option<Arc<ServiceRecord>>| {
-            matches!(
-                r.as_ref().and_then(|r| r.spec.as_ref()).map(|s| &s.kind),
-                Some(ServiceKind::ExternalName(_))
-            )
-        };
+        let alias = |r: &Option<Arc<ServiceRecord>>| r.as_ref().is_some_and(|r| r.is_alias());
         let (was_alias, is_alias) = (alias(&old), alias(&new));
         match new {
             Some(record) => self.tables.services.insert(record),
@@ -472,6 +522,7 @@ impl ZoneBuilder {
     /// Publishes everything applied since the last publish as a new snapshot.
     pub fn publish(&mut self) -> Snapshot {
         self.flush();
+        self.regate();
         for namespace in std::mem::take(&mut self.dirty_namespaces) {
             self.render_namespace(&namespace);
         }
@@ -519,9 +570,11 @@ impl ZoneBuilder {
         self.tables.services.get(&key[..]).map(|r| &**r)
     }
 
-    /// Namespaces with a Namespace object or a Service.
+    /// Namespaces with a Namespace object or a Service; with `namespace_objects_only`, only
+    /// those with a Namespace object.
     pub(crate) fn namespace_exists(&self, namespace: &str) -> bool {
         self.namespace_objects.contains(namespace)
-            || self.services_per_namespace.contains_key(namespace)
+            || (!self.config.namespace_objects_only
+                && self.services_per_namespace.contains_key(namespace))
     }
 }

@@ -152,6 +152,9 @@ enum Shape {
     Headless,
     /// An ExternalName Service (answered from its pre-encoded node).
     ExternalName,
+    /// A Service of a namespace that is not served (`ZoneConfig::namespace_objects_only`):
+    /// kept, so it appears when its namespace does, but answered as if absent.
+    Hidden,
 }
 
 /// A Service and its slices (see the module docs). The fields every lookup reads (hash, key,
@@ -200,12 +203,15 @@ pub(crate) fn record_key(namespace: &str, name: &str) -> Option<RecordKey> {
 }
 
 impl ServiceRecord {
-    /// A record from its parts: sets the endpoints' duplicate bits and counts the names.
+    /// A record from its parts: sets the endpoints' duplicate bits and counts the names. A
+    /// `hidden` Service (its namespace is not served) answers nothing until it is rebuilt
+    /// shown.
     pub(crate) fn new(
         key: RecordKey,
         hash: u64,
         spec: Option<Service>,
         mut slices: Vec<Slice>,
+        hidden: bool,
     ) -> Self {
         slices.sort_by(|a, b| a.name.cmp(&b.name));
         let mut addresses = HashSet::new();
@@ -236,6 +242,7 @@ impl ServiceRecord {
         }
         let (shape, cluster) = match spec.as_ref().map(|s| &s.kind) {
             None => (Shape::Absent, SmallVec::new()),
+            Some(_) if hidden => (Shape::Hidden, SmallVec::new()),
             Some(ServiceKind::ClusterIp(ips)) => (Shape::ClusterIp, ips.iter().copied().collect()),
             Some(ServiceKind::Headless) => (Shape::Headless, SmallVec::new()),
             Some(ServiceKind::ExternalName(_)) => (Shape::ExternalName, SmallVec::new()),
@@ -278,6 +285,27 @@ impl ServiceRecord {
     /// Whether the Service is headless.
     pub(crate) fn is_headless(&self) -> bool {
         self.shape == Shape::Headless
+    }
+
+    /// Whether the record is a Service of a namespace that is not served.
+    pub(crate) fn is_hidden(&self) -> bool {
+        self.shape == Shape::Hidden
+    }
+
+    /// Whether the record is a served ExternalName Service (answered from its node).
+    pub(crate) fn is_alias(&self) -> bool {
+        self.shape == Shape::ExternalName
+    }
+
+    /// Whether the record is a served Service (not hidden, not slices alone).
+    pub(crate) fn is_served(&self) -> bool {
+        !matches!(self.shape, Shape::Absent | Shape::Hidden)
+    }
+
+    /// Whether `ignore empty_service` makes the Service absent: a ClusterIP Service without a
+    /// ready endpoint (headless ones without are absent anyway; ExternalName ones have none).
+    pub(crate) fn is_empty_cluster_ip(&self) -> bool {
+        self.shape == Shape::ClusterIp && !self.has_endpoints()
     }
 
     /// Whether names below the Service are answered from this record (ClusterIP and headless

@@ -197,9 +197,13 @@ impl ZoneBuilder {
         let Some(record) = self.record(namespace, service) else {
             return Resolved::Nothing;
         };
-        let Some(spec) = &record.spec else {
+        let Some(spec) = record.spec.as_ref().filter(|_| !record.is_hidden()) else {
             return Resolved::Nothing;
         };
+        if self.config.ignore_empty_service && record.is_empty_cluster_ip() {
+            // The target does not exist for `ignore empty_service`: the CNAME stands alone.
+            return Resolved::Nothing;
+        }
         let ready = || record.endpoints().map(|(e, _)| e);
         match (endpoint, &spec.kind) {
             (Some(label), ServiceKind::ClusterIp(_) | ServiceKind::Headless) => {
@@ -229,7 +233,9 @@ impl ZoneBuilder {
         else {
             return;
         };
-        if self.pod_addresses.contains_key(&(namespace.into(), ip)) {
+        if self.pod_addresses.contains_key(&(namespace.into(), ip))
+            && !self.namespace_hidden(namespace)
+        {
             let mut node = NodeBuilder::new(name.as_bytes());
             address_entries(&mut node, self.zone(), std::iter::once(ip), self.config.ttl);
             self.tables.nodes.insert(node.finish());
@@ -238,12 +244,17 @@ impl ZoneBuilder {
         }
     }
 
-    /// The name-server addresses: the cluster IPs of `kube-system/kube-dns`, when it exists.
+    /// The name-server addresses: the cluster IPs of `kube-system/kube-dns`, when it exists
+    /// (served or not: CoreDNS finds its own Service whatever `namespace_labels` says).
     fn name_server_addresses(&self) -> Vec<IpAddr> {
-        self.record("kube-system", "kube-dns")
-            .and_then(|r| r.cluster_ips())
-            .map(<[IpAddr]>::to_vec)
-            .unwrap_or_default()
+        match self
+            .record("kube-system", "kube-dns")
+            .and_then(|r| r.spec.as_ref())
+            .map(|s| &s.kind)
+        {
+            Some(ServiceKind::ClusterIp(ips)) => ips.clone(),
+            _ => Vec::new(),
+        }
     }
 
     fn mname(&self) -> WireName {

@@ -47,6 +47,15 @@ pub struct ZoneConfig {
     pub ttl: u32,
     /// Pod record mode.
     pub pods: PodsMode,
+    /// A ClusterIP Service without a ready endpoint is answered as if it did not exist:
+    /// NXDOMAIN for its name and every name below it, so a client's search path goes on
+    /// (CoreDNS `ignore empty_service`). Its PTR stays, as in CoreDNS.
+    pub ignore_empty_service: bool,
+    /// Only namespaces with a Namespace object are served: a Service of another namespace is
+    /// kept, hidden (no name, no reverse name), and appears when its Namespace does. The server
+    /// sets it for CoreDNS `namespace_labels`, whose source reports only the Namespaces the
+    /// selector matches (see the `builder` module docs).
+    pub namespace_objects_only: bool,
 }
 
 impl Default for ZoneConfig {
@@ -55,6 +64,8 @@ impl Default for ZoneConfig {
             domain: WireName::from_dotted("cluster.local").unwrap_or_else(WireName::root),
             ttl: 5,
             pods: PodsMode::Insecure,
+            ignore_empty_service: false,
+            namespace_objects_only: false,
         }
     }
 }
@@ -335,6 +346,10 @@ impl Snapshot {
             // An ExternalName Service's own name is a pre-encoded node; nothing is below it.
             return (count > 3).then_some(Lookup::NxDomain);
         }
+        if self.config.ignore_empty_service && record.is_empty_cluster_ip() {
+            // `ignore empty_service`: the Service and every name below it do not exist.
+            return Some(Lookup::NxDomain);
+        }
         let label = |i: usize| &prefix[starts[i] + 1..starts[i + 1]];
         let exists = |found: bool| {
             if found {
@@ -421,6 +436,9 @@ impl Snapshot {
             out.extend(WireName::from_wire(key_of(blob)));
         }
         for record in self.tables.services.iter() {
+            if self.config.ignore_empty_service && record.is_empty_cluster_ip() {
+                continue;
+            }
             crate::derived::record_names(record, zone, &mut out);
         }
         for ip in self.tables.reverse.addresses() {

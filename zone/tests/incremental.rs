@@ -206,10 +206,15 @@ impl Model {
 
 #[test]
 fn incremental_updates_equal_a_fresh_build() {
+    // The options `ignore empty_service` and `namespace_labels` set, alone and together.
+    let options = [(false, false), (true, false), (false, true), (true, true)];
     for pods in [PodsMode::Insecure, PodsMode::Verified, PodsMode::Disabled] {
         for seed in 1..=60u64 {
+            let (ignore_empty_service, namespace_objects_only) = options[seed as usize % 4];
             let config = ZoneConfig {
                 pods,
+                ignore_empty_service,
+                namespace_objects_only,
                 ..ZoneConfig::default()
             };
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);

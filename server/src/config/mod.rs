@@ -231,6 +231,7 @@ impl Config {
                 PodsArg::Insecure => PodsMode::Insecure,
                 PodsArg::Verified => PodsMode::Verified,
             },
+            ..ZoneConfig::default()
         })
     }
 
@@ -301,6 +302,10 @@ impl Config {
                 namespaces: Vec::new(),
                 no_endpoints: false,
                 pod_addresses: self.autopath,
+                endpoint_pod_names: false,
+                ignore_empty_service: false,
+                labels: None,
+                namespace_labels: None,
             }),
             health: Some(self.health),
             lameduck: Duration::from_secs(self.lameduck),

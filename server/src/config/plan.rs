@@ -17,6 +17,7 @@ use crate::chain::plugins::hosts::HostsTable;
 use crate::chain::plugins::rewrite::Rule;
 use crate::chain::plugins::template::Template;
 use crate::forward::config::ForwardConfig;
+use crate::sources::selector::LabelSelector;
 
 /// Everything the server does.
 #[derive(Clone, Debug)]
@@ -216,6 +217,15 @@ pub struct KubernetesPlan {
     /// search-path completion (`autopath @kubernetes`) asks: a few bytes per Pod, in any
     /// `pods` mode.
     pub pod_addresses: bool,
+    /// An endpoint without a hostname is named by its Pod (CoreDNS `endpoint_pod_names`).
+    pub endpoint_pod_names: bool,
+    /// A ClusterIP Service without a ready endpoint is NXDOMAIN (CoreDNS `ignore
+    /// empty_service`).
+    pub ignore_empty_service: bool,
+    /// Only Services, EndpointSlices and Pods whose labels match (CoreDNS `labels`).
+    pub labels: Option<LabelSelector>,
+    /// Only namespaces whose Namespace's labels match (CoreDNS `namespace_labels`).
+    pub namespace_labels: Option<LabelSelector>,
 }
 
 /// How a block answers the cluster zone.

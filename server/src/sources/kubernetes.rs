@@ -19,6 +19,11 @@
 //!
 //! The applier (the writer side) is in `kubernetes/applier.rs`; this file is the watch side: the
 //! client, a watcher task per resource, and the conversion of each event.
+//!
+//! A [`Selection`]'s label selectors go with every list and watch request (`labelSelector`):
+//! `labels` with Services, EndpointSlices and Pods, `namespace_labels` with Namespaces, as
+//! CoreDNS asks. The API server then sends an object relabelled out of the selector as a
+//! DELETED event and one relabelled into it as ADDED, so the zone follows without a restart.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -39,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ops::metrics::{Metrics, ServiceKindLabel, SourceMetrics};
 use crate::ops::Readiness;
 use crate::sources::objects::{self, ObjectError, Seen, DEFAULT_NAMESPACE};
-use crate::sources::{PodChanges, Publisher};
+use crate::sources::{PodChanges, Publisher, Selection};
 
 mod applier;
 
@@ -141,11 +146,12 @@ enum Message {
 }
 
 /// Starts watching through `client` and applying to `publisher`; Pods are watched when `pods`
-/// asks for any change of them. The returned receiver fires once the first complete zone is
-/// published.
+/// asks for any change of them, and only the objects `selection` selects are listed and
+/// watched. The returned receiver fires once the first complete zone is published.
 pub fn start(
     client: Client,
     pods: PodChanges,
+    selection: &Selection,
     publisher: Publisher,
     readiness: Arc<Readiness>,
     metrics: Arc<Metrics>,
@@ -160,15 +166,21 @@ pub fn start(
     if pods.any() {
         resources.push(ObjectKind::Pod);
     }
+    let pod_names = selection.endpoint_pod_names;
     for &resource in &resources {
         metrics.source.watching(resource);
         let sender = sender.clone();
         let metrics = metrics.clone();
         let client = client.clone();
+        let mut config = watcher::Config::default();
+        if let Some(selector) = selection.selector(resource).filter(|s| !s.is_empty()) {
+            config = config.labels(&selector.to_string());
+        }
         match resource {
             ObjectKind::Namespace => runtime.spawn(watch(
                 Api::<core::Namespace>::all(client),
                 resource,
+                config,
                 single(resource, namespace_change, metrics.clone()),
                 sender,
                 metrics,
@@ -176,6 +188,7 @@ pub fn start(
             ObjectKind::Service => runtime.spawn(watch(
                 Api::<core::Service>::all(client),
                 resource,
+                config,
                 single(resource, service_change, metrics.clone()),
                 sender,
                 metrics,
@@ -183,13 +196,19 @@ pub fn start(
             ObjectKind::EndpointSlice => runtime.spawn(watch(
                 Api::<discovery::EndpointSlice>::all(client),
                 resource,
-                single(resource, slice_change, metrics.clone()),
+                config,
+                single(
+                    resource,
+                    move |object| slice_change(object, pod_names),
+                    metrics.clone(),
+                ),
                 sender,
                 metrics,
             )),
             ObjectKind::Pod => runtime.spawn(watch(
                 Api::<core::Pod>::all(client),
                 resource,
+                config,
                 pod_changes(pods, metrics.clone()),
                 sender,
                 metrics,
@@ -232,10 +251,10 @@ impl Converted {
     }
 }
 
-/// Converts a listed or applied object of a kind whose object is one change: its change,
-/// `None` for an object DNS does not answer from (as if it did not exist), or why DNS cannot
-/// use it.
-type Convert<K> = fn(K) -> Result<Option<Converted>, ObjectError>;
+/// What converting a listed or applied object of a kind whose object is one change gives:
+/// its change, `None` for an object DNS does not answer from (as if it did not exist), or why
+/// DNS cannot use it.
+type Conversion = Result<Option<Converted>, ObjectError>;
 
 /// Turns an object of the watched resource, as the watch saw it, into the changes it makes:
 /// none, one, or (Pods' client addresses) one per address.
@@ -243,15 +262,15 @@ type Changes<K> = Box<dyn Fn(K, Seen) -> Vec<Converted> + Send>;
 
 /// The changes of a kind whose object is one change: `convert` what is listed or applied, and
 /// delete the key of what is deleted.
-fn single<K: kube::Resource + 'static>(
-    resource: ObjectKind,
-    convert: Convert<K>,
-    metrics: Arc<Metrics>,
-) -> Changes<K> {
+fn single<K, F>(resource: ObjectKind, convert: F, metrics: Arc<Metrics>) -> Changes<K>
+where
+    K: kube::Resource + 'static,
+    F: Fn(K) -> Conversion + Send + 'static,
+{
     Box::new(move |object, seen| {
         let converted = match seen {
             Seen::Listed | Seen::Applied => {
-                convert_or_delete(resource, convert, object, &metrics.source)
+                convert_or_delete(resource, &convert, object, &metrics.source)
             }
             Seen::Deleted => deletion(resource, object.meta()).map(Converted::plain),
         };
@@ -300,13 +319,13 @@ fn client_changes(object: &core::Pod, seen: Seen, source: Option<&SourceMetrics>
 async fn watch<K>(
     api: Api<K>,
     resource: ObjectKind,
+    config: watcher::Config,
     changes: Changes<K>,
     sender: mpsc::Sender<Message>,
     metrics: Arc<Metrics>,
 ) where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let config = watcher::Config::default();
     let mut events = watcher(api, config).backoff(RetryDelay::default()).boxed();
     let mut failing: Option<&'static str> = None;
     let source = &metrics.source;
@@ -395,7 +414,7 @@ fn changed(converted: Converted, listed: bool) -> Message {
 /// key, so an older version does not linger; an unusable one is also counted and logged.
 fn convert_or_delete<K: kube::Resource>(
     resource: ObjectKind,
-    convert: Convert<K>,
+    convert: &dyn Fn(K) -> Conversion,
     object: K,
     source: &SourceMetrics,
 ) -> Option<Converted> {
@@ -448,12 +467,12 @@ fn deletion(resource: ObjectKind, meta: &ObjectMeta) -> Option<Change> {
     })
 }
 
-fn namespace_change(object: core::Namespace) -> Result<Option<Converted>, ObjectError> {
+fn namespace_change(object: core::Namespace) -> Conversion {
     let name = objects::namespace_name(&object.metadata)?;
     Ok(Some(Converted::plain(Change::NamespaceUpsert(name))))
 }
 
-fn service_change(object: core::Service) -> Result<Option<Converted>, ObjectError> {
+fn service_change(object: core::Service) -> Conversion {
     let has_selector = (object.spec.as_ref())
         .and_then(|s| s.selector.as_ref())
         .is_some_and(|s| !s.is_empty());
@@ -470,7 +489,8 @@ fn service_change(object: core::Service) -> Result<Option<Converted>, ObjectErro
     }))
 }
 
-fn slice_change(object: discovery::EndpointSlice) -> Result<Option<Converted>, ObjectError> {
+/// An EndpointSlice; `pod_names`: CoreDNS `endpoint_pod_names`.
+fn slice_change(object: discovery::EndpointSlice, pod_names: bool) -> Conversion {
     if objects::slice_skip_reason(&object).is_some() {
         // FQDN addresses, or no Service: DNS does not answer from it.
         return Ok(None);
@@ -479,7 +499,7 @@ fn slice_change(object: discovery::EndpointSlice) -> Result<Option<Converted>, O
         .and_then(|a| a.get(TRIGGER_TIME_ANNOTATION))
         .and_then(|time| time.parse::<jiff::Timestamp>().ok())
         .map(SystemTime::from);
-    let slice = objects::endpoint_slice(object)?;
+    let slice = objects::endpoint_slice(object, pod_names)?;
     Ok(Some(Converted {
         change: Change::SliceUpsert(slice),
         service_kind: None,
@@ -487,7 +507,7 @@ fn slice_change(object: discovery::EndpointSlice) -> Result<Option<Converted>, O
     }))
 }
 
-fn pod_change(object: core::Pod) -> Result<Option<Converted>, ObjectError> {
+fn pod_change(object: core::Pod) -> Conversion {
     let pod = objects::pod(object)?;
     Ok(Some(Converted::plain(Change::PodUpsert(pod))))
 }

@@ -1,11 +1,20 @@
 //! The one update path from every source to the listeners: changes go into the single-writer
 //! [`ZoneBuilder`], and each publish stores the new snapshot in the `ArcSwap` the workers read.
+//!
+//! What a source reads is chosen at its edge ([`Selection`]): the label selectors of CoreDNS's
+//! `labels` and `namespace_labels` go to the API server with each list and watch (or filter
+//! manifest objects as they are read), so objects that do not match never reach the
+//! [`Publisher`]. An object relabelled out of a selector is a delete, as a watch reports it.
+//! `namespace_labels` leaves the zone to hide the Services of namespaces whose Namespace it
+//! does not report (`ZoneConfig::namespace_objects_only`; the zone's `builder` module docs say
+//! why there rather than in the [`Filter`]).
 
 pub mod kubernetes;
 pub mod manifest;
 pub mod objects;
+pub mod selector;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +22,8 @@ use arc_swap::ArcSwap;
 use clusterdns_zone::{
     Change, Cluster, ObjectKey, ObjectKind, Snapshot, ZoneBuilder, ZoneConfig, ZoneStats,
 };
+
+use selector::LabelSelector;
 
 /// The single writer: owns the builder, the published snapshot and the full lists in progress.
 pub struct Publisher {
@@ -37,6 +48,38 @@ impl PodChanges {
     /// Whether Pods are read at all.
     pub fn any(self) -> bool {
         self.verified || self.addresses
+    }
+}
+
+/// Which objects a source reads, and how it names endpoints: the `kubernetes` options about
+/// objects rather than the zone. The default reads every object and names endpoints by
+/// hostname or address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Only Services, EndpointSlices and Pods whose labels match (CoreDNS `labels`, which
+    /// lists and watches those three with it).
+    pub labels: Option<LabelSelector>,
+    /// Only Namespaces whose labels match (CoreDNS `namespace_labels`).
+    pub namespace_labels: Option<LabelSelector>,
+    /// An endpoint without a hostname is named by its Pod (CoreDNS `endpoint_pod_names`).
+    pub endpoint_pod_names: bool,
+}
+
+impl Selection {
+    /// The selector objects of `kind` must match, if any.
+    pub fn selector(&self, kind: ObjectKind) -> Option<&LabelSelector> {
+        match kind {
+            ObjectKind::Namespace => self.namespace_labels.as_ref(),
+            ObjectKind::Service | ObjectKind::EndpointSlice | ObjectKind::Pod => {
+                self.labels.as_ref()
+            }
+        }
+    }
+
+    /// Whether an object of `kind` whose `metadata.labels` are `labels` is read.
+    pub fn admits(&self, kind: ObjectKind, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.selector(kind)
+            .is_none_or(|selector| selector.matches_labels(labels))
     }
 }
 

@@ -203,8 +203,13 @@ pub fn slice_skip_reason(object: &discovery::EndpointSlice) -> Option<&'static s
     }
 }
 
-/// An EndpointSlice (already known to have a service-name label and IP addresses).
-pub fn endpoint_slice(object: discovery::EndpointSlice) -> Result<EndpointSlice, ObjectError> {
+/// An EndpointSlice (already known to have a service-name label and IP addresses). With
+/// `pod_names` (CoreDNS `endpoint_pod_names`), an endpoint without a hostname is named by the
+/// object its `targetRef` names, its Pod ([`endpoint_name`]).
+pub fn endpoint_slice(
+    object: discovery::EndpointSlice,
+    pod_names: bool,
+) -> Result<EndpointSlice, ObjectError> {
     let name = required_name(&object.metadata)?.to_ascii_lowercase().into();
     let namespace = object_namespace(&object.metadata)?;
     let labels = object.metadata.labels.as_ref();
@@ -217,7 +222,7 @@ pub fn endpoint_slice(object: discovery::EndpointSlice) -> Result<EndpointSlice,
     )?;
     let ports = slice_ports(object.ports.unwrap_or_default())?;
     let endpoints = (object.endpoints.unwrap_or_default().into_iter().enumerate())
-        .map(|(i, endpoint)| slice_endpoint(i, endpoint))
+        .map(|(i, endpoint)| slice_endpoint(i, endpoint, pod_names))
         .collect::<Result<_, _>>()?;
     Ok(EndpointSlice {
         namespace,
@@ -243,12 +248,17 @@ fn slice_ports(ports: Vec<discovery::EndpointPort>) -> Result<Vec<Port>, ObjectE
 }
 
 /// One endpoint; `ready` unset counts as ready (specification §2.4.1 via EndpointConditions).
-fn slice_endpoint(i: usize, endpoint: discovery::Endpoint) -> Result<Endpoint, ObjectError> {
+fn slice_endpoint(
+    i: usize,
+    endpoint: discovery::Endpoint,
+    pod_names: bool,
+) -> Result<Endpoint, ObjectError> {
     let addresses = (endpoint.addresses.iter().enumerate())
         .map(|(j, value)| ip(value, || format!("endpoints[{i}].addresses[{j}]")))
         .collect::<Result<_, _>>()?;
     let hostname = match endpoint.hostname.as_deref().filter(|h| !h.is_empty()) {
         Some(hostname) => Some(dns_label(&format!("endpoints[{i}].hostname"), hostname)?),
+        None if pod_names => endpoint_name(endpoint.target_ref.as_ref()),
         None => None,
     };
     let ready = endpoint.conditions.and_then(|c| c.ready).unwrap_or(true);
@@ -257,6 +267,17 @@ fn slice_endpoint(i: usize, endpoint: discovery::Endpoint) -> Result<Endpoint, O
         hostname,
         ready,
     })
+}
+
+/// The name `endpoint_pod_names` gives an endpoint without a hostname: the name of the object
+/// its `targetRef` points at (the Pod, for every slice the EndpointSlice controller writes;
+/// CoreDNS takes the name whatever the kind), lowercased. `None`, so the endpoint keeps its
+/// dashed address, when there is no target or its name cannot be one DNS label: CoreDNS
+/// leaves out names of 64 characters or more, and clusterdns also those a label cannot spell
+/// (a Pod name may hold dots), which CoreDNS would put in an answer as several labels.
+pub fn endpoint_name(target: Option<&core::ObjectReference>) -> Option<Box<str>> {
+    let name = target?.name.as_deref()?;
+    dns_label("targetRef.name", name).ok()
 }
 
 /// A Pod's addresses: `status.podIPs`, else `status.podIP`; none before it is scheduled.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clusterdns_zone::{PodsMode, Rcode, WireName};
 
-use super::parse::{Corefile, CorefileError, Directive, ServerBlock, Token};
+use super::parse::{reverse_zones, Corefile, CorefileError, Directive, ServerBlock, Token};
 use crate::chain::plugins::hosts::HostsTable;
 use crate::chain::plugins::template::{Template, TemplateConfig};
 use crate::chain::querylog::{COMBINED_FORMAT, COMMON_FORMAT, PLACEHOLDERS};
@@ -485,14 +485,23 @@ fn zone_name(token: &Token, text: &str) -> Result<WireName, CorefileError> {
         .ok_or_else(|| CorefileError::at(token, format!("{text:?} is not a domain name")))
 }
 
-/// Zones given as arguments, or the block's.
+/// Zones given as arguments, or the block's. A CIDR argument stands for its reverse zones, as
+/// in a server block key (CoreDNS's `OriginsFromArgsOrServerBlock`).
 fn zones_or_block(args: &[Token], block: &[String]) -> Result<Vec<String>, CorefileError> {
     if args.is_empty() {
         return Ok(block.to_vec());
     }
-    args.iter()
-        .map(|a| zone_name(a, &a.text).map(|w| w.to_dotted()))
-        .collect()
+    let mut zones = Vec::new();
+    for arg in args {
+        if arg.text.contains('/') {
+            zones.extend(reverse_zones(&arg.text).ok_or_else(|| {
+                CorefileError::at(arg, format!("{:?} is not a valid CIDR", arg.text))
+            })?);
+        } else {
+            zones.push(zone_name(arg, &arg.text)?.to_dotted());
+        }
+    }
+    Ok(zones)
 }
 
 fn fallthrough(option: &Directive) -> Result<Fallthrough, CorefileError> {

@@ -37,6 +37,7 @@ mod keys;
 mod lexer;
 mod patterns;
 
+pub(crate) use keys::reverse_zones;
 use keys::{check_duplicates, parse_key};
 use lexer::{lex, Kind, Lexeme};
 use patterns::{glob, identity};

@@ -35,7 +35,11 @@ impl Conversions {
         Conversions {
             namespace: single(ObjectKind::Namespace, namespace_change, metrics.clone()),
             service: single(ObjectKind::Service, service_change, metrics.clone()),
-            slice: single(ObjectKind::EndpointSlice, slice_change, metrics.clone()),
+            slice: single(
+                ObjectKind::EndpointSlice,
+                |object| slice_change(object, false),
+                metrics.clone(),
+            ),
             pod: pod_changes(pods, metrics.clone()),
         }
     }
@@ -177,6 +181,7 @@ fn zone_config(pods: PodChanges) -> ZoneConfig {
         } else {
             PodsMode::Insecure
         },
+        ..ZoneConfig::default()
     }
 }
 

@@ -58,7 +58,7 @@ use crate::sources::objects::{
     endpoint_slice, namespace_name, pod, pod_addresses, service, slice_skip_reason, ObjectError,
     Seen, DEFAULT_NAMESPACE,
 };
-use crate::sources::PodChanges;
+use crate::sources::{PodChanges, Selection};
 
 use messages::{
     default_field, describe, items_not_a_list, object_kind, relocate, relocate_with, syntax_error,
@@ -147,8 +147,20 @@ pub fn read(
     pods: PodChanges,
     sink: &mut dyn FnMut(Change),
 ) -> Result<LoadReport, ManifestError> {
+    read_selected(paths, pods, &Selection::default(), sink)
+}
+
+/// [`read`], leaving out the objects `selection`'s label selectors do not match (counted as
+/// skipped) and naming endpoints as it says.
+pub fn read_selected(
+    paths: &[PathBuf],
+    pods: PodChanges,
+    selection: &Selection,
+    sink: &mut dyn FnMut(Change),
+) -> Result<LoadReport, ManifestError> {
     let mut loader = Loader {
         pods,
+        selection,
         sink,
         report: LoadReport::default(),
     };
@@ -301,6 +313,7 @@ impl ListKind {
 /// Reads files, handing what it converts to the sink.
 struct Loader<'s> {
     pods: PodChanges,
+    selection: &'s Selection,
     sink: &'s mut dyn FnMut(Change),
     report: LoadReport,
 }
@@ -426,6 +439,21 @@ impl Loader<'_> {
     /// Converts an object of a kind we load and hands it to the sink (or counts an
     /// EndpointSlice DNS leaves out). Nothing is handed over or counted when it fails.
     fn accept(&mut self, object: Typed) -> Result<(), ObjectError> {
+        let (kind, labels) = match &object {
+            Typed::Namespace(o) => (ObjectKind::Namespace, o.metadata.labels.as_ref()),
+            Typed::Service(o) => (ObjectKind::Service, o.metadata.labels.as_ref()),
+            Typed::EndpointSlice(o) => (ObjectKind::EndpointSlice, o.metadata.labels.as_ref()),
+            Typed::Pod(o) => (ObjectKind::Pod, o.metadata.labels.as_ref()),
+        };
+        if !self.selection.admits(kind, labels) {
+            // As the API server leaves it out of a list with the selector.
+            let option = match kind {
+                ObjectKind::Namespace => "namespace_labels",
+                _ => "labels",
+            };
+            self.skip(&format!("{} (not selected by {option})", kind.name()));
+            return Ok(());
+        }
         let change = match object {
             Typed::Namespace(object) => Change::NamespaceUpsert(namespace_name(&object.metadata)?),
             Typed::Service(object) => Change::ServiceUpsert(service(object)?),
@@ -434,7 +462,7 @@ impl Loader<'_> {
                     self.skip(reason);
                     return Ok(());
                 }
-                Change::SliceUpsert(endpoint_slice(object)?)
+                Change::SliceUpsert(endpoint_slice(object, self.selection.endpoint_pod_names)?)
             }
             Typed::Pod(object) => {
                 // Both converted before either is handed over.

@@ -3,6 +3,8 @@ use clusterdns_zone::{Port, Protocol, Service, ServiceKind};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::sources::selector::LabelSelector;
+
 /// A scratch directory under the system temp dir, removed on drop.
 struct Scratch(PathBuf);
 
@@ -806,6 +808,7 @@ fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
     let mut sink = |change| changes.push(change);
     let mut loader = Loader {
         pods: BOTH,
+        selection: &Selection::default(),
         sink: &mut sink,
         report: LoadReport::default(),
     };
@@ -911,4 +914,105 @@ fn kubectl_output_loads_unchanged() {
     assert_eq!(cluster.pods[0].ips, vec![ip("10.244.0.2")]);
     assert_eq!(report.objects, 7);
     assert_eq!(report.skipped.get("Endpoints"), Some(&1));
+}
+
+/// Namespaces, Services, an EndpointSlice and a Pod, some labelled `tier: web`, one Namespace
+/// labelled `dns: served`; the slice's endpoint has no hostname and targets Pod `web-7d9f`.
+const LABELLED: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {dns: served}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: lab}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop, labels: {tier: web}}
+spec: {clusterIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: db, namespace: shop}
+spec: {clusterIP: 10.0.0.2}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: shop
+  labels: {kubernetes.io/service-name: web, tier: web}
+addressType: IPv4
+endpoints:
+- addresses: [10.1.0.1]
+  targetRef: {kind: Pod, name: web-7d9f, namespace: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, namespace: shop}
+status: {podIP: 10.1.0.9}
+"#;
+
+/// What `read_selected` hands over for `LABELLED`, and what it skipped.
+fn read_labelled(selection: &Selection) -> (Vec<String>, BTreeMap<String, usize>) {
+    let scratch = Scratch::new();
+    let path = scratch.write("labelled.yaml", LABELLED);
+    let mut changes = Vec::new();
+    let report = read_selected(&[path], VERIFIED, selection, &mut |change| {
+        changes.push(match change {
+            Change::NamespaceUpsert(name) => format!("namespace {name}"),
+            Change::ServiceUpsert(service) => format!("service {}", service.name),
+            Change::SliceUpsert(slice) => format!(
+                "slice {} {:?}",
+                slice.name,
+                slice.endpoints[0].hostname.as_deref()
+            ),
+            Change::PodUpsert(pod) => format!("pod {}", pod.name),
+            other => format!("{other:?}"),
+        })
+    })
+    .expect("reads");
+    (changes, report.skipped)
+}
+
+#[test]
+fn selectors_leave_out_the_objects_they_do_not_match() {
+    let all = |things: &[&str]| things.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+    let (changes, skipped) = read_labelled(&Selection::default());
+    assert_eq!(
+        changes,
+        all(&[
+            "namespace shop",
+            "namespace lab",
+            "service web",
+            "service db",
+            "slice web-1 None",
+            "pod other",
+        ])
+    );
+    assert!(skipped.is_empty(), "{skipped:?}");
+
+    let selection = Selection {
+        labels: Some(LabelSelector::parse("tier in (web, api)").expect("valid")),
+        namespace_labels: Some(LabelSelector::parse("dns=served").expect("valid")),
+        endpoint_pod_names: true,
+    };
+    let (changes, skipped) = read_labelled(&selection);
+    assert_eq!(
+        changes,
+        all(&[
+            "namespace shop",
+            "service web",
+            "slice web-1 Some(\"web-7d9f\")"
+        ])
+    );
+    let expected: BTreeMap<String, usize> = [
+        ("Namespace (not selected by namespace_labels)".to_owned(), 1),
+        ("Service (not selected by labels)".to_owned(), 1),
+        ("Pod (not selected by labels)".to_owned(), 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(skipped, expected);
 }

@@ -12,7 +12,7 @@ use clusterdns_zone::{ObjectKind, ZoneStats};
 
 use crate::ops::metrics::Metrics;
 use crate::sources::manifest::{self, LoadReport, ManifestError};
-use crate::sources::{PodChanges, Publisher};
+use crate::sources::{PodChanges, Publisher, Selection};
 
 /// What identifies one version of the manifest files.
 type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
@@ -21,6 +21,7 @@ type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 pub struct ManifestSource {
     paths: Vec<PathBuf>,
     pods: PodChanges,
+    selection: Selection,
     stamp: Stamp,
     publisher: Publisher,
     metrics: Arc<Metrics>,
@@ -53,10 +54,11 @@ fn stamp(paths: &[PathBuf]) -> Result<Stamp, ManifestError> {
 
 impl ManifestSource {
     /// Reads `paths` and publishes the first (synced) snapshot through `publisher`; Pods become
-    /// what `pods` asks for.
+    /// what `pods` asks for, and only the objects `selection` selects are read.
     pub fn load(
         paths: Vec<PathBuf>,
         pods: PodChanges,
+        selection: Selection,
         mut publisher: Publisher,
         metrics: Arc<Metrics>,
     ) -> Result<Loaded, ManifestError> {
@@ -65,7 +67,9 @@ impl ManifestSource {
         // Streamed straight into the builder, object by object: nothing holds the file or the
         // cluster beside the zone. A file that fails stops startup, so a partial zone is never
         // published.
-        let report = manifest::read(&paths, pods, &mut |change| publisher.apply(change))?;
+        let report = manifest::read_selected(&paths, pods, &selection, &mut |change| {
+            publisher.apply(change)
+        })?;
         publisher.set_synced();
         let (stats, took, serial) = publisher.publish();
         metrics.source.published(took, stats, serial);
@@ -73,6 +77,7 @@ impl ManifestSource {
             source: ManifestSource {
                 paths,
                 pods,
+                selection,
                 stamp,
                 publisher,
                 metrics,
@@ -99,7 +104,7 @@ impl ManifestSource {
             // Read once to validate, then again into the builder: a file that fails halfway
             // must not leave half a change behind, and holding the whole cluster to apply it at
             // once would cost the memory streaming saves.
-            manifest::read(&self.paths, self.pods, &mut |_| {})?;
+            manifest::read_selected(&self.paths, self.pods, &self.selection, &mut |_| {})?;
             self.reapply()?;
             Ok(Some(stamp))
         });
@@ -138,7 +143,7 @@ impl ManifestSource {
         for kind in ObjectKind::ALL {
             publisher.begin_list(kind);
         }
-        manifest::read(&self.paths, self.pods, &mut |change| {
+        manifest::read_selected(&self.paths, self.pods, &self.selection, &mut |change| {
             publisher.apply_listed(change)
         })?;
         for kind in ObjectKind::ALL {

@@ -1,6 +1,6 @@
 //! The Pod conversions: which Pods are clients of the client index (not host-network ones, not
 //! those without an address), their state from phase and deletion, `podIPs` over `podIP`, and
-//! the changes each way of seeing a Pod makes.
+//! the changes each way of seeing a Pod makes; and how `endpoint_pod_names` names endpoints.
 
 use super::*;
 use serde_json::json;
@@ -142,4 +142,103 @@ fn each_way_of_seeing_a_pod_makes_its_changes() {
             "{seen:?} {state:?}"
         );
     }
+}
+
+/// An EndpointSlice of `web` in `apps` with `endpoints`.
+fn slice(endpoints: serde_json::Value) -> discovery::EndpointSlice {
+    match serde_json::from_value(json!({
+        "metadata": {
+            "name": "web-abcde",
+            "namespace": "apps",
+            "labels": {"kubernetes.io/service-name": "web"},
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+    })) {
+        Ok(slice) => slice,
+        Err(error) => panic!("test EndpointSlice: {error}"),
+    }
+}
+
+/// The endpoint's address, hostname and `targetRef`.
+fn endpoint(
+    address: &str,
+    hostname: Option<&str>,
+    target: Option<(&str, &str)>,
+) -> serde_json::Value {
+    let mut endpoint = json!({"addresses": [address]});
+    if let Some(hostname) = hostname {
+        endpoint["hostname"] = hostname.into();
+    }
+    if let Some((kind, name)) = target {
+        endpoint["targetRef"] = json!({"kind": kind, "name": name, "namespace": "apps"});
+    }
+    endpoint
+}
+
+/// CoreDNS's `TestEndpointHostname` cases (the hostname each endpoint answers under; `None`
+/// for the dashed address), and the names a label cannot spell.
+#[test]
+fn endpoint_pod_names_names_an_endpoint_without_a_hostname_by_its_pod() {
+    let long = "p".repeat(64);
+    let cases: [(serde_json::Value, Option<&str>, Option<&str>); 8] = [
+        (endpoint("10.11.12.13", None, None), None, None),
+        (
+            endpoint("10.11.12.13", Some("epname"), None),
+            Some("epname"),
+            Some("epname"),
+        ),
+        (
+            endpoint("10.11.12.13", None, Some(("Pod", "hello-abcde"))),
+            None,
+            Some("hello-abcde"),
+        ),
+        (
+            endpoint("10.11.12.13", Some("epname"), Some(("Pod", "hello-abcde"))),
+            Some("epname"),
+            Some("epname"),
+        ),
+        // Lowercased, as every name in the zone.
+        (
+            endpoint("10.11.12.13", None, Some(("Pod", "Hello-ABCDE"))),
+            None,
+            Some("hello-abcde"),
+        ),
+        // Any kind of target, as CoreDNS takes its name.
+        (
+            endpoint(
+                "10.11.12.13",
+                None,
+                Some(("VirtualMachineInstance", "vm-1")),
+            ),
+            None,
+            Some("vm-1"),
+        ),
+        // 64 characters: too long for a label (CoreDNS's rule); a dotted name: several labels.
+        (
+            endpoint("10.11.12.13", None, Some(("Pod", &long))),
+            None,
+            None,
+        ),
+        (
+            endpoint("10.11.12.13", None, Some(("Pod", "web.1"))),
+            None,
+            None,
+        ),
+    ];
+    for (object, usual, pod_names) in cases {
+        for (mode, expected) in [(false, usual), (true, pod_names)] {
+            let converted = endpoint_slice(slice(json!([object.clone()])), mode)
+                .unwrap_or_else(|e| panic!("{object}: {e}"));
+            assert_eq!(
+                converted.endpoints[0].hostname.as_deref(),
+                expected,
+                "{object}, endpoint_pod_names {mode}"
+            );
+        }
+    }
+    // A target without a name leaves the address.
+    let nameless = json!([{"addresses": ["10.0.0.1"], "targetRef": {"kind": "Pod"}}]);
+    let converted = endpoint_slice(slice(nameless), true).expect("converts");
+    assert_eq!(converted.endpoints[0].hostname, None);
 }

@@ -1,7 +1,18 @@
-//! The `kubernetes` directive: the cluster zone and its reverse zones, the API endpoint
-//! and kubeconfig, namespaces, pods, ttl, fallthrough.
+//! The `kubernetes` directive: the cluster zone and its reverse zones (names or CIDRs), the
+//! API endpoint and kubeconfig, namespaces, pods, ttl, fallthrough, noendpoints,
+//! endpoint_pod_names, `ignore empty_service`, and the label selectors `labels` and
+//! `namespace_labels`.
+//!
+//! Stricter than CoreDNS, which ignores what follows `ignore empty_service` and an `ignore`
+//! with nothing, and reads an argument that is not a valid CIDR as a zone name: those are
+//! refused here. `labels a!=b` is taken, which CoreDNS refuses (see `sources::selector`).
 
 use super::*;
+use crate::sources::selector::LabelSelector;
+
+/// The options CoreDNS's `kubernetes` takes that clusterdns carries out.
+const SUPPORTED_OPTIONS: &str = "endpoint, kubeconfig, namespaces, labels, namespace_labels, \
+     pods, endpoint_pod_names, ttl, noendpoints, fallthrough, ignore empty_service";
 
 /// The `kubernetes` directive of a block with zones `block_zones`.
 pub(super) fn kubernetes(
@@ -41,7 +52,13 @@ pub(super) fn kubernetes(
         namespaces: Vec::new(),
         no_endpoints: false,
         pod_addresses: false,
+        endpoint_pod_names: false,
+        ignore_empty_service: false,
+        labels: None,
+        namespace_labels: None,
     };
+    // Whether `namespaces` was given, and where `namespace_labels` was: CoreDNS refuses both.
+    let (mut has_namespaces, mut namespace_labels_at) = (false, None);
     let mut route = KubernetesRoute {
         reverse: (reverse.iter())
             .map(|z| zone_name(&d.name, z))
@@ -69,7 +86,37 @@ pub(super) fn kubernetes(
             }
             "namespaces" => {
                 no_block(option)?;
+                if option.args.is_empty() {
+                    return Err(CorefileError::at(
+                        &option.name,
+                        "kubernetes namespaces: at least one namespace is needed",
+                    ));
+                }
                 source.namespaces = option.args.iter().map(|a| a.text.clone()).collect();
+                has_namespaces = true;
+            }
+            "labels" => source.labels = Some(selector(option)?),
+            "namespace_labels" => {
+                source.namespace_labels = Some(selector(option)?);
+                namespace_labels_at = Some(&option.name);
+            }
+            "endpoint_pod_names" => {
+                no_args(option)?;
+                no_block(option)?;
+                source.endpoint_pod_names = true;
+            }
+            "ignore" => {
+                let what = arg()?;
+                if what.text != "empty_service" {
+                    return Err(CorefileError::at(
+                        what,
+                        format!(
+                            "kubernetes ignore {:?}: only `ignore empty_service` exists",
+                            what.text
+                        ),
+                    ));
+                }
+                source.ignore_empty_service = true;
             }
             "pods" => {
                 let mode = arg()?;
@@ -99,13 +146,17 @@ pub(super) fn kubernetes(
                 no_args(option)?;
                 source.no_endpoints = true;
             }
-            "labels" | "endpoint_pod_names" | "ignore" | "namespace_labels" | "multicluster"
-            | "tls" | "startup_timeout" => {
+            "multicluster"
+            | "tls"
+            | "startup_timeout"
+            | "zonal"
+            | "apiserver_qps"
+            | "apiserver_burst"
+            | "apiserver_max_inflight" => {
                 return Err(CorefileError::at(
                     &option.name,
                     format!(
-                        "kubernetes {}: not supported yet; supported options: endpoint, \
-                         kubeconfig, namespaces, pods, ttl, fallthrough, noendpoints",
+                        "kubernetes {}: not supported yet; supported options: {SUPPORTED_OPTIONS}",
                         option.name.text
                     ),
                 ))
@@ -113,5 +164,39 @@ pub(super) fn kubernetes(
             _ => return Err(unknown_option(d, option)),
         }
     }
+    if let (true, Some(at)) = (has_namespaces, namespace_labels_at) {
+        return Err(CorefileError::at(
+            at,
+            "kubernetes: namespaces and namespace_labels cannot both be set",
+        ));
+    }
     Ok((source, route))
 }
+
+/// The label selector of `labels` or `namespace_labels`: its arguments joined by spaces, as
+/// CoreDNS reads them (`labels environment in (production, qa),app=web`).
+fn selector(option: &Directive) -> Result<LabelSelector, CorefileError> {
+    no_block(option)?;
+    let Some(first) = option.args.first() else {
+        return Err(CorefileError::at(
+            &option.name,
+            format!(
+                "kubernetes {}: a label selector is needed (e.g. app=web)",
+                option.name.text
+            ),
+        ));
+    };
+    let text = (option.args.iter())
+        .map(|a| a.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    LabelSelector::parse(&text).map_err(|error| {
+        CorefileError::at(
+            first,
+            format!("kubernetes {} {text:?}: {error}", option.name.text),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests;

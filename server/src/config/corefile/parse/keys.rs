@@ -93,7 +93,7 @@ pub(super) fn zone_name(host: &str) -> Option<String> {
 
 /// The reverse zones of CIDR `cidr`, as CoreDNS's `cidr.Split` and `cidr.Reverse` make them: a
 /// prefix off an octet (IPv4) or nibble (IPv6) boundary becomes every zone one boundary down.
-pub(super) fn reverse_zones(cidr: &str) -> Option<Vec<String>> {
+pub(crate) fn reverse_zones(cidr: &str) -> Option<Vec<String>> {
     // CoreDNS refuses IPv6 written from "::" or with a leading zero (IPv4-mapped forms).
     if cidr.starts_with(':') || (cidr.starts_with('0') && cidr.contains(':')) {
         return None;
