@@ -1,3 +1,7 @@
+//! Following a CNAME through the block's own chain, for two plugins: an ExternalName answer
+//! whose chain leaves the zone ([`Chase`]), and an answer a `rewrite cname` rule cut at the
+//! CNAME target it changed ([`CnameLookup`]).
+//!
 //! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
 //! looked up through the block's own chain (template, hosts, and above all `forward` with its
 //! cache) and its answer records are appended under the CNAME, as CoreDNS's `kubernetes` plugin
@@ -17,6 +21,7 @@ use clusterdns_zone::{Query, Rcode, Snapshot, Transport, WireName};
 
 use super::{rcode_of, Block, Deferred, Finish, Reply, Step};
 use crate::chain::plugins::message::{append_answers, cname_chain_end};
+use crate::chain::plugins::rewrite::answer::Lookup;
 use crate::forward::Forwarder;
 use crate::ops::metrics::Plugin;
 
@@ -166,4 +171,114 @@ pub(super) fn requery(packet: &[u8], query: &Query, name: &WireName) -> Option<(
     // The client's EDNS as the chain sees it (after `bufsize`).
     parsed.edns = query.edns;
     Some((asked, parsed))
+}
+
+/// An answer a `rewrite cname` rule cut at the CNAME target it changed, waiting for the new
+/// target's lookup through the block's forwarder (CoreDNS's rule looks it up through the
+/// server and puts its answer records after the CNAME).
+pub(super) struct CnameLookup {
+    /// The answer as the client gets it, ending at the rewritten CNAME.
+    cut: Vec<u8>,
+    /// The lookup of the new target, with the client's ID, flags and EDNS.
+    packet: Vec<u8>,
+    query: Query,
+    forwarder: Forwarder,
+}
+
+impl CnameLookup {
+    /// The forwarder the lookup goes to.
+    pub(super) fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
+    }
+
+    /// Writes the cut answer alone into `out`; its length.
+    pub(super) fn place(&self, out: &mut [u8]) -> Option<usize> {
+        place(&self.cut, out)
+    }
+}
+
+impl Block {
+    /// Completes the answer of `len` bytes in `out`, which a `rewrite cname` rule cut at the
+    /// CNAME target `lookup` names, with that target's answer records from the block's cache:
+    /// the new length. `Err` with the lookup to wait on when the cache does not have it. A
+    /// target the block does not forward is not looked up (the answer stays cut), nor is a
+    /// target in the cluster zone (the snapshot is not at hand here).
+    pub(super) fn follow_cname(
+        &self,
+        at: &Finish,
+        out: &mut [u8],
+        len: usize,
+        lookup: &Lookup,
+    ) -> Result<usize, Box<CnameLookup>> {
+        let Some((plan, forwarder)) = &self.forward else {
+            return Ok(len);
+        };
+        if !plan.takes(lookup.name.as_bytes()) {
+            return Ok(len);
+        }
+        let Some((packet, query)) = requery_as(at.packet, at.query, &lookup.name, lookup.qtype)
+        else {
+            return Ok(len);
+        };
+        let mut found = vec![0u8; LOOKUP_BUFFER];
+        match forwarder.answer_cached(&query, &packet, &mut found, Transport::Tcp) {
+            Some(found_len) => {
+                let cut = out[..len].to_vec();
+                Ok(complete(&cut, &found[..found_len], at.query, at, out))
+            }
+            None => Err(Box::new(CnameLookup {
+                cut: out[..len].to_vec(),
+                packet,
+                query,
+                forwarder: forwarder.clone(),
+            })),
+        }
+    }
+}
+
+impl Deferred {
+    /// Looks the new target of `cname` up through the block's forwarder and finishes the
+    /// completed answer (already in the client's terms: no rewrite is reverted again).
+    pub(super) async fn resolve_cname(
+        &self,
+        cname: &CnameLookup,
+        at: Finish<'_>,
+        out: &mut [u8],
+    ) -> Option<Reply> {
+        let mut found = vec![0u8; LOOKUP_BUFFER];
+        let looked_up = (cname.forwarder)
+            .resolve(&cname.query, &cname.packet, &mut found, Transport::Tcp)
+            .await;
+        let len = match looked_up {
+            Some(found_len) => complete(&cname.cut, &found[..found_len], at.query, &at, out),
+            None => place(&cname.cut, out)?,
+        };
+        let step = Step::Reply {
+            len,
+            rcode: rcode_of(&out[..len]),
+            plugin: Plugin::Forward,
+        };
+        let at = Finish {
+            rewritten: None,
+            ..at
+        };
+        self.block.finish(at, out, step)
+    }
+}
+
+/// [`requery`] asking for `qtype`.
+fn requery_as(
+    packet: &[u8],
+    query: &Query,
+    name: &WireName,
+    qtype: u16,
+) -> Option<(Vec<u8>, Query)> {
+    let (mut asked, parsed) = requery(packet, query, name)?;
+    let at = parsed.question_end() - 4;
+    asked
+        .get_mut(at..at + 2)?
+        .copy_from_slice(&qtype.to_be_bytes());
+    let mut reparsed = parse_query(&asked).ok()?;
+    reparsed.edns = query.edns;
+    Some((asked, reparsed))
 }

@@ -91,6 +91,7 @@ impl Block {
                         lookup,
                         packet,
                     }),
+                    cname: None,
                     wrapped: false,
                 }))
             }

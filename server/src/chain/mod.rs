@@ -50,6 +50,7 @@ use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::hosts::{HostsAnswer, HostsTable};
 use crate::chain::plugins::records::{encode_all, Record};
+use crate::chain::plugins::rewrite::answer::Lookup;
 use crate::chain::plugins::rewrite::{rewrite_request, Applied, Request, RequestRewrite, Rule};
 use crate::chain::plugins::template::{self, Template, TemplateResult};
 use crate::config::corefile::hosts_table;
@@ -59,7 +60,7 @@ use crate::forward::Forwarder;
 use crate::ops::metrics::{Metrics, Outcome, Plugin};
 use querylog::QueryLog;
 
-use chase::Chase;
+use chase::{Chase, CnameLookup};
 use dns64::Dns64Wait;
 use search::SearchRest;
 pub use steps::Hosts;
@@ -119,6 +120,9 @@ pub struct Deferred {
     chase: Option<Box<Chase>>,
     /// What `dns64` does once this forward is answered.
     dns64: Option<Dns64Wait>,
+    /// A response cut at a CNAME a `rewrite cname` rule changed: this forward looks its new
+    /// target up.
+    cname: Option<Box<CnameLookup>>,
     /// Whether the answer is for the chain's own use (not logged): a lookup `dns64` waits on.
     wrapped: bool,
 }
@@ -158,6 +162,9 @@ impl Deferred {
         if let Some(chase) = &self.chase {
             return self.resolve_chase(chase, &self.forwarder, at, out).await;
         }
+        if let Some(cname) = &self.cname {
+            return self.resolve_cname(cname, at, out).await;
+        }
         if let Some(Dns64Wait::A {
             aaaa,
             lookup,
@@ -181,7 +188,10 @@ impl Deferred {
         if matches!(self.dns64, Some(Dns64Wait::Aaaa)) && self.rewritten.is_none() {
             return self.resolve_dns64_aaaa(at, out, step).await;
         }
-        self.block.finish(at, out, step)
+        match self.block.finish_looking_up(at, out, step) {
+            Ok(reply) => reply,
+            Err(cname) => self.resolve_cname(&cname, at, out).await,
+        }
     }
 }
 
@@ -502,6 +512,7 @@ impl Block {
                 autopath: None,
                 chase: None,
                 dns64: None,
+                cname: None,
                 wrapped: at.wrapped,
             })),
             Step::Chase(chase, forwarder) => Handled::Forward(Box::new(Deferred {
@@ -513,6 +524,7 @@ impl Block {
                 autopath: None,
                 chase: Some(chase),
                 dns64: None,
+                cname: None,
                 wrapped: at.wrapped,
             })),
             step => {
@@ -520,8 +532,21 @@ impl Block {
                     rewritten: rewritten.as_ref().map(|r| &r.applied),
                     ..at
                 };
-                self.finish(at, out, step)
-                    .map_or(Handled::Drop, Handled::Reply)
+                match self.finish_looking_up(at, out, step) {
+                    Ok(reply) => reply.map_or(Handled::Drop, Handled::Reply),
+                    Err(cname) => Handled::Forward(Box::new(Deferred {
+                        query: at.query.clone(),
+                        rewritten: None,
+                        forwarder: cname.forwarder().clone(),
+                        block: self.clone(),
+                        slot: at.slot,
+                        autopath: None,
+                        chase: None,
+                        dns64: None,
+                        cname: Some(cname),
+                        wrapped: at.wrapped,
+                    })),
+                }
             }
         }
     }
@@ -607,17 +632,56 @@ impl Block {
 
     /// Rewrites the answer back to the client's question, rotates addresses and logs: the reply
     /// now in `out`, or `None` to send nothing.
+    ///
+    /// A response a `rewrite cname` rule cut at its new target goes cut when the target's
+    /// answer is not in the block's cache: the callers that can wait on the forwarder use
+    /// [`Block::finish_looking_up`] instead.
     fn finish(&self, at: Finish, out: &mut [u8], step: Step) -> Option<Reply> {
+        match self.finish_looking_up(at, out, step) {
+            Ok(reply) => reply,
+            Err(cname) => {
+                let len = cname.place(out)?;
+                let step = Step::Reply {
+                    len,
+                    rcode: rcode_of(out),
+                    plugin: Plugin::Forward,
+                };
+                self.finish(
+                    Finish {
+                        rewritten: None,
+                        ..at
+                    },
+                    out,
+                    step,
+                )
+            }
+        }
+    }
+
+    /// [`Block::finish`], or the lookup a `rewrite cname` rule's new target waits on (`Err`)
+    /// when the block's cache does not have its answer.
+    fn finish_looking_up(
+        &self,
+        at: Finish,
+        out: &mut [u8],
+        step: Step,
+    ) -> Result<Option<Reply>, Box<CnameLookup>> {
         let Step::Reply {
             mut len,
             mut rcode,
             plugin,
         } = step
         else {
-            return None;
+            return Ok(None);
         };
         if let Some(applied) = at.rewritten.filter(|a| a.rewrites_response()) {
-            len = self.restore(&at, applied, out, len)?;
+            let Some((restored, lookup)) = self.restore(&at, applied, out, len) else {
+                return Ok(None);
+            };
+            len = restored;
+            if let Some(lookup) = lookup {
+                len = self.follow_cname(&at, out, len, &lookup)?;
+            }
             rcode = rcode_of(out);
         }
         if self.loadbalance {
@@ -625,9 +689,9 @@ impl Block {
         }
         let reply = Reply::new(len, (at.query.qtype, rcode), at.slot, plugin);
         if at.wrapped {
-            return Some(reply);
+            return Ok(Some(reply));
         }
-        Some(self.record(at, out, reply))
+        Ok(Some(self.record(at, out, reply)))
     }
 
     /// Logs the response `reply` in `out` (`log`, `errors`) and returns it.
@@ -657,25 +721,29 @@ impl Block {
 impl Block {
     /// Puts the client's question back into the response of `len` bytes in `out` and applies
     /// the response rules of the `rewrite` rules that applied; SERVFAIL when that cannot be
-    /// done or does not fit.
-    fn restore(&self, at: &Finish, applied: &Applied, out: &mut [u8], len: usize) -> Option<usize> {
+    /// done or does not fit. With the length, the new target a `cname` rule's CNAME now
+    /// points to, whose answer records belong after it ([`Block::follow_cname`]).
+    fn restore(
+        &self,
+        at: &Finish,
+        applied: &Applied,
+        out: &mut [u8],
+        len: usize,
+    ) -> Option<(usize, Option<Lookup>)> {
         let query = at.query;
         let mut restored = Vec::with_capacity(len + 64);
         let done =
             applied.restore_response(&self.rewrite, &out[..len], query, at.packet, &mut restored);
-        // TODO(cname lookup): after a `cname` rule, `done.lookup` names the new target, whose
-        // answer records belong after the cut CNAME (`message::append_answers`, as CoreDNS's
-        // upstream.Lookup through the server). Until the chain can look a name up through
-        // itself, the answer ends at the rewritten CNAME.
-        let done = done.is_some();
         let limit = clusterdns_zone::answer::response_limit(query, at.transport).min(out.len());
-        if done && restored.len() <= limit {
-            out[..restored.len()].copy_from_slice(&restored);
-            return Some(restored.len());
-        }
-        match respond_rcode(query, at.packet, out, Rcode::ServFail, at.transport) {
-            Answered::Response { len, .. } => Some(len),
-            _ => None,
+        match done {
+            Some(done) if restored.len() <= limit => {
+                out[..restored.len()].copy_from_slice(&restored);
+                Some((restored.len(), done.lookup))
+            }
+            _ => match respond_rcode(query, at.packet, out, Rcode::ServFail, at.transport) {
+                Answered::Response { len, .. } => Some((len, None)),
+                _ => None,
+            },
         }
     }
 

@@ -82,6 +82,7 @@ impl Block {
                         autopath: Some(SearchRest { expansions, first }),
                         chase: None,
                         dns64: None,
+                        cname: None,
                         wrapped: at.wrapped,
                     }));
                 }
