@@ -79,7 +79,12 @@ pub fn read_framed(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 /// reply with the query's ID, or `None` when none came within `timeout`. Panics on a reply that
 /// does not decode.
 pub fn ask(server: SocketAddr, name: &str, qtype: RecordType, timeout: Duration) -> Option<Reply> {
-    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let local = if server.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
+    let socket = UdpSocket::bind(local).ok()?;
     socket.set_read_timeout(Some(timeout)).ok()?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     socket
