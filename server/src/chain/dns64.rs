@@ -78,22 +78,17 @@ impl Block {
         let synthesized = match self.lookup_a(snapshot, at, out.len()) {
             ALookup::Response(a) => self.dns64_synthesize(at, out, reply.len, &a),
             ALookup::Forward(lookup, packet) => {
+                let forwarder = lookup.forwarder.clone();
+                let aaaa = out[..reply.len].to_vec();
                 return Handled::Forward(Box::new(Deferred {
-                    query: at.query.clone(),
-                    rewritten: None,
-                    forwarder: lookup.forwarder.clone(),
-                    block: self.clone(),
-                    slot: at.slot,
-                    autopath: None,
-                    chase: None,
                     dns64: Some(Dns64Wait::A {
-                        aaaa: out[..reply.len].to_vec(),
+                        aaaa,
                         lookup,
                         packet,
                     }),
-                    cname: None,
                     wrapped: false,
-                }))
+                    ..self.defer(&at, forwarder)
+                }));
             }
             // CoreDNS answers SERVFAIL when its A lookup brings nothing back.
             ALookup::Failed => self.dns64_servfail(at, out),

@@ -504,28 +504,13 @@ impl Block {
     ) -> Handled {
         match step {
             Step::Forward(forwarder) => Handled::Forward(Box::new(Deferred {
-                query: at.query.clone(),
                 rewritten,
-                forwarder,
-                block: self.clone(),
-                slot: at.slot,
-                autopath: None,
-                chase: None,
-                dns64: None,
-                cname: None,
-                wrapped: at.wrapped,
+                ..self.defer(&at, forwarder)
             })),
             Step::Chase(chase, forwarder) => Handled::Forward(Box::new(Deferred {
-                query: at.query.clone(),
                 rewritten,
-                forwarder,
-                block: self.clone(),
-                slot: at.slot,
-                autopath: None,
                 chase: Some(chase),
-                dns64: None,
-                cname: None,
-                wrapped: at.wrapped,
+                ..self.defer(&at, forwarder)
             })),
             step => {
                 let at = Finish {
@@ -534,20 +519,32 @@ impl Block {
                 };
                 match self.finish_looking_up(at, out, step) {
                     Ok(reply) => reply.map_or(Handled::Drop, Handled::Reply),
-                    Err(cname) => Handled::Forward(Box::new(Deferred {
-                        query: at.query.clone(),
-                        rewritten: None,
-                        forwarder: cname.forwarder().clone(),
-                        block: self.clone(),
-                        slot: at.slot,
-                        autopath: None,
-                        chase: None,
-                        dns64: None,
-                        cname: Some(cname),
-                        wrapped: at.wrapped,
-                    })),
+                    Err(cname) => {
+                        let forwarder = cname.forwarder().clone();
+                        Handled::Forward(Box::new(Deferred {
+                            cname: Some(cname),
+                            ..self.defer(&at, forwarder)
+                        }))
+                    }
                 }
             }
+        }
+    }
+
+    /// A deferred forward of the query of `at` through `forwarder`, with nothing to do after
+    /// it yet (the callers set what follows).
+    fn defer(self: &Arc<Self>, at: &Finish, forwarder: Forwarder) -> Deferred {
+        Deferred {
+            query: at.query.clone(),
+            rewritten: None,
+            forwarder,
+            block: self.clone(),
+            slot: at.slot,
+            autopath: None,
+            chase: None,
+            dns64: None,
+            cname: None,
+            wrapped: at.wrapped,
         }
     }
 

@@ -74,16 +74,8 @@ impl Block {
                         _ => Vec::new(),
                     };
                     return Handled::Forward(Box::new(Deferred {
-                        query: at.query.clone(),
-                        rewritten: None,
-                        forwarder,
-                        block: self.clone(),
-                        slot: at.slot,
                         autopath: Some(SearchRest { expansions, first }),
-                        chase: None,
-                        dns64: None,
-                        cname: None,
-                        wrapped: at.wrapped,
+                        ..self.defer(&at, forwarder)
                     }));
                 }
                 Step::Chase(chase, _) => {
