@@ -34,7 +34,9 @@ mod servers;
 
 use measure::{ask, check_answers, client_name, measure, median, memory_kib, Measured};
 use report::{machine_line, write_table};
-use servers::{check_programs, find_program, start_server, zone_files, Server, ServerKind};
+use servers::{
+    check_programs, find_program, start_server, zone_files, Server, ServerKind, Upstream,
+};
 
 /// Runs clusterdns, Knot DNS, NSD and Unbound side by side and prints comparison tables.
 #[derive(Debug, Parser)]
@@ -310,6 +312,7 @@ fn size_run(
     }
     let domain = DEFAULT_DOMAIN;
     let zones = zone_files(&dir, domain)?;
+    let upstream = Upstream::start()?;
     let mut servers = Vec::new();
     for (i, &kind) in kinds.iter().enumerate() {
         let cpus = if kind == ServerKind::Clusterdns2 {
@@ -320,7 +323,13 @@ fn size_run(
         eprintln!("== {label}: starting {}", kind.name());
         let port = args.base_port + i as u16;
         servers.push(start_server(
-            kind, port, &cpus, &dir, &zones, bin_dir, domain,
+            kind,
+            (port, upstream.address),
+            &cpus,
+            &dir,
+            &zones,
+            bin_dir,
+            domain,
         )?);
     }
     let files = ["service-mix", "search-storm"];

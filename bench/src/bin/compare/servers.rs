@@ -126,6 +126,7 @@ pub(super) fn zone_files(dir: &Path, domain: &str) -> Result<Vec<(String, PathBu
 pub(super) fn server_command(
     kind: ServerKind,
     port: u16,
+    upstream: SocketAddr,
     dir: &Path,
     cluster_dir: &Path,
     zones: &[(String, PathBuf)],
@@ -155,19 +156,22 @@ pub(super) fn server_command(
                 cluster_dir.join("cluster.yaml").display().to_string(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
+                "--upstream".into(),
+                upstream.to_string(),
                 "--threads".into(),
                 threads.into(),
             ]
         }
         ServerKind::ClusterdnsCorefile => {
-            // kubeadm's default Corefile, on the test port and loopback addresses.
+            // kubeadm's default Corefile, on the test port and loopback addresses, forwarding to
+            // the loopback upstream instead of /etc/resolv.conf.
             let ops = port + 1000;
             let corefile = format!(
                 ".:{port} {{\n    bind 127.0.0.1\n    errors\n    health 127.0.0.1:{ops} {{\n       \
                  lameduck 5s\n    }}\n    ready 127.0.0.1:{}\n    \
                  kubernetes {DEFAULT_DOMAIN} in-addr.arpa ip6.arpa {{\n       pods insecure\n       \
                  fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }}\n    \
-                 prometheus 127.0.0.1:{}\n    forward . /etc/resolv.conf {{\n       \
+                 prometheus 127.0.0.1:{}\n    forward . {upstream} {{\n       \
                  max_concurrent 1000\n    }}\n    cache 30 {{\n       disable success \
                  {DEFAULT_DOMAIN}\n       disable denial {DEFAULT_DOMAIN}\n    }}\n    loop\n    \
                  reload\n    loadbalance\n}}\n",
@@ -259,9 +263,10 @@ pub(super) fn server_command(
 }
 
 /// Starts one server pinned to `cpus` and waits until `dns-version.<domain> TXT` answers.
+/// `port` is the server's, `upstream` where clusterdns forwards.
 pub(super) fn start_server(
     kind: ServerKind,
-    port: u16,
+    (port, upstream): (u16, SocketAddr),
     cpus: &str,
     work: &Path,
     zones: &[(String, PathBuf)],
@@ -270,7 +275,7 @@ pub(super) fn start_server(
 ) -> Result<Server, String> {
     let dir = work.join(kind.name().replace([' ', '*'], ""));
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let command = server_command(kind, port, &dir, work, zones, bin_dir)?;
+    let command = server_command(kind, port, upstream, &dir, work, zones, bin_dir)?;
     let log = dir.join("server.log");
     let out = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out
@@ -328,4 +333,44 @@ pub(super) fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The upstream clusterdns forwards to in a comparison, on loopback (never the machine's
+/// resolvers: every name the load asks is in the zone, but an ExternalName Service's target is
+/// looked up upstream): a thread echoing each query back with QR set, an empty NOERROR answer,
+/// which the forwarder caches like any other. Stops when dropped.
+pub(super) struct Upstream {
+    pub(super) address: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Starts the echoing upstream on a free loopback port.
+    pub(super) fn start() -> Result<Upstream, String> {
+        let socket =
+            std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("upstream: bind: {e}"))?;
+        let address = socket.local_addr().map_err(|e| format!("upstream: {e}"))?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            if let Err(error) = clusterdns_bench::load::respond(&socket, 32, &flag) {
+                eprintln!("upstream: {error}");
+            }
+        });
+        Ok(Upstream {
+            address,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
