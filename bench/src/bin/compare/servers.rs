@@ -337,8 +337,10 @@ pub(super) fn tail(path: &Path, lines: usize) -> String {
 
 /// The upstream clusterdns forwards to in a comparison, on loopback (never the machine's
 /// resolvers: every name the load asks is in the zone, but an ExternalName Service's target is
-/// looked up upstream): a thread echoing each query back with QR set, an empty NOERROR answer,
-/// which the forwarder caches like any other. Stops when dropped.
+/// looked up upstream). It answers every question NXDOMAIN with a root SOA of a 300 s minimum,
+/// a negative answer the forwarder caches (RFC 2308), so a target is asked again only when its
+/// entry expires, as with a real resolver; the ExternalName answers stay the CNAME alone, as
+/// Knot's. Stops when dropped.
 pub(super) struct Upstream {
     pub(super) address: SocketAddr,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -346,16 +348,25 @@ pub(super) struct Upstream {
 }
 
 impl Upstream {
-    /// Starts the echoing upstream on a free loopback port.
+    /// Starts the upstream on a free loopback port.
     pub(super) fn start() -> Result<Upstream, String> {
         let socket =
             std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("upstream: bind: {e}"))?;
         let address = socket.local_addr().map_err(|e| format!("upstream: {e}"))?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|e| format!("upstream: {e}"))?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = thread::spawn(move || {
-            if let Err(error) = clusterdns_bench::load::respond(&socket, 32, &flag) {
-                eprintln!("upstream: {error}");
+            let mut buf = [0u8; 512];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(reply) = nxdomain(&buf[..len]) {
+                    let _ = socket.send_to(&reply, from);
+                }
             }
         });
         Ok(Upstream {
@@ -373,4 +384,24 @@ impl Drop for Upstream {
             let _ = thread.join();
         }
     }
+}
+
+/// NXDOMAIN to `query` (one question), with `. 300 IN SOA a. a. 1 300 300 300 300` in the
+/// authority section; `None` for a packet that is not such a query.
+fn nxdomain(query: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 12;
+    while *query.get(at)? != 0 {
+        at += 1 + usize::from(*query.get(at)?);
+    }
+    let question_end = at + 5;
+    let mut reply = query.get(..question_end)?.to_vec();
+    // QR, the client's RD, RA, NXDOMAIN; one question, one authority record.
+    reply[2] = 0x80 | (query[2] & 0x01);
+    reply[3] = 0x80 | 3;
+    reply[4..12].copy_from_slice(&[0, 1, 0, 0, 0, 1, 0, 0]);
+    reply.extend_from_slice(&[0, 0, 6, 0, 1, 0, 0, 1, 44, 0, 26, 1, b'a', 0, 1, b'a', 0]);
+    for value in [1u32, 300, 300, 300, 300] {
+        reply.extend_from_slice(&value.to_be_bytes());
+    }
+    Some(reply)
 }
