@@ -126,11 +126,17 @@ pub struct Config {
     #[arg(long, value_name = "BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u16).range(512..))]
     pub max_udp_size: u16,
 
-    /// Seconds an idle TCP connection stays open.
+    /// Seconds an idle TCP connection stays open (and a peer that reads no answer is waited for).
     #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub tcp_idle_timeout: u64,
 
-    /// Open TCP connections allowed at once; further connections are closed at once.
+    /// Seconds a TCP query may take to arrive once its first byte has: a client that drips a
+    /// query slower is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub tcp_read_timeout: u64,
+
+    /// Open TCP connections allowed at once; past it, the connection idle the longest is
+    /// closed to make room for a new one (RFC 7766 §6.2.3).
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tcp_connections: u32,
 
@@ -378,6 +384,7 @@ impl Config {
             workers: self.worker_count(),
             max_udp_size: self.max_udp_size,
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
+            tcp_read_timeout: Duration::from_secs(self.tcp_read_timeout),
             max_tcp_connections: self.max_tcp_connections as usize,
         }
     }
@@ -400,6 +407,8 @@ pub struct ServeConfig {
     pub max_udp_size: u16,
     /// Idle timeout of TCP connections.
     pub tcp_idle_timeout: Duration,
+    /// How long a TCP query may take to arrive once begun.
+    pub tcp_read_timeout: Duration,
     /// Bound on open TCP connections.
     pub max_tcp_connections: usize,
 }
@@ -425,6 +434,7 @@ impl ServeConfig {
             workers: 1,
             max_udp_size: 4096,
             tcp_idle_timeout: Duration::from_secs(10),
+            tcp_read_timeout: Duration::from_secs(2),
             max_tcp_connections: 1024,
         }
     }

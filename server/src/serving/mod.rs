@@ -18,7 +18,7 @@ use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
 use clusterdns_zone::Snapshot;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::chain::Router;
 use crate::config::plan::PortPlan;
@@ -103,7 +103,11 @@ impl Server {
             .build()?;
         let stop_udp = Arc::new(AtomicBool::new(false));
         let (stop_tcp, stop_rx) = watch::channel(false);
-        let connections = Arc::new(Semaphore::new(config.max_tcp_connections));
+        let connections = tcp::Connections::new(config.max_tcp_connections);
+        let limits = tcp::TcpLimits {
+            idle: config.tcp_idle_timeout,
+            read: config.tcp_read_timeout,
+        };
         let forward = UdpForward {
             runtime: runtime.handle().clone(),
             counters: metrics.dns_counters(true),
@@ -146,7 +150,7 @@ impl Server {
                     runtime.spawn(crate::serving::tcp::serve(
                         listener,
                         store.clone(),
-                        config.tcp_idle_timeout,
+                        limits,
                         connections.clone(),
                         metrics.dns_counters(true),
                         router.clone(),

@@ -1,21 +1,32 @@
-//! DNS over TCP (RFC 7766): 2-byte length framing, an idle timeout, and a bound on open
-//! connections (past it, new connections are closed at once). Pipelined queries the zone or the
-//! cache answers are answered in order at once; one that must wait for an upstream is resolved
-//! on its own task and answered when it can, out of order (RFC 7766 §6.2.1.1), so a slow upstream
-//! never holds up the queries behind it: a node-local cache sends all its cluster queries over a
-//! few such connections. At most [`MAX_FORWARDING`] wait per connection; past that, reading
-//! pauses.
+//! DNS over TCP (RFC 7766): 2-byte length framing, an idle timeout, a read timeout for a message
+//! begun and not finished (a client that drips a query byte by byte is closed after it), and a
+//! bound on open connections. At the bound, a new connection is not refused: the connection idle
+//! the longest is closed to make room for it (RFC 7766 §6.2.3 lets a server close idle
+//! connections under pressure), so a client holding many idle connections cannot lock others out.
+//!
+//! An idle connection costs a few KiB: its read buffer is small, its query buffer grows to the
+//! message being read and shrinks back after a large one, and answers are made in a 64 KiB
+//! scratch buffer of the thread (no await while it is held) and copied out at their size.
+//!
+//! Pipelined queries the zone or the cache answers are answered in order at once; one that must
+//! wait for an upstream is resolved on its own task and answered when it can, out of order
+//! (RFC 7766 §6.2.1.1), so a slow upstream never holds up the queries behind it: a node-local
+//! cache sends all its cluster queries over a few such connections. At most [`MAX_FORWARDING`]
+//! wait per connection; past that, reading pauses.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use clusterdns_zone::{Snapshot, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Mutex, Semaphore};
+use tokio::sync::{watch, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::chain::{Deferred, Handled, Router};
 use crate::ops::metrics::{DnsCounters, Family, Proto};
@@ -24,13 +35,131 @@ use crate::ops::metrics::{DnsCounters, Family, Proto};
 const MAX_MESSAGE: usize = u16::MAX as usize;
 /// Queries of one connection waiting on upstreams at once.
 pub const MAX_FORWARDING: usize = 64;
+/// Bytes a connection reads from its socket at a time (several pipelined queries).
+const READ_BUFFER: usize = 1024;
+/// What a connection's query and answer buffers shrink back to after a larger message.
+const KEEP_BUFFER: usize = 512;
+/// How long a new connection at the bound waits for the one closed to make room for it.
+const ROOM_WAIT: Duration = Duration::from_secs(1);
+
+/// The TCP settings of the server (flags `--tcp-*`).
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    /// How long a connection may wait for the next query.
+    pub idle: Duration,
+    /// How long a query may take to arrive once its first byte has.
+    pub read: Duration,
+}
+
+/// The open connections of the server (all listeners): the bound on them, and when each last
+/// finished a message, to find the one idle the longest.
+pub struct Connections {
+    permits: Arc<Semaphore>,
+    open: SyncMutex<HashMap<u64, Arc<Open>>>,
+    next_id: AtomicU64,
+    epoch: Instant,
+}
+
+/// One open connection, as [`Connections`] sees it.
+struct Open {
+    /// Milliseconds since the epoch when it last finished a message (or was accepted).
+    last: AtomicU64,
+    /// Told when the connection is to close to make room.
+    close: Notify,
+}
+
+impl Connections {
+    /// At most `limit` connections open at once.
+    pub fn new(limit: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            permits: Arc::new(Semaphore::new(limit)),
+            open: SyncMutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// A place for a new connection: at once below the bound; at the bound, after the
+    /// connection idle the longest has been told to close (`None` if none went in time).
+    async fn admit(self: &Arc<Self>) -> Option<Admitted> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.close_longest_idle();
+                let wait = self.permits.clone().acquire_owned();
+                tokio::time::timeout(ROOM_WAIT, wait).await.ok()?.ok()?
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let open = Arc::new(Open {
+            last: AtomicU64::new(self.now()),
+            close: Notify::new(),
+        });
+        if let Ok(mut map) = self.open.lock() {
+            map.insert(id, open.clone());
+        }
+        Some(Admitted {
+            connections: self.clone(),
+            id,
+            open,
+            _permit: permit,
+        })
+    }
+
+    /// Tells the connection that finished a message the longest ago to close.
+    fn close_longest_idle(&self) {
+        let Ok(map) = self.open.lock() else {
+            return;
+        };
+        let oldest = map
+            .values()
+            .min_by_key(|open| open.last.load(Ordering::Relaxed));
+        if let Some(open) = oldest {
+            // notify_one keeps the signal if the connection is not waiting on it right now.
+            open.close.notify_one();
+        }
+    }
+}
+
+/// A connection's place among the open ones, given back when dropped.
+struct Admitted {
+    connections: Arc<Connections>,
+    id: u64,
+    open: Arc<Open>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Admitted {
+    /// Notes that a message was just finished.
+    fn touch(&self) {
+        (self.open.last).store(self.connections.now(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.connections.open.lock() {
+            map.remove(&self.id);
+        }
+    }
+}
+
+thread_local! {
+    /// Where a connection's answer is made before it is copied out at its size (never held
+    /// across an await).
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; MAX_MESSAGE + 2]);
+}
 
 /// Accepts connections on `listener` until `stop` changes; each is served on its own task.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<ArcSwap<Snapshot>>,
-    idle_timeout: Duration,
-    connections: Arc<Semaphore>,
+    limits: TcpLimits,
+    connections: Arc<Connections>,
     counters: Arc<DnsCounters>,
     router: Arc<ArcSwap<Router>>,
     mut stop: watch::Receiver<bool>,
@@ -45,24 +174,31 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            drop(stream);
-            continue;
-        };
-        counters.connection_accepted();
         let store = store.clone();
         let stop = stop.clone();
         let counters = counters.clone();
         let router = router.clone();
+        let connections = connections.clone();
         let family = if peer.is_ipv6() {
             Family::V6
         } else {
             Family::V4
         };
         tokio::spawn(async move {
+            let Some(admitted) = connections.admit().await else {
+                return;
+            };
+            counters.connection_accepted();
             let client = Client { peer, family };
-            connection(stream, store, idle_timeout, counters, client, router, stop).await;
-            drop(permit);
+            let served = Served {
+                store,
+                limits,
+                counters,
+                client,
+                router,
+                admitted,
+            };
+            connection(stream, served, stop).await;
         });
     }
 }
@@ -74,48 +210,80 @@ struct Client {
     family: Family,
 }
 
-/// Serves one connection until the peer closes it, it idles out, sends a bad frame, or the
-/// server stops; queries still waiting on upstreams then finish on their own tasks.
-async fn connection(
-    stream: TcpStream,
+/// What a connection is served with.
+struct Served {
     store: Arc<ArcSwap<Snapshot>>,
-    idle_timeout: Duration,
+    limits: TcpLimits,
     counters: Arc<DnsCounters>,
     client: Client,
     router: Arc<ArcSwap<Router>>,
-    mut stop: watch::Receiver<bool>,
-) {
+    admitted: Admitted,
+}
+
+/// Serves one connection until the peer closes it, it idles out, is too slow sending a query,
+/// sends a bad frame, is closed to make room, or the server stops; queries still waiting on
+/// upstreams then finish on their own tasks.
+async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let (reader, writer) = stream.into_split();
     let writer = Arc::new(Mutex::new(writer));
     let forwarding = Arc::new(Semaphore::new(MAX_FORWARDING));
-    let mut reader = BufReader::new(reader);
-    let mut query = vec![0u8; MAX_MESSAGE];
-    let mut out = vec![0u8; MAX_MESSAGE + 2];
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+    let mut query = Vec::new();
+    let mut answer = Vec::new();
+    let Served {
+        store,
+        limits,
+        counters,
+        client,
+        router,
+        admitted,
+    } = served;
     loop {
-        let read = async {
-            let len = usize::from(reader.read_u16().await?);
-            reader.read_exact(&mut query[..len]).await?;
-            Ok::<usize, std::io::Error>(len)
+        // Idle until the first byte of the next query, then `read` for the rest of it.
+        let next = async {
+            match tokio::time::timeout(limits.idle, reader.fill_buf()).await {
+                Ok(Ok(bytes)) if !bytes.is_empty() => {}
+                // Closed, reset or idle too long.
+                _ => return None,
+            }
+            let read = async {
+                let len = usize::from(reader.read_u16().await?);
+                query.resize(len, 0);
+                reader.read_exact(&mut query[..len]).await?;
+                Ok::<usize, std::io::Error>(len)
+            };
+            // A length prefix larger than the data, or a query too slow to arrive.
+            tokio::time::timeout(limits.read, read).await.ok()?.ok()
         };
         let len = tokio::select! {
-            read = tokio::time::timeout(idle_timeout, read) => match read {
-                Ok(Ok(len)) => len,
-                // Closed, reset, a length prefix larger than the data, or idle too long.
-                _ => return,
+            next = next => match next {
+                Some(len) => len,
+                None => return,
             },
+            _ = admitted.open.close.notified() => return,
             _ = stop.changed() => return,
         };
+        admitted.touch();
         let received_at = Instant::now();
         let packet = &query[..len];
-        let handled = router.load().handle(
-            &store.load(),
-            packet,
-            &mut out[2..],
-            Transport::Tcp,
-            client.peer,
-            received_at,
-        );
+        let handled = SCRATCH.with(|scratch| {
+            let mut out = scratch.borrow_mut();
+            let handled = router.load().handle(
+                &store.load(),
+                packet,
+                &mut out[2..],
+                Transport::Tcp,
+                client.peer,
+                received_at,
+            );
+            if let Handled::Reply(reply) = &handled {
+                out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
+                answer.clear();
+                answer.extend_from_slice(&out[..reply.len + 2]);
+            }
+            handled
+        });
         let reply = match handled {
             Handled::Reply(reply) => reply,
             Handled::Forward(deferred) => {
@@ -134,6 +302,7 @@ async fn connection(
                     waiting.answer().await;
                     drop(permit);
                 });
+                shrink(&mut query);
                 continue;
             }
             Handled::Drop => return,
@@ -144,16 +313,21 @@ async fn connection(
             reply.outcome,
             received_at.elapsed(),
         );
-        out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
-        if writer
-            .lock()
-            .await
-            .write_all(&out[..reply.len + 2])
-            .await
-            .is_err()
-        {
+        // A peer that reads no answers is closed after the idle timeout.
+        let write = async { writer.lock().await.write_all(&answer).await };
+        if !matches!(tokio::time::timeout(limits.idle, write).await, Ok(Ok(()))) {
             return;
         }
+        shrink(&mut query);
+        shrink(&mut answer);
+    }
+}
+
+/// Gives back the memory of a buffer a large message grew, so an idle connection stays small.
+fn shrink(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > KEEP_BUFFER * 8 {
+        buffer.clear();
+        buffer.shrink_to(KEEP_BUFFER);
     }
 }
 

@@ -1,0 +1,174 @@
+//! One client holding many TCP connections must not take the server from the others: the real
+//! binary, at its default bound of 1024 connections, is given 2,000 idle connections and
+//! connections that drip a query and stop. Throughout, UDP clients are answered, a new TCP
+//! client is answered (the connection idle the longest is closed to make room, RFC 7766
+//! §6.2.3), the server's RSS grows by at most 8 MiB, and each dripping connection is closed
+//! within the read timeout.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use clusterdns_testkit::client;
+use clusterdns_testkit::dns::{query, rcode};
+use clusterdns_testkit::net::{free_port, loopback};
+use clusterdns_testkit::process::Process;
+use hickory_proto::rr::RecordType;
+
+const IDLE: usize = 2000;
+const DRIPPING: usize = 20;
+/// The server's `--tcp-read-timeout`, seconds.
+const READ_TIMEOUT: u64 = 1;
+const NAME: &str = "kubernetes.default.svc.cluster.local";
+
+/// The resident set of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Raises this process's open-file limit (children inherit it) to hold every connection;
+/// false when it cannot be raised far enough.
+fn raise_file_limit(wanted: u64) -> bool {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local rlimit.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return false;
+        }
+        if limit.rlim_cur >= wanted {
+            return true;
+        }
+        limit.rlim_cur = wanted.min(limit.rlim_max);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur >= wanted
+    }
+}
+
+/// A query over a new TCP connection, answered within 2 s.
+fn tcp_answer(dns: SocketAddr) -> Result<(), String> {
+    let response = client::tcp(dns, &query(7, NAME, 1, None)).map_err(|e| e.to_string())?;
+    match rcode(&response) {
+        0 => Ok(()),
+        other => Err(format!("rcode {other}")),
+    }
+}
+
+#[test]
+fn idle_and_dripping_connections_do_not_lock_others_out() {
+    if !raise_file_limit(8192) {
+        eprintln!("skipped: the open-file limit cannot be raised to 8192 here");
+        return;
+    }
+    let port = free_port();
+    let dns = loopback(port);
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cluster.yaml");
+    let server = Process::clusterdns(&[
+        "--manifests".as_ref(),
+        manifests.as_os_str(),
+        "--listen".as_ref(),
+        dns.to_string().as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+        "--tcp-idle-timeout".as_ref(),
+        "60".as_ref(),
+        "--tcp-read-timeout".as_ref(),
+        READ_TIMEOUT.to_string().as_ref(),
+    ]);
+    server.wait_answer(
+        dns,
+        Instant::now(),
+        Duration::from_secs(10),
+        NAME,
+        RecordType::A,
+        |r| r.is(&["A 10.96.0.1"]),
+    );
+    let pid = server.pid();
+    let before = rss_kib(pid);
+
+    // UDP clients, throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (asked, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let udp = {
+        let (stop, asked, failed) = (stop.clone(), asked.clone(), failed.clone());
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let answer = client::ask(dns, NAME, RecordType::A, Duration::from_secs(1));
+                asked.fetch_add(1, Ordering::Relaxed);
+                if !answer.is_some_and(|r| r.is(&["A 10.96.0.1"])) {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+
+    // 2,000 connections that never send anything, twice the bound.
+    let mut idle = Vec::with_capacity(IDLE);
+    for i in 0..IDLE {
+        let stream = TcpStream::connect_timeout(&dns, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("idle connection {i}: {e}"));
+        idle.push(stream);
+        if i % 500 == 499 {
+            tcp_answer(dns).unwrap_or_else(|e| panic!("a new TCP client after {i}: {e}"));
+        }
+    }
+    // Connections that send a length, one byte of the query, and nothing more.
+    let mut dripping = Vec::with_capacity(DRIPPING);
+    for _ in 0..DRIPPING {
+        let mut stream = TcpStream::connect(dns).expect("dripping connection");
+        stream.write_all(&[0, 40, 0]).expect("the first bytes");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(READ_TIMEOUT + 3)))
+            .expect("read timeout");
+        dripping.push((stream, Instant::now()));
+    }
+    tcp_answer(dns).expect("a new TCP client with every slot taken");
+    let during = rss_kib(pid);
+
+    // Each dripping connection is closed by the server within the read timeout (and a margin
+    // for this machine).
+    for (mut stream, began) in dripping {
+        let mut byte = [0u8; 1];
+        let read = stream.read(&mut byte);
+        let after = began.elapsed();
+        assert!(
+            matches!(read, Ok(0) | Err(_)) && after < Duration::from_secs(READ_TIMEOUT + 2),
+            "a dripping connection: {read:?} after {after:?}"
+        );
+        if let Err(e) = &read {
+            assert_ne!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock,
+                "not closed in time"
+            );
+        }
+    }
+    tcp_answer(dns).expect("a new TCP client at the end");
+    stop.store(true, Ordering::Relaxed);
+    udp.join().expect("the UDP client");
+    let (asked, failed) = (
+        asked.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    assert!(asked > 10, "only {asked} UDP queries");
+    assert_eq!(failed, 0, "{failed} of {asked} UDP queries unanswered");
+    let growth = during.saturating_sub(before);
+    eprintln!(
+        "RSS {before} KiB before, {during} KiB with {IDLE} idle and {DRIPPING} dripping \
+         connections: +{growth} KiB; {asked} UDP queries answered"
+    );
+    assert!(growth <= 8 * 1024, "RSS grew by {growth} KiB");
+    drop(idle);
+    server.assert_alive();
+}
