@@ -195,6 +195,22 @@ impl Deferred {
     }
 }
 
+impl Deferred {
+    /// REFUSED to the query, written into `out` (`packet` is the client's query): for a query
+    /// the server has no room to send upstream, as `max_concurrent` answers past its bound.
+    pub fn refuse(&self, packet: &[u8], out: &mut [u8], transport: Transport) -> Option<Reply> {
+        match respond_rcode(&self.query, packet, out, Rcode::Refused, transport) {
+            Answered::Response { len, rcode } => Some(Reply::new(
+                len,
+                (self.query.qtype, rcode as u16),
+                self.slot,
+                Plugin::Forward,
+            )),
+            Answered::Drop | Answered::Outside => None,
+        }
+    }
+}
+
 /// What one plugin did with a query.
 enum Step {
     /// A response of `len` bytes is in the output buffer.

@@ -135,6 +135,12 @@ pub struct Config {
     #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub tcp_read_timeout: u64,
 
+    /// Queries waiting on upstreams at once, over UDP and TCP together; past it, a query that
+    /// misses the cache is answered REFUSED at once, so a flood of names that all miss (random
+    /// names) cannot grow the server's memory without bound. Cluster names never wait on it.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_forward_pending: u32,
+
     /// Open TCP connections allowed at once; past it, the connection idle the longest is
     /// closed to make room for a new one (RFC 7766 §6.2.3).
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -386,6 +392,7 @@ impl Config {
             tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
             tcp_read_timeout: Duration::from_secs(self.tcp_read_timeout),
             max_tcp_connections: self.max_tcp_connections as usize,
+            max_forward_pending: self.max_forward_pending as usize,
         }
     }
 }
@@ -411,6 +418,8 @@ pub struct ServeConfig {
     pub tcp_read_timeout: Duration,
     /// Bound on open TCP connections.
     pub max_tcp_connections: usize,
+    /// Bound on queries waiting on upstreams, UDP and TCP together.
+    pub max_forward_pending: usize,
 }
 
 impl ServeConfig {
@@ -436,6 +445,7 @@ impl ServeConfig {
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_read_timeout: Duration::from_secs(2),
             max_tcp_connections: 1024,
+            max_forward_pending: 4096,
         }
     }
 

@@ -7,6 +7,7 @@
 //! that node-local teardown runs.
 
 pub mod handover;
+pub mod pending;
 pub mod sockets;
 pub mod tcp;
 pub mod udp;
@@ -24,6 +25,7 @@ use crate::chain::Router;
 use crate::config::plan::PortPlan;
 use crate::config::ServeConfig;
 use crate::ops::metrics::Metrics;
+use crate::serving::pending::Pending;
 use crate::serving::sockets::{bind, BindError};
 use crate::serving::udp::{Sources, UdpForward};
 
@@ -104,13 +106,16 @@ impl Server {
         let stop_udp = Arc::new(AtomicBool::new(false));
         let (stop_tcp, stop_rx) = watch::channel(false);
         let connections = tcp::Connections::new(config.max_tcp_connections);
+        let pending = Pending::new(config.max_forward_pending);
         let limits = tcp::TcpLimits {
             idle: config.tcp_idle_timeout,
             read: config.tcp_read_timeout,
+            pending: pending.clone(),
         };
         let forward = UdpForward {
             runtime: runtime.handle().clone(),
             counters: metrics.dns_counters(true),
+            pending: pending.clone(),
         };
         let mut addrs = Vec::new();
         let mut inodes = Vec::new();
@@ -150,7 +155,7 @@ impl Server {
                     runtime.spawn(crate::serving::tcp::serve(
                         listener,
                         store.clone(),
-                        limits,
+                        limits.clone(),
                         connections.clone(),
                         metrics.dns_counters(true),
                         router.clone(),

@@ -30,6 +30,7 @@ use tokio::sync::{watch, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::chain::{Deferred, Handled, Router};
 use crate::ops::metrics::{DnsCounters, Family, Proto};
+use crate::serving::pending::Pending;
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;
@@ -42,13 +43,15 @@ const KEEP_BUFFER: usize = 512;
 /// How long a new connection at the bound waits for the one closed to make room for it.
 const ROOM_WAIT: Duration = Duration::from_secs(1);
 
-/// The TCP settings of the server (flags `--tcp-*`).
-#[derive(Clone, Copy, Debug)]
+/// The TCP settings of the server (flags `--tcp-*`) and the bound it shares with UDP.
+#[derive(Clone, Debug)]
 pub struct TcpLimits {
     /// How long a connection may wait for the next query.
     pub idle: Duration,
     /// How long a query may take to arrive once its first byte has.
     pub read: Duration,
+    /// The bound on queries waiting on upstreams (`--max-forward-pending`).
+    pub pending: Arc<Pending>,
 }
 
 /// The open connections of the server (all listeners): the bound on them, and when each last
@@ -179,6 +182,7 @@ pub async fn serve(
         let counters = counters.clone();
         let router = router.clone();
         let connections = connections.clone();
+        let limits = limits.clone();
         let family = if peer.is_ipv6() {
             Family::V6
         } else {
@@ -287,6 +291,23 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
         let reply = match handled {
             Handled::Reply(reply) => reply,
             Handled::Forward(deferred) => {
+                let Some(place) = limits.pending.enter() else {
+                    // Too many queries wait on upstreams already: REFUSED at once.
+                    let mut refused = [0u8; 2 + 600];
+                    let Some(reply) = deferred.refuse(packet, &mut refused[2..], Transport::Tcp)
+                    else {
+                        return;
+                    };
+                    refused[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
+                    answer.clear();
+                    answer.extend_from_slice(&refused[..reply.len + 2]);
+                    counters.record(Proto::Tcp, client.family, reply.outcome, Duration::ZERO);
+                    let write = async { writer.lock().await.write_all(&answer).await };
+                    if !matches!(tokio::time::timeout(limits.idle, write).await, Ok(Ok(()))) {
+                        return;
+                    }
+                    continue;
+                };
                 let Ok(permit) = forwarding.clone().acquire_owned().await else {
                     return;
                 };
@@ -300,7 +321,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                 };
                 tokio::spawn(async move {
                     waiting.answer().await;
-                    drop(permit);
+                    drop((permit, place));
                 });
                 shrink(&mut query);
                 continue;

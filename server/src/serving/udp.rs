@@ -30,6 +30,7 @@ use tokio::runtime::Handle;
 use super::handover;
 use crate::chain::{Deferred, Handled, Router};
 use crate::ops::metrics::{DnsCounters, Family, Outcome, Plugin, Proto};
+use crate::serving::pending::{Pending, PendingPlace};
 
 /// Queries received (and answers sent) per system call at most.
 const BATCH: usize = 32;
@@ -102,6 +103,8 @@ pub struct UdpForward {
     pub runtime: Handle,
     /// Counters of forwarded replies, written by many tasks (so `shared`).
     pub counters: Arc<DnsCounters>,
+    /// The bound on queries waiting on upstreams.
+    pub pending: Arc<Pending>,
 }
 
 /// A forwarded query's way back: a clone of the worker's socket and the client's address.
@@ -115,9 +118,10 @@ struct ReplyPath {
 
 impl UdpForward {
     /// Forwards the query on the runtime and sends the answer back along `path`.
+    /// `place` is its place among the queries waiting on upstreams.
     fn spawn(
         &self,
-        deferred: Box<Deferred>,
+        (deferred, place): (Box<Deferred>, PendingPlace),
         packet: Vec<u8>,
         path: ReplyPath,
         transport: Transport,
@@ -125,6 +129,7 @@ impl UdpForward {
     ) {
         let counters = self.counters.clone();
         self.runtime.spawn(async move {
+            let _place = place;
             let mut out = vec![0u8; response_room(transport)];
             let resolved = deferred.resolve(&packet, &mut out, transport, path.client, received_at);
             let Some(reply) = resolved.await else {
@@ -265,17 +270,25 @@ pub fn serve(
             let reply = match router.handle(snapshot, query, out, transport, client, received_at) {
                 Handled::Reply(reply) => reply,
                 Handled::Drop => continue,
-                Handled::Forward(deferred) => {
-                    let path = ReplyPath {
-                        socket: reply_socket.clone(),
-                        peer: batch.peers[i],
-                        peer_len: batch.query_headers[i].msg_hdr.msg_namelen,
-                        family,
-                        client,
-                    };
-                    forward.spawn(deferred, query.to_vec(), path, transport, received_at);
-                    continue;
-                }
+                Handled::Forward(deferred) => match forward.pending.enter() {
+                    Some(place) => {
+                        let path = ReplyPath {
+                            socket: reply_socket.clone(),
+                            peer: batch.peers[i],
+                            peer_len: batch.query_headers[i].msg_hdr.msg_namelen,
+                            family,
+                            client,
+                        };
+                        let waiting = (deferred, place);
+                        forward.spawn(waiting, query.to_vec(), path, transport, received_at);
+                        continue;
+                    }
+                    // Too many queries wait on upstreams already: REFUSED at once.
+                    None => match deferred.refuse(query, out, transport) {
+                        Some(reply) => reply,
+                        None => continue,
+                    },
+                },
             };
             batch.answer_iov[ready] = libc::iovec {
                 iov_base: out.as_mut_ptr().cast(),

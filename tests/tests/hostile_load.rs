@@ -1,12 +1,15 @@
-//! One client holding many TCP connections must not take the server from the others: the real
-//! binary, at its default bound of 1024 connections, is given 2,000 idle connections and
-//! connections that drip a query and stop. Throughout, UDP clients are answered, a new TCP
-//! client is answered (the connection idle the longest is closed to make room, RFC 7766
-//! §6.2.3), the server's RSS grows by at most 8 MiB, and each dripping connection is closed
-//! within the read timeout.
+//! One noisy client must not take the server from the others (the real binary each time):
+//! - at its default bound of 1024 TCP connections, it is given 2,000 idle connections and
+//!   connections that drip a query and stop. Throughout, UDP clients are answered, a new TCP
+//!   client is answered (the connection idle the longest is closed to make room, RFC 7766
+//!   §6.2.3), the server's RSS grows by at most 8 MiB, and each dripping connection is closed
+//!   within the read timeout;
+//! - a flood of random names, which all miss the cache, towards an upstream that never answers:
+//!   at most `--max-forward-pending` wait, the rest are REFUSED at once, memory stays flat, and
+//!   cluster names are answered throughout.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -170,5 +173,114 @@ fn idle_and_dripping_connections_do_not_lock_others_out() {
     );
     assert!(growth <= 8 * 1024, "RSS grew by {growth} KiB");
     drop(idle);
+    server.assert_alive();
+}
+
+#[test]
+fn a_random_name_flood_is_bounded_and_cluster_names_stay_answered() {
+    // An upstream that takes every query and answers none: each forwarded query waits.
+    let blackhole = UdpSocket::bind("127.0.0.1:0").expect("blackhole");
+    let upstream = blackhole.local_addr().expect("address");
+    let port = free_port();
+    let dns = loopback(port);
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cluster.yaml");
+    const PENDING: usize = 200;
+    let server = Process::clusterdns(&[
+        "--manifests".as_ref(),
+        manifests.as_os_str(),
+        "--listen".as_ref(),
+        dns.to_string().as_ref(),
+        "--threads".as_ref(),
+        "1".as_ref(),
+        "--upstream".as_ref(),
+        upstream.to_string().as_ref(),
+        "--max-forward-pending".as_ref(),
+        PENDING.to_string().as_ref(),
+    ]);
+    server.wait_answer(
+        dns,
+        Instant::now(),
+        Duration::from_secs(10),
+        NAME,
+        RecordType::A,
+        |r| r.is(&["A 10.96.0.1"]),
+    );
+    let pid = server.pid();
+    let before = rss_kib(pid);
+
+    // 5,000 distinct names, sent as fast as one socket can; a thread counts the REFUSED ones
+    // as they come back (its socket's buffer holds only a few hundred datagrams).
+    let flood = UdpSocket::bind("127.0.0.1:0").expect("flood socket");
+    flood
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let receiver = flood.try_clone().expect("clone");
+    let counting = thread::spawn(move || {
+        let (mut refused, mut buf) = (0usize, [0u8; 1500]);
+        while let Ok((len, _)) = receiver.recv_from(&mut buf) {
+            if len >= 4 && rcode(&buf[..len]) == 5 {
+                refused += 1;
+            }
+        }
+        refused
+    });
+    const NAMES: usize = 5000;
+    for i in 0..NAMES {
+        let name = format!("r{i}-{}.flood.example", i * 7919 % 10007);
+        flood
+            .send_to(&query(i as u16, &name, 1, None), dns)
+            .expect("send");
+        if i % 1000 == 999 {
+            // Cluster names meanwhile: answered from the zone, never behind the flood.
+            let answer = client::ask(dns, NAME, RecordType::A, Duration::from_secs(1));
+            assert!(
+                answer.is_some_and(|r| r.is(&["A 10.96.0.1"])),
+                "a cluster name during the flood, after {i} names"
+            );
+        }
+    }
+    let during = rss_kib(pid);
+    let refused = counting.join().expect("the counting thread");
+    eprintln!(
+        "{NAMES} random names, at most {PENDING} waiting: {refused} REFUSED at once; RSS \
+         {before} KiB before, {during} KiB during the flood"
+    );
+    // What reached the upstream: at most the waiting ones (the rest of the flood was refused,
+    // or dropped by the kernel when it came faster than one worker reads).
+    blackhole
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut asked = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 1500];
+    while let Ok((len, _)) = blackhole.recv_from(&mut buf) {
+        let name: Vec<u8> = (buf[12.min(len)..len].iter())
+            .take_while(|&&b| b != 0)
+            .copied()
+            .collect();
+        // Only the flood's names (the server also probes its upstreams for loops at start).
+        if name.windows(5).any(|w| w == b"flood") {
+            asked.insert(name);
+        }
+    }
+    eprintln!("{} distinct names reached the upstream", asked.len());
+    assert!(
+        asked.len() <= PENDING,
+        "{} names went upstream, more than the {PENDING} allowed to wait",
+        asked.len()
+    );
+    assert!(
+        refused >= NAMES / 2,
+        "only {refused} of {NAMES} refused at once"
+    );
+    let growth = during.saturating_sub(before);
+    assert!(
+        growth <= 8 * 1024,
+        "RSS grew by {growth} KiB during the flood"
+    );
+    let answer = client::ask(dns, NAME, RecordType::A, Duration::from_secs(1));
+    assert!(
+        answer.is_some_and(|r| r.is(&["A 10.96.0.1"])),
+        "after the flood"
+    );
     server.assert_alive();
 }
