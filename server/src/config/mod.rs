@@ -135,7 +135,8 @@ pub struct Config {
     #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub tcp_read_timeout: u64,
 
-    /// Queries waiting on upstreams at once, over UDP and TCP together; past it, a query that
+    /// Queries waiting on upstreams at once, over UDP and TCP together (one over TCP counts
+    /// 16: it waits with a 64 KiB buffer); past it, a query that
     /// misses the cache is answered REFUSED at once, so a flood of names that all miss (random
     /// names) cannot grow the server's memory without bound. Cluster names never wait on it.
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]

@@ -15,8 +15,11 @@ pub struct Pending {
     limit: usize,
 }
 
-/// One waiting query's place, given back when dropped.
-pub struct PendingPlace(Arc<Pending>);
+/// What a query waiting over TCP counts as: its answer buffer is 16 times a UDP one's.
+pub const TCP_WEIGHT: usize = 16;
+
+/// One waiting query's place (and what it weighs), given back when dropped.
+pub struct PendingPlace(Arc<Pending>, usize);
 
 impl Pending {
     /// At most `limit` queries waiting at once.
@@ -29,12 +32,18 @@ impl Pending {
 
     /// A place for one more waiting query; `None` at the bound.
     pub fn enter(self: &Arc<Self>) -> Option<PendingPlace> {
-        let before = self.count.fetch_add(1, Ordering::AcqRel);
-        if before >= self.limit {
-            self.count.fetch_sub(1, Ordering::AcqRel);
+        self.enter_weighing(1)
+    }
+
+    /// A place that counts as `weight` waiting queries: a TCP query waits with a 64 KiB answer
+    /// buffer where a UDP one has at most 4 KiB, so it weighs [`TCP_WEIGHT`].
+    pub fn enter_weighing(self: &Arc<Self>, weight: usize) -> Option<PendingPlace> {
+        let before = self.count.fetch_add(weight, Ordering::AcqRel);
+        if before + weight > self.limit {
+            self.count.fetch_sub(weight, Ordering::AcqRel);
             return None;
         }
-        Some(PendingPlace(self.clone()))
+        Some(PendingPlace(self.clone(), weight))
     }
 
     /// Queries waiting now.
@@ -45,7 +54,7 @@ impl Pending {
 
 impl Drop for PendingPlace {
     fn drop(&mut self) {
-        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.count.fetch_sub(self.1, Ordering::AcqRel);
     }
 }
 
@@ -64,5 +73,14 @@ mod tests {
         let third = pending.enter().expect("room again");
         drop((second, third));
         assert_eq!(pending.count(), 0);
+        let tcp = Pending::new(TCP_WEIGHT + 1);
+        let heavy = tcp.enter_weighing(TCP_WEIGHT).expect("one TCP query");
+        assert!(
+            tcp.enter_weighing(TCP_WEIGHT).is_none(),
+            "no room for a second"
+        );
+        let light = tcp.enter().expect("a UDP one fits");
+        drop((heavy, light));
+        assert_eq!(tcp.count(), 0);
     }
 }

@@ -30,7 +30,7 @@ use tokio::sync::{watch, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::chain::{Deferred, Handled, Router};
 use crate::ops::metrics::{DnsCounters, Family, Proto};
-use crate::serving::pending::Pending;
+use crate::serving::pending::{Pending, TCP_WEIGHT};
 
 /// Largest DNS message over TCP.
 const MAX_MESSAGE: usize = u16::MAX as usize;
@@ -291,7 +291,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
         let reply = match handled {
             Handled::Reply(reply) => reply,
             Handled::Forward(deferred) => {
-                let Some(place) = limits.pending.enter() else {
+                let Some(place) = limits.pending.enter_weighing(TCP_WEIGHT) else {
                     // Too many queries wait on upstreams already: REFUSED at once.
                     let mut refused = [0u8; 2 + 600];
                     let Some(reply) = deferred.refuse(packet, &mut refused[2..], Transport::Tcp)
