@@ -4,6 +4,7 @@
 //!   client is answered (the connection idle the longest is closed to make room, RFC 7766
 //!   §6.2.3), the server's RSS grows by at most 8 MiB, and each dripping connection is closed
 //!   within the read timeout;
+//! - the same read timeout given by a Corefile's `timeouts` (CoreDNS's directive);
 //! - a flood of random names, which all miss the cache, towards an upstream that never answers:
 //!   at most `--max-forward-pending` wait, the rest are REFUSED at once, memory stays flat, and
 //!   cluster names are answered throughout.
@@ -282,5 +283,55 @@ fn a_random_name_flood_is_bounded_and_cluster_names_stay_answered() {
         answer.is_some_and(|r| r.is(&["A 10.96.0.1"])),
         "after the flood"
     );
+    server.assert_alive();
+}
+
+#[test]
+fn a_corefile_timeouts_read_closes_a_dripping_connection() {
+    let dir = clusterdns_testkit::temp::TempDir::new("timeouts");
+    let port = free_port();
+    let dns = loopback(port);
+    let corefile = dir.write(
+        "Corefile",
+        &format!(
+            ".:{port} {{\n  bind 127.0.0.1\n  timeouts {{\n    read 1s\n    idle 30s\n  }}\n  \
+             template IN A example.org {{\n    answer \"{{{{ .Name }}}} 60 IN A 192.0.2.1\"\n  }}\n}}\n"
+        ),
+    );
+    let server = Process::clusterdns(&["-conf".as_ref(), corefile.as_os_str()]);
+    let name = "www.example.org";
+    server.wait_answer(
+        dns,
+        Instant::now(),
+        Duration::from_secs(10),
+        name,
+        RecordType::A,
+        |r| r.is(&["A 192.0.2.1"]),
+    );
+    // Idle (no byte sent) for longer than the read timeout: still open (idle is 30 s).
+    let mut idle = TcpStream::connect(dns).expect("idle connection");
+    // Dripping: a length and one byte, then nothing.
+    let mut dripping = TcpStream::connect(dns).expect("dripping connection");
+    dripping.write_all(&[0, 40, 0]).expect("first bytes");
+    dripping
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .expect("timeout");
+    let began = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = dripping.read(&mut byte);
+    assert!(
+        matches!(read, Ok(0)) && began.elapsed() < Duration::from_secs(3),
+        "closed within the 1 s read timeout: {read:?} after {:?}",
+        began.elapsed()
+    );
+    let packet = query(9, name, 1, None);
+    idle.write_all(&[(packet.len() >> 8) as u8, packet.len() as u8])
+        .and_then(|()| idle.write_all(&packet))
+        .expect("the idle connection takes a query");
+    idle.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut length = [0u8; 2];
+    idle.read_exact(&mut length)
+        .expect("the idle connection, open after 1 s, is answered");
     server.assert_alive();
 }

@@ -327,6 +327,7 @@ impl Config {
             reload: None,
             files: Vec::new(),
             debug: false,
+            timeouts: plan::Timeouts::default(),
         })
     }
 
@@ -390,8 +391,11 @@ impl Config {
             ports: plan.ports.clone(),
             workers: self.worker_count(),
             max_udp_size: self.max_udp_size,
-            tcp_idle_timeout: Duration::from_secs(self.tcp_idle_timeout),
-            tcp_read_timeout: Duration::from_secs(self.tcp_read_timeout),
+            tcp_idle_timeout: (plan.timeouts.idle)
+                .unwrap_or(Duration::from_secs(self.tcp_idle_timeout)),
+            tcp_read_timeout: (plan.timeouts.read)
+                .unwrap_or(Duration::from_secs(self.tcp_read_timeout)),
+            tcp_write_timeout: plan.timeouts.write,
             max_tcp_connections: self.max_tcp_connections as usize,
             max_forward_pending: self.max_forward_pending as usize,
         }
@@ -417,6 +421,8 @@ pub struct ServeConfig {
     pub tcp_idle_timeout: Duration,
     /// How long a TCP query may take to arrive once begun.
     pub tcp_read_timeout: Duration,
+    /// How long a TCP answer may take to be taken by the peer (`None`: the idle timeout).
+    pub tcp_write_timeout: Option<Duration>,
     /// Bound on open TCP connections.
     pub max_tcp_connections: usize,
     /// Bound on queries waiting on upstreams, UDP and TCP together.
@@ -445,6 +451,7 @@ impl ServeConfig {
             max_udp_size: 4096,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_read_timeout: Duration::from_secs(2),
+            tcp_write_timeout: None,
             max_tcp_connections: 1024,
             max_forward_pending: 4096,
         }

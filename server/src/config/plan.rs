@@ -41,6 +41,19 @@ pub struct Plan {
     pub files: Vec<PathBuf>,
     /// Debug-level logging for the process (CoreDNS `debug`, in any server block).
     pub debug: bool,
+    /// The TCP timeouts a Corefile gives (CoreDNS `timeouts`); what it leaves out, the flags say.
+    pub timeouts: Timeouts,
+}
+
+/// TCP timeouts (CoreDNS `timeouts`): `None` where the flags decide.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a query may take to arrive once begun.
+    pub read: Option<Duration>,
+    /// How long an answer may take to be taken by the peer.
+    pub write: Option<Duration>,
+    /// How long a connection may wait for its next query.
+    pub idle: Option<Duration>,
 }
 
 /// One port: the addresses bound for it and the server blocks its queries are routed to.
@@ -298,6 +311,9 @@ impl Plan {
         }
         if (self.health, self.ready, self.metrics) != (new.health, new.ready, new.metrics) {
             return Some("the health, ready or prometheus address changed".into());
+        }
+        if self.timeouts != new.timeouts {
+            return Some("the TCP timeouts changed".into());
         }
         if self.kubernetes != new.kubernetes {
             return Some("the kubernetes zone, source or record options changed".into());

@@ -110,6 +110,7 @@ impl Server {
         let limits = tcp::TcpLimits {
             idle: config.tcp_idle_timeout,
             read: config.tcp_read_timeout,
+            write: config.tcp_write_timeout.unwrap_or(config.tcp_idle_timeout),
             pending: pending.clone(),
         };
         let forward = UdpForward {

@@ -50,6 +50,8 @@ pub struct TcpLimits {
     pub idle: Duration,
     /// How long a query may take to arrive once its first byte has.
     pub read: Duration,
+    /// How long an answer may take to be taken by the peer.
+    pub write: Duration,
     /// The bound on queries waiting on upstreams (`--max-forward-pending`).
     pub pending: Arc<Pending>,
 }
@@ -303,7 +305,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                     answer.extend_from_slice(&refused[..reply.len + 2]);
                     counters.record(Proto::Tcp, client.family, reply.outcome, Duration::ZERO);
                     let write = async { writer.lock().await.write_all(&answer).await };
-                    if !matches!(tokio::time::timeout(limits.idle, write).await, Ok(Ok(()))) {
+                    if !matches!(tokio::time::timeout(limits.write, write).await, Ok(Ok(()))) {
                         return;
                     }
                     continue;
@@ -334,9 +336,9 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             reply.outcome,
             received_at.elapsed(),
         );
-        // A peer that reads no answers is closed after the idle timeout.
+        // A peer that reads no answers is closed after the write timeout.
         let write = async { writer.lock().await.write_all(&answer).await };
-        if !matches!(tokio::time::timeout(limits.idle, write).await, Ok(Ok(()))) {
+        if !matches!(tokio::time::timeout(limits.write, write).await, Ok(Ok(()))) {
             return;
         }
         shrink(&mut query);

@@ -21,7 +21,7 @@ use crate::chain::plugins::template::{Template, TemplateConfig};
 use crate::chain::querylog::{COMBINED_FORMAT, COMMON_FORMAT, PLACEHOLDERS};
 use crate::config::plan::{
     BlockPlan, BlockZone, Fallthrough, ForwardPlan, HostsPlan, KubernetesPlan, KubernetesRoute,
-    LogClasses, LogPlan, Plan, PortPlan,
+    LogClasses, LogPlan, Plan, PortPlan, Timeouts,
 };
 use crate::forward::config::{check_no_loop, CacheConfig, CacheScope, ForwardConfig, Policy};
 use crate::forward::resolv::{parse_upstream, read_nameservers};
@@ -34,6 +34,7 @@ mod forward;
 mod kubernetes;
 mod plugins;
 mod rewrite;
+mod timeouts;
 mod whoami;
 
 use bufsize::bufsize;
@@ -45,12 +46,13 @@ use kubernetes::kubernetes;
 pub use plugins::hosts_table;
 use plugins::{autopath, hosts, log, template};
 use rewrite::rewrite;
+use timeouts::timeouts;
 use whoami::whoami;
 
 /// The directives clusterdns carries out; any other stops startup.
 pub const SUPPORTED: &str = "any, autopath, bind, bufsize, cache, chaos, debug, dns64, errors, \
      forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, \
-     rewrite, template, whoami";
+     rewrite, template, timeouts, whoami";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";
@@ -69,6 +71,7 @@ pub fn plan(corefile: &Corefile) -> Result<Plan, CorefileError> {
         reload: None,
         files: corefile.files.clone(),
         debug: false,
+        timeouts: Timeouts::default(),
     };
     let mut globals = Globals::default();
     for block in &corefile.blocks {
@@ -250,6 +253,17 @@ fn block_plan(
                 out.loadbalance = true;
             }
             "chaos" => out.chaos = Some(chaos(d)?),
+            "timeouts" => {
+                let given = timeouts(d)?;
+                if plan.timeouts != Timeouts::default() && plan.timeouts != given {
+                    return Err(CorefileError::at(
+                        &d.name,
+                        "timeouts: differ from those of another server block; clusterdns has \
+                         one TCP configuration for every block",
+                    ));
+                }
+                plan.timeouts = given;
+            }
             "rewrite" => out.rewrite.push(rewrite(d)?),
             "template" => out.templates.push(template(d, &block_zones)?),
             "hosts" => out.hosts = Some(hosts(d, &block_zones)?),
