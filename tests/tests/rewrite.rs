@@ -120,10 +120,13 @@ impl Recorder {
                         continue;
                     };
                     let query = buf[..len].to_vec();
-                    if let Some(answer) = answer(&query) {
+                    let answer = answer(&query);
+                    // Recorded before it is answered: the test reads the record once the
+                    // answer has reached the client.
+                    queries.lock().unwrap().push(query);
+                    if let Some(answer) = answer {
                         let _ = socket.send_to(&answer, from);
                     }
-                    queries.lock().unwrap().push(query);
                 }
             })
         };
