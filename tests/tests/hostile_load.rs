@@ -59,6 +59,34 @@ fn raise_file_limit(wanted: u64) -> bool {
     }
 }
 
+/// The binary serving the golden corpus's cluster on a free loopback port with one worker and
+/// `flags`, once it answers; and where it answers.
+fn start(flags: &[&str]) -> (Process, SocketAddr) {
+    let dns = loopback(free_port());
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cluster.yaml");
+    let mut args = vec![
+        "--manifests".to_owned(),
+        manifests.display().to_string(),
+        "--listen".to_owned(),
+        dns.to_string(),
+        "--threads".to_owned(),
+        "1".to_owned(),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    let server = Process::clusterdns(&args);
+    let answers = |r: &clusterdns_testkit::dns::Reply| r.is(&["A 10.96.0.1"]);
+    let since = Instant::now();
+    server.wait_answer(
+        dns,
+        since,
+        Duration::from_secs(10),
+        NAME,
+        RecordType::A,
+        answers,
+    );
+    (server, dns)
+}
+
 /// A query over a new TCP connection, answered within 2 s.
 fn tcp_answer(dns: SocketAddr) -> Result<(), String> {
     let response = client::tcp(dns, &query(7, NAME, 1, None)).map_err(|e| e.to_string())?;
@@ -74,29 +102,12 @@ fn idle_and_dripping_connections_do_not_lock_others_out() {
         eprintln!("skipped: the open-file limit cannot be raised to 8192 here");
         return;
     }
-    let port = free_port();
-    let dns = loopback(port);
-    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cluster.yaml");
-    let server = Process::clusterdns(&[
-        "--manifests".as_ref(),
-        manifests.as_os_str(),
-        "--listen".as_ref(),
-        dns.to_string().as_ref(),
-        "--threads".as_ref(),
-        "1".as_ref(),
-        "--tcp-idle-timeout".as_ref(),
-        "60".as_ref(),
-        "--tcp-read-timeout".as_ref(),
-        READ_TIMEOUT.to_string().as_ref(),
+    let (server, dns) = start(&[
+        "--tcp-idle-timeout",
+        "60",
+        "--tcp-read-timeout",
+        &READ_TIMEOUT.to_string(),
     ]);
-    server.wait_answer(
-        dns,
-        Instant::now(),
-        Duration::from_secs(10),
-        NAME,
-        RecordType::A,
-        |r| r.is(&["A 10.96.0.1"]),
-    );
     let pid = server.pid();
     let before = rss_kib(pid);
 
@@ -182,30 +193,13 @@ fn a_random_name_flood_is_bounded_and_cluster_names_stay_answered() {
     // An upstream that takes every query and answers none: each forwarded query waits.
     let blackhole = UdpSocket::bind("127.0.0.1:0").expect("blackhole");
     let upstream = blackhole.local_addr().expect("address");
-    let port = free_port();
-    let dns = loopback(port);
-    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/cluster.yaml");
     const PENDING: usize = 200;
-    let server = Process::clusterdns(&[
-        "--manifests".as_ref(),
-        manifests.as_os_str(),
-        "--listen".as_ref(),
-        dns.to_string().as_ref(),
-        "--threads".as_ref(),
-        "1".as_ref(),
-        "--upstream".as_ref(),
-        upstream.to_string().as_ref(),
-        "--max-forward-pending".as_ref(),
-        PENDING.to_string().as_ref(),
+    let (server, dns) = start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--max-forward-pending",
+        &PENDING.to_string(),
     ]);
-    server.wait_answer(
-        dns,
-        Instant::now(),
-        Duration::from_secs(10),
-        NAME,
-        RecordType::A,
-        |r| r.is(&["A 10.96.0.1"]),
-    );
     let pid = server.pid();
     let before = rss_kib(pid);
 

@@ -304,8 +304,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                     answer.clear();
                     answer.extend_from_slice(&refused[..reply.len + 2]);
                     counters.record(Proto::Tcp, client.family, reply.outcome, Duration::ZERO);
-                    let write = async { writer.lock().await.write_all(&answer).await };
-                    if !matches!(tokio::time::timeout(limits.write, write).await, Ok(Ok(()))) {
+                    if !send(&writer, &answer, limits.write).await {
                         return;
                     }
                     continue;
@@ -336,14 +335,19 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             reply.outcome,
             received_at.elapsed(),
         );
-        // A peer that reads no answers is closed after the write timeout.
-        let write = async { writer.lock().await.write_all(&answer).await };
-        if !matches!(tokio::time::timeout(limits.write, write).await, Ok(Ok(()))) {
+        if !send(&writer, &answer, limits.write).await {
             return;
         }
         shrink(&mut query);
         shrink(&mut answer);
     }
+}
+
+/// Writes a framed answer, waiting at most `limit` for the peer to take it (a peer that reads
+/// no answers is closed after it); false when the connection is to close.
+async fn send(writer: &Mutex<OwnedWriteHalf>, answer: &[u8], limit: Duration) -> bool {
+    let write = async { writer.lock().await.write_all(answer).await };
+    matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
 }
 
 /// Gives back the memory of a buffer a large message grew, so an idle connection stays small.
