@@ -51,9 +51,14 @@ fn rfc_6052_examples() {
         ("2001:db8:122:344::/96", "2001:db8:122:344::192.0.2.33"),
         ("64:ff9b::/96", "64:ff9b::192.0.2.33"),
     ] {
-        let want: Ipv6Addr = embedded.parse().unwrap();
-        assert_eq!(prefix(network).embed(v4), want, "{network}");
+        assert_embeds(v4, network, embedded);
     }
+}
+
+/// `v4` under the prefix `network` is `embedded`.
+fn assert_embeds(v4: Ipv4Addr, network: &str, embedded: &str) {
+    let want: Ipv6Addr = embedded.parse().unwrap();
+    assert_eq!(prefix(network).embed(v4), want, "{v4} under {network}");
 }
 
 #[test]
@@ -65,8 +70,7 @@ fn coredns_to6_cases() {
         ("64:ff9b::/56", "64:ff9b:0:40:40:4040::"),
         ("64::/32", "64:0:4040:4040::"),
     ] {
-        let want: Ipv6Addr = embedded.parse().unwrap();
-        assert_eq!(prefix(network).embed(v4), want, "{network}");
+        assert_embeds(v4, network, embedded);
     }
 }
 
