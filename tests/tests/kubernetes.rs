@@ -262,6 +262,15 @@ fn synced(name: &str, extra: &[&str]) -> (FakeApi, Running) {
     (api, running)
 }
 
+/// Waits until each of `kinds` has exactly one open watch.
+fn wait_watching(api: &FakeApi, kinds: &[Kind]) {
+    let watching = Instant::now();
+    while kinds.iter().any(|&kind| api.open_watches(kind) != 1) {
+        assert!(watching.elapsed() < RECOVERY, "watches not (re)opened");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 const KUBERNETES: &str = "kubernetes.default.svc.cluster.local";
 const DB: &str = "db.default.svc.cluster.local";
 const WEB: &str = "web.default.svc.cluster.local";
@@ -706,17 +715,7 @@ fn a_relist_after_410_converges_to_the_final_state() {
         "endpointslices re-listed"
     );
     // And after a 410 on an open watch, too (once the re-listed resources watch again).
-    let watching = Instant::now();
-    while [Kind::Namespace, Kind::Service, Kind::EndpointSlice]
-        .iter()
-        .any(|&kind| api.open_watches(kind) != 1)
-    {
-        assert!(
-            watching.elapsed() < RECOVERY,
-            "watches not reopened after the re-list"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_watching(&api, &[Kind::Namespace, Kind::Service, Kind::EndpointSlice]);
     api.expire();
     let expired = Instant::now();
     api.upsert(
@@ -786,6 +785,7 @@ fn requests_for(api: &FakeApi, path_part: &str) -> usize {
 fn forbidden_after_sync(name: &str, provoke: impl Fn(&FakeApi)) {
     let (api, running) = synced(name, &[]);
     assert!(forbidden_lines(&running.stderr(), "endpointslices").is_empty());
+    wait_watching(&api, &[Kind::EndpointSlice]);
     let before = requests_for(&api, "endpointslices");
     api.forbid(Kind::EndpointSlice, true);
     provoke(&api);
@@ -861,6 +861,9 @@ fn a_forbidden_relist_is_logged_once_counted_and_keeps_answers() {
 fn dropped_connections_resume_and_later_changes_arrive() {
     let (api, running) = synced("drops", &[]);
     for round in 0..3u8 {
+        // Ready means listed; the watch may still be opening, and a cut before it opens cuts
+        // nothing.
+        wait_watching(&api, &[Kind::Service]);
         api.drop_connections();
         let written = Instant::now();
         let name = format!("d{round}.default.svc.cluster.local");
