@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # A random-name flood through the forward path (issue 18): names that all miss the cache, sent by
-# dnsperf at a fixed rate to clusterdns, whose upstream (on loopback) takes every query and
-# answers none, so every forwarded query waits until it times out and the bound on waiting
-# queries (--max-forward-pending) is what holds. Meanwhile our loadgen asks cluster names; its
-# qps during the flood is compared with its qps without it, in the same run. Reports the
-# server's RSS and peak (VmHWM) and how many names reached the upstream.
+# dnsperf at fixed rates to clusterdns. Meanwhile our loadgen asks cluster names; its qps during
+# each flood is compared with its qps without one, in the same run. loadgen nearly fills the
+# client core on its own, so dnsperf on the same core takes from loadgen's qps too: the share of
+# the server's core the flood takes, measured before loadgen starts, says what is left for
+# cluster names on the server's side. Reports the server's RSS and
+# peak (VmHWM), the share of a core the server and the clients used, and how many flood names
+# reached the upstream.
 #
-#   bench/scripts/flood.sh [SERVICES] [FLOOD_QPS] [SECONDS]     # default 5000 20000 30
-#   NO_BUILD=1 bench/scripts/flood.sh ...                        # with the release binaries built
+#   bench/scripts/flood.sh [SERVICES] [FLOOD_QPS...]     # default 5000 2000 5000 20000
+#   NO_BUILD=1 ...                                        # with the release binaries built
+#   UPSTREAM=answering ...                                # see below
+#   SECONDS_FLOOD=30 ...                                  # each flood's length (default 30)
+#
+# UPSTREAM=silent (default): the upstream takes every query and answers none, so each forwarded
+# query waits until it times out and the bounds hold: `max_concurrent` (1000 for --upstream)
+# and --max-forward-pending. Past them a query is answered REFUSED at once.
+# UPSTREAM=answering: loadgen --respond answers every query at once (its own bytes with QR set),
+# so every flood name is forwarded and cached: the cache's size is the bound on memory.
 #
 # Server on CPU 0; loadgen, dnsperf and the upstream on CPU 1. Loopback only. Not run in CI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SERVICES=${1:-5000}
-RATE=${2:-20000}
-SECONDS_FLOOD=${3:-30}
+shift || true
+RATES=("${@:-2000 5000 20000}")
+read -r -a RATES <<<"${RATES[*]}"
+SECONDS_FLOOD=${SECONDS_FLOOD:-30}
+UPSTREAM=${UPSTREAM:-silent}
 command -v dnsperf >/dev/null || { echo "flood.sh: apt-get install dnsperf" >&2; exit 1; }
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p clusterdns -p clusterdns-bench --bins
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
@@ -26,12 +39,14 @@ python3 - "$WORK/flood.txt" <<'PY'
 import random, sys
 random.seed(1)
 with open(sys.argv[1], "w") as f:
-    for i in range(1_000_000):
+    for i in range(2_000_000):
         f.write(f"r{i}-{random.randrange(1 << 30):x}.flood.example A\n")
 PY
-# The upstream: takes every query, answers none, counts the distinct names.
 UPSTREAM_PORT=5599
-taskset -c 1 python3 - "$UPSTREAM_PORT" "$WORK/upstream.count" <<'PY' &
+case "$UPSTREAM" in
+silent)
+  # Takes every query, answers none, counts the distinct names.
+  taskset -c 1 python3 - "$UPSTREAM_PORT" "$WORK/upstream.count" <<'PY' &
 import socket, sys, signal
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", int(sys.argv[1])))
@@ -45,30 +60,56 @@ while True:
     if b"flood" in data:
         names.add(data[12:].split(b"\0", 1)[0])
 PY
+  ;;
+answering) taskset -c 1 "$BIN/loadgen" --respond "127.0.0.1:$UPSTREAM_PORT" & ;;
+*) echo "flood.sh: UPSTREAM is silent or answering, not $UPSTREAM" >&2; exit 1 ;;
+esac
 UPSTREAM_PID=$!
 PORT=5500
 taskset -c 0 "$BIN/clusterdns" --manifests "$WORK/cluster.yaml" --listen "127.0.0.1:$PORT" \
-  --threads 1 --upstream "127.0.0.1:$UPSTREAM_PORT" >"$WORK/server.log" 2>&1 &
+  --threads 1 --upstream "127.0.0.1:$UPSTREAM_PORT" --health 127.0.0.1:5501 --ready 127.0.0.1:5502 \
+  --metrics 127.0.0.1:5503 >"$WORK/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   dig +short +time=1 +tries=1 -p "$PORT" @127.0.0.1 kubernetes.default.svc.cluster.local >/dev/null 2>&1 && break
   sleep 0.1
 done
 rss() { awk -v f="$1:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$SERVER/status"; }
-echo "RSS before: $(rss VmRSS) MiB"
-load() { taskset -c 1 "$BIN/loadgen" --server "127.0.0.1:$PORT" --queries "$WORK/service-mix.txt" --duration 10 | grep -E "qps|lost" | head -3; }
+# CPU seconds (user + system) a process has used so far.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# Ten seconds of cluster names; prints loadgen's qps and the share of a core the server and
+# loadgen each used meanwhile (a server below 100% was not the bottleneck).
+load() {
+  local before after
+  before=$(cpu "$SERVER")
+  taskset -c 1 /usr/bin/time -f "loadgen CPU: %P of a core" "$BIN/loadgen" --server "127.0.0.1:$PORT" \
+    --queries "$WORK/service-mix.txt" --duration 10 2>&1 | grep -E "qps|lost|CPU" | head -4
+  after=$(cpu "$SERVER")
+  echo "server CPU: $(echo "($after - $before) * 10" | bc -l | xargs printf '%.0f')% of a core"
+}
+echo "upstream: $UPSTREAM; $SERVICES Services; RSS before: $(rss VmRSS) MiB"
 echo "== cluster names alone (loadgen, 10 s)"
 load
-echo "== flood: dnsperf at $RATE qps of random names for $SECONDS_FLOOD s; cluster names from loadgen after 5 s"
-# -q: enough queries outstanding that the rate holds while the forwarded ones wait.
-taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$WORK/flood.txt" -Q "$RATE" -l "$SECONDS_FLOOD" \
-  -q 65000 -t 3 >"$WORK/dnsperf.log" 2>&1 &
-FLOOD=$!
-sleep 5
-load
-echo "RSS during the flood: $(rss VmRSS) MiB"
-wait $FLOOD
-grep -E "Queries sent|Queries completed|Queries lost|Response codes" "$WORK/dnsperf.log"
-echo "RSS after: $(rss VmRSS) MiB, peak (VmHWM) $(rss VmHWM) MiB"
+for RATE in "${RATES[@]}"; do
+  echo "== flood: dnsperf at $RATE qps of random names for $SECONDS_FLOOD s; server CPU for it alone from 2 s to 7 s, then cluster names from loadgen"
+  # -q: enough queries outstanding that the rate holds while the forwarded ones wait.
+  taskset -c 1 /usr/bin/time -f "dnsperf CPU: %P of a core" dnsperf -s 127.0.0.1 -p "$PORT" \
+    -d "$WORK/flood.txt" -Q "$RATE" -l "$SECONDS_FLOOD" -q 65000 -t 3 >"$WORK/dnsperf.log" 2>&1 &
+  FLOOD=$!
+  # What the flood alone costs the server: what is left of its core is left for cluster names.
+  sleep 2
+  before=$(cpu "$SERVER")
+  sleep 5
+  echo "server CPU for the flood alone: $(echo "($(cpu "$SERVER") - $before) * 20" | bc -l | xargs printf '%.1f')% of a core"
+  load
+  echo "RSS during the flood: $(rss VmRSS) MiB"
+  wait $FLOOD
+  grep -E "Queries sent|Queries completed|Queries lost|Response codes|CPU" "$WORK/dnsperf.log"
+  echo "RSS after: $(rss VmRSS) MiB, peak (VmHWM) so far $(rss VmHWM) MiB"
+  sleep 3
+done
+curl -s "http://127.0.0.1:5503/metrics" 2>/dev/null | grep -E "^coredns_(forward_max_concurrent_rejects_total|cache_entries)" || true
 kill "$UPSTREAM_PID"; wait "$UPSTREAM_PID" 2>/dev/null || true
-echo "distinct flood names that reached the upstream: $(cat "$WORK/upstream.count" 2>/dev/null || echo '?')"
+[ "$UPSTREAM" = silent ] &&
+  echo "distinct flood names that reached the upstream: $(cat "$WORK/upstream.count" 2>/dev/null || echo '?')"
+exit 0

@@ -196,6 +196,11 @@ impl Deferred {
 }
 
 impl Deferred {
+    /// Whether the block's forwarder admits one more query now ([`Forwarder::has_room`]).
+    pub fn has_room(&self) -> bool {
+        self.forwarder.has_room()
+    }
+
     /// REFUSED to the query, written into `out` (`packet` is the client's query): for a query
     /// the server has no room to send upstream, as `max_concurrent` answers past its bound.
     pub fn refuse(&self, packet: &[u8], out: &mut [u8], transport: Transport) -> Option<Reply> {

@@ -280,6 +280,18 @@ impl Forwarder {
         self.resolve(query, packet, out, transport).await
     }
 
+    /// Whether a query missing the cache now would be admitted (fewer than `max_concurrent`
+    /// wait); one that would not is counted as refused. Lets a listener answer REFUSED where it
+    /// is, without handing the query to the runtime only to be refused there.
+    pub fn has_room(&self) -> bool {
+        let shared = &self.shared;
+        let room = shared.waiting.load(Ordering::Relaxed) < shared.config.max_concurrent;
+        if !room {
+            shared.stats.rejected();
+        }
+        room
+    }
+
     /// Whether `query` is our own loop probe come back; counted for [`Forwarder::check_loop`].
     /// Cheap enough for every query outside the zone: one comparison of the type first. The
     /// listener should answer it (e.g. REFUSED) and not forward it.

@@ -1,10 +1,11 @@
 //! Starting and stopping the listeners: binds every socket first (so a port that cannot be bound
 //! stops startup before anything serves), then runs one UDP thread per worker socket and the TCP
-//! listeners on a small tokio runtime. With forwarding on, that runtime also runs the
-//! forwarder's upstream exchanges and health checks, and the startup loop check: if our loop
-//! probe comes back to us, the server reports it through [`Server::fatal`], and the binary stops
-//! with the reason (as CoreDNS's `loop` plugin does) through the same way out as SIGTERM, so
-//! that node-local teardown runs.
+//! listeners on a small tokio runtime. Forwarding runs on a runtime of its own whose threads
+//! have a lower CPU priority ([`FORWARD_NICE`]): the forwarder's upstream exchanges and health
+//! checks, UDP queries waiting on them, and the startup loop check. If our loop probe comes back
+//! to us, the server reports it through [`Server::fatal`], and the binary stops with the reason
+//! (as CoreDNS's `loop` plugin does) through the same way out as SIGTERM, so that node-local
+//! teardown runs.
 
 pub mod handover;
 pub mod pending;
@@ -28,6 +29,14 @@ use crate::ops::metrics::Metrics;
 use crate::serving::pending::Pending;
 use crate::serving::sockets::{bind, BindError};
 use crate::serving::udp::{Sources, UdpForward};
+
+/// How much lower the forwarding threads' CPU priority is than the listeners' (a nice value).
+/// A flood of names outside the cluster that all miss the cache costs an upstream exchange each;
+/// when that work and cluster answers want the same core, the scheduler gives the forwarding
+/// threads about a tenth of it, so cluster names keep being answered at near full rate and
+/// the flood waits (then meets `max_concurrent` and `--max-forward-pending`, answered REFUSED
+/// on the listener). With a core to spare, forwarding runs at full speed as before.
+pub const FORWARD_NICE: libc::c_int = 10;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +66,10 @@ pub struct Server {
     stop_udp: Arc<AtomicBool>,
     stop_tcp: watch::Sender<bool>,
     udp_threads: Vec<JoinHandle<()>>,
+    /// TCP listeners and connections.
     runtime: tokio::runtime::Runtime,
+    /// Forwarding, at [`FORWARD_NICE`].
+    forwarding: tokio::runtime::Runtime,
     /// The first fatal error (a forwarding loop), for [`Server::fatal`].
     fatal: watch::Sender<Option<String>>,
 }
@@ -103,6 +115,12 @@ impl Server {
             .thread_name("clusterdns-tcp")
             .enable_all()
             .build()?;
+        let forwarding = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.min(4))
+            .thread_name("clusterdns-fwd")
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()?;
         let stop_udp = Arc::new(AtomicBool::new(false));
         let (stop_tcp, stop_rx) = watch::channel(false);
         let connections = tcp::Connections::new(config.max_tcp_connections);
@@ -114,7 +132,7 @@ impl Server {
             pending: pending.clone(),
         };
         let forward = UdpForward {
-            runtime: runtime.handle().clone(),
+            runtime: forwarding.handle().clone(),
             counters: metrics.dns_counters(true),
             pending: pending.clone(),
         };
@@ -124,8 +142,8 @@ impl Server {
         let mut routers = Vec::new();
         let (fatal, _) = watch::channel(None);
         for (plan, bound) in config.ports.iter().zip(ports) {
-            let router = Router::new(plan, metrics, runtime.handle());
-            check_loops(&router, &runtime, &fatal);
+            let router = Router::new(plan, metrics, forwarding.handle());
+            check_loops(&router, &forwarding, &fatal);
             let router = Arc::new(ArcSwap::from_pointee(router));
             for address in bound {
                 addrs.push(address.addr);
@@ -174,6 +192,7 @@ impl Server {
             stop_tcp,
             udp_threads,
             runtime,
+            forwarding,
             fatal,
         })
     }
@@ -211,8 +230,8 @@ impl Server {
     /// the old chains, the next ones take the new.
     pub fn replace_routes(&self, ports: &[PortPlan], metrics: &Metrics) {
         for (router, plan) in self.routers.iter().zip(ports) {
-            let new = Router::new(plan, metrics, self.runtime.handle());
-            check_loops(&new, &self.runtime, &self.fatal);
+            let new = Router::new(plan, metrics, self.forwarding.handle());
+            check_loops(&new, &self.forwarding, &self.fatal);
             router.store(Arc::new(new));
         }
     }
@@ -231,6 +250,24 @@ impl Server {
         }
         self.runtime
             .shutdown_timeout(std::time::Duration::from_secs(1));
+        self.forwarding
+            .shutdown_timeout(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Lowers the calling thread's CPU priority by [`FORWARD_NICE`] (on Linux a nice value is per
+/// thread). Lowering needs no privilege; if it fails anyway, forwarding runs at the listeners'
+/// priority, as before.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers; a thread may always renice itself down.
+    let failed = unsafe {
+        let thread = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, thread);
+        libc::setpriority(libc::PRIO_PROCESS, thread, (current + FORWARD_NICE).min(19)) != 0
+    };
+    if failed {
+        let error = std::io::Error::last_os_error();
+        tracing::debug!(%error, "forwarding thread keeps the listeners' priority");
     }
 }
 

@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::chain::Deferred;
+
 /// How many queries wait on upstreams, and how many may.
 #[derive(Debug)]
 pub struct Pending {
@@ -30,20 +32,24 @@ impl Pending {
         })
     }
 
-    /// A place for one more waiting query; `None` at the bound.
-    pub fn enter(self: &Arc<Self>) -> Option<PendingPlace> {
-        self.enter_weighing(1)
-    }
-
     /// A place that counts as `weight` waiting queries: a TCP query waits with a 64 KiB answer
     /// buffer where a UDP one has at most 4 KiB, so it weighs [`TCP_WEIGHT`].
-    pub fn enter_weighing(self: &Arc<Self>, weight: usize) -> Option<PendingPlace> {
+    fn enter_weighing(self: &Arc<Self>, weight: usize) -> Option<PendingPlace> {
         let before = self.count.fetch_add(weight, Ordering::AcqRel);
         if before + weight > self.limit {
             self.count.fetch_sub(weight, Ordering::AcqRel);
             return None;
         }
         Some(PendingPlace(self.clone(), weight))
+    }
+
+    /// A place for `deferred`, weighing `weight`: `None` when its forwarder is at
+    /// `max_concurrent` or the server at its bound, so the listener answers REFUSED itself.
+    pub fn admit(self: &Arc<Self>, deferred: &Deferred, weight: usize) -> Option<PendingPlace> {
+        if !deferred.has_room() {
+            return None;
+        }
+        self.enter_weighing(weight)
     }
 
     /// Queries waiting now.
@@ -65,12 +71,15 @@ mod tests {
     #[test]
     fn places_up_to_the_bound_and_back() {
         let pending = Pending::new(2);
-        let first = pending.enter().expect("one");
-        let second = pending.enter().expect("two");
-        assert!(pending.enter().is_none(), "the third waits for none");
+        let first = pending.enter_weighing(1).expect("one");
+        let second = pending.enter_weighing(1).expect("two");
+        assert!(
+            pending.enter_weighing(1).is_none(),
+            "the third waits for none"
+        );
         assert_eq!(pending.count(), 2);
         drop(first);
-        let third = pending.enter().expect("room again");
+        let third = pending.enter_weighing(1).expect("room again");
         drop((second, third));
         assert_eq!(pending.count(), 0);
         let tcp = Pending::new(TCP_WEIGHT + 1);
@@ -79,7 +88,7 @@ mod tests {
             tcp.enter_weighing(TCP_WEIGHT).is_none(),
             "no room for a second"
         );
-        let light = tcp.enter().expect("a UDP one fits");
+        let light = tcp.enter_weighing(1).expect("a UDP one fits");
         drop((heavy, light));
         assert_eq!(tcp.count(), 0);
     }

@@ -293,7 +293,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
         let reply = match handled {
             Handled::Reply(reply) => reply,
             Handled::Forward(deferred) => {
-                let Some(place) = limits.pending.enter_weighing(TCP_WEIGHT) else {
+                let Some(place) = limits.pending.admit(&deferred, TCP_WEIGHT) else {
                     // Too many queries wait on upstreams already: REFUSED at once.
                     let mut refused = [0u8; 2 + 600];
                     let Some(reply) = deferred.refuse(packet, &mut refused[2..], Transport::Tcp)

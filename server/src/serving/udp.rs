@@ -270,7 +270,7 @@ pub fn serve(
             let reply = match router.handle(snapshot, query, out, transport, client, received_at) {
                 Handled::Reply(reply) => reply,
                 Handled::Drop => continue,
-                Handled::Forward(deferred) => match forward.pending.enter() {
+                Handled::Forward(deferred) => match forward.pending.admit(&deferred, 1) {
                     Some(place) => {
                         let path = ReplyPath {
                             socket: reply_socket.clone(),
