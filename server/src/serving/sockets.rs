@@ -51,20 +51,28 @@ impl BindError {
 /// value per network namespace (Linux 4.11), which is what makes it a safe pod sysctl.
 const UNPRIVILEGED_PORT_START: &str = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
 
+/// The kernel's default for net.ipv4.ip_unprivileged_port_start.
+const DEFAULT_UNPRIVILEGED_PORT_START: u32 = 1024;
+
 /// Why binding `port` was refused, when it is a privileged port of this network namespace: the
 /// two ways to allow it.
 fn privileged_port_hint(port: u16) -> String {
     let start = std::fs::read_to_string(UNPRIVILEGED_PORT_START)
         .ok()
         .and_then(|text| text.trim().parse::<u32>().ok());
-    match start {
-        Some(start) if u32::from(port) < start => format!(
-            " (port {port} is below net.ipv4.ip_unprivileged_port_start, {start} here: set the \
-             pod sysctl net.ipv4.ip_unprivileged_port_start={port} as deploy/clusterdns.yaml \
-             does, or give the process CAP_NET_BIND_SERVICE)"
-        ),
-        _ => String::new(),
+    let (start, known) = match start {
+        Some(start) => (start, "here"),
+        // No /proc to read it from (a chroot): the default, unless changed.
+        None => (DEFAULT_UNPRIVILEGED_PORT_START, "unless changed"),
+    };
+    if u32::from(port) >= start {
+        return String::new();
     }
+    format!(
+        " (port {port} is below net.ipv4.ip_unprivileged_port_start, {start} {known}: set the \
+         pod sysctl net.ipv4.ip_unprivileged_port_start={port} as deploy/clusterdns.yaml does, \
+         or give the process CAP_NET_BIND_SERVICE)"
+    )
 }
 
 fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
