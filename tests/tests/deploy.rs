@@ -669,6 +669,8 @@ enum Namespaces {
 /// allocate after it).
 struct Confinement {
     namespaces: Namespaces,
+    /// Whether the test runs as root (asked before the fork: the child changes users).
+    as_root: bool,
     uid: libc::uid_t,
     gid: libc::gid_t,
     /// `uid_map` and `gid_map` lines: the pod's user as the test's outer user (the pod's user
@@ -716,6 +718,7 @@ impl Confinement {
         };
         Confinement {
             namespaces,
+            as_root: is_root(),
             uid,
             gid,
             uid_map: format!("{uid} {outer_uid} 1\n").into_bytes(),
@@ -734,29 +737,43 @@ impl Confinement {
         }
     }
 
-    /// Enters the new namespaces: the part that fails where the kernel forbids them.
-    fn enter(&self) -> std::io::Result<()> {
+    /// Makes the new namespaces: the step that fails where the kernel forbids them.
+    fn unshare(&self) -> std::io::Result<()> {
         match self.namespaces {
             // SAFETY: unshare has no memory preconditions.
             Namespaces::Pod => os_result(unsafe { libc::unshare(libc::CLONE_NEWNET) }),
             Namespaces::User => {
-                if is_root() {
+                if self.as_root {
                     self.become_user()?;
                 }
                 // SAFETY: as above.
-                os_result(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) })?;
-                // An unprivileged process may map only itself, and must give up setgroups(2)
-                // before it maps its group (user_namespaces(7)).
-                write_proc(b"/proc/self/setgroups\0", b"deny")?;
-                write_proc(b"/proc/self/uid_map\0", &self.uid_map)?;
-                write_proc(b"/proc/self/gid_map\0", &self.gid_map)
+                os_result(unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) })
             }
         }
     }
 
+    /// Maps the pod's user (and group) in the new user namespace, if there is one.
+    fn map(&self) -> std::io::Result<()> {
+        if self.namespaces == Namespaces::Pod {
+            return Ok(());
+        }
+        if self.as_root {
+            // setuid(2) made the process non-dumpable, which gives its /proc/self files to
+            // root: the maps could not be written by the pod's user.
+            // SAFETY: prctl with integer arguments.
+            os_result(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) })?;
+        }
+        // An unprivileged process may map only itself, and must give up setgroups(2) before it
+        // maps its group (user_namespaces(7)).
+        write_proc(b"/proc/self/setgroups\0", b"deny")?;
+        write_proc(b"/proc/self/uid_map\0", &self.uid_map)?;
+        write_proc(b"/proc/self/gid_map\0", &self.gid_map)
+    }
+
     /// Everything between fork and exec, in the child (async-signal-safe system calls only).
     fn apply(&self) -> std::io::Result<()> {
-        self.enter()?;
+        self.unshare()?;
+        self.map()?;
         bring_loopback_up()?;
         if let Some(value) = &self.port_start {
             write_proc(b"/proc/sys/net/ipv4/ip_unprivileged_port_start\0", value)?;
@@ -814,8 +831,9 @@ fn cannot_confine(namespaces: Namespaces, uid: u32, gid: u32) -> Option<String> 
     }
     let confinement = Confinement::new(namespaces, uid, gid, None);
     let mut probe = Command::new("true");
-    // SAFETY: `enter` makes only async-signal-safe system calls.
-    unsafe { probe.pre_exec(move || confinement.enter()) };
+    // Only the namespaces themselves: any later step that fails fails the test.
+    // SAFETY: `unshare` makes only async-signal-safe system calls.
+    unsafe { probe.pre_exec(move || confinement.unshare()) };
     match probe.status() {
         Ok(status) if status.success() => None,
         Ok(status) => Some(format!("`true` in the namespaces exited with {status}")),
