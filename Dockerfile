@@ -1,12 +1,13 @@
 # clusterdns image: a static musl binary on distroless (deploy/README.md, "Build the image").
 #   docker build -t <registry>/clusterdns:<tag> .
-# Needs BuildKit (the default builder since Docker 23) for the cache mounts.
+# From a checkout as it is: .dockerignore leaves out .git and target/. Needs BuildKit (the
+# default builder since Docker 23) for the cache mounts.
 
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
-# musl-tools: the C compiler ring (under kube's rustls) needs for the musl target.
-# libcap2-bin: setcap, so that the non-root user may bind port 53.
+# musl-tools: the C compiler ring (under kube's rustls) and mimalloc need for the musl target.
+# libcap2-bin: setcap, so that the non-root user may bind port 53 where nothing else allows it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends musl-tools libcap2-bin \
  && rm -rf /var/lib/apt/lists/*
@@ -18,8 +19,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p clusterdns --target x86_64-unknown-linux-musl \
  && cp target/x86_64-unknown-linux-musl/release/clusterdns /clusterdns
 # Debug line tables are most of the file (the release profile keeps them for backtraces).
-# The capability travels with the file into the final stage; the Deployment adds
-# NET_BIND_SERVICE to the container's bounding set (it drops every other capability).
+# The file capability is for runtimes that run the image as a non-root user and set nothing
+# else (it travels with the file into the final stage when the builder keeps extended
+# attributes). deploy/clusterdns.yaml does not need it: its pod sysctl opens port 53. It keeps
+# NET_BIND_SERVICE in the container's bounding set, without which this binary would not exec.
 RUN strip --strip-debug /clusterdns \
  && setcap cap_net_bind_service=+ep /clusterdns
 

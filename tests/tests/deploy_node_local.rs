@@ -160,6 +160,11 @@ fn upgrades_start_the_new_pod_before_stopping_the_old_one() {
         .expect("an httpGet readiness probe");
     assert_eq!(ready.path.as_deref(), Some("/ready"));
     assert_eq!(ready.host.as_deref(), Some(&*config.ready.ip().to_string()));
+    // A normal start logs no failed probe: the first waits for the setup (node_local.rs
+    // measures the time to the first answer).
+    let delay = (container.readiness_probe.as_ref()).and_then(|p| p.initial_delay_seconds);
+    assert!(delay.unwrap_or(0) >= 1, "readiness initialDelaySeconds");
+    assert!(container.startup_probe.is_none(), "no startup probe");
     assert_eq!(ready.port, IntOrString::Int(i32::from(config.ready.port())));
 }
 
@@ -204,6 +209,20 @@ fn the_pod_runs_on_the_host_network_with_what_the_setup_needs() {
     assert_eq!(added.iter().any(|c| c == "NET_ADMIN"), setup, "{added:?}");
     assert!(added.iter().any(|c| c == "NET_BIND_SERVICE"), "{added:?}");
     assert_eq!(capabilities.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+    // Port 53 whatever way the image was built: uid 0 keeps the container's capabilities across
+    // exec, file capability or not. The Deployment's pod sysctl is not for this pod: in the
+    // host network it would be the node's, and the kubelet refuses net.* sysctls with
+    // hostNetwork (SysctlForbidden).
+    let user = (container.security_context.as_ref()).and_then(|s| s.run_as_user);
+    assert_eq!(user, Some(0), "runAsUser");
+    let sysctls = (pod.security_context.as_ref()).and_then(|s| s.sysctls.clone());
+    assert!(
+        sysctls
+            .iter()
+            .flatten()
+            .all(|s| !s.name.starts_with("net.")),
+        "{sysctls:?}"
+    );
     if config.node_local.setup_iptables {
         let mounted =
             (container.volume_mounts.iter().flatten()).any(|m| m.mount_path == "/run/xtables.lock");

@@ -1,6 +1,7 @@
 //! The `clusterdns` binary against the fake Kubernetes API server (`clusterdns_testkit::fakeapi`),
 //! as an operator runs it with `--kubeconfig`: the initial sync (paged), live changes and their
 //! latency, SERVFAIL before the first sync, answers through an outage, a re-list after 410 Gone,
+//! how soon a new Service is answered after an API server restart, a failing re-list's backoff,
 //! 403s logged once, dropped watch connections, and lameduck on SIGTERM. Every check is a real
 //! DNS answer over UDP or TCP, or a real request to `/health`, `/ready` or `/metrics`.
 
@@ -651,6 +652,100 @@ fn answers_continue_through_an_api_outage_and_catch_up_after() {
         .process
         .wait_answer(running.dns, up, RECOVERY, WEB, A, Reply::nxdomain);
     eprintln!("outage: {answered} answers in 3 s; after recovery the addition showed in {added:?}, the deletion in {deleted:?}");
+}
+
+/// The longest the watches wait between two attempts while the API server is unreachable
+/// (`RETRY_CAP` in server/src/sources/kubernetes.rs: 100 ms doubling up to this).
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// What applying a watch event and publishing the zone may add to it.
+const WRITE: Duration = Duration::from_secs(1);
+
+/// An API server restart: every connection cut, the server down long enough for the watches'
+/// retry delay to reach its cap, then back, once with its watch history (the watches resume)
+/// and once without (a restarted API server's watch cache starts empty: the resumed watches get
+/// 410 and re-list). A Service created the moment it is back is answered within the retry
+/// cap plus the write; the figures are printed (README, "Operations").
+#[test]
+fn after_an_api_server_restart_a_new_service_is_answered_within_the_retry_cap() {
+    let (api, running) = synced("restart", &[]);
+    // 0.1 + 0.2 + ... + 3.2 s of failed attempts: then the delay is at its cap.
+    let outage = Duration::from_millis(6_300) + Duration::from_millis(700);
+    let mut figures = Vec::new();
+    for (round, history_kept) in [(1u8, true), (2, false)] {
+        wait_watching(&api, &[Kind::Namespace, Kind::Service, Kind::EndpointSlice]);
+        api.set_down(true);
+        std::thread::sleep(outage);
+        if !history_kept {
+            // What the restarted server's watch cache no longer holds: a write the watches
+            // have not seen (the cluster's resourceVersion moves on with any object), compacted.
+            api.upsert(
+                Kind::Namespace,
+                fakeapi::namespace(&format!("moved-on-{round}")),
+            );
+            api.expire();
+        }
+        api.set_down(false);
+        let up = Instant::now();
+        let name = format!("restart-{round}");
+        let ip = format!("10.96.3.{round}");
+        api.upsert(
+            Kind::Service,
+            fakeapi::service("default", &name, &[&ip], &[]),
+        );
+        let took = running.process.wait_answer(
+            running.dns,
+            up,
+            RETRY_CAP + WRITE,
+            &format!("{name}.default.svc.cluster.local"),
+            A,
+            |a| a.is(&[&format!("A {ip}")]),
+        );
+        let how = match history_kept {
+            true => "resumed",
+            false => "re-listed",
+        };
+        eprintln!("restart {round} ({how}): answered {took:?} after the API server was back");
+        figures.push(format!("{how} {took:?}"));
+        assert_eq!(running.ready_code(), 200, "ready throughout");
+    }
+    assert!(
+        api.lists(Kind::Service) >= 2,
+        "the second restart re-listed"
+    );
+    eprintln!(
+        "restart: a Service created as the API server came back was answered after: {}",
+        figures.join(", ")
+    );
+    assert_seed_answers(&running);
+}
+
+/// A re-list that keeps failing backs off as a failing watch does (the watcher reports `Init`
+/// before each attempt; were that success, it would retry every 100 ms, just when an API server
+/// that has restarted is busiest), and the answers stay.
+#[test]
+fn a_failing_relist_backs_off() {
+    let (api, running) = synced("relist-backoff", &[]);
+    wait_watching(&api, &[Kind::Service]);
+    let lists = |api: &FakeApi| {
+        (api.requests().iter())
+            .filter(|r| r.path.contains("/services") && !r.path.contains("watch"))
+            .count()
+    };
+    let before = lists(&api);
+    api.forbid(Kind::Service, true);
+    api.expire();
+    let window = Duration::from_secs(7);
+    std::thread::sleep(window);
+    let attempts = lists(&api) - before;
+    // At once after the 410, then 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s later.
+    assert!(
+        (2..=8).contains(&attempts),
+        "{attempts} list attempts in {window:?}"
+    );
+    assert_eq!(running.ready_code(), 200);
+    assert_seed_answers(&running);
+    api.forbid(Kind::Service, false);
+    eprintln!("relist-backoff: {attempts} list attempts in {window:?} while forbidden");
 }
 
 #[test]

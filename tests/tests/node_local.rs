@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -392,10 +392,20 @@ impl Netns {
 
     /// Starts the binary inside the namespace.
     fn spawn(&self, args: &[&str]) -> Process {
+        self.spawn_with_path(args, None)
+    }
+
+    /// Starts the binary inside the namespace, finding its programs (`ip`, `iptables`) first in
+    /// `path` when given.
+    fn spawn_with_path(&self, args: &[&str], path: Option<&Path>) -> Process {
         let handle = self.handle();
         let fd = handle.as_raw_fd();
         let mut command = Command::new(clusterdns_binary());
         command.args(args);
+        if let Some(path) = path {
+            let inherited = std::env::var("PATH").unwrap_or_default();
+            command.env("PATH", format!("{}:{inherited}", path.display()));
+        }
         // SAFETY: setns(2) is async-signal-safe; `handle` outlives the spawn.
         unsafe {
             command.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNET) {
@@ -549,13 +559,17 @@ impl Drop for Netns {
     }
 }
 
+/// Every address of the namespace, one per line (`ip -o addr show`).
+fn addresses(netns: &Netns) -> String {
+    netns.stdout(&["ip", "-o", "addr", "show"])
+}
+
 #[test]
 fn node_setup_in_a_network_namespace() {
     let Some(netns) = Netns::for_test("clusterdns-nl", "node_setup_in_a_network_namespace") else {
         return;
     };
     let interface = "nodelocaltest";
-    let listen = "169.254.20.10:53";
     let args = |keep: bool| {
         let extra: &[&str] = match keep {
             true => &["--lameduck", "0", "--skip-teardown"],
@@ -575,64 +589,207 @@ fn node_setup_in_a_network_namespace() {
             .status
             .success()
     };
-
-    // Some kernels (this project's VMs among them) have no dummy interface type: then the error
-    // names the command and the kernel's reason, and nothing is left behind. An existing
-    // interface of any type is used as it is, so the rest of the test runs either way.
-    let dummy = netns.exec(&["ip", "link", "add", "probe0", "type", "dummy"]);
-    if dummy.status.success() {
-        netns.exec(&["ip", "link", "del", "probe0"]);
-    } else {
-        let failed = netns.spawn(&args(false));
-        let status = failed.wait_exit(Duration::from_secs(10));
-        let stderr = failed.stderr();
-        assert!(!status.success());
-        assert!(
-            stderr.contains("cannot set up the node")
-                && stderr.contains(&format!("`ip link add {interface} type dummy` failed")),
-            "{stderr}"
-        );
-        assert!(!has_interface() && !rules().contains("NOTRACK"));
-        let made = netns.exec(&["ip", "link", "add", interface, "type", "bridge"]);
-        assert!(made.status.success(), "{made:?}");
-    }
-
-    // Up: the address is on the interface, the rules are in, and queries are answered there.
-    let server: SocketAddr = listen.parse().expect("addr");
-    let version_bind = Query::new("version.bind", 16).id(7).class(3).build();
-    let running = netns.spawn(&args(false));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let reply = loop {
-        if let Some(reply) = netns.ask(server, version_bind.clone()) {
-            break reply;
+    // The kernel decides where the address goes: the dummy interface where it has the link
+    // type, else lo (this project's VMs have no dummy type; the next test is about that case).
+    let dummy = dummy_links(&netns);
+    eprintln!(
+        "node_setup_in_a_network_namespace: the address goes on {}",
+        match dummy {
+            Ok(()) => interface.to_owned(),
+            Err(_) => "lo".to_owned(),
         }
-        running.assert_alive();
-        assert!(Instant::now() < deadline, "no answer on {server}");
-    };
+    );
+
+    // Up: the address is in place, the rules are in, and queries are answered there.
+    let server: SocketAddr = LISTEN.parse().expect("addr");
+    let running = netns.spawn(&args(false));
+    let reply = wait_version_bind(&netns, &running, server);
     assert_eq!(rcode(&reply), 5, "class CH: REFUSED");
-    let addrs = netns.stdout(&["ip", "-o", "addr", "show", "dev", interface]);
-    assert!(addrs.contains("169.254.20.10/32"), "{addrs}");
+    let on = match dummy {
+        Ok(()) => netns.stdout(&["ip", "-o", "addr", "show", "dev", interface]),
+        Err(_) => netns.stdout(&["ip", "-o", "addr", "show", "dev", "lo"]),
+    };
+    assert!(on.contains("169.254.20.10/32"), "{on}");
     let installed = rules();
     for rule in [raw_rule, filter_rule] {
         assert!(installed.contains(rule), "{rule} not in\n{installed}");
     }
     assert_eq!(installed.matches("NOTRACK").count(), 6, "{installed}");
 
-    // SIGTERM: rules and interface are removed.
+    // SIGTERM: rules and address (with the interface, if one was made) are removed.
     assert!(terminate(&running).success());
     assert!(!rules().contains("169.254.20.10"), "{}", rules());
     assert!(!has_interface(), "interface left behind");
+    assert!(
+        !addresses(&netns).contains("169.254.20.10"),
+        "{}",
+        addresses(&netns)
+    );
 
     // With --skip-teardown they stay (for a restart that must not interrupt DNS).
-    netns.exec(&["ip", "link", "add", interface, "type", "bridge"]);
     let kept = netns.spawn(&args(true));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while netns.ask(server, version_bind.clone()).is_none() {
-        assert!(Instant::now() < deadline, "no answer on {server}");
-    }
+    wait_version_bind(&netns, &kept, server);
     assert!(terminate(&kept).success());
     assert!(rules().contains(raw_rule), "{}", rules());
-    assert!(has_interface());
+    assert!(
+        addresses(&netns).contains("169.254.20.10/32"),
+        "{}",
+        addresses(&netns)
+    );
+}
+
+/// The address every node-local process of these tests listens on.
+const LISTEN: &str = "169.254.20.10:53";
+
+/// Asks `version.bind` CH at `server` from inside `netns` until an answer comes (10 s at most).
+fn wait_version_bind(netns: &Netns, running: &Process, server: SocketAddr) -> Vec<u8> {
+    let version_bind = Query::new("version.bind", 16).id(7).class(3).build();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(reply) = netns.ask(server, version_bind.clone()) {
+            return reply;
+        }
+        running.assert_alive();
+        assert!(Instant::now() < deadline, "no answer on {server}");
+    }
+}
+
+/// Whether `netns` can have dummy links; the kernel's refusal otherwise.
+fn dummy_links(netns: &Netns) -> Result<(), String> {
+    let made = netns.exec(&["ip", "link", "add", "probe0", "type", "dummy"]);
+    match made.status.success() {
+        true => {
+            netns.exec(&["ip", "link", "del", "probe0"]);
+            Ok(())
+        }
+        false => Err(String::from_utf8_lossy(&made.stderr).trim().to_owned()),
+    }
+}
+
+/// An `ip` that refuses dummy links with a kernel's words and runs the real `ip` for the rest,
+/// in `dir`: for a kernel that has them, where the refusal cannot be provoked for real.
+fn ip_without_dummy_links(dir: &TempDir) -> PathBuf {
+    let real = String::from_utf8_lossy(&run("sh", &["-c", "command -v ip"]).stdout)
+        .trim()
+        .to_owned();
+    assert!(!real.is_empty(), "no ip on PATH");
+    let script = format!(
+        "#!/bin/sh\n\
+         for arg; do\n\
+         \x20 if [ \"$arg\" = dummy ]; then echo 'Error: Unknown device type.' >&2; exit 2; fi\n\
+         done\n\
+         exec {real} \"$@\"\n"
+    );
+    let ip = dir.write("ip", &script);
+    let mut mode = std::fs::metadata(&ip).expect("ip").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut mode, 0o755);
+    std::fs::set_permissions(&ip, mode).expect("chmod");
+    dir.path().to_path_buf()
+}
+
+/// Where no dummy interface can be made, node-local mode puts its address on lo with scope
+/// host: a pod behind a veth pair reaches it through the NOTRACK rules, and the teardown
+/// removes the rules and the address and leaves lo as it was. On a kernel without the dummy
+/// type (this project's VMs) the refusal is the kernel's own; elsewhere an `ip` that refuses
+/// dummy links stands in for it, and the test says which.
+#[test]
+fn without_dummy_interfaces_the_address_goes_on_loopback() {
+    let test = "without_dummy_interfaces_the_address_goes_on_loopback";
+    let Some(node) = Netns::for_test("clusterdns-lo", test) else {
+        return;
+    };
+    let Some(pod) = Netns::for_test("clusterdns-pod", test) else {
+        return;
+    };
+    let dir = TempDir::new("node-local-no-dummy");
+    let path = match dummy_links(&node) {
+        Err(refusal) => {
+            eprintln!("{test}: the kernel refuses dummy links ({refusal}): the real failure");
+            None
+        }
+        Ok(()) => {
+            eprintln!("{test}: this kernel has dummy links: an `ip` that refuses them stands in");
+            Some(ip_without_dummy_links(&dir))
+        }
+    };
+    // The pod: a veth pair to the node, and a route to the link-local address through it.
+    let veth = node.exec(&[
+        "ip",
+        "link",
+        "add",
+        "vnode",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "vpod",
+        "netns",
+        pod.0.as_str(),
+    ]);
+    assert!(veth.status.success(), "{veth:?}");
+    for (netns, device, address) in [
+        (&node, "vnode", "10.250.0.1/30"),
+        (&pod, "vpod", "10.250.0.2/30"),
+    ] {
+        assert!(netns
+            .exec(&["ip", "addr", "add", address, "dev", device])
+            .status
+            .success());
+        assert!(netns
+            .exec(&["ip", "link", "set", device, "up"])
+            .status
+            .success());
+    }
+    let route = pod.exec(&[
+        "ip",
+        "route",
+        "add",
+        "169.254.20.10/32",
+        "via",
+        "10.250.0.1",
+    ]);
+    assert!(route.status.success(), "{route:?}");
+    let lo_before = node.stdout(&["ip", "-o", "addr", "show", "dev", "lo"]);
+
+    let interface = "nodelocaldns";
+    let args = netns_args(interface, "127.0.0.1:5398", &["--lameduck", "0"]);
+    let running = node.spawn_with_path(&args, path.as_deref());
+    let server: SocketAddr = LISTEN.parse().expect("addr");
+    let started = Instant::now();
+    let reply = wait_version_bind(&pod, &running, server);
+    assert_eq!(rcode(&reply), 5, "class CH: REFUSED");
+    eprintln!(
+        "{test}: answered the pod {:?} after start",
+        started.elapsed()
+    );
+    let stderr = running.stderr();
+    assert!(
+        stderr.contains("no dummy interface can be made here")
+            && stderr.contains(&format!("`ip link add {interface} type dummy` failed"))
+            && stderr.contains("Unknown device type"),
+        "{stderr}"
+    );
+    let lo = node.stdout(&["ip", "-o", "addr", "show", "dev", "lo"]);
+    assert!(lo.contains("inet 169.254.20.10/32 scope host lo"), "{lo}");
+    let link = node.exec(&["ip", "link", "show", "dev", interface]);
+    assert!(!link.status.success(), "no {interface} was made");
+    let rules = node.stdout(&["iptables", "-t", "raw", "-S"]);
+    assert_eq!(rules.matches("NOTRACK").count(), 6, "{rules}");
+
+    assert!(terminate(&running).success());
+    let rules = node.stdout(&["iptables", "-t", "raw", "-S"])
+        + &node.stdout(&["iptables", "-t", "filter", "-S"]);
+    assert!(
+        !rules.contains("169.254.20.10"),
+        "rules left behind:\n{rules}"
+    );
+    assert_eq!(
+        node.stdout(&["ip", "-o", "addr", "show", "dev", "lo"]),
+        lo_before,
+        "lo as it was before"
+    );
+    let up = node.stdout(&["ip", "-o", "link", "show", "dev", "lo"]);
+    assert!(up.contains("UP"), "{up}");
 }
 
 /// The arguments of a node-local process in a test namespace, upstreams pointing at `upstream`
@@ -642,7 +799,7 @@ fn netns_args<'a>(interface: &'a str, upstream: &'a str, extra: &[&'a str]) -> V
         "--mode",
         "node-local",
         "--listen",
-        "169.254.20.10:53",
+        LISTEN,
         "--threads",
         "1",
         "--cluster-dns",
@@ -663,18 +820,6 @@ fn netns_args<'a>(interface: &'a str, upstream: &'a str, extra: &[&'a str]) -> V
     args
 }
 
-/// Makes `interface` beforehand as a bridge where the kernel has no dummy type (the setup uses
-/// an existing interface as it is).
-fn prepare_interface(netns: &Netns, interface: &str) {
-    let dummy = netns.exec(&["ip", "link", "add", "probe0", "type", "dummy"]);
-    if dummy.status.success() {
-        netns.exec(&["ip", "link", "del", "probe0"]);
-    } else {
-        let made = netns.exec(&["ip", "link", "add", interface, "type", "bridge"]);
-        assert!(made.status.success(), "{made:?}");
-    }
-}
-
 /// A forwarding loop found at startup stops the process the way SIGTERM does: with the reason
 /// on stderr and exit status 1, and with the node's interface and rules removed.
 #[test]
@@ -686,7 +831,6 @@ fn a_forwarding_loop_stops_the_process_through_the_teardown() {
         return;
     };
     let interface = "nodelocalloop";
-    prepare_interface(&netns, interface);
     // The "upstream" hands every query back to us: a loop.
     let relay = netns.relay("127.0.0.1:5398", "169.254.20.10:53");
     let running = netns.spawn(&netns_args(
@@ -706,6 +850,11 @@ fn a_forwarding_loop_stops_the_process_through_the_teardown() {
     );
     let interface_left = netns.exec(&["ip", "link", "show", "dev", interface]);
     assert!(!interface_left.status.success(), "interface left behind");
+    assert!(
+        !addresses(&netns).contains("169.254.20.10"),
+        "address left behind:\n{}",
+        addresses(&netns)
+    );
 }
 
 /// An upgrade as the node-local DaemonSet does it (maxSurge): a new process starts beside the
@@ -718,7 +867,6 @@ fn node_local_replacements_drop_nothing() {
         return;
     };
     let interface = "nodelocalup";
-    prepare_interface(&netns, interface);
     let args = netns_args(
         interface,
         "127.0.0.1:5398",
@@ -765,6 +913,11 @@ fn node_local_replacements_drop_nothing() {
     assert!(terminate(&current).success());
     let rules = netns.stdout(&["iptables", "-t", "raw", "-S"]);
     assert!(!rules.contains("169.254.20.10"), "{rules}");
+    assert!(
+        !addresses(&netns).contains("169.254.20.10"),
+        "{}",
+        addresses(&netns)
+    );
 }
 
 /// The cluster DNS answers the queries pipelined on one TCP connection as each is ready: a

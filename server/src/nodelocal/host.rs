@@ -2,6 +2,14 @@
 //! addresses and the iptables rules that take their DNS traffic out of connection tracking, made
 //! with the `ip` and `iptables`/`ip6tables` commands, and removed again on exit. It runs those
 //! commands and nothing else: which addresses and rules come from the flags ([`super`]).
+//!
+//! Where the kernel has no `dummy` link type (built without it, or the module cannot be loaded),
+//! the addresses go on `lo` instead, with `scope host` for IPv4 ([`Placement::Loopback`]). The
+//! kernel delivers a packet to any local address whatever interface holds it, so pods reach
+//! the cache the same way; the scope keeps the kernel from choosing these addresses as the
+//! source of the node's other traffic, which it would otherwise prefer from `lo` for an
+//! interface without an IPv4 address of its own. On exit only those addresses are removed
+//! from `lo`.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -74,26 +82,53 @@ pub enum StepError {
 /// Runs `step`; `Ok(true)` when it exits 0, `Ok(false)` for another exit code (for checks such
 /// as `iptables -C`), an error when it cannot run or hangs.
 pub(super) fn run(step: &CommandLine) -> Result<bool, StepError> {
-    Ok(run_output(step)?.0)
+    Ok(run_output(step, false)?.0)
+}
+
+/// Runs `step`, which must exit 0, and returns what it printed on stdout.
+fn run_stdout(step: &CommandLine) -> Result<String, StepError> {
+    match run_output(step, true)? {
+        (true, output) => Ok(output.stdout),
+        (false, output) => Err(output.failed(step)),
+    }
 }
 
 /// Runs `step` and fails unless it exits 0.
 pub(super) fn run_ok(step: &CommandLine) -> Result<(), StepError> {
-    match run_output(step)? {
+    match run_output(step, false)? {
         (true, _) => Ok(()),
-        (false, (status, stderr)) => Err(StepError::Failed {
-            step: step.clone(),
-            status,
-            stderr,
-        }),
+        (false, output) => Err(output.failed(step)),
     }
 }
 
-fn run_output(step: &CommandLine) -> Result<(bool, (String, String)), StepError> {
+/// What a command that ran printed, and how it exited.
+struct Output {
+    status: String,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn failed(self, step: &CommandLine) -> StepError {
+        StepError::Failed {
+            step: step.clone(),
+            status: self.status,
+            stderr: self.stderr,
+        }
+    }
+}
+
+/// Runs `step` (with its stdout read when `stdout`, which must then be small: it is read after
+/// the exit, and a command that fills the pipe would wait until the timeout).
+fn run_output(step: &CommandLine, stdout: bool) -> Result<(bool, Output), StepError> {
     let mut child = Command::new(step.program)
         .args(&step.args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(if stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| StepError::Spawn {
@@ -119,14 +154,51 @@ fn run_output(step: &CommandLine) -> Result<(bool, (String, String)), StepError>
             }
         }
     };
-    let mut stderr = String::new();
+    let (mut out, mut stderr) = (String::new(), String::new());
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = pipe.read_to_string(&mut out);
+    }
     if let Some(mut pipe) = child.stderr.take() {
         let _ = pipe.read_to_string(&mut stderr);
     }
-    Ok((
-        status.success(),
-        (status.to_string(), stderr.trim().to_owned()),
-    ))
+    let output = Output {
+        status: status.to_string(),
+        stdout: out,
+        stderr: stderr.trim().to_owned(),
+    };
+    Ok((status.success(), output))
+}
+
+/// The loopback interface, which every network namespace has and nothing may delete.
+const LOOPBACK: &str = "lo";
+
+/// Where the listen addresses are put.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On the `--setup-interface` interface: a dummy one made for them, or one that existed;
+    /// deleted on exit.
+    Interface(String),
+    /// On `lo`, IPv4 with `scope host`: where no dummy interface can be made, or when
+    /// `--setup-interface` is `lo`; only the addresses are removed on exit.
+    Loopback,
+}
+
+impl Placement {
+    fn device(&self) -> &str {
+        match self {
+            Placement::Interface(name) => name,
+            Placement::Loopback => LOOPBACK,
+        }
+    }
+}
+
+impl std::fmt::Display for Placement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Placement::Interface(name) => write!(f, "interface {name}"),
+            Placement::Loopback => write!(f, "{LOOPBACK} (scope host)"),
+        }
+    }
 }
 
 /// The node's network setup for node-local mode: what to create, and how to undo it.
@@ -168,31 +240,44 @@ impl NodeSetup {
         self.interface.is_none() && !self.iptables
     }
 
-    /// The commands that create the interface and give it the addresses (`ip addr replace` is
-    /// idempotent); the first is only run when the interface does not exist yet.
-    pub fn interface_steps(&self) -> Vec<CommandLine> {
-        let Some(name) = &self.interface else {
-            return Vec::new();
-        };
-        let mut steps = vec![CommandLine::new(
+    /// The command that creates the interface, when there is one to create (`lo` is never
+    /// created); run only when it does not exist yet.
+    pub fn create_step(&self) -> Option<CommandLine> {
+        let name = self.interface.as_deref().filter(|&name| name != LOOPBACK)?;
+        Some(CommandLine::new(
             "ip",
             &["link", "add", name, "type", "dummy"],
-        )];
+        ))
+    }
+
+    /// Each listen address once, as `ip/32` or `ip/128`.
+    fn cidrs(&self) -> Vec<String> {
         let mut ips: Vec<IpAddr> = Vec::new();
         for addr in &self.addrs {
             if !ips.contains(&addr.ip()) {
                 ips.push(addr.ip());
             }
         }
-        for ip in ips {
-            let prefix = if ip.is_ipv4() { 32 } else { 128 };
-            let cidr = format!("{ip}/{prefix}");
-            steps.push(CommandLine::new(
-                "ip",
-                &["addr", "replace", &cidr, "dev", name],
-            ));
-        }
-        steps.push(CommandLine::new("ip", &["link", "set", name, "up"]));
+        ips.into_iter()
+            .map(|ip| format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 }))
+            .collect()
+    }
+
+    /// The commands that give `placement` the addresses (`ip addr replace` is idempotent) and
+    /// set it up.
+    pub fn address_steps(&self, placement: &Placement) -> Vec<CommandLine> {
+        let device = placement.device();
+        let mut steps: Vec<CommandLine> = (self.cidrs().iter())
+            .map(|cidr| {
+                let mut args = vec!["addr", "replace", cidr, "dev", device];
+                // IPv6 takes its scope from the address itself; the kernel ignores this one.
+                if *placement == Placement::Loopback && !cidr.contains(':') {
+                    args.extend(["scope", "host"]);
+                }
+                CommandLine::new("ip", &args)
+            })
+            .collect();
+        steps.push(CommandLine::new("ip", &["link", "set", device, "up"]));
         steps
     }
 
@@ -237,30 +322,59 @@ impl NodeSetup {
         rules
     }
 
-    /// Creates the interface with the addresses, then installs the rules not already there;
-    /// the result undoes both when dropped, unless `keep`. On failure, what was done is undone
-    /// (unless `keep`) and the error says which command failed and why.
+    /// Puts the addresses on the interface (made if missing; on `lo` where the kernel cannot
+    /// make it), then installs the rules not already there; the result undoes both when
+    /// dropped, unless `keep`. On failure, what was done is undone (unless `keep`) and the
+    /// error says which command failed and why.
     pub fn apply(self, keep: bool) -> Result<Applied, StepError> {
-        let applied = Applied { setup: self, keep };
-        applied.setup.apply_interface()?;
+        let mut applied = Applied {
+            setup: self,
+            keep,
+            placement: None,
+        };
+        if let Some(placement) = applied.setup.placement()? {
+            // Recorded first: from here on, dropping `applied` removes what follows.
+            applied.placement = Some(placement.clone());
+            for step in applied.setup.address_steps(&placement) {
+                run_ok(&step)?;
+            }
+            let addrs = &applied.setup.addrs;
+            tracing::info!(%placement, ?addrs, "node-local: listen addresses in place");
+        }
         applied.setup.apply_rules()?;
         Ok(applied)
     }
 
-    fn apply_interface(&self) -> Result<(), StepError> {
+    /// Where the addresses go: the interface, made as a dummy one unless it exists, or `lo`
+    /// when that fails for want of the link type (`Error: Unknown device type.` from a kernel
+    /// without it). A command that cannot run at all is an error: `lo` would need it too.
+    fn placement(&self) -> Result<Option<Placement>, StepError> {
         let Some(name) = &self.interface else {
-            return Ok(());
+            return Ok(None);
         };
-        let steps = self.interface_steps();
-        let exists = run(&CommandLine::new("ip", &["link", "show", "dev", name]))?;
-        for (i, step) in steps.iter().enumerate() {
-            if i == 0 && exists {
-                continue;
-            }
-            run_ok(step)?;
+        let Some(create) = self.create_step() else {
+            return Ok(Some(Placement::Loopback));
+        };
+        let exists = || run(&CommandLine::new("ip", &["link", "show", "dev", name]));
+        if exists()? {
+            return Ok(Some(Placement::Interface(name.clone())));
         }
-        tracing::info!(interface = %name, addrs = ?self.addrs, "node-local: interface ready");
-        Ok(())
+        match run_ok(&create) {
+            Ok(()) => Ok(Some(Placement::Interface(name.clone()))),
+            Err(error @ StepError::Failed { .. }) => {
+                // Another process (the next version, starting beside us) may have made it.
+                if exists()? {
+                    return Ok(Some(Placement::Interface(name.clone())));
+                }
+                tracing::warn!(
+                    %error,
+                    "node-local: no dummy interface can be made here; the listen addresses go \
+                     on lo (scope host) instead"
+                );
+                Ok(Some(Placement::Loopback))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     fn apply_rules(&self) -> Result<(), StepError> {
@@ -292,21 +406,35 @@ impl NodeSetup {
         }
     }
 
-    /// Deletes the interface (and so its addresses), if it exists; failures are logged.
-    pub fn remove_interface(&self) {
-        let Some(name) = &self.interface else {
-            return;
-        };
-        let removed =
-            run(&CommandLine::new("ip", &["link", "show", "dev", name])).and_then(|exists| {
-                if exists {
-                    run_ok(&CommandLine::new("ip", &["link", "del", name]))
-                } else {
-                    Ok(())
+    /// Undoes `placement`: deletes the interface (and so its addresses) if it exists, or
+    /// removes the addresses from `lo`; failures are logged.
+    fn remove_addresses(&self, placement: &Placement) {
+        let removed = match placement {
+            Placement::Interface(name) => {
+                run(&CommandLine::new("ip", &["link", "show", "dev", name])).and_then(|exists| {
+                    if exists {
+                        run_ok(&CommandLine::new("ip", &["link", "del", name]))
+                    } else {
+                        Ok(())
+                    }
+                })
+            }
+            Placement::Loopback => self.cidrs().iter().try_for_each(|cidr| {
+                let show = ["-o", "addr", "show", "dev", LOOPBACK, "to", cidr];
+                let present = !run_stdout(&CommandLine::new("ip", &show))?
+                    .trim()
+                    .is_empty();
+                if present {
+                    run_ok(&CommandLine::new(
+                        "ip",
+                        &["addr", "del", cidr, "dev", LOOPBACK],
+                    ))?;
                 }
-            });
+                Ok(())
+            }),
+        };
         if let Err(error) = removed {
-            tracing::warn!(%error, "node-local: cannot delete the interface");
+            tracing::warn!(%error, %placement, "node-local: cannot remove the listen addresses");
         }
     }
 }
@@ -318,6 +446,8 @@ impl NodeSetup {
 pub struct Applied {
     setup: NodeSetup,
     keep: bool,
+    /// Where the addresses were put, once that was decided.
+    placement: Option<Placement>,
 }
 
 impl Applied {
@@ -340,7 +470,9 @@ impl Drop for Applied {
         }
         if !self.keep && !self.setup.is_empty() {
             self.setup.remove_rules();
-            self.setup.remove_interface();
+            if let Some(placement) = &self.placement {
+                self.setup.remove_addresses(placement);
+            }
             tracing::info!("node-local: network setup removed");
         }
     }

@@ -10,9 +10,9 @@
 //!
 //! This module owns the mode's flags ([`NodeLocalArgs`]), the route they make for the forwarder
 //! ([`NodeLocalArgs::route`]), and the node's network setup ([`NodeSetup`]): the dummy
-//! interface that holds the listen addresses and the iptables rules that take their DNS traffic
-//! out of connection tracking, made with the `ip` and `iptables`/`ip6tables` commands, and
-//! removed again on exit. The rules are NodeLocal DNSCache's: NOTRACK in the raw table for
+//! interface that holds the listen addresses (or `lo`, where the kernel has no dummy interfaces)
+//! and the iptables rules that take their DNS traffic out of connection tracking, made with the
+//! `ip` and `iptables`/`ip6tables` commands, and removed again on exit. The rules are NodeLocal DNSCache's: NOTRACK in the raw table for
 //! queries to and answers from each listen address on its port over UDP and TCP, and ACCEPT in
 //! the filter table for the same packets. NOTRACK on the kube-dns Service IP is what lets the
 //! node take that IP's queries: without conntrack, kube-proxy's DNAT does not apply and the
@@ -45,7 +45,9 @@ pub struct NodeLocalArgs {
     pub cluster_dns_connections: u16,
 
     /// Create this dummy interface and give it the --listen addresses before binding (needs
-    /// CAP_NET_ADMIN); deleted on exit unless --skip-teardown.
+    /// CAP_NET_ADMIN); deleted on exit unless --skip-teardown. Where the kernel has no dummy
+    /// interfaces (or with `lo`), the addresses go on lo with scope host and only they are
+    /// removed on exit.
     #[arg(long, value_name = "NAME")]
     pub setup_interface: Option<String>,
 

@@ -1,4 +1,4 @@
-use super::host::{run, run_ok, CommandLine};
+use super::host::{run, run_ok, CommandLine, Placement};
 use super::*;
 
 fn addr(s: &str) -> SocketAddr {
@@ -59,23 +59,40 @@ fn interface_commands() {
         addr("169.254.20.10:53"),
         addr("[fd00::10]:53"),
     ];
-    let lines: Vec<String> = (args().setup(&listen).interface_steps())
-        .iter()
-        .map(CommandLine::to_string)
-        .collect();
+    let setup = args().setup(&listen);
+    let lines = |steps: Vec<CommandLine>| -> Vec<String> {
+        steps.iter().map(CommandLine::to_string).collect()
+    };
     assert_eq!(
-        lines,
+        setup.create_step().map(|step| step.to_string()).as_deref(),
+        Some("ip link add nodelocaldns type dummy")
+    );
+    assert_eq!(
+        lines(setup.address_steps(&Placement::Interface("nodelocaldns".into()))),
         [
-            "ip link add nodelocaldns type dummy",
             "ip addr replace 169.254.20.10/32 dev nodelocaldns",
             "ip addr replace 10.96.0.10/32 dev nodelocaldns",
             "ip addr replace fd00::10/128 dev nodelocaldns",
             "ip link set nodelocaldns up",
         ]
     );
+    // Without a dummy interface: on lo, IPv4 with scope host.
+    assert_eq!(
+        lines(setup.address_steps(&Placement::Loopback)),
+        [
+            "ip addr replace 169.254.20.10/32 dev lo scope host",
+            "ip addr replace 10.96.0.10/32 dev lo scope host",
+            "ip addr replace fd00::10/128 dev lo",
+            "ip link set lo up",
+        ]
+    );
+    // `--setup-interface lo` asks for that at once: lo is never created.
+    let mut on_lo = args();
+    on_lo.setup_interface = Some("lo".into());
+    assert_eq!(on_lo.setup(&listen).create_step(), None);
     let mut none = args();
     none.setup_interface = None;
-    assert!(none.setup(&listen).interface_steps().is_empty());
+    assert_eq!(none.setup(&listen).create_step(), None);
 }
 
 #[test]

@@ -19,7 +19,7 @@ pub struct BoundAddress {
 
 /// A socket that could not be bound.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot bind {proto} {addr}: {source}")]
+#[error("cannot bind {proto} {addr}: {source}{hint}")]
 pub struct BindError {
     /// "udp" or "tcp".
     pub proto: &'static str,
@@ -28,6 +28,51 @@ pub struct BindError {
     /// Why.
     #[source]
     pub source: io::Error,
+    /// What to do about it, when that is known (empty otherwise).
+    pub hint: String,
+}
+
+impl BindError {
+    fn new(proto: &'static str, addr: SocketAddr, source: io::Error) -> BindError {
+        let hint = match source.kind() {
+            io::ErrorKind::PermissionDenied => privileged_port_hint(addr.port()),
+            _ => String::new(),
+        };
+        BindError {
+            proto,
+            addr,
+            source,
+            hint,
+        }
+    }
+}
+
+/// Where the kernel keeps the first port a process without CAP_NET_BIND_SERVICE may bind; one
+/// value per network namespace (Linux 4.11), which is what makes it a safe pod sysctl.
+const UNPRIVILEGED_PORT_START: &str = "/proc/sys/net/ipv4/ip_unprivileged_port_start";
+
+/// The kernel's default for net.ipv4.ip_unprivileged_port_start.
+const DEFAULT_UNPRIVILEGED_PORT_START: u32 = 1024;
+
+/// Why binding `port` was refused, when it is a privileged port of this network namespace: the
+/// two ways to allow it.
+fn privileged_port_hint(port: u16) -> String {
+    let start = std::fs::read_to_string(UNPRIVILEGED_PORT_START)
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok());
+    let (start, known) = match start {
+        Some(start) => (start, "here"),
+        // No /proc to read it from (a chroot): the default, unless changed.
+        None => (DEFAULT_UNPRIVILEGED_PORT_START, "unless changed"),
+    };
+    if u32::from(port) >= start {
+        return String::new();
+    }
+    format!(
+        " (port {port} is below net.ipv4.ip_unprivileged_port_start, {start} {known}: set the \
+         pod sysctl net.ipv4.ip_unprivileged_port_start={port} as deploy/clusterdns.yaml does, \
+         or give the process CAP_NET_BIND_SERVICE)"
+    )
 }
 
 fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
@@ -45,11 +90,7 @@ fn socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> 
 }
 
 fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, BindError> {
-    let err = |source| BindError {
-        proto: "udp",
-        addr,
-        source,
-    };
+    let err = |source| BindError::new("udp", addr, source);
     let socket = socket(addr, Type::DGRAM, Protocol::UDP).map_err(err)?;
     // Room for bursts between two batches.
     let _ = socket.set_recv_buffer_size(4 << 20);
@@ -58,11 +99,7 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, BindError> {
 }
 
 fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, BindError> {
-    let err = |source| BindError {
-        proto: "tcp",
-        addr,
-        source,
-    };
+    let err = |source| BindError::new("tcp", addr, source);
     let socket = socket(addr, Type::STREAM, Protocol::TCP).map_err(err)?;
     socket.listen(1024).map_err(err)?;
     socket.set_nonblocking(true).map_err(err)?;
@@ -93,11 +130,7 @@ pub fn bind(addr: SocketAddr, workers: usize) -> Result<BoundAddress, BindError>
 
 fn bind_once(addr: SocketAddr, workers: usize) -> Result<BoundAddress, BindError> {
     let first = bind_udp(addr)?;
-    let local = first.local_addr().map_err(|source| BindError {
-        proto: "udp",
-        addr,
-        source,
-    })?;
+    let local = (first.local_addr()).map_err(|source| BindError::new("udp", addr, source))?;
     let mut udp = vec![first];
     let mut tcp = Vec::with_capacity(workers);
     for _ in 1..workers {

@@ -28,16 +28,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use clusterdns_zone::{Change, ObjectKey, ObjectKind, ServiceKind};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, watcher, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tokio::sync::{mpsc, oneshot};
 
@@ -326,7 +324,8 @@ async fn watch<K>(
 ) where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let mut events = watcher(api, config).backoff(RetryDelay::default()).boxed();
+    let mut events = watcher(api, config).boxed();
+    let mut retry = RetryDelay::default();
     let mut failing: Option<&'static str> = None;
     let source = &metrics.source;
     let index = resource;
@@ -347,12 +346,16 @@ async fn watch<K>(
                     }
                     failing = Some(reason);
                 }
+                if let Some(delay) = retry.after(reason, Instant::now()) {
+                    tokio::time::sleep(delay).await;
+                }
                 continue;
             }
         };
         // The watcher reports Init before every list attempt, failed ones included: only what
         // follows it shows that the API answers again.
         if !matches!(event, Event::Init) {
+            retry.progress();
             if let Some(reason) = failing.take() {
                 if reason != "expired" {
                     tracing::info!(
@@ -543,27 +546,54 @@ fn status_reason(code: u16) -> &'static str {
     }
 }
 
-/// Retry delays after a failed list or watch: 100 ms doubling to 5 s, reset by any success.
-/// Shorter than kube's default (800 ms to 30 s) so a restarted API server is seen quickly;
-/// five seconds between attempts is still gentle on an API server that is down.
-#[derive(Default)]
+/// The first retry after a failed list or watch; each next one waits twice as long.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts: how late a restarted API server may be seen.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// A failure this long after the previous one starts the delays over: the watch between them
+/// ran (a resumed watch that sees no change reports nothing, so time is the only sign).
+const RESET_AFTER: Duration = Duration::from_secs(10);
+
+/// Retry delays after a failed list or watch: 100 ms doubling to 5 s. Shorter than kube's
+/// default (800 ms to 30 s) so a restarted API server is seen quickly; five seconds between
+/// attempts is still gentle on an API server that is down.
+///
+/// They start over on progress: any event but the `Init` the watcher reports before every list
+/// attempt, failed ones included (were it progress, a re-list that keeps failing would retry
+/// every 100 ms, just when an API server that has restarted is busiest). A 410 Gone is
+/// followed by the re-list at once: it is how a restarted API server, which no longer has the
+/// watch history, answers a resumed watch, and waiting out the delay the outage left would
+/// double the time to catch up. A second 410 without progress between waits like any failure.
+#[derive(Debug, Default)]
 struct RetryDelay {
+    /// The next delay, once one was given.
     next: Option<Duration>,
+    /// When the last failure came.
+    last_failure: Option<Instant>,
+    /// Whether the last 410 was re-listed at once, with no progress since.
+    relisted_at_once: bool,
 }
 
-impl Iterator for RetryDelay {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let delay = self.next.unwrap_or(Duration::from_millis(100));
-        self.next = Some((delay * 2).min(Duration::from_secs(5)));
+impl RetryDelay {
+    /// How long to wait after a failure for `reason` (a [`failure_reason`]) at `now`; `None`
+    /// to go on at once.
+    fn after(&mut self, reason: &str, now: Instant) -> Option<Duration> {
+        if (self.last_failure).is_some_and(|last| now.duration_since(last) >= RESET_AFTER) {
+            *self = RetryDelay::default();
+        }
+        self.last_failure = Some(now);
+        if reason == "expired" && !self.relisted_at_once {
+            self.relisted_at_once = true;
+            return None;
+        }
+        let delay = self.next.unwrap_or(FIRST_RETRY);
+        self.next = Some((delay * 2).min(RETRY_CAP));
         Some(delay)
     }
-}
 
-impl Backoff for RetryDelay {
-    fn reset(&mut self) {
-        self.next = None;
+    /// The API answered: the next failure starts the delays over.
+    fn progress(&mut self) {
+        *self = RetryDelay::default();
     }
 }
 

@@ -1,6 +1,6 @@
 //! After any random sequence of watch events (applies, deletes, and re-lists that follow
 //! missed events), the zone answers exactly like one built from scratch from the final state,
-//! and holds the same client index.
+//! and holds the same client index. And the delays between attempts while the API fails.
 
 use super::*;
 use clusterdns_testkit::rng::XorShift;
@@ -348,4 +348,36 @@ fn relist(
         }
     }
     applier.handle(Message::ListDone(resource));
+}
+
+/// The delays while the API fails: doubling to the cap, a 410 re-listed at once (once), and
+/// started over by progress or by a failure long after the last.
+#[test]
+fn retry_delays() {
+    let start = Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    let ms = |delay: Option<Duration>| delay.map(|d| d.as_millis() as u64);
+    let mut retry = RetryDelay::default();
+    let waits: Vec<Option<u64>> = (0..8)
+        .map(|i| ms(retry.after("unreachable", at(i * 100))))
+        .collect();
+    let doubling = [100, 200, 400, 800, 1600, 3200, 5000, 5000].map(Some);
+    assert_eq!(waits, doubling);
+
+    // The API is back without the watch history: re-listed at once, not after 5 s.
+    assert_eq!(ms(retry.after("expired", at(900))), None);
+    // The re-list fails: the delays go on where they were (`Init` is not progress).
+    assert_eq!(ms(retry.after("server_error", at(1_000))), Some(5_000));
+    assert_eq!(ms(retry.after("expired", at(1_100))), Some(5_000));
+    retry.progress();
+    assert_eq!(ms(retry.after("expired", at(1_200))), None);
+    assert_eq!(ms(retry.after("unreachable", at(1_300))), Some(100));
+
+    // A quiet watch that ran for a while and then broke starts over.
+    for i in 0..6 {
+        retry.after("unreachable", at(1_400 + i));
+    }
+    assert_eq!(ms(retry.after("unreachable", at(1_500))), Some(5_000));
+    let later = 1_500 + RESET_AFTER.as_millis() as u64;
+    assert_eq!(ms(retry.after("unreachable", at(later))), Some(100));
 }
