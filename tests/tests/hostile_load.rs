@@ -329,3 +329,76 @@ fn a_corefile_timeouts_read_closes_a_dripping_connection() {
         .expect("the idle connection, open after 1 s, is answered");
     server.assert_alive();
 }
+
+/// The nice value of each of `pid`'s threads whose name starts with `prefix`.
+fn thread_nice(pid: u32, prefix: &str) -> Vec<i64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server's threads");
+    let mut nice = Vec::new();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).expect("stat");
+        // After the `(comm)` field: state is the 3rd field, nice the 19th.
+        let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+        let field = rest.split(' ').nth(16).expect("nice field");
+        nice.push(field.parse().expect("nice"));
+    }
+    nice
+}
+
+#[test]
+fn forwarding_yields_the_core_and_its_bound_refuses_on_the_listener() {
+    let blackhole = UdpSocket::bind("127.0.0.1:0").expect("blackhole");
+    let upstream = blackhole.local_addr().expect("address");
+    const CONCURRENT: usize = 50;
+    let (server, dns) = start(&[
+        "--upstream",
+        &upstream.to_string(),
+        "--max-concurrent",
+        &CONCURRENT.to_string(),
+    ]);
+    // Forwarding runs below the listeners' priority: under a flood of names that miss the
+    // cache, the scheduler keeps the core for cluster answers.
+    let listeners = thread_nice(server.pid(), "clusterdns-udp");
+    let forwarding = thread_nice(server.pid(), "clusterdns-fwd");
+    assert!(!listeners.is_empty() && !forwarding.is_empty());
+    for (&fwd, &udp) in forwarding.iter().zip(listeners.iter().cycle()) {
+        assert_eq!(fwd, (udp + 10).min(19), "forwarding threads' nice");
+    }
+    // `max_concurrent` (below --max-forward-pending) is met first: the rest are refused by
+    // the listener at once, and never reach the upstream.
+    let flood = UdpSocket::bind("127.0.0.1:0").expect("flood socket");
+    flood
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    const NAMES: usize = 300;
+    let mut refused = 0;
+    let mut buf = [0u8; 1500];
+    for i in 0..NAMES {
+        let name = format!("c{i}.flood.example");
+        flood
+            .send_to(&query(i as u16, &name, 1, None), dns)
+            .expect("send");
+        // One at a time past the bound, so none is lost to a full socket buffer.
+        if i >= CONCURRENT {
+            let (len, _) = flood.recv_from(&mut buf).expect("an answer past the bound");
+            assert_eq!(rcode(&buf[..len]), 5, "REFUSED past max_concurrent");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, NAMES - CONCURRENT);
+    blackhole
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut asked = 0;
+    while let Ok((len, _)) = blackhole.recv_from(&mut buf) {
+        asked += usize::from(buf[..len].windows(5).any(|w| w == b"flood"));
+    }
+    assert!(asked <= CONCURRENT, "{asked} flood names went upstream");
+    let answer = client::ask(dns, NAME, RecordType::A, Duration::from_secs(1));
+    assert!(answer.is_some_and(|r| r.is(&["A 10.96.0.1"])));
+    server.assert_alive();
+}
