@@ -90,6 +90,16 @@ impl Files {
         }
     }
 
+    /// Whether `target` is in the zone that answers `qname` (both lowercase wire format): a
+    /// CNAME there was followed by the zone itself.
+    pub(super) fn same_zone(&self, qname: &[u8], target: &[u8]) -> bool {
+        use clusterdns_zone::name::is_subdomain;
+        (self.zones.iter())
+            .filter(|s| is_subdomain(qname, s.config.origin.as_bytes()))
+            .max_by_key(|s| s.config.origin.as_bytes().len())
+            .is_some_and(|s| is_subdomain(target, s.config.origin.as_bytes()))
+    }
+
     /// Reloads each zone whose interval has passed and whose file changed (see the module
     /// docs); failures are counted in `metrics`.
     pub fn refresh(&self, metrics: &Metrics) {

@@ -609,7 +609,7 @@ impl Block {
         }
         if let Some(files) = &self.file {
             if let Some(step) = files.step(query, packet, out, transport) {
-                return step;
+                return self.chase(snapshot, query, packet, at, out, step);
             }
         }
         if let Some((plan, forwarder)) = &self.forward {

@@ -123,7 +123,8 @@ impl Reader<'_> {
         let mut owner: Option<Name> = None;
         for entry in entries(&text) {
             let entry = entry.map_err(|(line, message)| fail(line, message.into()))?;
-            let at = |message: String| fail(entry.line, message);
+            let at =
+                |message: String| fail(entry.line, format!("{message}: {}", shown(entry.text)));
             let mut words = words(entry.text);
             if entry.text.starts_with('$') {
                 let (_, control) = words.next().unwrap_or_default();
@@ -262,6 +263,17 @@ impl Reader<'_> {
             name,
         ))
     }
+}
+
+/// An entry as an error quotes it: on one line, blanks collapsed, cut after 100 characters.
+fn shown(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut line = words.join(" ");
+    if let Some((cut, _)) = line.char_indices().nth(100) {
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    format!("{line:?}")
 }
 
 /// The message for a parser error about a record of `rtype`.

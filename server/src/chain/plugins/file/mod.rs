@@ -31,8 +31,9 @@
 //! TTL); a wildcard stops at an empty non-terminal closest encloser (RFC 4592 §3.3.1; CoreDNS
 //! looks past it); a CNAME chain is followed through wildcards and cuts as any lookup is
 //! (CoreDNS only through exact names, handing the rest to a lookup of its own); MX and SRV
-//! addresses come with wildcard answers too, once per name; ANY gets the name's first RRset
-//! (RFC 8482 §4.2; CoreDNS answers NODATA); an RRset holds each record once (RFC 2181 §5).
+//! addresses come with wildcard answers too, once per name; ANY gets the name's RRset of the
+//! lowest type (RFC 8482 §4.2, as Knot; CoreDNS answers NODATA); an RRset holds each record
+//! once (RFC 2181 §5).
 //! DNSSEC is not served: a zone with DNSSEC records is refused when read.
 
 pub mod load;

@@ -274,7 +274,7 @@ fn answers_positive_questions_with_the_apex_ns_and_target_addresses() {
                 authority: &APEX_NS,
                 additional: &[],
             },
-            // RFC 8482: ANY gets one RRset, the name's first.
+            // RFC 8482: ANY gets one RRset, the one of the lowest type.
             Case {
                 name: "www.example.org.",
                 qtype: 255,
@@ -283,6 +283,15 @@ fn answers_positive_questions_with_the_apex_ns_and_target_addresses() {
                 answer: &["www.example.org. 3600 A 127.0.0.1"],
                 authority: &APEX_NS,
                 additional: &[],
+            },
+            Case {
+                name: "example.org.",
+                qtype: 255,
+                rcode: NOERROR,
+                aa: true,
+                answer: &APEX_NS,
+                authority: &[],
+                additional: &["ns1.example.org. 3600 A 192.0.2.53"],
             },
         ],
     );

@@ -388,9 +388,9 @@ impl Zone {
                     continue;
                 }
             }
-            // RFC 8482 §4.2: ANY gets one RRset, the first of the name.
+            // RFC 8482 §4.2: ANY gets one RRset, the one of the lowest type, as Knot picks it.
             let set = match qtype {
-                TYPE_ANY => node.sets.first(),
+                TYPE_ANY => node.sets.iter().min_by_key(|s| s.rtype),
                 _ => node.set(qtype),
             };
             let Some(set) = set else {
