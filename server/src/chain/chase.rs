@@ -77,18 +77,22 @@ impl Block {
         if matches!(query.qtype, TYPE_CNAME | TYPE_ANY) || CHASING.get() {
             return step;
         }
+        if plugin == Plugin::File {
+            // The first answer record is the question's (a two-byte pointer to it): a CNAME
+            // chain, and the zone says whether it left the zone.
+            let at = query.question_end() + 2;
+            let cname = out.get(at..at + 2) == Some(&TYPE_CNAME.to_be_bytes()[..]);
+            if !cname || !self.file.as_ref().is_some_and(|f| f.leaves_zone(query)) {
+                return step;
+            }
+        }
         let Some(target) = cname_chain_end(&out[..len], query.question_end()) else {
             return step;
         };
         let Some(target) = WireName::from_wire(&target.to_ascii_lowercase()) else {
             return step;
         };
-        let inside = match plugin {
-            Plugin::File => (self.file.as_ref())
-                .is_none_or(|files| files.same_zone(query.qname(), target.as_bytes())),
-            _ => snapshot.in_zone(target.as_bytes()),
-        };
-        if inside {
+        if plugin == Plugin::Kubernetes && snapshot.in_zone(target.as_bytes()) {
             return step;
         }
         let Some((lookup_packet, lookup)) = requery(packet, query, &target) else {

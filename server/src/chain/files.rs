@@ -65,11 +65,7 @@ impl Files {
         out: &mut [u8],
         transport: Transport,
     ) -> Option<Step> {
-        let qname = query.qname();
-        let slot = (self.zones.iter())
-            .filter(|s| clusterdns_zone::name::is_subdomain(qname, s.config.origin.as_bytes()))
-            .max_by_key(|s| s.config.origin.as_bytes().len());
-        let Some(slot) = slot else {
+        let Some(slot) = self.slot(query.qname()) else {
             return (self.refuse_outside)
                 .then(|| rcode_step(query, packet, out, transport, Rcode::Refused));
         };
@@ -90,14 +86,23 @@ impl Files {
         }
     }
 
-    /// Whether `target` is in the zone that answers `qname` (both lowercase wire format): a
-    /// CNAME there was followed by the zone itself.
-    pub(super) fn same_zone(&self, qname: &[u8], target: &[u8]) -> bool {
-        use clusterdns_zone::name::is_subdomain;
+    /// Whether the answer to `query` ends with a CNAME to a name outside its zone, for the
+    /// chain to look that name up (the lookup again: no allocation, unlike reading the
+    /// response).
+    pub(super) fn leaves_zone(&self, query: &Query) -> bool {
+        let Some(slot) = self.slot(query.qname()) else {
+            return false;
+        };
+        let zone = slot.zone.load();
+        zone.as_deref()
+            .is_some_and(|zone| zone.lookup(query.qname(), query.qtype).leaves_zone)
+    }
+
+    /// The zone `qname` is in: the longest origin it is at or under.
+    fn slot(&self, qname: &[u8]) -> Option<&Slot> {
         (self.zones.iter())
-            .filter(|s| is_subdomain(qname, s.config.origin.as_bytes()))
+            .filter(|s| clusterdns_zone::name::is_subdomain(qname, s.config.origin.as_bytes()))
             .max_by_key(|s| s.config.origin.as_bytes().len())
-            .is_some_and(|s| is_subdomain(target, s.config.origin.as_bytes()))
     }
 
     /// Reloads each zone whose interval has passed and whose file changed (see the module

@@ -619,6 +619,18 @@ fn refuses_broken_zones_naming_the_line() {
     assert_eq!(loaded.warnings.len(), 1);
     assert_eq!(loaded.warnings[0].at.line, 2);
     assert_eq!(loaded.zone.serial(), 1);
+    // A CNAME beside other data is served (the CNAME wins, as in CoreDNS) with a warning.
+    let text = "@ SOA ns h 1 2 3 4 5\nwww A 192.0.2.1\nx A 192.0.2.2\nx CNAME www\n";
+    let mut files = |_: &Path| Ok(text.to_string());
+    let loaded = read(&origin, Path::new("/zones/db"), &mut files).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert_eq!(loaded.warnings[0].at.line, 4);
+    assert!(loaded.warnings[0]
+        .at
+        .message
+        .contains("CNAME and other records"));
+    let reply = ask(&loaded.zone, "x.example.org.", 1);
+    assert_eq!(reply.data(), ["A 192.0.2.1", "CNAME www.example.org."]);
 }
 
 #[test]

@@ -65,6 +65,13 @@ pub struct Zone {
     has_wildcards: bool,
 }
 
+/// An RRset being read: its type, records and where it first appears.
+struct Pending {
+    rtype: u16,
+    records: Vec<Rr>,
+    at: (usize, u32),
+}
+
 /// Something about a zone file worth a warning that does not stop it being served.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Warning {
@@ -134,6 +141,8 @@ pub struct Answer<'z> {
     pub authority: Authority<'z>,
     /// The additional section.
     pub additional: Option<Additional<'z>>,
+    /// Whether the answer ends with a CNAME to a name outside the zone.
+    pub leaves_zone: bool,
 }
 
 impl<'z> Answer<'z> {
@@ -143,6 +152,7 @@ impl<'z> Answer<'z> {
             answer: [None; MAX_CHAIN + 1],
             authority: Authority::None,
             additional: None,
+            leaves_zone: false,
         }
     }
 
@@ -207,7 +217,7 @@ impl Zone {
             message,
         };
         let mut warnings = Vec::new();
-        let mut sets: HashMap<Box<[u8]>, Vec<(u16, Vec<Rr>)>, RandomState> = HashMap::default();
+        let mut sets: HashMap<Box<[u8]>, Vec<Pending>, RandomState> = HashMap::default();
         let mut soa: Option<(u32, &[u8], (usize, u32))> = None;
         let zone = clusterdns_zone::name::dotted(origin);
         for record in &source.records {
@@ -245,11 +255,15 @@ impl Zone {
                 ttl: record.ttl,
                 rdata: record.rdata.as_slice().into(),
             };
-            match node.iter_mut().find(|(t, _)| *t == record.rtype) {
+            match node.iter_mut().find(|p| p.rtype == record.rtype) {
                 // RFC 2181 §5: an RRset holds each record once.
-                Some((_, rrs)) if rrs.iter().any(|r| r.rdata == rr.rdata) => {}
-                Some((_, rrs)) => rrs.push(rr),
-                None => node.push((record.rtype, vec![rr])),
+                Some(set) if set.records.iter().any(|r| r.rdata == rr.rdata) => {}
+                Some(set) => set.records.push(rr),
+                None => node.push(Pending {
+                    rtype: record.rtype,
+                    records: vec![rr],
+                    at: record.at,
+                }),
             }
         }
         let Some((soa_ttl, soa_rdata, _)) = soa else {
@@ -261,25 +275,22 @@ impl Zone {
         };
         let (serial, minimum) = soa_numbers(soa_rdata).unwrap_or((0, soa_ttl));
         for (owner, node) in &sets {
-            let types: Vec<u16> = node.iter().map(|(t, _)| *t).collect();
-            if types.contains(&TYPE_CNAME) && types.len() > 1 {
+            let cname = node.iter().find(|p| p.rtype == TYPE_CNAME);
+            if let (Some(cname), true) = (cname, node.len() > 1) {
                 let name = clusterdns_zone::name::dotted(owner);
+                let message = format!(
+                    "{name} has a CNAME and other records (RFC 1034 §3.6.2 forbids it); the \
+                     CNAME is answered"
+                );
                 warnings.push(Warning {
-                    at: LoadError {
-                        file: source.files.first().cloned().unwrap_or_default(),
-                        line: 0,
-                        message: format!(
-                            "{name} has a CNAME and other records (RFC 1034 §3.6.2 forbids it); \
-                             the CNAME is answered"
-                        ),
-                    },
+                    at: at(cname.at, message),
                 });
             }
         }
         let mut nodes: HashMap<Box<[u8]>, Node, RandomState> = HashMap::default();
         let (mut has_cuts, mut has_wildcards) = (false, false);
         for (owner, node) in sets {
-            has_cuts |= &*owner != origin && node.iter().any(|(t, _)| *t == TYPE_NS);
+            has_cuts |= &*owner != origin && node.iter().any(|p| p.rtype == TYPE_NS);
             has_wildcards |= owner.starts_with(b"\x01*");
             // The names between the owner and the apex exist, empty unless they have data.
             let mut at = usize::from(owner[0]) + 1;
@@ -287,9 +298,9 @@ impl Zone {
                 nodes.entry(owner[at..].into()).or_default();
                 at += usize::from(owner[at]) + 1;
             }
-            let sets = node.into_iter().map(|(rtype, records)| RrSet {
-                rtype,
-                records: records.into(),
+            let sets = node.into_iter().map(|p| RrSet {
+                rtype: p.rtype,
+                records: p.records.into(),
             });
             nodes.insert(
                 owner,
@@ -298,9 +309,8 @@ impl Zone {
                 },
             );
         }
-        // File order for the RRsets of a name (the map gave them in file order already), and
-        // for the warnings.
-        warnings.sort_by(|a, b| (a.at.line).cmp(&b.at.line));
+        // The warnings in file order.
+        warnings.sort_by_key(|w| (w.at.file.clone(), w.at.line));
         Ok((
             Zone {
                 origin: origin.into(),
@@ -381,6 +391,7 @@ impl Zone {
                     if !is_subdomain(target, &self.origin) {
                         // Outside the zone: the chain ends here (see the plugin's docs).
                         answer.authority = Authority::ApexNs;
+                        answer.leaves_zone = true;
                         return answer;
                     }
                     name = target;
