@@ -5,10 +5,11 @@
 //! ```text
 //!  packet ─parse─▶ malformed? FORMERR/NOTIMP/BADVERS │ class ≠ IN? REFUSED
 //!         ─route─▶ block (longest zone; none: REFUSED)
-//!   bufsize ─▶ dns64 ─▶ any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit,
-//!   (EDNS size) │             (question)                       (snapshot)    │   else deferred)
-//!               │                                      no plugin: whoami, else fallback rcode
-//!   response ◀─ log ◀─ dns64 (AAAA from A) ◀─ loadbalance ◀─ rewrite back ◀──┘
+//!   bufsize ─▶ dns64 ─▶ any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ file ─▶ forward (cache
+//!   (EDNS size) │             (question)                       (snapshot)  (zones)  │  hit, else
+//!               │                                      no plugin: whoami, else    │  deferred)
+//!               │                                      fallback rcode             │
+//!   response ◀─ log ◀─ dns64 (AAAA from A) ◀─ loadbalance ◀─ rewrite back ◀───────┘
 //! ```
 //!
 //! Which plugins a block has is decided when the router is built: a block is plain fields, and

@@ -15,7 +15,8 @@
 //! - the apex SOA: with the apex NS in the authority section;
 //! - a CNAME (for any type but CNAME and ANY): the CNAME, then the target's answer, followed
 //!   inside the zone (at most [`zone::MAX_CHAIN`] links); a target outside the zone ends the
-//!   chain there;
+//!   zone's chain, and the block's chain looks it up (`chain/chase.rs`, as CoreDNS looks it up
+//!   through the server);
 //! - a name at or below a zone cut: a referral, AA clear, the cut's NS records in the authority
 //!   section and the addresses of the servers under the cut as glue (DS at the cut itself is
 //!   the parent's to answer, RFC 4035 §3.1.4.1);
@@ -23,7 +24,9 @@
 //!   not exist: NXDOMAIN; both with the apex SOA in the authority section;
 //! - a name that does not exist under a wildcard's closest encloser: the wildcard's records,
 //!   owned by the question name (RFC 4592);
-//! - AXFR and IXFR: REFUSED (CoreDNS without its `transfer` plugin).
+//! - AXFR and IXFR: REFUSED (CoreDNS without its `transfer` plugin);
+//! - with `fallthrough` covering the name, an NXDOMAIN or an empty non-terminal (never NODATA)
+//!   goes on to the next plugin instead.
 //!
 //! Where clusterdns differs, each RFC-backed: a CNAME chain that ends in NODATA or NXDOMAIN
 //! carries the SOA (RFC 2308 §2.1-2.2; CoreDNS sends the apex NS); the SOA of negative answers

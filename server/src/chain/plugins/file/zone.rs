@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 
 use clusterdns_zone::name::is_subdomain;
-use clusterdns_zone::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME, TYPE_NS, TYPE_SOA};
+use clusterdns_zone::wire::{
+    TYPE_ANY, TYPE_AXFR, TYPE_CNAME, TYPE_IXFR, TYPE_MX, TYPE_NS, TYPE_SOA, TYPE_SRV,
+};
 use clusterdns_zone::Rcode;
 use foldhash::fast::RandomState;
 
@@ -349,19 +351,9 @@ impl Zone {
         self.nodes.get(name)?.set(rtype)
     }
 
-    /// How many names the zone has (empty non-terminals included).
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Whether the zone has no names (never: the apex has its SOA).
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
     /// Answers `qtype` at `qname` (lowercase wire format, at or under the origin).
     pub fn lookup(&self, qname: &[u8], qtype: u16) -> Answer<'_> {
-        if matches!(qtype, 251 | 252) {
+        if matches!(qtype, TYPE_IXFR | TYPE_AXFR) {
             return Answer::new(Kind::Refused);
         }
         let mut answer = Answer::new(Kind::Positive);
@@ -414,7 +406,7 @@ impl Zone {
             } else {
                 Authority::ApexNs
             };
-            if matches!(set.rtype, TYPE_NS | 15 | 33) {
+            if matches!(set.rtype, TYPE_NS | TYPE_MX | TYPE_SRV) {
                 answer.additional = Some(Additional {
                     set,
                     under: &self.origin,
@@ -509,9 +501,4 @@ fn soa_numbers(rdata: &[u8]) -> Option<(u32, u32)> {
     }
     let number = |at: usize| Some(u32::from_be_bytes(rdata.get(at..at + 4)?.try_into().ok()?));
     Some((number(at)?, number(at + 16)?))
-}
-
-/// Whether an address type is one the additional section carries.
-pub fn is_address(rtype: u16) -> bool {
-    rtype == TYPE_A || rtype == TYPE_AAAA
 }
