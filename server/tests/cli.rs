@@ -253,6 +253,34 @@ fn bad_corefiles(port: u16) -> Vec<Bad> {
             "missing.conf",
         ),
         Bad {
+            what: "zone file that does not parse",
+            corefile: format!(
+                "example.org:{port} {{\n    bind 127.0.0.1\n    root @D@\n    file db.example.org\n}}\n"
+            ),
+            extra: Some((
+                "db.example.org",
+                "$ORIGIN example.org.\n@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n\
+                 www IN A 192.0.2.999\n",
+            )),
+            file: Some("db.example.org"),
+            lines: &[3],
+            token: "192.0.2.999",
+        },
+        Bad {
+            what: "signed zone file",
+            corefile: format!(
+                "example.org:{port} {{\n    bind 127.0.0.1\n    root @D@\n    file db.example.org\n}}\n"
+            ),
+            extra: Some((
+                "db.example.org",
+                "$ORIGIN example.org.\n@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n\
+                 @ 3600 IN RRSIG SOA 13 2 3600 20300101000000 20200101000000 1 example.org. AAAA\n",
+            )),
+            file: Some("db.example.org"),
+            lines: &[3],
+            token: "RRSIG",
+        },
+        Bad {
             what: "unknown directive in an imported file",
             corefile: format!(
                 ".:{port} {{\n    bind 127.0.0.1\n    import extra.override\n    errors\n}}\n"
@@ -281,11 +309,13 @@ fn bad_corefiles_are_refused_naming_file_line_and_token() {
     let dir = TempDir::new("cli-bad-corefiles");
     let port = free_port();
     for (i, bad) in bad_corefiles(port).into_iter().enumerate() {
-        let corefile = dir.write(&format!("case{i}/Corefile"), &bad.corefile);
+        // `@D@` is the case's directory (a `root` for zone files).
+        let case = dir.path().join(format!("case{i}"));
+        let text = bad.corefile.replace("@D@", &case.display().to_string());
+        let corefile = dir.write(&format!("case{i}/Corefile"), &text);
         if let Some((name, text)) = bad.extra {
             dir.write(&format!("case{i}/{name}"), text);
         }
-        let case = dir.path().join(format!("case{i}"));
         let file = bad.file.map_or(corefile.clone(), |name| case.join(name));
         let what = bad.what;
 

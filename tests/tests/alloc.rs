@@ -1,12 +1,13 @@
 //! Proves the hot path allocates nothing: after warm-up, answering cluster queries (A, AAAA, SRV,
 //! PTR, headless, pod, NXDOMAIN, NODATA) performs zero heap allocations, both in the answer
-//! function and through a running server's UDP worker. One test in this binary, so no other
-//! test's allocations are counted.
+//! function and through a running server's UDP worker; so does answering from a `file` zone.
+//! One test in this binary, so no other test's allocations are counted.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use clusterdns::chain::plugins::autopath::SearchPath;
+use clusterdns::chain::plugins::file::{self, FilePlan, ZoneFile};
 use clusterdns::config::ServeConfig;
 use clusterdns_testkit::alloc::{allocations, Counting};
 use clusterdns_testkit::client::connected_udp;
@@ -151,6 +152,65 @@ fn answering_cluster_queries_allocates_nothing() {
         existing.len() * 250
     );
     server.server.shutdown();
+
+    // A `file` zone beside the cluster zone: every shape of its answers (a CNAME chain inside
+    // the zone, a wildcard, a referral, MX with its addresses, negative answers).
+    let mut with_file = ServeConfig::loopback();
+    with_file.ports[0].blocks[0].file = Some(file_zone());
+    let server = TestServer::start_with(
+        golden::cluster(GOLDEN),
+        zone_config(PodsMode::Insecure),
+        &with_file,
+    );
+    let file_packets: Vec<(&str, Vec<u8>, u8)> = FILE_QUERIES
+        .iter()
+        .enumerate()
+        .map(|(i, (what, name, qtype, rcode))| {
+            (*what, query(i as u16, name, *qtype, Some(1232)), *rcode)
+        })
+        .collect();
+    let during = server_allocations(&server, &file_packets);
+    assert_eq!(
+        during,
+        0,
+        "server (file zone): {during} allocations for {} queries over UDP",
+        file_packets.len() * 250
+    );
+    server.server.shutdown();
+}
+
+/// (what, query name, type, expected rcode) of the `file` zone.
+const FILE_QUERIES: &[(&str, &str, u16, u8)] = &[
+    ("A", "www.example.org", 1, 0),
+    ("CNAME chain", "alias.example.org", 1, 0),
+    ("MX", "example.org", 15, 0),
+    ("wildcard", "any.wild.example.org", 1, 0),
+    ("referral", "www.sub.example.org", 1, 0),
+    ("NXDOMAIN", "nothing.example.org", 1, 3),
+    ("NODATA", "www.example.org", 16, 0),
+];
+
+/// The `file` plugin with one zone, `example.org`.
+fn file_zone() -> FilePlan {
+    let text = "$ORIGIN example.org.\n$TTL 300\n\
+        @ IN SOA ns1 hostmaster 1 7200 3600 1209600 60\n@ NS ns1\n@ MX 10 mail\n\
+        ns1 A 192.0.2.53\nmail A 192.0.2.25\nwww A 192.0.2.1\nalias CNAME www\n\
+        *.wild A 192.0.2.99\nsub NS ns1.sub\nns1.sub A 192.0.2.54\n";
+    let origin = WireName::from_dotted("example.org").expect("a name");
+    let mut read = |_: &std::path::Path| Ok(text.to_owned());
+    let loaded = file::read(&origin, std::path::Path::new("db.example.org"), &mut read)
+        .expect("the zone reads");
+    FilePlan {
+        zones: vec![ZoneFile {
+            origin,
+            path: "db.example.org".into(),
+            reload: Duration::ZERO,
+            reload_by_mtime: false,
+            zone: Some(std::sync::Arc::new(loaded.zone)),
+            files: loaded.files,
+        }],
+        fallthrough: Default::default(),
+    }
 }
 
 /// Allocations while a running server's UDP worker answers `packets` 250 times (the client

@@ -356,6 +356,31 @@ pub fn respond_records(
     w.finish()
 }
 
+/// Writes a response with `rcode` and the question echoed, whose records `write` appends in
+/// place: it is given the output, where the records start and where they must end (room for
+/// the OPT record kept), and says what it wrote (for answers other plugins encode record by
+/// record, such as zone files).
+pub fn respond_with(
+    query: &Query,
+    packet: &[u8],
+    out: &mut [u8],
+    transport: Transport,
+    (rcode, authoritative): (Rcode, bool),
+    write: impl FnOnce(&mut [u8], usize, usize) -> crate::Written,
+) -> Answered {
+    let limit = response_limit(query, transport).min(out.len());
+    let flags = if authoritative { FLAG_AA } else { 0 };
+    let mut w = Writer::start(query, packet, out, limit, flags, rcode);
+    let end = w.len + w.room();
+    let written = write(w.out, w.len, end);
+    w.len = written.len;
+    w.counts = written.counts;
+    if written.truncated {
+        w.truncated();
+    }
+    w.finish()
+}
+
 /// A header-only response to a query that could not be parsed (NOTIMP, FORMERR, BADVERS).
 fn reject(packet: &[u8], rcode: Rcode, out: &mut [u8]) -> Answered {
     if out.len() < HEADER_LEN + OPT_LEN {

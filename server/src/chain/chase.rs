@@ -1,6 +1,7 @@
-//! Following a CNAME through the block's own chain, for two plugins: an ExternalName answer
-//! whose chain leaves the zone ([`Chase`]), and an answer a `rewrite cname` rule cut at the
-//! CNAME target it changed ([`CnameLookup`]).
+//! Following a CNAME through the block's own chain, for three plugins: an ExternalName answer
+//! whose chain leaves the zone ([`Chase`]), likewise a `file` zone's CNAME to a name outside
+//! that zone (CoreDNS's `file` looks such a target up through the server), and an answer a
+//! `rewrite cname` rule cut at the CNAME target it changed ([`CnameLookup`]).
 //!
 //! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
 //! looked up through the block's own chain (template, hosts, and above all `forward` with its
@@ -8,9 +9,10 @@
 //! does with its upstream lookup. A Pod's resolver (glibc, musl) does not chase a CNAME itself,
 //! so without this an ExternalName to a managed database gives it no address.
 //!
-//! Limits: the target is outside the cluster zone, so its lookup never comes back here (the
-//! zone has already followed the chain inside the zone, at most `MAX_CNAME_CHAIN` links, and
-//! stopped at the first name outside it); one lookup per query, no more. When the target does
+//! Limits: the target is outside the zone that answered (which has already followed the chain
+//! inside it, at most `MAX_CNAME_CHAIN` links, and stopped at the first name outside it); one
+//! lookup per query, no more: an answer to that lookup is never completed in turn, so zones
+//! whose CNAMEs point at each other cannot make it go round. When the target does
 //! not resolve (NXDOMAIN, SERVFAIL, no upstream, a name the block does not forward), the
 //! answer is the CNAME chain alone, NOERROR, as CoreDNS answers it. When the completed answer
 //! does not fit the client's UDP limit, the CNAME chain goes alone with TC set.
@@ -25,8 +27,10 @@ use crate::chain::plugins::rewrite::answer::Lookup;
 use crate::forward::Forwarder;
 use crate::ops::metrics::Plugin;
 
-/// An ExternalName answer waiting for its target's lookup.
+/// An ExternalName (or `file`) answer waiting for its target's lookup.
 pub(super) struct Chase {
+    /// The plugin whose answer it is.
+    plugin: Plugin,
     /// The zone's answer: the CNAME chain.
     base: Vec<u8>,
     /// The lookup of the target, as a query packet with the client's ID, flags and EDNS.
@@ -41,12 +45,18 @@ impl Chase {
     }
 }
 
+thread_local! {
+    /// Whether this thread is looking a chased target up: that lookup's answer is not chased.
+    static CHASING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Room for a lookup's answer (it is not sent to a client, so TCP's limit).
 const LOOKUP_BUFFER: usize = u16::MAX as usize;
 
 impl Block {
     /// The zone's answer `step` for `query`, completed with the target's records when it is an
-    /// ExternalName's CNAME chain that leaves the zone (see the module docs).
+    /// ExternalName's CNAME chain that leaves the zone, or a `file` zone's (see the module
+    /// docs).
     pub(super) fn chase(
         &self,
         snapshot: &Snapshot,
@@ -59,13 +69,22 @@ impl Block {
         let Step::Reply {
             len,
             rcode: 0,
-            plugin: Plugin::Kubernetes,
+            plugin: plugin @ (Plugin::Kubernetes | Plugin::File),
         } = step
         else {
             return step;
         };
-        if matches!(query.qtype, TYPE_CNAME | TYPE_ANY) {
+        if matches!(query.qtype, TYPE_CNAME | TYPE_ANY) || CHASING.get() {
             return step;
+        }
+        if plugin == Plugin::File {
+            // The first answer record is the question's (a two-byte pointer to it): a CNAME
+            // chain, and the zone says whether it left the zone.
+            let at = query.question_end() + 2;
+            let cname = out.get(at..at + 2) == Some(&TYPE_CNAME.to_be_bytes()[..]);
+            if !cname || !self.file.as_ref().is_some_and(|f| f.leaves_zone(query)) {
+                return step;
+            }
         }
         let Some(target) = cname_chain_end(&out[..len], query.question_end()) else {
             return step;
@@ -73,7 +92,7 @@ impl Block {
         let Some(target) = WireName::from_wire(&target.to_ascii_lowercase()) else {
             return step;
         };
-        if snapshot.in_zone(target.as_bytes()) {
+        if plugin == Plugin::Kubernetes && snapshot.in_zone(target.as_bytes()) {
             return step;
         }
         let Some((lookup_packet, lookup)) = requery(packet, query, &target) else {
@@ -84,18 +103,22 @@ impl Block {
             transport: Transport::Tcp,
             ..*at
         };
-        match self.chain(snapshot, &lookup, &lookup_packet, &lookup_at, &mut found) {
+        CHASING.set(true);
+        let looked_up = self.chain(snapshot, &lookup, &lookup_packet, &lookup_at, &mut found);
+        CHASING.set(false);
+        match looked_up {
             Step::Reply { len: found_len, .. } => {
                 let base = out[..len].to_vec();
                 let len = complete(&base, &found[..found_len], query, at, out);
                 Step::Reply {
                     len,
                     rcode: 0,
-                    plugin: Plugin::Kubernetes,
+                    plugin,
                 }
             }
             Step::Forward(forwarder) => Step::Chase(
                 Box::new(Chase {
+                    plugin,
                     base: out[..len].to_vec(),
                     packet: lookup_packet,
                     query: lookup,
@@ -128,7 +151,7 @@ impl Deferred {
         let step = Step::Reply {
             len,
             rcode: rcode_of(&out[..len]),
-            plugin: Plugin::Kubernetes,
+            plugin: chase.plugin,
         };
         self.block.finish(at, out, step)
     }

@@ -5,10 +5,11 @@
 //! ```text
 //!  packet ─parse─▶ malformed? FORMERR/NOTIMP/BADVERS │ class ≠ IN? REFUSED
 //!         ─route─▶ block (longest zone; none: REFUSED)
-//!   bufsize ─▶ dns64 ─▶ any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ forward (cache hit,
-//!   (EDNS size) │             (question)                       (snapshot)    │   else deferred)
-//!               │                                      no plugin: whoami, else fallback rcode
-//!   response ◀─ log ◀─ dns64 (AAAA from A) ◀─ loadbalance ◀─ rewrite back ◀──┘
+//!   bufsize ─▶ dns64 ─▶ any ─▶ rewrite ─▶ template ─▶ hosts ─▶ kubernetes ─▶ file ─▶ forward (cache
+//!   (EDNS size) │             (question)                       (snapshot)  (zones)  │  hit, else
+//!               │                                      no plugin: whoami, else    │  deferred)
+//!               │                                      fallback rcode             │
+//!   response ◀─ log ◀─ dns64 (AAAA from A) ◀─ loadbalance ◀─ rewrite back ◀───────┘
 //! ```
 //!
 //! Which plugins a block has is decided when the router is built: a block is plain fields, and
@@ -25,6 +26,7 @@
 
 mod chase;
 mod dns64;
+pub mod files;
 pub mod loadbalance;
 pub mod plugins;
 pub mod querylog;
@@ -62,6 +64,7 @@ use querylog::QueryLog;
 
 use chase::{Chase, CnameLookup};
 use dns64::Dns64Wait;
+use files::Files;
 use search::SearchRest;
 pub use steps::Hosts;
 use steps::{any_record, chaos_step, kubernetes_step, rcode_step, records_step, whoami_step};
@@ -267,6 +270,8 @@ pub struct Block {
     templates: Box<[Template]>,
     hosts: Option<Hosts>,
     kubernetes: Option<KubernetesRoute>,
+    /// Zones read from master files (`file`).
+    file: Option<Files>,
     forward: Option<(ForwardPlan, Forwarder)>,
     /// What reaches the end of the chain gets the client's address (`whoami`), not `fallback`.
     whoami: bool,
@@ -331,6 +336,11 @@ impl Router {
     /// The hosts plugins of the blocks, for their file watchers.
     pub fn hosts(&self) -> impl Iterator<Item = &Hosts> {
         self.blocks.iter().filter_map(|b| b.hosts.as_ref())
+    }
+
+    /// The `file` plugins of the blocks, for their zone file watchers.
+    pub fn files(&self) -> impl Iterator<Item = &Files> {
+        self.blocks.iter().filter_map(|b| b.file.as_ref())
     }
 
     /// Answers one query packet from `client` into `out`.
@@ -442,6 +452,9 @@ impl Block {
             templates: plan.templates.clone().into(),
             hosts,
             kubernetes: plan.kubernetes.clone(),
+            // Nothing after `file` in the chain: CoreDNS refuses what its zones do not hold.
+            file: (plan.file.as_ref())
+                .map(|f| Files::new(f, plan.forward.is_none() && !plan.whoami)),
             forward,
             whoami: plan.whoami,
             fallback: plan.fallback,
@@ -597,6 +610,11 @@ impl Block {
         if let Some(kubernetes) = &self.kubernetes {
             if let Some(step) = kubernetes_step(kubernetes, snapshot, query, packet, out, transport)
             {
+                return self.chase(snapshot, query, packet, at, out, step);
+            }
+        }
+        if let Some(files) = &self.file {
+            if let Some(step) = files.step(query, packet, out, transport) {
                 return self.chase(snapshot, query, packet, at, out, step);
             }
         }
@@ -799,6 +817,7 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ("template", !plan.templates.is_empty()),
         ("hosts", plan.hosts.is_some()),
         ("kubernetes", plan.kubernetes.is_some()),
+        ("file", plan.file.is_some()),
         (
             "cache",
             plan.forward

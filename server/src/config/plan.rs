@@ -13,6 +13,7 @@ use clusterdns_zone::{PodsMode, Rcode, WireName};
 use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::dns64::Dns64;
+use crate::chain::plugins::file::FilePlan;
 use crate::chain::plugins::hosts::HostsTable;
 use crate::chain::plugins::rewrite::Rule;
 use crate::chain::plugins::template::Template;
@@ -77,8 +78,8 @@ pub struct BlockZone {
 }
 
 /// One server block's plugin chain, in CoreDNS's plugin order (not the file's): bufsize, log,
-/// dns64, any, loadbalance, rewrite, cache, autopath, template, hosts, kubernetes, loop, forward,
-/// whoami.
+/// dns64, any, loadbalance, rewrite, cache, autopath, template, hosts, kubernetes, file, loop,
+/// forward, whoami.
 #[derive(Clone, Debug)]
 pub struct BlockPlan {
     /// The zones it answers for.
@@ -107,6 +108,8 @@ pub struct BlockPlan {
     pub hosts: Option<HostsPlan>,
     /// The cluster zone's names, when this block serves them (CoreDNS `kubernetes`).
     pub kubernetes: Option<KubernetesRoute>,
+    /// Zones read from master files (CoreDNS `file`).
+    pub file: Option<FilePlan>,
     /// Forwarding of the rest, with the block's cache (CoreDNS `forward` and `cache`).
     pub forward: Option<ForwardPlan>,
     /// Whether what reaches the end of the chain is answered with the client's address
@@ -134,6 +137,7 @@ impl BlockPlan {
             templates: Vec::new(),
             hosts: None,
             kubernetes: None,
+            file: None,
             forward: None,
             whoami: false,
             fallback,

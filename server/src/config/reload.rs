@@ -1,9 +1,10 @@
-//! Watching configuration files while serving (CoreDNS `reload`, and the `hosts` plugin's
-//! `reload`): a thread that twice a second re-reads the Corefile with its imports and, when the
-//! parsed result differs, builds the new plan and swaps the routers in; and that re-reads each
-//! hosts file when its interval has passed. A new Corefile that does not parse or validate, or
-//! that changes what needs a restart (ports, endpoints, the cluster zone's source), is refused:
-//! logged, counted in `coredns_reload_failed_total`, and the running configuration stays.
+//! Watching configuration files while serving (CoreDNS `reload`, and the `hosts` and `file`
+//! plugins' `reload`): a thread that twice a second re-reads the Corefile with its imports and,
+//! when the parsed result differs, builds the new plan and swaps the routers in; and that
+//! re-reads each hosts file and `file` zone when its interval has passed. A new Corefile that
+//! does not parse or validate, or that changes what needs a restart (ports, endpoints, the
+//! cluster zone's source), is refused: logged, counted in `coredns_reload_failed_total`, and
+//! the running configuration stays.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +38,8 @@ struct Seen {
 }
 
 impl Watcher {
-    /// Starts watching `corefile` (when given and its plan says `reload`) and the hosts files of
-    /// `server`'s blocks.
+    /// Starts watching `corefile` (when given and its plan says `reload`) and the hosts and zone
+    /// files of `server`'s blocks.
     pub fn start(
         corefile: Option<PathBuf>,
         plan: Plan,
@@ -64,6 +65,9 @@ impl Watcher {
                     for router in server.routers() {
                         for hosts in router.load().hosts() {
                             hosts.refresh();
+                        }
+                        for files in router.load().files() {
+                            files.refresh(&metrics);
                         }
                     }
                 }

@@ -82,11 +82,13 @@ pub enum Plugin {
     Whoami = 8,
     /// An answer `dns64` synthesized.
     Dns64 = 9,
+    /// A zone read from a master file (`file`).
+    File = 10,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 10] = [
+const PLUGINS: [&str; 11] = [
     "kubernetes",
     "cache",
     "forward",
@@ -97,6 +99,7 @@ const PLUGINS: [&str; 10] = [
     "chaos",
     "whoami",
     "dns64",
+    "file",
 ];
 /// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
 /// last slot.
@@ -370,6 +373,8 @@ pub struct Metrics {
     autopath_successes: Arc<AtomicU64>,
     /// Queries `dns64` answered with synthesized records.
     dns64_translations: Arc<AtomicU64>,
+    /// Reloads of `file` zones that failed, by zone (only the reload thread counts them).
+    file_reload_failures: Mutex<Vec<(String, u64)>>,
     /// The zone sources' metrics.
     pub source: SourceMetrics,
 }
@@ -388,6 +393,7 @@ impl Metrics {
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             autopath_successes: Arc::new(AtomicU64::new(0)),
             dns64_translations: Arc::new(AtomicU64::new(0)),
+            file_reload_failures: Mutex::new(Vec::new()),
             source: SourceMetrics::new(),
         }
     }
@@ -447,6 +453,16 @@ impl Metrics {
     /// (`coredns_dns64_requests_translated_total`), for the chains to add to.
     pub fn dns64_translations(&self) -> Arc<AtomicU64> {
         self.dns64_translations.clone()
+    }
+
+    /// Counts a failed reload of the `file` zone `zone` (`clusterdns_file_reload_failed_total`).
+    pub fn file_reload_failed(&self, zone: &str) {
+        if let Ok(mut failures) = self.file_reload_failures.lock() {
+            match failures.iter_mut().find(|(z, _)| z == zone) {
+                Some((_, count)) => *count += 1,
+                None => failures.push((zone.to_owned(), 1)),
+            }
+        }
     }
 
     /// Adds metrics another part (the forwarder, the cache) renders itself at each scrape.

@@ -13,6 +13,7 @@
 //! | [`bufsize`] | the `bufsize` plugin: the ceiling on a query's EDNS payload size |
 //! | [`whoami`] | the `whoami` plugin: the client's address, port and transport as records |
 //! | [`dns64`] | the `dns64` plugin: AAAA records synthesized from A records (RFC 6147) |
+//! | [`file`] | the `file` plugin: zones read from master files, answered authoritatively |
 //!
 //! [`Zones`] is the zone list every plugin is scoped by (and `fallthrough` is limited to).
 
@@ -20,6 +21,7 @@ pub mod autopath;
 pub mod bufsize;
 pub mod chaos;
 pub mod dns64;
+pub mod file;
 pub mod hosts;
 pub mod message;
 pub mod records;

@@ -7,7 +7,7 @@
 //! `ready`, `prometheus`, `errors`, `loop`, `reload`...), with the argument helpers every
 //! directive shares; [`kubernetes`], [`forward`] (with `cache`), [`rewrite`] and [`plugins`]
 //! (`log`, `hosts`, `template`, `autopath`) read the directives of their names, as do [`chaos`],
-//! [`bufsize`], [`debug`], [`dns64`] and [`whoami`], one file each.
+//! [`bufsize`], [`debug`], [`dns64`], [`file`] (with `root`) and [`whoami`], one file each.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -30,6 +30,7 @@ mod bufsize;
 mod chaos;
 mod debug;
 mod dns64;
+mod file;
 mod forward;
 mod kubernetes;
 mod plugins;
@@ -41,6 +42,7 @@ use bufsize::bufsize;
 use chaos::chaos;
 use debug::debug;
 use dns64::dns64;
+use file::{file, root};
 use forward::{cache_config, forward};
 use kubernetes::kubernetes;
 pub use plugins::hosts_table;
@@ -51,8 +53,8 @@ use whoami::whoami;
 
 /// The directives clusterdns carries out; any other stops startup.
 pub const SUPPORTED: &str = "any, autopath, bind, bufsize, cache, chaos, debug, dns64, errors, \
-     forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, \
-     rewrite, template, timeouts, whoami";
+     file, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, \
+     rewrite, root, template, timeouts, whoami";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";
@@ -185,10 +187,13 @@ fn block_plan(
     let mut cache: Option<CacheConfig> = None;
     let mut loop_check = false;
     let mut search: Option<&Directive> = None;
+    // `file` reads its files after the block's `root`, wherever that is (CoreDNS sets `root` up
+    // first).
+    let (mut files, mut root_dir) = (Vec::new(), None);
     let block_zones: Vec<String> = out.zones.iter().map(|z| z.zone_label.clone()).collect();
     for d in &block.directives {
         let name = d.name.text.as_str();
-        let repeatable = matches!(name, "rewrite" | "template" | "bind");
+        let repeatable = matches!(name, "rewrite" | "template" | "bind" | "file");
         if !repeatable && seen.contains(&name) {
             return Err(CorefileError::at(
                 &d.name,
@@ -295,6 +300,8 @@ fn block_plan(
             "cache" => cache = Some(cache_config(d, &block_zones)?),
             "forward" => out.forward = Some(forward(d, listen)?),
             "autopath" => search = Some(d),
+            "file" => files.push(d),
+            "root" => root_dir = Some(root(d)?),
             "bufsize" => out.bufsize = Some(bufsize(d)?),
             "debug" => {
                 debug(d)?;
@@ -312,6 +319,10 @@ fn block_plan(
                 ))
             }
         }
+    }
+    for d in files {
+        let plan = out.file.get_or_insert_with(Default::default);
+        file(d, &block_zones, root_dir.as_deref(), plan)?;
     }
     if let Some(d) = search {
         let cluster = out.kubernetes.as_ref().and(plan.kubernetes.as_mut());

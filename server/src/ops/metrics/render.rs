@@ -75,6 +75,20 @@ impl Metrics {
         );
         header(
             out,
+            "clusterdns_file_reload_failed_total",
+            "counter",
+            "Reloads of a file plugin's zone that failed (the zone read before is still served).",
+        );
+        if let Ok(failures) = self.file_reload_failures.lock() {
+            for (zone, count) in failures.iter() {
+                let _ = writeln!(
+                    out,
+                    "clusterdns_file_reload_failed_total{{zone=\"{zone}\"}} {count}"
+                );
+            }
+        }
+        header(
+            out,
             "coredns_plugin_enabled",
             "gauge",
             "A metric that indicates whether a plugin is enabled on per server and zone basis.",
