@@ -12,6 +12,7 @@
 #   NO_BUILD=1 ...                                        # with the release binaries built
 #   UPSTREAM=answering ...                                # see below
 #   SECONDS_FLOOD=30 ...                                  # each flood's length (default 30)
+#   SERVER_FLAGS="--max-concurrent 100000" ...            # more flags for the server
 #
 # UPSTREAM=silent (default): the upstream takes every query and answers none, so each forwarded
 # query waits until it times out and the bounds hold: `max_concurrent` (1000 for --upstream)
@@ -68,7 +69,7 @@ UPSTREAM_PID=$!
 PORT=5500
 taskset -c 0 "$BIN/clusterdns" --manifests "$WORK/cluster.yaml" --listen "127.0.0.1:$PORT" \
   --threads 1 --upstream "127.0.0.1:$UPSTREAM_PORT" --health 127.0.0.1:5501 --ready 127.0.0.1:5502 \
-  --metrics 127.0.0.1:5503 >"$WORK/server.log" 2>&1 &
+  --metrics 127.0.0.1:5503 ${SERVER_FLAGS:-} >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 600); do
   dig +short +time=1 +tries=1 -p "$PORT" @127.0.0.1 kubernetes.default.svc.cluster.local >/dev/null 2>&1 && break
