@@ -10,6 +10,7 @@
 //!                     in flight for this key?  yes: wait for that fetch   no: start one
 //!                                        ▼
 //!   fetch: upstreams in policy order, skipping those down ──UDP──▶ TC? ──TCP──▶ validated answer
+//!          (a tls:// upstream: a query on one of its pooled TLS connections instead)
 //!          ├─ answer  ──▶ cache (if cacheable) ──▶ every waiter writes it with its own ID/case
 //!          └─ all failed (or SERVFAIL) ──▶ a stale entry (serve-stale) else SERVFAIL
 //! ```

@@ -24,7 +24,8 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
     for target in to {
         let text = target.text.as_str();
         if let Some(bare) = text.strip_prefix("tls://") {
-            // CoreDNS 1.13 takes an address here (a file after tls:// would lose the TLS).
+            // An address only: CoreDNS 1.13 reads a file after tls:// as plain DNS
+            // nameservers, which would send in the clear what was meant to be encrypted.
             let addr = parse_upstream_on(bare, DOT_PORT).map_err(|_| {
                 CorefileError::at(
                     target,
