@@ -223,10 +223,16 @@ fn bad_corefiles(port: u16) -> Vec<Bad> {
             "tls://",
         ),
         bad(
-            "forward to tls://",
-            ".:@P@ {\n    bind 127.0.0.1\n    forward . tls://1.1.1.1\n}\n",
+            "forward to https://",
+            ".:@P@ {\n    bind 127.0.0.1\n    forward . https://1.1.1.1\n}\n",
             &[3],
-            "tls://1.1.1.1",
+            "https://1.1.1.1",
+        ),
+        bad(
+            "forward tls CA file missing",
+            ".:@P@ {\n    bind 127.0.0.1\n    forward . tls://127.0.0.1 {\n        tls /nonexistent/ca.pem\n    }\n}\n",
+            &[4],
+            "/nonexistent/ca.pem",
         ),
         bad(
             "bufsize out of range",

@@ -11,7 +11,8 @@
 //! - [`fakeapi`]: the in-process fake Kubernetes API server (list/watch over HTTP);
 //! - [`fixture`]: zones and in-process servers; [`golden`]: the golden-case harness;
 //! - [`process`]: the `clusterdns` binary (or any program) as a child process killed on drop;
-//! - [`knot`]: Knot DNS on a loopback port as a real upstream; [`temp`]: temp directories;
+//! - [`knot`]: Knot DNS on a loopback port as a real upstream; [`unbound`]: Unbound serving
+//!   DNS over TLS with a certificate made at run time; [`temp`]: temp directories;
 //! - [`yaml`]: Kubernetes objects in YAML files, read strictly (unknown fields are errors).
 //!
 //! It is test support: a failure of the environment (a socket that cannot be bound, a program
@@ -32,4 +33,5 @@ pub mod net;
 pub mod process;
 pub mod rng;
 pub mod temp;
+pub mod unbound;
 pub mod yaml;

@@ -35,6 +35,7 @@ use clusterdns_testkit::knot::Knot;
 use clusterdns_testkit::net::{free_port, loopback};
 use clusterdns_testkit::process::{clusterdns_binary, Process};
 use clusterdns_testkit::temp::TempDir;
+use clusterdns_testkit::unbound::{Certificates, Unbound};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
@@ -94,7 +95,7 @@ const UPSTREAM_ZONES: &[(&str, &str)] = &[
 const STUB_ZONES: &[(&str, &str)] = &[(
     "stub.test",
     "@ 3600 IN SOA ns hostmaster 1 7200 3600 1209600 60\n@ NS ns\n\
-     ns A 198.51.100.53\nwww A 198.51.100.7\n",
+     ns A 198.51.100.53\nwww A 198.51.100.7\nwww.tls A 198.51.100.8\n",
 )];
 
 // ---------------------------------------------------------------------------------------------
@@ -632,6 +633,14 @@ stub.test:@P1@ {
     }
 }
 
+tls.stub.test:@P1@ {
+    bind 127.0.0.1
+    forward . tls://127.0.0.1:@DOT@ {
+        tls @CA@
+        tls_servername dns.test
+    }
+}
+
 .:@P2@ {
     bind 127.0.0.1 127.0.0.2
     hosts {
@@ -651,6 +660,9 @@ fn kitchen_sink_corefile_uses_every_directive_and_option() {
     seed(&api);
     let knot = Knot::start("kitchen", UPSTREAM_ZONES);
     let stub = Knot::start("kitchen-stub", STUB_ZONES);
+    // DNS over TLS in front of the stub domain's upstream.
+    let certs = Certificates::generate("kitchen", &["dns.test"]);
+    let dot = Unbound::start("kitchen", &certs, stub.addr);
     let dir = TempDir::new("kitchen");
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -671,7 +683,9 @@ fn kitchen_sink_corefile_uses_every_directive_and_option() {
         .replace("@KUBECONFIG@", &kubeconfig.display().to_string())
         .replace("@KNOT@", &knot.addr.port().to_string())
         .replace("@STUB@", &stub.addr.port().to_string())
-        .replace("@RESOLV@", &resolv.display().to_string());
+        .replace("@RESOLV@", &resolv.display().to_string())
+        .replace("@DOT@", &dot.dot.port().to_string())
+        .replace("@CA@", &certs.ca.display().to_string());
     assert!(!text.contains('@'), "a placeholder left:\n{text}");
     let corefile = dir.write("Corefile", &text);
 
@@ -803,6 +817,9 @@ fn kitchen_sink_corefile_uses_every_directive_and_option() {
     // The stub domain's own block, routed to its own upstream (the main one lacks the zone).
     let stubbed = ask("www.stub.test", A);
     assert!(stubbed.is(&["A 198.51.100.7"]), "{stubbed:?}\n{}", logs());
+    // ...and a zone under it, over TLS through Unbound.
+    let over_tls = ask("www.tls.stub.test", A);
+    assert!(over_tls.is(&["A 198.51.100.8"]), "{over_tls:?}\n{}", logs());
 
     // The second port, on both of its bind addresses: its own hosts (no_reverse) and forward.
     for addr in [loopback(p2), SocketAddr::from(([127, 0, 0, 2], p2))] {

@@ -8,20 +8,24 @@
 //!   `dns64` replace the AAAA NODATA cases they change. Node-local Corefiles (no `kubernetes`)
 //!   forward the cluster zone to a cluster DNS (an in-process clusterdns serving the same
 //!   cluster) and answer the same corpus through their cache;
-//! - a name outside the cluster, forwarded to the upstream (Knot DNS on loopback);
+//! - a name outside the cluster, forwarded to the upstream (Knot DNS on loopback; `tls://`
+//!   upstreams become Unbound serving DNS over TLS in front of it);
 //! - the names its other directives target (hosts entries, rewrites, templates, chaos, dns64,
 //!   imported server blocks), with CoreDNS's answers written out per fixture.
 //!
 //! How a real Corefile is adapted to run here, the same way for every fixture (see [`adapt`]):
 //! each port becomes a free loopback port and every server block binds 127.0.0.1 only;
 //! `health`, `ready` and `prometheus` get loopback addresses; `forward` upstreams become Knot,
-//! or the cluster DNS for a node-local block of the cluster zone or a reverse zone; paths under
-//! `/etc/coredns/` and `/rootfs/etc/hosts` point into the test's directory, where the files the
+//! or the cluster DNS for a node-local block of the cluster zone or a reverse zone, and
+//! `tls://` upstreams become one Unbound serving DNS over TLS (its certificate, made for the
+//! test, is valid for the fixtures' `tls_servername`s); paths under `/etc/coredns/`,
+//! `/etc/pki/` and `/rootfs/etc/hosts` point into the test's directory, where the files the
 //! distribution ships beside its Corefile (NodeHosts, a hosts file, the `coredns-custom`
-//! imports of AKS and Gardener) are written. Nothing else in a fixture changes.
+//! imports of AKS and Gardener, OpenShift's CA bundles, there the test's CA) are written.
+//! Nothing else in a fixture changes.
 //!
 //! Fixtures that use a plugin of the issue "The plugins operators add to their Corefile"
-//! (`k8s_external`, `tls://` upstreams, DNS-over-HTTPS server blocks) or a plugin that is not
+//! (`k8s_external`, DNS-over-HTTPS server blocks) or a plugin that is not
 //! CoreDNS's (OpenShift's `ocp_dnsnameresolver`) are [`Status::Waits`]: refused with the line and
 //! the token, until that issue lands. One fixture CoreDNS itself refuses ([`Status::Refused`]).
 
@@ -39,6 +43,7 @@ use clusterdns_testkit::knot::Knot;
 use clusterdns_testkit::net::{free_port, loopback};
 use clusterdns_testkit::process::{clusterdns_binary, Process};
 use clusterdns_testkit::temp::TempDir;
+use clusterdns_testkit::unbound::{Certificates, Unbound};
 use clusterdns_zone::PodsMode;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
@@ -108,8 +113,8 @@ const FIXTURES: &[(&str, Status)] = &[
     ("openshift-onprem", Status::Serves),
     ("openshift-servers", Status::Serves),
     ("openshift-tcp", Status::Serves),
-    ("openshift-tls", Status::Waits("tls://")),
-    ("openshift-tls-upstream", Status::Waits("tls://")),
+    ("openshift-tls", Status::Serves),
+    ("openshift-tls-upstream", Status::Serves),
     ("openshift-upstreams", Status::Serves),
     ("rke2", Status::Serves),
     ("rke2-nodelocal", Status::Serves),
@@ -139,7 +144,13 @@ const UPSTREAM_ZONES: &[(&str, &str)] = &[
         "internal.cloudapp.net",
         "vm A 10.240.0.4\n* A 10.240.0.99\n",
     ),
+    // OpenShift's DNS-over-TLS servers (openshift-tls).
+    ("bar.com", "www A 192.0.2.80\n"),
+    ("foo.com", "www A 192.0.2.81\n"),
 ];
+
+/// The names the test's DNS-over-TLS certificate is valid for: the fixtures' `tls_servername`s.
+const TLS_NAMES: &[&str] = &["example.com", "dns.bar.com", "dns.foo.com"];
 
 fn fixture_path(name: &str) -> PathBuf {
     Path::new(DIR).join(format!("{name}.Corefile"))
@@ -172,11 +183,12 @@ fn every_fixture_is_accepted_or_refused_naming_the_reason() {
         .collect();
     names.sort();
     assert!(names.len() >= 40, "only {} fixtures", names.len());
+    let certs = Certificates::generate("check", TLS_NAMES);
     let mut problems = Vec::new();
     for name in &names {
         // Checked where its imports resolve: a copy with the files it names.
         let dir = TempDir::new(&format!("check-{name}"));
-        let corefile = prepare(&dir, name, None, None);
+        let corefile = prepare(&dir, name, None, &certs.ca, None);
         let output = Command::new(clusterdns_binary())
             .arg("--check-corefile")
             .arg(&corefile)
@@ -219,6 +231,8 @@ struct Env {
     upstream: SocketAddr,
     /// The cluster DNS, for node-local forwards of the cluster zone and reverse zones.
     cluster_dns: SocketAddr,
+    /// Unbound, serving DNS over TLS in front of Knot, for `tls://` forwards.
+    dot: SocketAddr,
 }
 
 impl Env {
@@ -229,10 +243,22 @@ impl Env {
 }
 
 /// Writes fixture `name` adapted (see the module docs) into `dir` as `Corefile`, with the files
-/// it names and the imports of `custom` (a folder of the fixtures dir); returns its path.
-/// Without `env` only the paths are adapted (for `--check-corefile`).
-fn prepare(dir: &TempDir, name: &str, custom: Option<&str>, mut env: Option<&mut Env>) -> PathBuf {
+/// it names (its CA bundles are the PEM file `ca`) and the imports of `custom` (a folder of the
+/// fixtures dir); returns its path. Without `env` only the paths are adapted (for
+/// `--check-corefile`).
+fn prepare(
+    dir: &TempDir,
+    name: &str,
+    custom: Option<&str>,
+    ca: &Path,
+    mut env: Option<&mut Env>,
+) -> PathBuf {
     let text = read(&fixture_path(name));
+    for bundle in text.split_whitespace() {
+        if let Some(file) = bundle.strip_prefix("/etc/pki/") {
+            dir.write(&format!("pki/{file}"), &read(ca));
+        }
+    }
     let mut adapted = |text: &str, depth| adapt(text, depth, dir.path(), env.as_deref_mut());
     let corefile = adapted(&text, 0);
     std::fs::create_dir_all(dir.path().join("custom")).expect("custom dir");
@@ -284,7 +310,8 @@ fn adapt(text: &str, mut depth: usize, dir: &Path, mut env: Option<&mut Env>) ->
         let mut adapted = line
             .replace("/etc/coredns/custom", &format!("{d}/custom"))
             .replace("/etc/coredns/", &format!("{d}/"))
-            .replace("/rootfs/etc/hosts", &format!("{d}/rootfs-hosts"));
+            .replace("/rootfs/etc/hosts", &format!("{d}/rootfs-hosts"))
+            .replace("/etc/pki/", &format!("{d}/pki/"));
         if let Some(env) = env.as_deref_mut() {
             if depth == 0 && trimmed.ends_with('{') && !words.is_empty() {
                 // A server block: its keys on the test's ports, bound to loopback.
@@ -318,7 +345,9 @@ fn adapt(text: &str, mut depth: usize, dir: &Path, mut env: Option<&mut Env>) ->
                         let tls = words[2..].iter().any(|w| w.starts_with("tls://"));
                         let block = if trimmed.ends_with('{') { " {" } else { "" };
                         match tls {
-                            true => adapted,
+                            true => {
+                                format!("{indent}forward {} tls://{}{block}", words[1], env.dot)
+                            }
                             false => format!("{indent}forward {} {to}{block}", words[1]),
                         }
                     }
@@ -353,6 +382,14 @@ fn rekey(key: &str, env: &mut Env) -> String {
 // Running a fixture
 // ---------------------------------------------------------------------------------------------
 
+/// What the fixtures forward to: Knot, and Unbound serving DNS over TLS in front of it with a
+/// certificate for [`TLS_NAMES`].
+struct Upstreams {
+    knot: Knot,
+    certs: Certificates,
+    unbound: Unbound,
+}
+
 /// A fixture served by the binary.
 struct Run {
     name: String,
@@ -363,7 +400,13 @@ struct Run {
 }
 
 impl Run {
-    fn start(name: &str, custom: Option<&str>, knot: &Knot, cluster_dns: SocketAddr) -> Run {
+    fn start(
+        name: &str,
+        custom: Option<&str>,
+        upstreams: &Upstreams,
+        cluster_dns: SocketAddr,
+    ) -> Run {
+        let knot = &upstreams.knot;
         let dir = TempDir::new(&format!("dist-{name}"));
         let mut env = Env {
             ports: BTreeMap::new(),
@@ -372,12 +415,13 @@ impl Run {
             metrics: loopback(free_port()),
             upstream: knot.addr,
             cluster_dns,
+            dot: upstreams.unbound.dot,
         };
         // The main port first, so it is known: every fixture serves its main block on 53
         // except OpenShift (5353), Gardener (8053) and vcluster (1053).
         let main_port = main_port(&read(&fixture_path(name)));
         let dns_port = env.port(main_port);
-        let corefile = prepare(&dir, name, custom, Some(&mut env));
+        let corefile = prepare(&dir, name, custom, &upstreams.certs.ca, Some(&mut env));
         let manifest = Path::new(GOLDEN).join("cluster.yaml");
         let mut args: Vec<&std::ffi::OsStr> = vec!["-conf".as_ref(), corefile.as_os_str()];
         if cluster_options(&read(&fixture_path(name))).is_some() {
@@ -434,6 +478,25 @@ fn main_port(corefile: &str) -> u16 {
         }
     }
     53
+}
+
+/// Whether the server block with the `kubernetes` directive forwards over `tls://`.
+fn cluster_forward_is_tls(corefile: &str) -> bool {
+    let (mut depth, mut kubernetes, mut tls) = (0usize, false, false);
+    for line in corefile.lines() {
+        let code = line.split('#').next().unwrap_or("");
+        let words: Vec<&str> = code.split_whitespace().collect();
+        if depth == 0 {
+            (kubernetes, tls) = (false, false);
+        }
+        kubernetes |= words.first() == Some(&"kubernetes");
+        tls |= words.first() == Some(&"forward") && words.iter().any(|w| w.starts_with("tls://"));
+        depth = (depth + code.matches('{').count()).saturating_sub(code.matches('}').count());
+        if depth == 0 && kubernetes && tls {
+            return true;
+        }
+    }
+    false
 }
 
 /// The `kubernetes` block's TTL and pods mode in `corefile` (CoreDNS's defaults: 5, disabled);
@@ -537,11 +600,17 @@ fn assert_common(run: &Run, corefile: &str) {
     let www = run.ask("www.example.test", RecordType::A);
     assert!(www.is(&["A 192.0.2.1"]), "{}: {www:?}", run.name);
     let dns64 = corefile.lines().any(|l| l.trim() == "dns64");
-    let skip_dns64 = |case: &Case| {
-        dns64 && case.qtype == 28 && case.rcode == "NOERROR" && case.sections[0].is_empty()
+    // The names the cluster block passes on are the upstream's to answer: Knot refuses those
+    // it does not serve, which the corpus expects; Unbound, the resolver in front of it for a
+    // tls:// forward, answers them its own way (NXDOMAIN from its local reverse zones,
+    // SERVFAIL for a refusal).
+    let through_resolver = cluster_forward_is_tls(corefile);
+    let skip = |case: &Case| {
+        (dns64 && case.qtype == 28 && case.rcode == "NOERROR" && case.sections[0].is_empty())
+            || (through_resolver && case.rcode == "REFUSED")
     };
     match cluster_options(corefile) {
-        Some((ttl, pods)) => assert_golden(run, cases_for(ttl, pods), skip_dns64),
+        Some((ttl, pods)) => assert_golden(run, cases_for(ttl, pods), skip),
         // A node's own resolver (OpenShift's on-prem CoreDNS) does not serve the cluster.
         None if !corefile
             .lines()
@@ -678,13 +747,23 @@ fn assert_specific(run: &Run, custom: Option<&str>) {
             | "openshift-servers"
             | "openshift-tcp"
             | "openshift-forward-tcp"
-            | "openshift-upstreams",
+            | "openshift-upstreams"
+            | "openshift-tls-upstream",
             _,
         ) => {
             // chaos on hostname.bind: CoreDNS answers CH TXT with the host name.
             let reply = chaos(run.dns, "hostname.bind");
             assert_eq!(reply.rcode, ResponseCode::NoError, "{name}: {reply:?}");
             assert_eq!(reply.answers.len(), 1, "{name}: {reply:?}");
+        }
+        ("openshift-tls", _) => {
+            let reply = chaos(run.dns, "hostname.bind");
+            assert_eq!(reply.answers.len(), 1, "{name}: {reply:?}");
+            // bar.com's servers over TLS, verified with its CA bundle (the test's CA).
+            is("www.bar.com", a, &["A 192.0.2.80"]);
+            // foo.com's are verified with the system's roots (a bare `tls`), which do not hold
+            // the test's CA: CoreDNS fails the handshake too.
+            rcode("www.foo.com", a, ResponseCode::ServFail);
         }
         ("openshift-onprem", _) => {
             is(
@@ -733,6 +812,13 @@ fn chaos(dns: SocketAddr, name: &str) -> Reply {
 #[test]
 fn every_served_fixture_answers_as_coredns_does() {
     let knot = Knot::with_records("distributions", UPSTREAM_ZONES);
+    let certs = Certificates::generate("distributions", TLS_NAMES);
+    let unbound = Unbound::start("distributions", &certs, knot.addr);
+    let upstreams = Upstreams {
+        knot,
+        certs,
+        unbound,
+    };
     let cluster = TestServer::start(golden::cluster(GOLDEN), zone_config(PodsMode::Insecure));
     let mut runs: Vec<(&str, Option<&str>)> = FIXTURES
         .iter()
@@ -745,9 +831,9 @@ fn every_served_fixture_answers_as_coredns_does() {
     for (name, custom) in runs {
         let started = Instant::now();
         let cluster_dns = cluster.addr();
-        let knot = &knot;
+        let upstreams = &upstreams;
         let outcome = std::panic::catch_unwind(move || {
-            let run = Run::start(name, custom, knot, cluster_dns);
+            let run = Run::start(name, custom, upstreams, cluster_dns);
             let corefile = read(&fixture_path(name));
             assert_common(&run, &corefile);
             assert_specific(&run, custom);

@@ -12,6 +12,7 @@ use clusterdns_zone::name::is_subdomain;
 use clusterdns_zone::WireName;
 
 use super::resolv::{parse_upstream, read_nameservers};
+use super::tls::TlsUpstreams;
 
 /// The order in which upstreams are tried (CoreDNS `forward { policy }`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -187,6 +188,8 @@ pub struct ForwardConfig {
     /// The EDNS payload size our queries to the upstreams advertise: 1232 (DNS Flag Day 2020),
     /// or less under the block's `bufsize`.
     pub edns_payload: u16,
+    /// The upstreams asked over TLS, and how (CoreDNS `tls://`); `None`: every one is plain.
+    pub tls: Option<TlsUpstreams>,
 }
 
 /// Names sent to one server over pooled TCP connections instead of to the upstreams: the
@@ -234,6 +237,7 @@ impl ForwardConfig {
             force_tcp: false,
             cluster: None,
             edns_payload: ADVERTISED_PAYLOAD,
+            tls: None,
         }
     }
 }
@@ -292,6 +296,7 @@ impl ForwardArgs {
             force_tcp: false,
             cluster: None,
             edns_payload: ADVERTISED_PAYLOAD,
+            tls: None,
         })
     }
 }

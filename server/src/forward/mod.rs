@@ -10,14 +10,16 @@
 //!                     in flight for this key?  yes: wait for that fetch   no: start one
 //!                                        ▼
 //!   fetch: upstreams in policy order, skipping those down ──UDP──▶ TC? ──TCP──▶ validated answer
+//!          (a tls:// upstream: a query on one of its pooled TLS connections instead)
 //!          ├─ answer  ──▶ cache (if cacheable) ──▶ every waiter writes it with its own ID/case
 //!          └─ all failed (or SERVFAIL) ──▶ a stale entry (serve-stale) else SERVFAIL
 //! ```
 //!
 //! [`config`] holds the flags; [`resolv`] reads upstreams from resolv.conf; [`message`] builds
 //! upstream queries and validates answers; [`upstream`] exchanges them and keeps health;
-//! [`pool`] keeps the TCP connections of node-local mode to the cluster DNS; [`cache`] stores
-//! answers; [`clock`] is the cache's time; [`metrics`] renders the counters.
+//! [`pool`] keeps the TCP connections of node-local mode to the cluster DNS and those of
+//! `tls://` upstreams; [`tls`] builds the TLS client and makes the handshake (RFC 7858);
+//! [`cache`] stores answers; [`clock`] is the cache's time; [`metrics`] renders the counters.
 //!
 //! In node-local mode ([`config::ClusterRoute`]) the names of the cluster domain and the reverse
 //! zones are fetched from the cluster DNS over the [`pool`] instead of from the upstreams; the
@@ -36,6 +38,7 @@ pub mod message;
 pub mod metrics;
 pub mod pool;
 pub mod resolv;
+pub mod tls;
 pub mod upstream;
 
 use std::collections::HashMap;
@@ -137,6 +140,13 @@ impl Forwarder {
                 false => Upstream::new(addr),
             })
             .map(|upstream| upstream.with_payload(config.edns_payload))
+            .map(|upstream| match &config.tls {
+                // Kept at least one timeout idle, so a slow answer is not cut by `expire`.
+                Some(tls) if tls.upstreams.contains(&upstream.addr()) => {
+                    upstream.over_tls(tls, tls.expire.max(config.timeout))
+                }
+                _ => upstream,
+            })
             .collect();
         let cluster = (config.cluster.as_ref()).map(|r| TcpPool::new(r.server, r.connections));
         // The cluster DNS is counted as one more upstream, last.
@@ -332,6 +342,10 @@ impl Forwarder {
             .stats()
             .write_prometheus(&shared.server_label, out);
         shared.stats.write_prometheus(out);
+        let tls: Vec<&TcpPool> = (shared.upstreams.iter())
+            .filter_map(Upstream::tls_pool)
+            .collect();
+        TcpPool::write_conn_cache(&tls, out);
         if let Some(pool) = &shared.cluster {
             pool.write_prometheus(out);
         }
@@ -424,7 +438,9 @@ impl Shared {
                 Err(error) => {
                     tracing::debug!(upstream = %upstream.addr(), %error, "forward: upstream failed");
                     if upstream.failed(self.config.max_fails) {
-                        tracing::warn!(upstream = %upstream.addr(), "forward: upstream marked down");
+                        // The last error says why (a refused connection, a certificate not
+                        // valid for `tls_servername`...), once per fall rather than per query.
+                        tracing::warn!(upstream = %upstream.addr(), %error, "forward: upstream marked down");
                         self.start_health_check(index);
                     }
                 }

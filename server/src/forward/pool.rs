@@ -1,9 +1,11 @@
-//! A small pool of persistent TCP connections to one server: how a node-local cache reaches the
-//! cluster DNS (NodeLocal DNSCache's `force_tcp`), so that queries for cluster names never
-//! create a conntrack entry per UDP query and are not lost to a dropped datagram.
+//! A small pool of persistent TCP connections to one server, plain or TLS: how a node-local cache
+//! reaches the cluster DNS (NodeLocal DNSCache's `force_tcp`), so that queries for cluster names
+//! never create a conntrack entry per UDP query and are not lost to a dropped datagram; and how a
+//! `tls://` upstream is asked (RFC 7858 §3.4: connections are reused and pipelined, not opened
+//! per query, since the handshake costs round trips).
 //!
 //! ```text
-//!  exchange ──round robin──▶ slot i ──(closed or empty: connect)──▶ Connection
+//!  exchange ──round robin──▶ slot i ──(closed or empty: connect [+ TLS handshake])──▶ Connection
 //!      │ id: random, unused on this connection                          │
 //!      ├── waiter[id] = oneshot ──▶ write frame (writer lock) ──▶ server │
 //!      └── await oneshot (deadline) ◀── reader task: frame by frame, by ID
@@ -11,10 +13,12 @@
 //!
 //! Each connection carries many queries at once (RFC 7766 §6.2.1.1 pipelining); answers are
 //! matched to queries by message ID, so the server may answer out of order. A connection is
-//! closed when it fails, when the server closes it, or after [`IDLE`] without an answer (before
-//! the server's own idle timeout, CoreDNS's and ours being 10 s); the next query on that slot
-//! connects again. A query whose reused connection turns out closed is tried once more on a new
-//! one. At most [`MAX_PENDING`] queries wait on one connection.
+//! closed when it fails, when the server closes it, or after its idle time without an answer
+//! ([`IDLE`] to the cluster DNS, before the server's own idle timeout, CoreDNS's and ours being
+//! 10 s; `expire` to a TLS upstream); the next query on that slot connects again. A query whose
+//! reused connection turns out closed is tried once more on a new one. At most [`MAX_PENDING`]
+//! queries wait on one connection. Connecting, the handshake, the write and the answer all fit in
+//! the one timeout of the exchange, as a plain TCP exchange does.
 
 use std::collections::HashMap;
 use std::io;
@@ -23,8 +27,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{timeout, timeout_at, Instant};
@@ -33,6 +37,7 @@ use super::cache::CacheKey;
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 
 use super::message::{parse_response, write_query_with_options};
+use super::tls::TlsClient;
 use super::upstream::{ExchangeError, Exchanged};
 
 /// A connection with no query and no answer for this long is closed by us.
@@ -44,10 +49,33 @@ pub const MAX_PENDING: usize = 1024;
 #[derive(Debug)]
 pub struct TcpPool {
     addr: SocketAddr,
+    dial: Dial,
+    /// A connection with nothing arriving for this long is closed.
+    idle: Duration,
+    /// The EDNS payload size our queries advertise.
+    payload: u16,
     slots: Box<[tokio::sync::Mutex<Option<Arc<Connection>>>]>,
     next: AtomicUsize,
     opened: AtomicU64,
+    reused: AtomicU64,
 }
+
+/// How a connection is opened.
+#[derive(Debug)]
+enum Dial {
+    /// Plain TCP.
+    Tcp,
+    /// TCP, then a TLS handshake verifying the server's certificate for `name`.
+    Tls {
+        client: TlsClient,
+        name: ServerName<'static>,
+    },
+}
+
+/// The write half of a connection, plain or TLS.
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+/// The read half of a connection, plain or TLS.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
 /// What waits for answers on one connection.
 #[derive(Debug, Default)]
@@ -57,10 +85,18 @@ struct Pending {
 }
 
 /// One open connection: the write half behind a lock, the read half owned by its reader task.
-#[derive(Debug)]
 struct Connection {
-    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    writer: tokio::sync::Mutex<Writer>,
     pending: Mutex<Pending>,
+    payload: u16,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 /// Why an exchange on one connection failed.
@@ -72,16 +108,39 @@ enum Failure {
 }
 
 impl TcpPool {
-    /// A pool of at most `connections` (at least one) connections to `addr`; none is opened
-    /// until the first query.
+    /// A pool of at most `connections` (at least one) plain TCP connections to `addr`, closed
+    /// after [`IDLE`]; none is opened until the first query.
     pub fn new(addr: SocketAddr, connections: usize) -> Self {
         TcpPool {
             addr,
+            dial: Dial::Tcp,
+            idle: IDLE,
+            payload: ADVERTISED_PAYLOAD,
             slots: (0..connections.max(1))
                 .map(|_| tokio::sync::Mutex::new(None))
                 .collect(),
             next: AtomicUsize::new(0),
             opened: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
+        }
+    }
+
+    /// A pool of at most `connections` TLS connections to `addr` made by `client`, verifying
+    /// the server's certificate for `name`, closed after `idle` with nothing arriving; queries
+    /// advertise an EDNS payload size of `payload`.
+    pub fn tls(
+        addr: SocketAddr,
+        connections: usize,
+        client: TlsClient,
+        name: ServerName<'static>,
+        idle: Duration,
+        payload: u16,
+    ) -> Self {
+        TcpPool {
+            dial: Dial::Tls { client, name },
+            idle,
+            payload,
+            ..TcpPool::new(addr, connections)
         }
     }
 
@@ -93,6 +152,11 @@ impl TcpPool {
     /// Connections opened so far (reconnections included).
     pub fn opened(&self) -> u64 {
         self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Queries sent on a connection already open.
+    pub fn reused(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
     }
 
     /// Renders `clusterdns_forward_tcp_connections_total`: connections opened to the server, which
@@ -107,6 +171,36 @@ impl TcpPool {
             self.addr,
             self.opened()
         );
+    }
+
+    /// Renders CoreDNS's `coredns_proxy_conn_cache_hits_total` and
+    /// `coredns_proxy_conn_cache_misses_total` for the TLS upstreams `pools` (`proto="tcp-tls"`):
+    /// a miss is a connection opened (a handshake), a hit a query sent on one already open.
+    pub fn write_conn_cache(pools: &[&TcpPool], out: &mut String) {
+        use std::fmt::Write as _;
+        if pools.is_empty() {
+            return;
+        }
+        let families = [
+            ("hits", "hits", TcpPool::reused as fn(&TcpPool) -> u64),
+            ("misses", "misses", TcpPool::opened),
+        ];
+        for (suffix, what, value) in families {
+            let name = format!("coredns_proxy_conn_cache_{suffix}_total");
+            let _ = writeln!(
+                out,
+                "# HELP {name} Counter of connection cache {what} per upstream and protocol.\n\
+                 # TYPE {name} counter"
+            );
+            for pool in pools {
+                let _ = writeln!(
+                    out,
+                    "{name}{{proxy_name=\"forward\",to=\"{}\",proto=\"tcp-tls\"}} {}",
+                    pool.addr,
+                    value(pool)
+                );
+            }
+        }
     }
 
     /// Asks `key` over a pooled connection within `timeout`, retrying once on a new connection
@@ -140,21 +234,41 @@ impl TcpPool {
             .await
             .map_err(|_| ExchangeError::Timeout)?;
         if let Some(connection) = slot.as_ref().filter(|c| !c.is_closed()) {
+            self.reused.fetch_add(1, Ordering::Relaxed);
             return Ok((connection.clone(), false));
         }
-        let stream = timeout_at(deadline, TcpStream::connect(self.addr))
+        let (reader, writer) = timeout_at(deadline, self.dial())
             .await
             .map_err(|_| ExchangeError::Timeout)??;
-        stream.set_nodelay(true)?;
         self.opened.fetch_add(1, Ordering::Relaxed);
-        let (reader, writer) = stream.into_split();
         let connection = Arc::new(Connection {
             writer: tokio::sync::Mutex::new(writer),
             pending: Mutex::new(Pending::default()),
+            payload: self.payload,
         });
-        tokio::spawn(read_answers(reader, connection.clone()));
+        tokio::spawn(read_answers(reader, connection.clone(), self.idle));
         *slot = Some(connection.clone());
         Ok((connection, true))
+    }
+
+    /// Opens a connection: TCP, and the TLS handshake for a TLS pool.
+    async fn dial(&self) -> Result<(Reader, Writer), ExchangeError> {
+        match &self.dial {
+            Dial::Tcp => {
+                let stream = TcpStream::connect(self.addr).await?;
+                stream.set_nodelay(true)?;
+                let (reader, writer) = stream.into_split();
+                Ok((Box::new(reader), Box::new(writer)))
+            }
+            Dial::Tls { client, name } => {
+                let stream = client
+                    .connect(self.addr, name)
+                    .await
+                    .map_err(ExchangeError::Tls)?;
+                let (reader, writer) = tokio::io::split(stream);
+                Ok((Box::new(reader), Box::new(writer)))
+            }
+        }
     }
 }
 
@@ -199,7 +313,7 @@ impl Connection {
             key.name(),
             key.qtype(),
             key.qclass(),
-            (key.dnssec_ok(), ADVERTISED_PAYLOAD),
+            (key.dnssec_ok(), self.payload),
             key.options(),
         );
         let mut frame = Vec::with_capacity(2 + query.len());
@@ -207,7 +321,9 @@ impl Connection {
         frame.extend_from_slice(&query);
         let written = timeout_at(deadline, async {
             let mut writer = self.writer.lock().await;
-            writer.write_all(&frame).await
+            // The frame in one write (RFC 7766 §8); the flush pushes out what TLS buffered.
+            writer.write_all(&frame).await?;
+            writer.flush().await
         })
         .await;
         match written {
@@ -237,14 +353,14 @@ impl Connection {
 }
 
 /// Hands each answer on `reader` to the query with its ID until the connection fails, the
-/// server closes it, or nothing arrives for [`IDLE`] (an idle connection, or a server that
+/// server closes it, or nothing arrives for `idle` (an idle connection, or a server that
 /// stopped answering: the waiters then retry on a new connection); then closes it.
-async fn read_answers(reader: OwnedReadHalf, connection: Arc<Connection>) {
+async fn read_answers(reader: Reader, connection: Arc<Connection>, idle: Duration) {
     let mut reader = BufReader::new(reader);
     loop {
         // Waiting for the first byte is cancel-safe (it stays buffered); a frame once begun is
         // read whole or the connection is given up.
-        match timeout(IDLE, reader.fill_buf()).await {
+        match timeout(idle, reader.fill_buf()).await {
             Ok(Ok(buffered)) if !buffered.is_empty() => {}
             _ => break,
         }
@@ -254,7 +370,7 @@ async fn read_answers(reader: OwnedReadHalf, connection: Arc<Connection>) {
             reader.read_exact(&mut packet).await?;
             Ok::<_, io::Error>(packet)
         };
-        let Ok(Ok(packet)) = timeout(IDLE, frame).await else {
+        let Ok(Ok(packet)) = timeout(idle, frame).await else {
             break;
         };
         let Some(id) = packet.get(..2).map(|id| u16::from_be_bytes([id[0], id[1]])) else {

@@ -36,6 +36,11 @@ pub fn read_nameservers(path: &Path) -> std::io::Result<Vec<SocketAddr>> {
 
 /// Parses an upstream given as `ip`, `ip:port`, `[ipv6]` or `[ipv6]:port` (port 53 unless given).
 pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
+    parse_upstream_on(text, DNS_PORT)
+}
+
+/// [`parse_upstream`] with `port` when none is given (853 for DNS over TLS).
+pub fn parse_upstream_on(text: &str, port: u16) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -44,8 +49,10 @@ pub fn parse_upstream(text: &str) -> Result<SocketAddr, String> {
         .and_then(|rest| rest.strip_suffix(']'))
         .unwrap_or(text);
     bare.parse::<IpAddr>()
-        .map(|ip| SocketAddr::new(ip, DNS_PORT))
-        .map_err(|_| format!("{text:?} is not an address: expected ip[:port], e.g. 10.0.0.10:53"))
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| {
+            format!("{text:?} is not an address: expected ip[:port], e.g. 10.0.0.10:{port}")
+        })
 }
 
 #[cfg(test)]

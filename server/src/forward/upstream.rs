@@ -2,7 +2,9 @@
 //! truncated, and the in-band health state (failures in a row; down until a health check
 //! answers). Each UDP exchange uses a fresh socket on a kernel-chosen port, so the source port
 //! is as unpredictable as the 16-bit ID (RFC 5452 §4.5), and a reply is accepted only when it
-//! passes [`parse_response`]; anything else on the socket is ignored until the deadline.
+//! passes [`parse_response`]; anything else on the socket is ignored until the deadline. A
+//! `tls://` upstream is asked over its pool of pipelined TLS connections instead ([`TcpPool`],
+//! RFC 7858), and its health is kept the same way.
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -17,6 +19,8 @@ use super::cache::CacheKey;
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 
 use super::message::{parse_response, write_query_with_options, Response};
+use super::pool::TcpPool;
+use super::tls::{TlsUpstreams, CONNECTIONS};
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
 /// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
@@ -36,6 +40,10 @@ pub enum ExchangeError {
     /// The TCP answer was not an answer to our question.
     #[error("invalid answer over TCP")]
     Invalid,
+    /// The TLS handshake failed (e.g. a certificate not valid for the name, or from an
+    /// issuer not trusted).
+    #[error("TLS: {0}")]
+    Tls(io::Error),
 }
 
 /// A validated answer: the packet and what validation found in it.
@@ -57,6 +65,8 @@ pub struct Upstream {
     tcp_only: bool,
     /// The EDNS payload size our queries advertise.
     payload: u16,
+    /// DNS over TLS: its pooled connections; `None`: plain DNS.
+    tls: Option<TcpPool>,
 }
 
 impl Upstream {
@@ -68,7 +78,30 @@ impl Upstream {
             down: AtomicBool::new(false),
             tcp_only: false,
             payload: ADVERTISED_PAYLOAD,
+            tls: None,
         }
+    }
+
+    /// This upstream, asked over TLS as `tls` says (CoreDNS `tls://`), on connections closed
+    /// after `idle` with nothing arriving, whose queries advertise the payload size set before.
+    pub fn over_tls(self, tls: &TlsUpstreams, idle: Duration) -> Self {
+        let pool = TcpPool::tls(
+            self.addr,
+            CONNECTIONS,
+            tls.client.clone(),
+            tls.name_for(self.addr),
+            idle,
+            self.payload,
+        );
+        Upstream {
+            tls: Some(pool),
+            ..self
+        }
+    }
+
+    /// Its pool of TLS connections, for a `tls://` upstream.
+    pub fn tls_pool(&self) -> Option<&TcpPool> {
+        self.tls.as_ref()
     }
 
     /// This upstream, asked with an EDNS payload size of `payload` (a block's `bufsize`).
@@ -107,13 +140,17 @@ impl Upstream {
     }
 
     /// Asks `key` with message ID `id`: over UDP, then over TCP if the answer is truncated. Each
-    /// transport gets `timeout`.
+    /// transport gets `timeout`. A TLS upstream is asked on a pooled connection within
+    /// `timeout`, with an ID unused on that connection.
     pub async fn exchange(
         &self,
         key: &CacheKey,
         id: u16,
         timeout: Duration,
     ) -> Result<Exchanged, ExchangeError> {
+        if let Some(pool) = &self.tls {
+            return pool.exchange(key, timeout).await;
+        }
         let query = write_query_with_options(
             id,
             key.name(),

@@ -1,7 +1,14 @@
-//! The `forward` and `cache` directives: upstreams, their options and health checks,
-//! and the cache's capacities, TTL bounds, prefetch and stale serving.
+//! The `forward` and `cache` directives: upstreams (plain, or DNS over TLS with `tls` and
+//! `tls_servername`), their options and health checks, and the cache's capacities, TTL bounds,
+//! prefetch and stale serving.
+
+use std::path::Path;
+
+use rustls::pki_types::ServerName;
 
 use super::*;
+use crate::forward::resolv::parse_upstream_on;
+use crate::forward::tls::{TlsClient, TlsUpstreams, DEFAULT_EXPIRE, DOT_PORT};
 
 /// The `forward` directive; `listen` is the block's own addresses, which an upstream may not be.
 pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPlan, CorefileError> {
@@ -13,15 +20,32 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
     };
     let from = zone_name(from, &from.text)?;
     let mut upstreams = Vec::new();
+    let mut over_tls = Vec::new();
     for target in to {
         let text = target.text.as_str();
-        if let Some(scheme) = ["tls://", "https://", "grpc://", "quic://", "h3://"]
+        if let Some(bare) = text.strip_prefix("tls://") {
+            // An address only: CoreDNS 1.13 reads a file after tls:// as plain DNS
+            // nameservers, which would send in the clear what was meant to be encrypted.
+            let addr = parse_upstream_on(bare, DOT_PORT).map_err(|_| {
+                CorefileError::at(
+                    target,
+                    format!("forward {text:?}: expected tls://IP[:PORT] (port 853 unless given)"),
+                )
+            })?;
+            upstreams.push(addr);
+            over_tls.push(addr);
+            continue;
+        }
+        if let Some(scheme) = ["https://", "grpc://", "quic://", "h3://"]
             .iter()
             .find(|s| text.starts_with(*s))
         {
             return Err(CorefileError::at(
                 target,
-                format!("forward {text:?}: {scheme} upstreams are not supported (only dns://)"),
+                format!(
+                    "forward {text:?}: {scheme} upstreams are not supported (only dns:// and \
+                     tls://)"
+                ),
             ));
         }
         let bare = text.strip_prefix("dns://").unwrap_or(text);
@@ -41,6 +65,16 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
             Err(message) => return Err(CorefileError::at(target, message)),
         }
     }
+    // Which upstreams are asked over TLS is told by address: one address cannot be both.
+    if let Some(both) = over_tls
+        .iter()
+        .find(|a| upstreams.iter().filter(|u| u == a).count() > 1)
+    {
+        return Err(CorefileError::at(
+            &d.name,
+            format!("forward: {both} is given twice (as tls:// and as plain DNS, or twice)"),
+        ));
+    }
     if upstreams.len() > 15 {
         return Err(CorefileError::at(&d.name, "forward: at most 15 upstreams"));
     }
@@ -50,6 +84,9 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
     config.max_concurrent = usize::MAX;
     let mut except = Vec::new();
     let mut prefer_udp = None;
+    let mut tls_client = None;
+    let mut server_name = None;
+    let mut expire = DEFAULT_EXPIRE;
     for option in &d.block {
         let arg = || one_arg(d, option);
         match option.name.text.as_str() {
@@ -71,9 +108,22 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
                 let fails: u32 = number(arg()?, "forward max_fails")?;
                 config.max_fails = if fails == 0 { u32::MAX } else { fails };
             }
-            // clusterdns keeps no idle upstream connections, so there is nothing to expire.
-            "expire" => {
-                duration(arg()?)?;
+            // Only TLS connections are kept between queries: plain UDP and TCP use one socket per
+            // exchange, so there is nothing else to expire.
+            "expire" => expire = duration(arg()?)?,
+            "tls" => tls_client = Some(tls(option)?),
+            "tls_servername" => {
+                let name = arg()?;
+                let parsed = ServerName::try_from(name.text.clone()).map_err(|_| {
+                    CorefileError::at(
+                        name,
+                        format!(
+                            "forward tls_servername {:?}: not a DNS name or IP address",
+                            name.text
+                        ),
+                    )
+                })?;
+                server_name = Some(parsed);
             }
             "health_check" => {
                 no_block(option)?;
@@ -116,11 +166,58 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
             "forward: force_tcp and prefer_udp contradict each other",
         ));
     }
+    // As in CoreDNS, `tls` and `tls_servername` concern the tls:// upstreams only; the files
+    // are read (and refused when bad) even when there is none.
+    if !over_tls.is_empty() {
+        config.tls = Some(TlsUpstreams {
+            upstreams: over_tls,
+            client: tls_client.unwrap_or_else(TlsClient::system),
+            server_name,
+            expire,
+        });
+    }
     Ok(ForwardPlan {
         from,
         except,
         config,
         loop_check: false,
+    })
+}
+
+/// The `tls [CERT KEY] [CA]` option of `forward`: no file, the system's roots; one, a CA file;
+/// two, a client certificate and key; three, both. A file that cannot be used is refused at
+/// its own token.
+fn tls(option: &Directive) -> Result<TlsClient, CorefileError> {
+    no_block(option)?;
+    let path = |token: &Token| Path::new(&token.text).to_owned();
+    let (ca, identity) = match option.args.as_slice() {
+        [] => return Ok(TlsClient::system()),
+        [ca] => (Some(ca), None),
+        [cert, key] => (None, Some((cert, key))),
+        [cert, key, ca] => (Some(ca), Some((cert, key))),
+        [_, _, _, extra, ..] => {
+            return Err(CorefileError::at(
+                extra,
+                "forward tls: at most three files (CERT KEY CA)",
+            ))
+        }
+    };
+    let ca_path = ca.map(path);
+    let identity_paths = identity.map(|(cert, key)| (path(cert), path(key)));
+    TlsClient::from_files(
+        ca_path.as_deref(),
+        identity_paths
+            .as_ref()
+            .map(|(c, k)| (c.as_path(), k.as_path())),
+    )
+    .map_err(|error| {
+        // The token of the file the message names.
+        let token = [ca, identity.map(|i| i.0), identity.map(|i| i.1)]
+            .into_iter()
+            .flatten()
+            .find(|t| Path::new(&t.text) == error.path())
+            .unwrap_or(&option.name);
+        CorefileError::at(token, format!("forward tls: {error}"))
     })
 }
 
@@ -254,4 +351,154 @@ pub(super) fn cache_config(
     }
     config.capacity = (success_capacity + denial_capacity).max(1);
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{block_of, refused};
+    use super::*;
+
+    /// A file of server/testdata/tls/.
+    fn testdata(name: &str) -> String {
+        format!("{}/testdata/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn config_of(directive: &str) -> ForwardConfig {
+        block_of(directive).forward.expect("forward planned").config
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn tls_upstreams_as_coredns_readme_writes_them() {
+        // "Proxy all requests to 9.9.9.9 using the DNS-over-TLS (DoT) protocol".
+        let config = config_of(
+            "forward . tls://9.9.9.9 {\n       tls_servername dns.quad9.net\n       \
+             health_check 5s\n    }",
+        );
+        assert_eq!(config.upstreams, [addr("9.9.9.9:853")]);
+        assert_eq!(config.health_check, Duration::from_secs(5));
+        let tls = config.tls.expect("over TLS");
+        assert_eq!(tls.upstreams, [addr("9.9.9.9:853")]);
+        assert_eq!(
+            tls.server_name,
+            Some(ServerName::try_from("dns.quad9.net").unwrap())
+        );
+        assert_eq!(tls.client, TlsClient::system());
+        assert_eq!(tls.expire, DEFAULT_EXPIRE);
+
+        // "Or with multiple upstreams from the same provider".
+        let config = config_of(
+            "forward . tls://1.1.1.1 tls://1.0.0.1 {\n       tls_servername cloudflare-dns.com\n    }",
+        );
+        let tls = config.tls.expect("over TLS");
+        assert_eq!(tls.upstreams, [addr("1.1.1.1:853"), addr("1.0.0.1:853")]);
+        assert_eq!(tls.name_for(addr("1.0.0.1:853")), tls.server_name.unwrap());
+    }
+
+    #[test]
+    fn tls_and_plain_upstreams_ports_and_names() {
+        // OpenShift's dns-operator: a port of its own, an IPv6 upstream, bare `tls`.
+        let config = config_of(
+            "forward . tls://1.1.1.1 tls://[2001:db8::2]:5353 10.0.0.10 dns://10.0.0.11:5353 {\n        \
+             tls_servername dns.foo.com\n        tls\n        policy round_robin\n    }",
+        );
+        assert_eq!(
+            config.upstreams,
+            [
+                addr("1.1.1.1:853"),
+                addr("[2001:db8::2]:5353"),
+                addr("10.0.0.10:53"),
+                addr("10.0.0.11:5353"),
+            ]
+        );
+        let tls = config.tls.expect("over TLS");
+        assert_eq!(
+            tls.upstreams,
+            [addr("1.1.1.1:853"), addr("[2001:db8::2]:5353")]
+        );
+        assert_eq!(config.policy, Policy::RoundRobin);
+
+        // Without tls_servername, the address is what the certificate must name.
+        let tls = config_of("forward . tls://192.0.2.53")
+            .tls
+            .expect("over TLS");
+        assert_eq!(
+            tls.name_for(addr("192.0.2.53:853")),
+            ServerName::IpAddress(addr("192.0.2.53:853").ip().into())
+        );
+        assert!(config_of("forward . 192.0.2.53").tls.is_none());
+    }
+
+    #[test]
+    fn tls_files_and_expire() {
+        let ca = testdata("ca.pem");
+        let (cert, key) = (testdata("client.pem"), testdata("client.key"));
+        let client = |line: &str| {
+            let text = format!("forward . tls://192.0.2.53 {{\n        {line}\n    }}");
+            config_of(&text).tls.expect("over TLS").client
+        };
+        let trusting = TlsClient::from_files(Some(Path::new(&ca)), None).unwrap();
+        let identity = Some((Path::new(&cert), Path::new(&key)));
+        assert_eq!(client(&format!("tls {ca}")), trusting);
+        assert_eq!(
+            client(&format!("tls {cert} {key}")),
+            TlsClient::from_files(None, identity).unwrap()
+        );
+        assert_eq!(
+            client(&format!("tls {cert} {key} {ca}")),
+            TlsClient::from_files(Some(Path::new(&ca)), identity).unwrap()
+        );
+        assert_eq!(client("tls"), TlsClient::system());
+
+        let tls = config_of("forward . tls://192.0.2.53 {\n        expire 30s\n    }").tls;
+        assert_eq!(tls.unwrap().expire, Duration::from_secs(30));
+        // `tls` without a tls:// upstream is accepted and does nothing, as in CoreDNS.
+        assert!(config_of(&format!(
+            "forward . 192.0.2.53 {{\n        tls {ca}\n    }}"
+        ))
+        .tls
+        .is_none());
+    }
+
+    #[test]
+    fn bad_tls_settings_are_refused_naming_the_token() {
+        let missing = testdata("missing-ca.pem");
+        refused(
+            &format!("forward . tls://192.0.2.53 {{\n        tls {missing}\n    }}"),
+            &missing,
+        );
+        // A key file given as the CA.
+        let key = testdata("client.key");
+        refused(
+            &format!("forward . tls://192.0.2.53 {{\n        tls {key}\n    }}"),
+            "no PEM certificate",
+        );
+        // A key that is not the certificate's.
+        let (cert, other) = (testdata("client.pem"), testdata("other.key"));
+        refused(
+            &format!("forward . tls://192.0.2.53 {{\n        tls {cert} {other}\n    }}"),
+            &cert,
+        );
+        refused(
+            "forward . tls://192.0.2.53 {\n        tls a b c d\n    }",
+            "at most three files",
+        );
+        refused(
+            "forward . tls://192.0.2.53 {\n        tls_servername not_a*name\n    }",
+            "not_a*name",
+        );
+        refused("forward . tls://dns.quad9.net", "tls://dns.quad9.net");
+        refused(
+            "forward . tls://9.9.9.9%dns.quad9.net",
+            "tls://9.9.9.9%dns.quad9.net",
+        );
+        refused("forward . https://9.9.9.9", "https://9.9.9.9");
+        refused(
+            "forward . tls://192.0.2.53 192.0.2.53:853",
+            "192.0.2.53:853",
+        );
+    }
 }
