@@ -24,9 +24,13 @@ use super::tls::{TlsUpstreams, CONNECTIONS};
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
 /// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
-/// asked again over TCP. A buffer per query in flight: at 64 KiB (the largest datagram), the
-/// default 1,000 queries in flight would hold 64 MiB.
+/// asked again over TCP. One buffer per thread, not per query in flight.
 const UDP_RECEIVE: usize = 4096;
+
+thread_local! {
+    /// Where a UDP answer is read before its bytes are kept (see [`Upstream::udp`]).
+    static RECEIVE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; UDP_RECEIVE]);
+}
 
 /// Why an exchange with an upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -189,22 +193,36 @@ impl Upstream {
         // Connected: the kernel drops datagrams from other addresses and reports ICMP errors.
         socket.connect(self.addr).await?;
         socket.send(query).await?;
-        let mut buf = vec![0u8; UDP_RECEIVE];
         loop {
-            let len = timeout_at(deadline, socket.recv(&mut buf))
-                .await
-                .map_err(|_| ExchangeError::Timeout)??;
-            if len == buf.len() {
-                return Ok(None);
+            // Waiting holds no buffer: under a flood thousands of queries wait on upstreams, and
+            // a receive buffer each would be most of their memory. The datagram is read into
+            // the thread's scratch buffer once it is there, and only its bytes are kept.
+            let readable = timeout_at(deadline, socket.readable()).await;
+            readable.map_err(|_| ExchangeError::Timeout)??;
+            let received = RECEIVE.with_borrow_mut(|scratch| {
+                let len = match socket.try_recv(scratch) {
+                    Ok(len) => len,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                if len == scratch.len() {
+                    return Ok(Some(None));
+                }
+                Ok(validate(&scratch[..len]).map(|response| {
+                    Some(Exchanged {
+                        packet: scratch[..len].to_vec(),
+                        response,
+                    })
+                }))
+            })?;
+            match received {
+                // Filled the buffer: possibly cut, ask over TCP.
+                Some(None) => return Ok(None),
+                Some(Some(exchanged)) => return Ok(Some(exchanged)),
+                // Spurious readiness, or not the answer to our question (late, spoofed or
+                // garbled): keep waiting.
+                None => {}
             }
-            if let Some(response) = validate(&buf[..len]) {
-                buf.truncate(len);
-                return Ok(Some(Exchanged {
-                    packet: buf,
-                    response,
-                }));
-            }
-            // Not the answer to our question (late, spoofed or garbled): keep waiting.
         }
     }
 
