@@ -139,7 +139,9 @@ pub struct Config {
     /// 16: it waits with a 64 KiB buffer); past it, a query that
     /// misses the cache is answered REFUSED at once, so a flood of names that all miss (random
     /// names) cannot grow the server's memory without bound. Cluster names never wait on it.
-    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Each waiting query holds about 10 KiB: the default's 20 MiB keep the largest promised
+    /// cluster inside the Deployment's 170Mi limit under a flood.
+    #[arg(long, value_name = "N", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_forward_pending: u32,
 
     /// Open TCP connections allowed at once; past it, the connection idle the longest is
@@ -453,7 +455,7 @@ impl ServeConfig {
             tcp_read_timeout: Duration::from_secs(2),
             tcp_write_timeout: None,
             max_tcp_connections: 1024,
-            max_forward_pending: 4096,
+            max_forward_pending: 2048,
         }
     }
 
