@@ -526,3 +526,403 @@ fn address_record(ip: IpAddr) -> (u16, Vec<u8>) {
         IpAddr::V6(v6) => (TYPE_AAAA, v6.octets().to_vec()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clusterdns_zone::answer::{parse_query, respond_records, Transport};
+    use clusterdns_zone::model::{Change, Endpoint, EndpointSlice, Protocol, Service, ServiceKind};
+    use clusterdns_zone::wire::TYPE_TXT;
+    use clusterdns_zone::{Answered, ZoneBuilder, ZoneConfig};
+    use hickory_proto::op::Message;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    fn http() -> Vec<Port> {
+        vec![Port {
+            name: "http".into(),
+            protocol: Protocol::Tcp,
+            port: 80,
+        }]
+    }
+
+    fn service(name: &str, kind: ServiceKind, external: &[&str]) -> Change {
+        Change::ServiceUpsert(Service {
+            namespace: "testns".into(),
+            name: name.into(),
+            kind,
+            ports: http(),
+            external: (external.iter())
+                .map(|a| match a.parse() {
+                    Ok(ip) => ExternalAddress::Ip(ip),
+                    Err(_) => ExternalAddress::Hostname((*a).into()),
+                })
+                .collect(),
+        })
+    }
+
+    /// The cluster of CoreDNS's k8s_external/external_test.go, and `kube-system/kube-dns`
+    /// with an external address for the name servers.
+    fn snapshot() -> Snapshot {
+        let mut builder = ZoneBuilder::new(ZoneConfig::default());
+        builder.apply(Change::NamespaceUpsert("testns".into()));
+        let cluster = |a: &str| ServiceKind::ClusterIp(vec![ip(a)]);
+        builder.apply(service("svc1", cluster("10.0.0.1"), &["1.2.3.4"]));
+        builder.apply(service("svc6", cluster("10.0.0.3"), &["1:2::5"]));
+        builder.apply(service("svc11", cluster("10.0.0.3"), &["2.3.4.5"]));
+        builder.apply(service("svc12", cluster("10.0.0.3"), &["dummy.hostname"]));
+        builder.apply(service("svc-headless", ServiceKind::Headless, &[]));
+        builder.apply(Change::SliceUpsert(EndpointSlice {
+            namespace: "testns".into(),
+            name: "svc-headless-1".into(),
+            service: "svc-headless".into(),
+            ports: http(),
+            endpoints: ["1.2.3.4", "1.2.3.5"]
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Endpoint {
+                    addresses: vec![ip(a)],
+                    hostname: Some(format!("endpoint-svc-{i}").into()),
+                    ready: true,
+                })
+                .collect(),
+        }));
+        builder.apply(Change::ServiceUpsert(Service {
+            namespace: "kube-system".into(),
+            name: "kube-dns".into(),
+            kind: ServiceKind::ClusterIp(vec![ip("10.96.0.10")]),
+            ports: Vec::new(),
+            external: vec![ExternalAddress::Ip(ip("192.0.2.53"))],
+        }));
+        builder.set_synced();
+        builder.publish()
+    }
+
+    fn plugin(headless: bool, fallthrough: Option<&[&str]>) -> K8sExternal {
+        let zones: Vec<WireName> = ["example.com", "in-addr.arpa"]
+            .iter()
+            .filter_map(|z| WireName::from_dotted(z))
+            .collect();
+        let fallthrough = fallthrough.map(|z| Zones::parse(z).expect("zones"));
+        K8sExternal::new(&zones, DEFAULT_APEX, DEFAULT_TTL, headless, fallthrough).expect("valid")
+    }
+
+    /// The response to `name` of `qtype`: `None` when passed on, else its rcode and
+    /// `section: owner TTL TYPE data` lines, sorted within a section (as CoreDNS's
+    /// `SortAndCheck`), the SOA serial as `SERIAL`.
+    fn asked(
+        plugin: &K8sExternal,
+        snapshot: &Snapshot,
+        name: &str,
+        qtype: u16,
+    ) -> Option<(String, Vec<String>)> {
+        let mut packet = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.').filter(|l| !l.is_empty()) {
+            packet.push(label.len() as u8);
+            packet.extend_from_slice(label.as_bytes());
+        }
+        packet.push(0);
+        packet.extend_from_slice(&qtype.to_be_bytes());
+        packet.extend_from_slice(&[0, 1]);
+        let query = parse_query(&packet).expect("a query");
+        let External::Answer(rcode, body) = plugin.answer(snapshot, query.qname(), qtype) else {
+            return None;
+        };
+        let mut out = vec![0u8; 4096];
+        let tcp = Transport::Tcp;
+        let written = respond_records(
+            &query,
+            &packet,
+            &mut out,
+            tcp,
+            (rcode, true),
+            &body.bytes,
+            body.counts,
+        );
+        let Answered::Response { len, .. } = written else {
+            panic!("{written:?}");
+        };
+        let message = Message::from_vec(&out[..len]).expect("decodes");
+        assert!(message.metadata.authoritative, "{name}: authoritative");
+        let serial = snapshot.serial().to_string();
+        let mut lines = Vec::new();
+        let sections = [
+            ("answer", &message.answers),
+            ("authority", &message.authorities),
+            ("additional", &message.additionals),
+        ];
+        for (section, records) in sections {
+            let mut texts: Vec<String> = (records.iter())
+                .map(|r| {
+                    let data = r.data.to_string().replace(&serial, "SERIAL");
+                    format!("{section}: {} {} {} {data}", r.name, r.ttl, r.record_type())
+                })
+                .collect();
+            texts.sort();
+            lines.extend(texts);
+        }
+        Some((message.metadata.response_code.to_string(), lines))
+    }
+
+    const SOA: &str =
+        "authority: example.com. 5 SOA ns1.dns.example.com. hostmaster.dns.example.com. SERIAL 7200 1800 86400 5";
+    const NOERROR: &str = "No Error";
+    const NXDOMAIN: &str = "Non-Existent Domain";
+
+    /// Every case of CoreDNS's k8s_external/external_test.go (zones `example.com` and
+    /// `in-addr.arpa`, `headless`), in its order.
+    #[test]
+    fn coredns_cases() {
+        let snapshot = snapshot();
+        let plugin = plugin(true, None);
+        let cases: &[(&str, u16, &str, &[&str])] = &[
+            ("4.3.2.1.in-addr.arpa.", TYPE_PTR, NOERROR, &["answer: 4.3.2.1.in-addr.arpa. 5 PTR svc1.testns.example.com."]),
+            ("svc1.testns.example.com.", TYPE_PTR, NOERROR, &[SOA]),
+            ("not-existing.testns.example.com.", TYPE_PTR, NXDOMAIN, &[SOA]),
+            ("svc1.testns.example.com.", TYPE_A, NOERROR, &["answer: svc1.testns.example.com. 5 A 1.2.3.4"]),
+            (
+                "svc1.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: svc1.testns.example.com. 5 SRV 0 100 80 svc1.testns.example.com.",
+                    "additional: svc1.testns.example.com. 5 A 1.2.3.4",
+                ],
+            ),
+            ("*._not-udp-or-tcp.svc1.testns.example.com.", TYPE_SRV, NXDOMAIN, &[SOA]),
+            (
+                "_http._tcp.svc1.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: _http._tcp.svc1.testns.example.com. 5 SRV 0 100 80 svc1.testns.example.com.",
+                    "additional: svc1.testns.example.com. 5 A 1.2.3.4",
+                ],
+            ),
+            ("svc1.testns.example.com.", TYPE_AAAA, NOERROR, &[SOA]),
+            ("svc0.testns.example.com.", TYPE_AAAA, NXDOMAIN, &[SOA]),
+            ("svc0.testns.example.com.", TYPE_A, NXDOMAIN, &[SOA]),
+            ("svc0.svc-nons.example.com.", TYPE_A, NXDOMAIN, &[SOA]),
+            ("svc6.testns.example.com.", TYPE_AAAA, NOERROR, &["answer: svc6.testns.example.com. 5 AAAA 1:2::5"]),
+            (
+                "_http._tcp.svc6.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: _http._tcp.svc6.testns.example.com. 5 SRV 0 100 80 svc6.testns.example.com.",
+                    "additional: svc6.testns.example.com. 5 AAAA 1:2::5",
+                ],
+            ),
+            (
+                "svc6.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: svc6.testns.example.com. 5 SRV 0 100 80 svc6.testns.example.com.",
+                    "additional: svc6.testns.example.com. 5 AAAA 1:2::5",
+                ],
+            ),
+            ("testns.example.com.", TYPE_A, NOERROR, &[SOA]),
+            ("testns.example.com.", TYPE_SOA, NOERROR, &[SOA]),
+            ("svc11.testns.example.com.", TYPE_A, NOERROR, &["answer: svc11.testns.example.com. 5 A 2.3.4.5"]),
+            (
+                "_http._tcp.svc11.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: _http._tcp.svc11.testns.example.com. 5 SRV 0 100 80 svc11.testns.example.com.",
+                    "additional: svc11.testns.example.com. 5 A 2.3.4.5",
+                ],
+            ),
+            (
+                "svc11.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: svc11.testns.example.com. 5 SRV 0 100 80 svc11.testns.example.com.",
+                    "additional: svc11.testns.example.com. 5 A 2.3.4.5",
+                ],
+            ),
+            ("svc12.testns.example.com.", TYPE_A, NOERROR, &["answer: svc12.testns.example.com. 5 CNAME dummy.hostname."]),
+            (
+                "_http._tcp.svc12.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &["answer: _http._tcp.svc12.testns.example.com. 5 SRV 0 100 80 dummy.hostname."],
+            ),
+            ("svc12.testns.example.com.", TYPE_SRV, NOERROR, &["answer: svc12.testns.example.com. 5 SRV 0 100 80 dummy.hostname."]),
+            (
+                "svc-headless.testns.example.com.",
+                TYPE_A,
+                NOERROR,
+                &[
+                    "answer: svc-headless.testns.example.com. 5 A 1.2.3.4",
+                    "answer: svc-headless.testns.example.com. 5 A 1.2.3.5",
+                ],
+            ),
+            (
+                "svc-headless.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: svc-headless.testns.example.com. 5 SRV 0 50 80 endpoint-svc-0.svc-headless.testns.example.com.",
+                    "answer: svc-headless.testns.example.com. 5 SRV 0 50 80 endpoint-svc-1.svc-headless.testns.example.com.",
+                    "additional: endpoint-svc-0.svc-headless.testns.example.com. 5 A 1.2.3.4",
+                    "additional: endpoint-svc-1.svc-headless.testns.example.com. 5 A 1.2.3.5",
+                ],
+            ),
+            (
+                "_http._tcp.svc-headless.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: _http._tcp.svc-headless.testns.example.com. 5 SRV 0 50 80 endpoint-svc-0.svc-headless.testns.example.com.",
+                    "answer: _http._tcp.svc-headless.testns.example.com. 5 SRV 0 50 80 endpoint-svc-1.svc-headless.testns.example.com.",
+                    "additional: endpoint-svc-0.svc-headless.testns.example.com. 5 A 1.2.3.4",
+                    "additional: endpoint-svc-1.svc-headless.testns.example.com. 5 A 1.2.3.5",
+                ],
+            ),
+            (
+                "endpoint-svc-0.svc-headless.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: endpoint-svc-0.svc-headless.testns.example.com. 5 SRV 0 100 80 endpoint-svc-0.svc-headless.testns.example.com.",
+                    "additional: endpoint-svc-0.svc-headless.testns.example.com. 5 A 1.2.3.4",
+                ],
+            ),
+            (
+                "endpoint-svc-1.svc-headless.testns.example.com.",
+                TYPE_SRV,
+                NOERROR,
+                &[
+                    "answer: endpoint-svc-1.svc-headless.testns.example.com. 5 SRV 0 100 80 endpoint-svc-1.svc-headless.testns.example.com.",
+                    "additional: endpoint-svc-1.svc-headless.testns.example.com. 5 A 1.2.3.5",
+                ],
+            ),
+            ("endpoint-svc-0.svc-headless.testns.example.com.", TYPE_A, NOERROR, &["answer: endpoint-svc-0.svc-headless.testns.example.com. 5 A 1.2.3.4"]),
+            ("endpoint-svc-1.svc-headless.testns.example.com.", TYPE_A, NOERROR, &["answer: endpoint-svc-1.svc-headless.testns.example.com. 5 A 1.2.3.5"]),
+        ];
+        for (name, qtype, rcode, lines) in cases {
+            let got = asked(&plugin, &snapshot, name, *qtype);
+            let expected = Some((
+                rcode.to_string(),
+                lines.iter().map(|l| l.to_string()).collect(),
+            ));
+            assert_eq!(got, expected, "{name} {qtype}");
+        }
+    }
+
+    /// The apex, the `dns` subdomain and what the README says about them.
+    #[test]
+    fn apex_and_name_servers() {
+        let snapshot = snapshot();
+        let plugin = plugin(false, None);
+        let ns = |name: &str, qtype| asked(&plugin, &snapshot, name, qtype).expect("answered");
+        assert_eq!(
+            ns("example.com.", TYPE_SOA),
+            (NOERROR.into(), vec![SOA.replace("authority:", "answer:")])
+        );
+        assert_eq!(
+            ns("Example.COM.", TYPE_NS),
+            (
+                NOERROR.into(),
+                vec![
+                    "answer: example.com. 5 NS ns1.dns.example.com.".into(),
+                    "additional: ns1.dns.Example.COM. 5 A 192.0.2.53".into(),
+                ]
+            )
+        );
+        assert_eq!(
+            ns("example.com.", TYPE_A),
+            (NOERROR.into(), vec![SOA.into()])
+        );
+        assert_eq!(
+            ns("dns.example.com.", TYPE_A),
+            (NOERROR.into(), vec![SOA.into()])
+        );
+        assert_eq!(
+            ns("ns1.dns.example.com.", TYPE_A),
+            (
+                NOERROR.into(),
+                vec!["answer: ns1.dns.example.com. 5 A 192.0.2.53".into()]
+            )
+        );
+        assert_eq!(
+            ns("ns1.dns.example.com.", TYPE_AAAA),
+            (NOERROR.into(), vec![SOA.into()])
+        );
+        assert_eq!(
+            ns("ns2.dns.example.com.", TYPE_A),
+            (NXDOMAIN.into(), vec![SOA.into()])
+        );
+        assert_eq!(
+            ns("a.ns1.dns.example.com.", TYPE_A),
+            (NXDOMAIN.into(), vec![SOA.into()])
+        );
+        // Another apex label and TTL.
+        let zones = [WireName::from_dotted("example.com").expect("zone")];
+        let other = K8sExternal::new(&zones, "ext", 60, false, None).expect("valid");
+        let (_, lines) =
+            asked(&other, &snapshot, "ns1.ext.example.com.", TYPE_A).expect("answered");
+        assert_eq!(lines, ["answer: ns1.ext.example.com. 60 A 192.0.2.53"]);
+        let (_, lines) =
+            asked(&other, &snapshot, "svc1.testns.example.com.", TYPE_TXT).expect("answered");
+        assert_eq!(lines, ["authority: example.com. 60 SOA ns1.ext.example.com. hostmaster.ext.example.com. SERIAL 7200 1800 86400 60"]);
+        let (_, lines) =
+            asked(&other, &snapshot, "svc1.testns.example.com.", TYPE_SRV).expect("answered");
+        assert_eq!(
+            lines,
+            [
+                // The SRV record carries the cluster zone's TTL, the glue the plugin's.
+                "answer: svc1.testns.example.com. 5 SRV 0 100 80 svc1.testns.example.com.",
+                "additional: svc1.testns.example.com. 60 A 1.2.3.4",
+            ]
+        );
+    }
+
+    #[test]
+    fn headless_fallthrough_and_differences() {
+        let snapshot = snapshot();
+        // Without `headless`, a headless Service without external addresses does not exist.
+        let plain = plugin(false, None);
+        let (rcode, _) = asked(
+            &plain,
+            &snapshot,
+            "svc-headless.testns.example.com.",
+            TYPE_A,
+        )
+        .expect("answered");
+        assert_eq!(rcode, NXDOMAIN);
+        // A label under a Service answered by its external addresses does not exist (CoreDNS
+        // answers the Service's addresses there).
+        let (rcode, _) =
+            asked(&plain, &snapshot, "x.svc1.testns.example.com.", TYPE_A).expect("answered");
+        assert_eq!(rcode, NXDOMAIN);
+        // `fallthrough`: NXDOMAIN goes on; the rest is still answered.
+        let through = plugin(false, Some(&["example.com"]));
+        assert!(asked(&through, &snapshot, "svc0.testns.example.com.", TYPE_A).is_none());
+        assert!(asked(&through, &snapshot, "svc1.testns.example.com.", TYPE_A).is_some());
+        assert!(asked(&through, &snapshot, "svc1.testns.example.com.", TYPE_AAAA).is_some());
+        assert!(
+            asked(&through, &snapshot, "9.9.9.9.in-addr.arpa.", TYPE_PTR).is_some(),
+            "not a fallthrough zone"
+        );
+        // Names outside the zones are not the plugin's.
+        assert!(asked(&plain, &snapshot, "svc1.testns.svc.cluster.local.", TYPE_A).is_none());
+        // Ports without underscores are read as CoreDNS reads them.
+        let (_, lines) = asked(
+            &plain,
+            &snapshot,
+            "http.tcp.svc1.testns.example.com.",
+            TYPE_SRV,
+        )
+        .expect("answered");
+        assert_eq!(lines.len(), 2);
+        assert!(K8sExternal::new(&[], DEFAULT_APEX, 5, false, None).is_err());
+        let zone = [WireName::root()];
+        assert!(K8sExternal::new(&zone, "a..b", 5, false, None).is_err());
+    }
+}
