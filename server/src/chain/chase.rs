@@ -1,5 +1,6 @@
 //! Following a CNAME through the block's own chain, for two plugins: an ExternalName answer
-//! whose chain leaves the zone ([`Chase`]), and an answer a `rewrite cname` rule cut at the
+//! whose chain leaves the zone, or a `k8s_external` CNAME to a load balancer's host name
+//! ([`Chase`]), and an answer a `rewrite cname` rule cut at the
 //! CNAME target it changed ([`CnameLookup`]).
 //!
 //! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
@@ -59,7 +60,7 @@ impl Block {
         let Step::Reply {
             len,
             rcode: 0,
-            plugin: Plugin::Kubernetes,
+            plugin: plugin @ (Plugin::Kubernetes | Plugin::K8sExternal),
         } = step
         else {
             return step;
@@ -91,7 +92,7 @@ impl Block {
                 Step::Reply {
                     len,
                     rcode: 0,
-                    plugin: Plugin::Kubernetes,
+                    plugin,
                 }
             }
             Step::Forward(forwarder) => Step::Chase(

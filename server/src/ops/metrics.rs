@@ -82,11 +82,17 @@ pub enum Plugin {
     Whoami = 8,
     /// An answer `dns64` synthesized.
     Dns64 = 9,
+    /// A `k8s_external` answer.
+    K8sExternal = 10,
+    /// An `acl` refusal or empty answer.
+    Acl = 11,
+    /// A `local` answer (`localhost.` and the loopback reverse zones).
+    Local = 12,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 10] = [
+const PLUGINS: [&str; 13] = [
     "kubernetes",
     "cache",
     "forward",
@@ -97,6 +103,9 @@ const PLUGINS: [&str; 10] = [
     "chaos",
     "whoami",
     "dns64",
+    "k8s_external",
+    "acl",
+    "local",
 ];
 /// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
 /// last slot.

@@ -1,0 +1,148 @@
+//! Where the plugins of issue 19 ("The plugins operators add to their Corefile") act in a
+//! block's chain, in CoreDNS's order:
+//!
+//! ```text
+//!  nsid ─ bufsize ─ log ─ local ─ dns64 ─ any ─ loadbalance ─ rewrite ─ autopath ─ acl ─ cache
+//!    ─ header ─ minimal ─ template ─ hosts ─ k8s_external ─ kubernetes ─ forward ─ whoami
+//! ```
+//!
+//! - `local` answers before `dns64` and `rewrite` see the query ([`Block::local_step`]);
+//! - `acl` decides before the plugins that answer, on the name as `rewrite` left it
+//!   ([`Block::acl_step`]);
+//! - `k8s_external` answers just before the cluster zone ([`Block::k8s_external_step`]);
+//! - `header` and `minimal` change the answers of the plugins after them, not the rcode a
+//!   chain ends with, nor what `local`, `acl`, `any` or `chaos` write ([`Block::shape`]);
+//! - `nsid` adds its option to whatever the block sends ([`Block::add_nsid`]).
+//!
+//! Each is a field of the block's [`ExtraPlugins`]: a block without them pays a test of an
+//! empty field each.
+
+use clusterdns_zone::answer::response_limit;
+
+use super::*;
+use crate::chain::plugins::acl::{self, Action, EDE_BLOCKED, EDE_FILTERED};
+use crate::chain::plugins::edns::{add_option, OPTION_EDE};
+use crate::chain::plugins::k8s_external::External;
+
+impl Block {
+    /// `local`'s answer for a local name (see [`plugins::local`]), else `None`.
+    pub(super) fn local_step(&self, at: &Finish, out: &mut [u8]) -> Option<Step> {
+        let local = self.extra.local.as_ref()?;
+        let query = at.query;
+        let (rcode, body) = local.answer(query.qname(), query.qtype)?;
+        let done = (rcode, false);
+        let written = respond_records(
+            query,
+            at.packet,
+            out,
+            at.transport,
+            done,
+            &body.bytes,
+            body.counts,
+        );
+        Some(reply_step(written, Plugin::Local))
+    }
+
+    /// What the block's `acl` rules make of the query: a refusal, an empty answer or nothing
+    /// to send, or `None` to go on.
+    pub(super) fn acl_step(
+        &self,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        at: &Finish,
+    ) -> Option<Step> {
+        let action = acl::decide(&self.extra.acl, query.qname(), query.qtype, at.client.ip())?;
+        let (rcode, ede) = match action {
+            Action::Drop => return Some(Step::Drop),
+            Action::Block => (Rcode::Refused, EDE_BLOCKED),
+            Action::Filter => (Rcode::NoError, EDE_FILTERED),
+            Action::Allow => return None,
+        };
+        let written = respond_rcode(query, packet, out, rcode, at.transport);
+        let step = reply_step(written, Plugin::Acl);
+        let Step::Reply { len, rcode, plugin } = step else {
+            return Some(step);
+        };
+        // RFC 8914 §2: INFO-CODE, and no EXTRA-TEXT.
+        let limit = response_limit(query, at.transport);
+        let len = add_option(out, len, limit, OPTION_EDE, &ede.to_be_bytes()).unwrap_or(len);
+        Some(Step::Reply { len, rcode, plugin })
+    }
+
+    /// `k8s_external`'s answer for a name of its zones, else `None`. SERVFAIL until the zone
+    /// has synced, as for the cluster zone.
+    pub(super) fn k8s_external_step(
+        &self,
+        snapshot: &Snapshot,
+        query: &Query,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+    ) -> Option<Step> {
+        let external = self.extra.k8s_external.as_ref()?;
+        let External::Answer(rcode, body) = external.answer(snapshot, query.qname(), query.qtype)
+        else {
+            return None;
+        };
+        if !snapshot.is_synced() {
+            return Some(rcode_step(query, packet, out, transport, Rcode::ServFail));
+        }
+        let done = (rcode, true);
+        let written = respond_records(
+            query,
+            packet,
+            out,
+            transport,
+            done,
+            &body.bytes,
+            body.counts,
+        );
+        Some(reply_step(written, Plugin::K8sExternal))
+    }
+
+    /// The answer of `len` bytes in `out` as `header` and `minimal` leave it, when `plugin`
+    /// comes after them in CoreDNS's order; returns its length.
+    pub(super) fn shape(&self, out: &mut [u8], len: usize, plugin: Plugin) -> usize {
+        use Plugin::*;
+        let after = matches!(
+            plugin,
+            Template | Hosts | K8sExternal | Kubernetes | Cache | Forward | Whoami
+        );
+        // `dns64` comes before both; its answer is built on the AAAA answer of the plugins
+        // after them, whose flags it keeps.
+        if let Some(header) = &self.extra.header {
+            if after || plugin == Dns64 {
+                header.apply(&mut out[..len]);
+            }
+        }
+        match self.extra.minimal && after {
+            true => plugins::minimal::minimize(out, len),
+            false => len,
+        }
+    }
+
+    /// The response of `len` bytes in `out` with `nsid`'s option when the client asked for it;
+    /// returns its length.
+    pub(super) fn add_nsid(&self, at: &Finish, out: &mut [u8], len: usize) -> usize {
+        match &self.extra.nsid {
+            Some(nsid) => {
+                let limit = response_limit(at.query, at.transport).min(out.len());
+                nsid.apply(at.packet, out, len, limit)
+            }
+            None => len,
+        }
+    }
+}
+
+/// The step of a response a plugin wrote.
+fn reply_step(written: Answered, plugin: Plugin) -> Step {
+    match written {
+        Answered::Response { len, rcode } => Step::Reply {
+            len,
+            rcode: rcode as u16,
+            plugin,
+        },
+        _ => Step::Drop,
+    }
+}
