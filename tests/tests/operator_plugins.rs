@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use clusterdns_testkit::client::{tcp, udp, TIMEOUT};
 use clusterdns_testkit::dns::{Query, Reply};
 use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
+use clusterdns_testkit::http::{http_get, metric};
 use clusterdns_testkit::knot::Knot;
 use clusterdns_testkit::net::{free_port, loopback};
 use clusterdns_testkit::process::{clusterdns_binary, Process};
@@ -42,6 +43,8 @@ const UPSTREAM: &str = "www A 192.0.2.1\nwww AAAA 2001:db8::1\nlb A 192.0.2.77\n
 struct Server {
     process: Process,
     port: u16,
+    /// Where `prometheus` serves, for a Corefile that names `@METRICS@`.
+    metrics: SocketAddr,
     api: FakeApi,
     _knot: Knot,
     _dir: TempDir,
@@ -66,7 +69,9 @@ impl Server {
         let kubeconfig = dir.path().join("kubeconfig");
         api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
         let port = free_port();
+        let metrics = loopback(free_port());
         let directives = directives
+            .replace("@METRICS@", &metrics.to_string())
             .replace("@KUBECONFIG@", &kubeconfig.display().to_string())
             .replace("@KNOT@", &knot.addr.to_string());
         let text = format!(".:{port} {{\n    bind 127.0.0.1 ::1\n{directives}\n}}\n");
@@ -90,6 +95,7 @@ impl Server {
         let server = Server {
             process,
             port,
+            metrics,
             api,
             _knot: knot,
             _dir: dir,
@@ -108,6 +114,12 @@ impl Server {
 
     fn v6(&self) -> SocketAddr {
         SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], self.port))
+    }
+
+    /// The sum of the samples of metric `name` with `labels`.
+    fn metric(&self, name: &str, labels: &[&str]) -> Option<f64> {
+        let text = http_get(self.metrics, "/metrics").map(|(_, body)| body)?;
+        metric(&text, name, labels)
     }
 
     /// Asks `name qtype` over UDP from 127.0.0.1.
@@ -351,7 +363,8 @@ fn k8s_external_needs_kubernetes_in_its_block() {
 fn acl_blocks_filters_drops_and_allows() {
     let server = Server::start(
         "acl",
-        "    acl blocked.test {
+        "    prometheus @METRICS@
+    acl blocked.test {
         block net 127.0.0.1
     }
     acl dropped.test {
@@ -425,6 +438,26 @@ fn acl_blocks_filters_drops_and_allows() {
     // The server still answers.
     let again = exchange(one, WEB, A).expect("answered");
     assert!(reply(&again).is(&["A 10.96.0.20"]));
+
+    // CoreDNS's counters, by the zone of the rule that decided.
+    let server_label = format!("server=\"dns://127.0.0.1:{}\"", server.port);
+    let count = |name: &str, zone: &str| {
+        let zone = format!("zone=\"{zone}\"");
+        server.metric(name, &[&server_label, &zone])
+    };
+    assert_eq!(count("coredns_acl_blocked_requests_total", "."), Some(2.0));
+    assert_eq!(
+        count("coredns_acl_blocked_requests_total", "blocked.test."),
+        Some(1.0)
+    );
+    assert_eq!(count("coredns_acl_filtered_requests_total", "."), Some(1.0));
+    assert_eq!(
+        count("coredns_acl_dropped_requests_total", "dropped.test."),
+        Some(2.0)
+    );
+    let allowed = server.metric("coredns_acl_allowed_requests_total", &[&server_label]);
+    // Cluster names asked while the server started count too.
+    assert!(allowed.is_some_and(|n| n >= 4.0), "{allowed:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,6 +473,7 @@ fn local_nsid_header_and_minimal() {
     let server = Server::start(
         "local-nsid",
         "    nsid clusterdns test
+    prometheus @METRICS@
     local
     header {
         response set ra
@@ -472,6 +506,11 @@ fn local_nsid_header_and_minimal() {
     assert!(ptr.is(&["PTR localhost."]), "{ptr:?}");
     let missing = reply(&exchange("5.0.0.127.in-addr.arpa", PTR, false));
     assert!(missing.nxdomain(), "{missing:?}");
+    // Names below localhost. and localhost.<domain> are counted; localhost. itself is not.
+    let below = reply(&exchange("a.localhost", A, false));
+    assert!(below.is(&["A 127.0.0.1"]), "{below:?}");
+    let counted = server.metric("coredns_local_localhost_requests_total", &[]);
+    assert_eq!(counted, Some(2.0));
 
     // nsid: asked for, on a local, a cluster and a forwarded answer (over UDP and TCP).
     let nsid = |bytes: &[u8]| match option(bytes, EdnsCode::NSID) {

@@ -17,12 +17,16 @@
 //! Each is a field of the block's [`ExtraPlugins`]: a block without them pays a test of an
 //! empty field each.
 
+use std::sync::atomic::Ordering;
+
 use clusterdns_zone::answer::response_limit;
+use clusterdns_zone::WireName;
 
 use super::*;
 use crate::chain::plugins::acl::{self, Action, EDE_BLOCKED, EDE_FILTERED};
 use crate::chain::plugins::edns::{add_option, OPTION_EDE};
 use crate::chain::plugins::k8s_external::External;
+use crate::ops::metrics::AclZone;
 
 impl Block {
     /// `local`'s answer for a local name (see [`plugins::local`]), else `None`.
@@ -30,6 +34,11 @@ impl Block {
         let local = self.extra.local.as_ref()?;
         let query = at.query;
         let (rcode, body) = local.answer(query.qname(), query.qtype)?;
+        if let Some(localhost) =
+            (self.counts.localhost.as_ref()).filter(|_| local.counts(query.qname()))
+        {
+            localhost.fetch_add(1, Ordering::Relaxed);
+        }
         let done = (rcode, false);
         let written = respond_records(
             query,
@@ -52,11 +61,32 @@ impl Block {
         out: &mut [u8],
         at: &Finish,
     ) -> Option<Step> {
-        let action = acl::decide(&self.extra.acl, query.qname(), query.qtype, at.client.ip())?;
+        let decided = acl::decide(&self.extra.acl, query.qname(), query.qtype, at.client.ip());
+        let Some((action, zone)) = decided else {
+            if let Some(allowed) = &self.counts.allowed {
+                allowed.fetch_add(1, Ordering::Relaxed);
+            }
+            return None;
+        };
+        let counters = self.counts.acl.iter().find(|(z, _)| z == zone);
+        let count = |field: fn(&AclZone) -> &AtomicU64| {
+            if let Some((_, counters)) = counters {
+                field(counters).fetch_add(1, Ordering::Relaxed);
+            }
+        };
         let (rcode, ede) = match action {
-            Action::Drop => return Some(Step::Drop),
-            Action::Block => (Rcode::Refused, EDE_BLOCKED),
-            Action::Filter => (Rcode::NoError, EDE_FILTERED),
+            Action::Drop => {
+                count(|c| &c.dropped);
+                return Some(Step::Drop);
+            }
+            Action::Block => {
+                count(|c| &c.blocked);
+                (Rcode::Refused, EDE_BLOCKED)
+            }
+            Action::Filter => {
+                count(|c| &c.filtered);
+                (Rcode::NoError, EDE_FILTERED)
+            }
             Action::Allow => return None,
         };
         let written = respond_rcode(query, packet, out, rcode, at.transport);
@@ -131,6 +161,36 @@ impl Block {
                 nsid.apply(at.packet, out, len, limit)
             }
             None => len,
+        }
+    }
+}
+
+/// The counters a block's `acl` and `local` add to (CoreDNS's; see `ops::metrics::plugins`).
+#[derive(Default)]
+pub(super) struct Counts {
+    /// Per zone of the block's `acl` rules.
+    acl: Vec<(WireName, Arc<AclZone>)>,
+    /// Queries `acl` let on, when the block has `acl`.
+    allowed: Option<Arc<AtomicU64>>,
+    /// `local`'s answers below `localhost.` and to `localhost.<domain>`, when it has `local`.
+    localhost: Option<Arc<AtomicU64>>,
+}
+
+impl Counts {
+    /// The counters of the plugins of `extra` in the server labelled `server`.
+    pub(super) fn new(extra: &ExtraPlugins, server: &str, metrics: &Metrics) -> Counts {
+        let counters = &metrics.plugins;
+        let mut acl: Vec<(WireName, Arc<AclZone>)> = Vec::new();
+        for zone in extra.acl.iter().flat_map(|rule| rule.zones.iter()) {
+            if !acl.iter().any(|(z, _)| z == zone) {
+                let label = zone.to_dotted();
+                acl.push((zone.clone(), counters.acl_zone(server, &label)));
+            }
+        }
+        Counts {
+            acl,
+            allowed: (!extra.acl.is_empty()).then(|| counters.acl_allowed(server)),
+            localhost: extra.local.map(|_| counters.localhost()),
         }
     }
 }

@@ -267,6 +267,8 @@ pub struct Block {
     hosts: Option<Hosts>,
     /// `nsid`, `local`, `acl`, `header`, `minimal`, `k8s_external` (`extra.rs`).
     extra: ExtraPlugins,
+    /// The counters `acl` and `local` add to.
+    counts: extra::Counts,
     kubernetes: Option<KubernetesRoute>,
     forward: Option<(ForwardPlan, Forwarder)>,
     /// What reaches the end of the chain gets the client's address (`whoami`), not `fallback`.
@@ -443,6 +445,7 @@ impl Block {
             templates: plan.templates.clone().into(),
             hosts,
             extra: plan.extra.clone(),
+            counts: extra::Counts::new(&plan.extra, server_label, metrics),
             kubernetes: plan.kubernetes.clone(),
             forward,
             whoami: plan.whoami,

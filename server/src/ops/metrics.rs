@@ -381,6 +381,8 @@ pub struct Metrics {
     dns64_translations: Arc<AtomicU64>,
     /// The zone sources' metrics.
     pub source: SourceMetrics,
+    /// The counters of `acl` and `local`.
+    pub plugins: PluginCounters,
 }
 
 impl Metrics {
@@ -398,6 +400,7 @@ impl Metrics {
             autopath_successes: Arc::new(AtomicU64::new(0)),
             dns64_translations: Arc::new(AtomicU64::new(0)),
             source: SourceMetrics::new(),
+            plugins: PluginCounters::default(),
         }
     }
 
@@ -466,6 +469,9 @@ impl Metrics {
     }
 }
 
+mod plugins;
 mod render;
+
+pub use plugins::{AclZone, PluginCounters};
 #[cfg(test)]
 mod tests;

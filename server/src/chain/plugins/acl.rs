@@ -13,6 +13,8 @@
 
 use std::net::IpAddr;
 
+use clusterdns_zone::WireName;
+
 use super::Zones;
 
 /// The Extended DNS Error code CoreDNS's `block` answers with (RFC 8914 §4.16, "Blocked").
@@ -132,20 +134,26 @@ pub struct Rule {
 }
 
 /// What `rules` decide for `qname` (lowercase wire format) of type `qtype` from `client`:
-/// `Block`, `Filter` or `Drop`, or `None` to let the query on (allowed, or no rule decided).
-pub fn decide(rules: &[Rule], qname: &[u8], qtype: u16, client: IpAddr) -> Option<Action> {
+/// `Block`, `Filter` or `Drop` with the zone of the rule that decided (the `zone` label of
+/// CoreDNS's counters), or `None` to let the query on (allowed, or no rule decided).
+pub fn decide<'a>(
+    rules: &'a [Rule],
+    qname: &[u8],
+    qtype: u16,
+    client: IpAddr,
+) -> Option<(Action, &'a WireName)> {
     // A client reached over an IPv6 socket with a mapped IPv4 address is that IPv4 client.
     let client = client.to_canonical();
     for rule in rules {
-        if rule.zones.matches(qname).is_none() {
+        let Some(zone) = rule.zones.matches(qname) else {
             continue;
-        }
+        };
         let action = (rule.policies.iter())
             .find(|p| p.matches(qtype, client))
             .map(|p| p.action);
         match action {
             Some(Action::Allow) => return None,
-            Some(action) => return Some(action),
+            Some(action) => return Some((action, zone)),
             None => {}
         }
     }
@@ -156,7 +164,6 @@ pub fn decide(rules: &[Rule], qname: &[u8], qtype: u16, client: IpAddr) -> Optio
 mod tests {
     use super::*;
     use clusterdns_zone::wire::{TYPE_A, TYPE_AAAA};
-    use clusterdns_zone::WireName;
 
     fn net(text: &str) -> Net {
         Net::parse(text).unwrap_or_else(|e| panic!("{e}"))
@@ -179,7 +186,8 @@ mod tests {
 
     fn decided(rules: &[Rule], name: &str, qtype: u16, client: &str) -> Option<Action> {
         let name = WireName::from_dotted(name).expect("name");
-        decide(rules, name.as_bytes(), qtype, client.parse().expect("ip"))
+        let decided = decide(rules, name.as_bytes(), qtype, client.parse().expect("ip"));
+        decided.map(|(action, _)| action)
     }
 
     #[test]
@@ -341,6 +349,13 @@ mod tests {
         assert_eq!(
             decided(&allowed, "x.org", TYPE_A, "11.0.0.1"),
             Some(Action::Block)
+        );
+        // The zone of the rule that decided, for the counters' `zone` label.
+        let name = WireName::from_dotted("www.example.org").unwrap();
+        let zone = decide(&rules, name.as_bytes(), TYPE_A, "10.0.0.1".parse().unwrap());
+        assert_eq!(
+            zone.map(|(_, z)| z.to_dotted()),
+            Some("example.org.".into())
         );
         // An IPv4 client seen on an IPv6 socket.
         assert_eq!(

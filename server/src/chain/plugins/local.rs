@@ -55,11 +55,8 @@ impl Local {
     /// The answer to `qname` (lowercase wire format) of type `qtype`: its rcode and records,
     /// or `None` when the name is not a local one.
     pub fn answer(&self, qname: &[u8], qtype: u16) -> Option<(Rcode, Body)> {
-        let longer = qname.len() > LOCALHOST.len();
-        let below = longer && is_subdomain(qname, LOCALHOST);
-        let prefixed = longer && self.localhost_prefix && qname.starts_with(&LOCALHOST[..10]);
         let mut body = Body::default();
-        if below || prefixed {
+        if self.counts(qname) {
             loopback(&mut body, qtype, false);
             return Some((Rcode::NoError, body));
         }
@@ -88,6 +85,16 @@ impl Local {
             return Some((Rcode::NxDomain, body));
         }
         Some((Rcode::NoError, body))
+    }
+}
+
+impl Local {
+    /// Whether `qname` is below `localhost.`, or `localhost.<domain>` with the prefix on: the
+    /// queries `coredns_local_localhost_requests_total` counts (not `localhost.` itself).
+    pub fn counts(&self, qname: &[u8]) -> bool {
+        let longer = qname.len() > LOCALHOST.len();
+        let below = longer && is_subdomain(qname, LOCALHOST);
+        below || (longer && self.localhost_prefix && qname.starts_with(&LOCALHOST[..10]))
     }
 }
 

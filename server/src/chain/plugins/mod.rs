@@ -76,6 +76,11 @@ impl Zones {
             .max_by_key(|zone| zone.as_bytes().len())
     }
 
+    /// The zones, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &WireName> {
+        self.0.iter()
+    }
+
     /// Whether there are no zones.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
