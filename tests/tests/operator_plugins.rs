@@ -163,16 +163,22 @@ fn with_external(
 /// A query for `name qtype` with an OPT record (1232 bytes) holding an empty NSID option
 /// (RFC 5001 §2.1) when `nsid`, RD set.
 fn query_with(name: &str, qtype: RecordType, nsid: bool) -> Vec<u8> {
-    let mut query = Query::new(name, u16::from(qtype))
+    let query = Query::new(name, u16::from(qtype))
         .id(9)
         .edns(Some(1232))
         .build();
-    if nsid {
-        // The OPT record is last and has no options: its RDLENGTH is the last two bytes.
-        let at = query.len() - 2;
-        query[at..].copy_from_slice(&4u16.to_be_bytes());
-        query.extend_from_slice(&[0, 3, 0, 0]);
+    match nsid {
+        true => with_nsid(query),
+        false => query,
     }
+}
+
+/// `query` (built with an OPT record and no option) with an empty NSID option.
+fn with_nsid(mut query: Vec<u8>) -> Vec<u8> {
+    // The OPT record is last and has no options: its RDLENGTH is the last two bytes.
+    let at = query.len() - 2;
+    query[at..].copy_from_slice(&4u16.to_be_bytes());
+    query.extend_from_slice(&[0, 3, 0, 0]);
     query
 }
 
@@ -466,7 +472,7 @@ fn acl_blocks_filters_drops_and_allows() {
 
 /// One block with `local`, `nsid`, `header` and `minimal`: local names answered before the
 /// rest of the chain (and untouched by `header`), the identifier in every answer whose query
-/// asks for it (local, cluster, forwarded), flags set and cleared on the answers of the
+/// asks for it (local, cluster, forwarded, `chaos`), flags set and cleared on the answers of the
 /// plugins after `header`, and positive answers without their glue.
 #[test]
 fn local_nsid_header_and_minimal() {
@@ -474,6 +480,7 @@ fn local_nsid_header_and_minimal() {
         "local-nsid",
         "    nsid clusterdns test
     prometheus @METRICS@
+    chaos v1
     local
     header {
         response set ra
@@ -534,6 +541,15 @@ fn local_nsid_header_and_minimal() {
         );
         assert_eq!(nsid(&exchange(name, A, false)), None, "{name}: not asked");
     }
+    // A `chaos` answer too.
+    let version = Query::new("version.bind", 16)
+        .class(3)
+        .id(4)
+        .edns(Some(1232))
+        .build();
+    let version = udp(server.v4(), &with_nsid(version)).expect("a CH answer");
+    assert_eq!(Reply::parse(&version).expect("decodes").answers.len(), 1);
+    assert_eq!(nsid(&version), Some(b"clusterdns test".to_vec()), "chaos");
 
     // header: RA set, RD cleared on cluster and forwarded answers; AA as each plugin wrote it.
     assert_eq!(flags(&exchange(WEB, A, false)), (true, false, true));

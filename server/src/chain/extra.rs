@@ -12,7 +12,8 @@
 //! - `k8s_external` answers just before the cluster zone ([`Block::k8s_external_step`]);
 //! - `header` and `minimal` change the answers of the plugins after them, not the rcode a
 //!   chain ends with, nor what `local`, `acl`, `any` or `chaos` write ([`Block::shape`]);
-//! - `nsid` adds its option to whatever the block sends ([`Block::add_nsid`]).
+//! - `nsid` adds its option to whatever the block sends, `chaos` answers included
+//!   ([`Block::add_nsid`]).
 //!
 //! Each is a field of the block's [`ExtraPlugins`]: a block without them pays a test of an
 //! empty field each.
@@ -155,10 +156,21 @@ impl Block {
     /// The response of `len` bytes in `out` with `nsid`'s option when the client asked for it;
     /// returns its length.
     pub(super) fn add_nsid(&self, at: &Finish, out: &mut [u8], len: usize) -> usize {
+        self.add_nsid_to((at.query, at.packet, at.transport), out, len)
+    }
+
+    /// [`Block::add_nsid`] for the response to `query` (`packet`) over `transport`: also for a
+    /// `chaos` answer, which the router finishes itself.
+    pub(super) fn add_nsid_to(
+        &self,
+        (query, packet, transport): (&Query, &[u8], Transport),
+        out: &mut [u8],
+        len: usize,
+    ) -> usize {
         match &self.extra.nsid {
             Some(nsid) => {
-                let limit = response_limit(at.query, at.transport).min(out.len());
-                nsid.apply(at.packet, out, len, limit)
+                let limit = response_limit(query, transport).min(out.len());
+                nsid.apply(packet, out, len, limit)
             }
             None => len,
         }

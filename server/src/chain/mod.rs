@@ -368,7 +368,14 @@ impl Router {
             if let Some(chaos) = route.and_then(|r| self.blocks[r.block].chaos.as_ref()) {
                 let slot = route.map_or(self.default_slot, |r| r.slot);
                 if let Some(reply) = chaos_step(chaos, &query, packet, out, transport, slot) {
-                    return reply;
+                    return match (reply, route) {
+                        (Handled::Reply(mut reply), Some(r)) => {
+                            let at = (&query, packet, transport);
+                            reply.len = self.blocks[r.block].add_nsid_to(at, out, reply.len);
+                            Handled::Reply(reply)
+                        }
+                        (reply, _) => reply,
+                    };
                 }
             }
         }
