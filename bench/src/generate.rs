@@ -397,6 +397,7 @@ pub fn generate(spec: &Spec) -> Result<Cluster, SpecError> {
             name,
             kind: service_kind,
             ports,
+            external: Vec::new(),
         });
     }
     Ok(cluster)

@@ -449,6 +449,7 @@ mod tests {
             name: name.into(),
             kind,
             ports,
+            external: Vec::new(),
         };
         let slice = |name: &str, service: &str, ports: Vec<Port>, endpoints| EndpointSlice {
             namespace: "ns".into(),

@@ -32,6 +32,7 @@ fn service(namespace: &str, name: &str, kind: ServiceKind, ports: Vec<Port>) -> 
         name: name.into(),
         kind,
         ports,
+        external: Vec::new(),
     }
 }
 

@@ -25,7 +25,7 @@
 //! Nothing else in a fixture changes.
 //!
 //! Fixtures that use a plugin of the issue "The plugins operators add to their Corefile"
-//! (`k8s_external`, DNS-over-HTTPS server blocks) or a plugin that is not
+//! (DNS-over-HTTPS server blocks) or a plugin that is not
 //! CoreDNS's (OpenShift's `ocp_dnsnameresolver`) are [`Status::Waits`]: refused with the line and
 //! the token, until that issue lands. One fixture CoreDNS itself refuses ([`Status::Refused`]).
 
@@ -91,7 +91,7 @@ const FIXTURES: &[(&str, Status)] = &[
     // kubespray's documented example: `cache 0` and `rewrite name stop ...`, which CoreDNS
     // refuses too; clusterdns stops at its first line it cannot take, the https:// block.
     ("kubespray-external-zones", Status::Refused("https://")),
-    ("kubespray-k8s-external", Status::Waits("k8s_external")),
+    ("kubespray-k8s-external", Status::Serves),
     ("kubespray-nodelocaldns", Status::Serves),
     (
         "kubespray-nodelocaldns-external-zones",
@@ -719,6 +719,17 @@ fn assert_specific(run: &Run, custom: Option<&str>) {
                     run.server.logs()
                 );
             }
+        }
+        ("kubespray-k8s-external", _) => {
+            // The external zone's apex; the golden cluster's Services have no external
+            // address, so their names there do not exist.
+            let soa = run.ask("k8s_external.local", RecordType::SOA);
+            assert_eq!(soa.answers.len(), 1, "{name}: {soa:?}");
+            rcode(
+                "kubernetes.default.k8s_external.local",
+                a,
+                ResponseCode::NXDomain,
+            );
         }
         ("kubespray-rewrite", _) => {
             let reply = is("kubernetes.default.my.domain", a, &["A 10.96.0.1"]);

@@ -36,6 +36,7 @@ fn external(name: &str, target: &str) -> Service {
         name: name.into(),
         kind: ServiceKind::ExternalName(target.into()),
         ports: vec![],
+        external: Vec::new(),
     }
 }
 
@@ -54,6 +55,7 @@ fn cluster() -> Cluster {
                 name: "web".into(),
                 kind: ServiceKind::ClusterIp(vec![IpAddr::V4(Ipv4Addr::new(10, 96, 0, 20))]),
                 ports: vec![],
+                external: Vec::new(),
             },
         ],
         slices: vec![],

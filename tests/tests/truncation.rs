@@ -31,6 +31,7 @@ fn headless(name: &str, count: u8) -> Cluster {
             name: name.into(),
             kind: ServiceKind::Headless,
             ports: vec![],
+            external: Vec::new(),
         }],
         slices: vec![EndpointSlice {
             namespace: "default".into(),

@@ -488,6 +488,18 @@ impl ZoneBuilder {
         {
             self.claim(ip, owner);
         }
+        let external = |r: &Option<Arc<ServiceRecord>>| {
+            r.as_ref().map(|r| r.external_ips()).unwrap_or_default()
+        };
+        let (old_external, new_external) = (external(&old), external(&new));
+        if old_external != new_external {
+            for &ip in &old_external {
+                self.tables.external.remove(ip, owner);
+            }
+            for &ip in &new_external {
+                self.tables.external.add(ip, owner);
+            }
+        }
         let alias = |r: &Option<Arc<ServiceRecord>>| r.as_ref().is_some_and(|r| r.is_alias());
         let (was_alias, is_alias) = (alias(&old), alias(&new));
         match new {

@@ -25,6 +25,7 @@
 //! | `render` | the fixed names encoded at publish time |
 //! | `reverse` | the address index PTR answers come from |
 //! | `clients` | the index from a Pod's address to its namespace, for a query's client |
+//! | [`external`] | the Services as another zone answers them (`k8s_external`), by name and by external address |
 //! | [`snapshot`] | the published tables and the lookup that classifies a question |
 //! | `derived` | encoding records derived from a Service at query time |
 //! | [`answer`] | parsing a query and assembling the response |
@@ -39,6 +40,7 @@ pub mod builder;
 mod clients;
 mod derived;
 mod encode;
+pub mod external;
 pub mod model;
 pub mod name;
 mod node;
@@ -53,8 +55,8 @@ pub use answer::{answer, parse_query, Answered, Query, Transport};
 pub use builder::ZoneBuilder;
 pub use derived::Written;
 pub use model::{
-    Change, Cluster, Endpoint, EndpointSlice, ObjectKey, ObjectKind, Pod, Port, Protocol, Service,
-    ServiceKind,
+    Change, Cluster, Endpoint, EndpointSlice, ExternalAddress, ObjectKey, ObjectKind, Pod, Port,
+    Protocol, Service, ServiceKind,
 };
 pub use name::WireName;
 pub use snapshot::{Found, Lookup, PodsMode, Snapshot, ZoneConfig, ZoneStats};

@@ -48,6 +48,17 @@ pub enum ServiceKind {
     ExternalName(Box<str>),
 }
 
+/// An address a Service is reached at from outside the cluster (CoreDNS `k8s_external`):
+/// `spec.externalIPs`, then `status.loadBalancer.ingress` (an IP, or the host name of a load
+/// balancer that gives one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExternalAddress {
+    /// An IP address.
+    Ip(IpAddr),
+    /// A load balancer's host name (lowercase, no trailing dot), answered with a CNAME.
+    Hostname(Box<str>),
+}
+
 /// A Service stripped to what DNS needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
@@ -59,6 +70,8 @@ pub struct Service {
     pub kind: ServiceKind,
     /// `spec.ports`.
     pub ports: Vec<Port>,
+    /// `spec.externalIPs` and the load balancer's ingress addresses; empty for most Services.
+    pub external: Vec<ExternalAddress>,
 }
 
 /// One endpoint of an EndpointSlice.

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
-use crate::model::{EndpointSlice, Port, Protocol, Service, ServiceKind};
+use crate::model::{EndpointSlice, ExternalAddress, Port, Protocol, Service, ServiceKind};
 use crate::name::{parse_dashed_ip, write_dashed, MAX_DASHED_LEN};
 use crate::table::Keyed;
 
@@ -381,6 +381,26 @@ impl ServiceRecord {
         }
         let mut ips: Vec<IpAddr> = self.cluster_ips().map(<[_]>::to_vec).unwrap_or_default();
         ips.extend(self.endpoints().map(|(e, _)| e.ip));
+        ips.sort();
+        ips.dedup();
+        ips
+    }
+}
+
+impl ServiceRecord {
+    /// The external IP addresses the record gives the external index (`k8s_external`'s PTR):
+    /// a served ClusterIP or headless Service's, sorted, once each.
+    pub(crate) fn external_ips(&self) -> Vec<IpAddr> {
+        if !self.answers_below() {
+            return Vec::new();
+        }
+        let external = self.spec.as_ref().map_or(&[][..], |s| &s.external[..]);
+        let mut ips: Vec<IpAddr> = (external.iter())
+            .filter_map(|address| match address {
+                ExternalAddress::Ip(ip) => Some(*ip),
+                ExternalAddress::Hostname(_) => None,
+            })
+            .collect();
         ips.sort();
         ips.dedup();
         ips

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::clients::Clients;
 use crate::derived::Derived;
+use crate::external::ExternalIndex;
 use crate::name::{parse_dashed_ip, parse_reverse, WireName};
 use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY};
 use crate::record::{Label, ServiceRecord};
@@ -95,6 +96,8 @@ pub(crate) struct Tables {
     pub(crate) nodes: Sharded<NodeBlob>,
     /// Client address → namespace (`clients`).
     pub(crate) clients: Clients,
+    /// External address → the Services that have it (`external`).
+    pub(crate) external: ExternalIndex,
 }
 
 impl Tables {
@@ -104,6 +107,7 @@ impl Tables {
             reverse: Reverse::new(seed.rotate_left(17)),
             nodes: Sharded::new(seed.rotate_left(41)),
             clients: Clients::new(seed.rotate_left(53)),
+            external: ExternalIndex::default(),
         }
     }
 

@@ -86,6 +86,7 @@ fn random_change(rng: &mut Rng) -> Change {
                 name: svc,
                 kind,
                 ports: (0..rng.below(3)).map(|_| port(rng)).collect(),
+                external: Vec::new(),
             })
         }
         4 => Change::ServiceDelete(ns, svc),

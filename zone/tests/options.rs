@@ -37,6 +37,7 @@ fn cluster_ip(namespace: &str, name: &str, address: &str) -> Change {
         name: name.into(),
         kind: ServiceKind::ClusterIp(vec![ip(address)]),
         ports: http(),
+        external: Vec::new(),
     })
 }
 
@@ -46,6 +47,7 @@ fn headless(namespace: &str, name: &str) -> Change {
         name: name.into(),
         kind: ServiceKind::Headless,
         ports: http(),
+        external: Vec::new(),
     })
 }
 
@@ -55,6 +57,7 @@ fn alias(namespace: &str, name: &str, target: &str) -> Change {
         name: name.into(),
         kind: ServiceKind::ExternalName(target.into()),
         ports: Vec::new(),
+        external: Vec::new(),
     })
 }
 

@@ -1,7 +1,8 @@
-//! Following a CNAME through the block's own chain, for three plugins: an ExternalName answer
-//! whose chain leaves the zone ([`Chase`]), likewise a `file` zone's CNAME to a name outside
-//! that zone (CoreDNS's `file` looks such a target up through the server), and an answer a
-//! `rewrite cname` rule cut at the CNAME target it changed ([`CnameLookup`]).
+//! Following a CNAME through the block's own chain, for four plugins: an ExternalName answer
+//! whose chain leaves the zone, or a `k8s_external` CNAME to a load balancer's host name
+//! ([`Chase`]), likewise a `file` zone's CNAME to a name outside that zone (CoreDNS's `file`
+//! looks such a target up through the server), and an answer a `rewrite cname` rule cut at the
+//! CNAME target it changed ([`CnameLookup`]).
 //!
 //! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
 //! looked up through the block's own chain (template, hosts, and above all `forward` with its
@@ -69,7 +70,7 @@ impl Block {
         let Step::Reply {
             len,
             rcode: 0,
-            plugin: plugin @ (Plugin::Kubernetes | Plugin::File),
+            plugin: plugin @ (Plugin::Kubernetes | Plugin::File | Plugin::K8sExternal),
         } = step
         else {
             return step;

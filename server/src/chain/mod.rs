@@ -19,13 +19,15 @@
 //!
 //! This file is the chain itself (route, run the steps in order, finish the response), kept in
 //! one piece (about 640 lines) because those three share the router's and block's private
-//! state. Each plugin's step is in `steps.rs`, the `autopath` walk in `search.rs`, the `dns64`
+//! state. Each plugin's step is in `steps.rs` (`nsid`, `local`, `acl`, `header`, `minimal` and
+//! `k8s_external` in `extra.rs`), the `autopath` walk in `search.rs`, the `dns64`
 //! lookup in `dns64.rs`, what happens after the answer in [`loadbalance`] and [`querylog`], and
 //! the plugins' sans-IO logic in [`plugins`]. What the chain does not own: the sockets
 //! ([`crate::serving`]) and the forwarder ([`crate::forward`]).
 
 mod chase;
 mod dns64;
+mod extra;
 pub mod files;
 pub mod loadbalance;
 pub mod plugins;
@@ -56,7 +58,9 @@ use crate::chain::plugins::rewrite::answer::Lookup;
 use crate::chain::plugins::rewrite::{rewrite_request, Applied, Request, RequestRewrite, Rule};
 use crate::chain::plugins::template::{self, Template, TemplateResult};
 use crate::config::corefile::hosts_table;
-use crate::config::plan::{BlockPlan, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan};
+use crate::config::plan::{
+    BlockPlan, ExtraPlugins, ForwardPlan, HostsPlan, KubernetesRoute, PortPlan,
+};
 use crate::forward::clock::Clock;
 use crate::forward::Forwarder;
 use crate::ops::metrics::{Metrics, Outcome, Plugin};
@@ -269,6 +273,10 @@ pub struct Block {
     autopath: Option<(SearchPath, Arc<AtomicU64>)>,
     templates: Box<[Template]>,
     hosts: Option<Hosts>,
+    /// `nsid`, `local`, `acl`, `header`, `minimal`, `k8s_external` (`extra.rs`).
+    extra: ExtraPlugins,
+    /// The counters `acl` and `local` add to.
+    counts: extra::Counts,
     kubernetes: Option<KubernetesRoute>,
     /// Zones read from master files (`file`).
     file: Option<Files>,
@@ -375,7 +383,14 @@ impl Router {
             if let Some(chaos) = route.and_then(|r| self.blocks[r.block].chaos.as_ref()) {
                 let slot = route.map_or(self.default_slot, |r| r.slot);
                 if let Some(reply) = chaos_step(chaos, &query, packet, out, transport, slot) {
-                    return reply;
+                    return match (reply, route) {
+                        (Handled::Reply(mut reply), Some(r)) => {
+                            let at = (&query, packet, transport);
+                            reply.len = self.blocks[r.block].add_nsid_to(at, out, reply.len);
+                            Handled::Reply(reply)
+                        }
+                        (reply, _) => reply,
+                    };
                 }
             }
         }
@@ -451,6 +466,8 @@ impl Block {
             autopath: (plan.autopath.clone()).map(|path| (path, metrics.autopath_successes())),
             templates: plan.templates.clone().into(),
             hosts,
+            extra: plan.extra.clone(),
+            counts: extra::Counts::new(&plan.extra, server_label, metrics),
             kubernetes: plan.kubernetes.clone(),
             // Nothing after `file` in the chain: CoreDNS refuses what its zones do not hold.
             file: (plan.file.as_ref())
@@ -477,6 +494,11 @@ impl Block {
             }
             None => at,
         };
+        if self.extra.local.is_some() {
+            if let Some(step) = self.local_step(&at, out) {
+                return self.conclude(step, None, at, out);
+            }
+        }
         if let Some((dns64, _)) = &self.dns64 {
             let query = at.query;
             if dns64.intercepts(query.qtype, query.qclass, at.client.ip()) {
@@ -596,6 +618,11 @@ impl Block {
             let records: Vec<Record> = any_record(query.qname()).into_iter().collect();
             return records_step(query, packet, out, transport, false, &records, Plugin::Any);
         }
+        if !self.extra.acl.is_empty() {
+            if let Some(step) = self.acl_step(query, packet, out, at) {
+                return step;
+            }
+        }
         if !self.templates.is_empty() {
             if let Some(step) = self.template_step(query, packet, out, at) {
                 return step;
@@ -605,6 +632,11 @@ impl Block {
             let bounds = self.cache_ttl_bounds(query.qname(), true);
             if let Some(step) = hosts.step(query, packet, out, transport, bounds) {
                 return step;
+            }
+        }
+        if self.extra.k8s_external.is_some() {
+            if let Some(step) = self.k8s_external_step(snapshot, query, packet, out, transport) {
+                return self.chase(snapshot, query, packet, at, out, step);
             }
         }
         if let Some(kubernetes) = &self.kubernetes {
@@ -710,6 +742,9 @@ impl Block {
         else {
             return Ok(None);
         };
+        if self.extra.minimal || self.extra.header.is_some() {
+            len = self.shape(out, len, plugin);
+        }
         if let Some(applied) = at.rewritten.filter(|a| a.rewrites_response()) {
             let Some((restored, lookup)) = self.restore(&at, applied, out, len) else {
                 return Ok(None);
@@ -730,8 +765,9 @@ impl Block {
         Ok(Some(self.record(at, out, reply)))
     }
 
-    /// Logs the response `reply` in `out` (`log`, `errors`) and returns it.
-    fn record(&self, at: Finish, out: &[u8], reply: Reply) -> Reply {
+    /// Logs the response `reply` in `out` (`log`, `errors`), adds `nsid`'s option, and
+    /// returns it.
+    fn record(&self, at: Finish, out: &mut [u8], mut reply: Reply) -> Reply {
         let Outcome { rcode, plugin, .. } = reply.outcome;
         if let Some(log) = &self.log {
             log.write(
@@ -742,6 +778,9 @@ impl Block {
                 at.transport,
                 at.received_at,
             );
+        }
+        if self.extra.nsid.is_some() {
+            reply.len = self.add_nsid(&at, out, reply.len);
         }
         if self.errors && rcode == Rcode::ServFail as u16 && plugin == Plugin::Forward {
             tracing::error!(
@@ -816,6 +855,12 @@ fn plugin_names(plan: &BlockPlan) -> Vec<&'static str> {
         ("autopath", plan.autopath.is_some()),
         ("template", !plan.templates.is_empty()),
         ("hosts", plan.hosts.is_some()),
+        ("nsid", plan.extra.nsid.is_some()),
+        ("local", plan.extra.local.is_some()),
+        ("acl", !plan.extra.acl.is_empty()),
+        ("header", plan.extra.header.is_some()),
+        ("minimal", plan.extra.minimal),
+        ("k8s_external", plan.extra.k8s_external.is_some()),
         ("kubernetes", plan.kubernetes.is_some()),
         ("file", plan.file.is_some()),
         (

@@ -10,11 +10,16 @@ use std::time::Duration;
 
 use clusterdns_zone::{PodsMode, Rcode, WireName};
 
+use crate::chain::plugins::acl::Rule as AclRule;
 use crate::chain::plugins::autopath::SearchPath;
 use crate::chain::plugins::chaos::Chaos;
 use crate::chain::plugins::dns64::Dns64;
 use crate::chain::plugins::file::FilePlan;
+use crate::chain::plugins::header::Header;
 use crate::chain::plugins::hosts::HostsTable;
+use crate::chain::plugins::k8s_external::K8sExternal;
+use crate::chain::plugins::local::Local;
+use crate::chain::plugins::nsid::Nsid;
 use crate::chain::plugins::rewrite::Rule;
 use crate::chain::plugins::template::Template;
 use crate::forward::config::ForwardConfig;
@@ -77,9 +82,9 @@ pub struct BlockZone {
     pub zone_label: String,
 }
 
-/// One server block's plugin chain, in CoreDNS's plugin order (not the file's): bufsize, log,
-/// dns64, any, loadbalance, rewrite, cache, autopath, template, hosts, kubernetes, file, loop,
-/// forward, whoami.
+/// One server block's plugin chain, in CoreDNS's plugin order (not the file's): nsid, bufsize,
+/// log, local, dns64, any, loadbalance, rewrite, autopath, acl, cache, header, minimal,
+/// template, hosts, k8s_external, kubernetes, file, loop, forward, whoami.
 #[derive(Clone, Debug)]
 pub struct BlockPlan {
     /// The zones it answers for.
@@ -106,6 +111,9 @@ pub struct BlockPlan {
     pub templates: Vec<Template>,
     /// Names and addresses from a hosts file and inline entries (CoreDNS `hosts`).
     pub hosts: Option<HostsPlan>,
+    /// The plugins of issue 19 ("The plugins operators add to their Corefile"), each in its
+    /// own module of `chain::plugins`.
+    pub extra: ExtraPlugins,
     /// The cluster zone's names, when this block serves them (CoreDNS `kubernetes`).
     pub kubernetes: Option<KubernetesRoute>,
     /// Zones read from master files (CoreDNS `file`).
@@ -136,6 +144,7 @@ impl BlockPlan {
             autopath: None,
             templates: Vec::new(),
             hosts: None,
+            extra: ExtraPlugins::default(),
             kubernetes: None,
             file: None,
             forward: None,
@@ -143,6 +152,23 @@ impl BlockPlan {
             fallback,
         }
     }
+}
+
+/// The plugins a block may have beside the cluster's: none unless its Corefile names them.
+#[derive(Clone, Debug, Default)]
+pub struct ExtraPlugins {
+    /// The server's identifier in answers that ask for it (CoreDNS `nsid`).
+    pub nsid: Option<Nsid>,
+    /// Answers for `localhost.` and the loopback reverse zones (CoreDNS `local`).
+    pub local: Option<Local>,
+    /// Rules on the client's address and the query's type, in order (CoreDNS `acl`).
+    pub acl: Vec<AclRule>,
+    /// The flags of the answers of the plugins after it (CoreDNS `header`).
+    pub header: Option<Header>,
+    /// Positive answers without their authority and additional records (CoreDNS `minimal`).
+    pub minimal: bool,
+    /// Services' external addresses in other zones (CoreDNS `k8s_external`).
+    pub k8s_external: Option<K8sExternal>,
 }
 
 /// Query logging options.

@@ -84,11 +84,17 @@ pub enum Plugin {
     Dns64 = 9,
     /// A zone read from a master file (`file`).
     File = 10,
+    /// A `k8s_external` answer.
+    K8sExternal = 11,
+    /// An `acl` refusal or empty answer.
+    Acl = 12,
+    /// A `local` answer (`localhost.` and the loopback reverse zones).
+    Local = 13,
 }
 
 const PROTOS: [&str; 2] = ["udp", "tcp"];
 const FAMILIES: [&str; 2] = ["1", "2"];
-const PLUGINS: [&str; 11] = [
+const PLUGINS: [&str; 14] = [
     "kubernetes",
     "cache",
     "forward",
@@ -100,6 +106,9 @@ const PLUGINS: [&str; 11] = [
     "whoami",
     "dns64",
     "file",
+    "k8s_external",
+    "acl",
+    "local",
 ];
 /// `(server, zone)` label pairs counted apart: one per zone of a server block. More share the
 /// last slot.
@@ -377,6 +386,8 @@ pub struct Metrics {
     file_reload_failures: Mutex<Vec<(String, u64)>>,
     /// The zone sources' metrics.
     pub source: SourceMetrics,
+    /// The counters of `acl` and `local`.
+    pub plugins: PluginCounters,
 }
 
 impl Metrics {
@@ -395,6 +406,7 @@ impl Metrics {
             dns64_translations: Arc::new(AtomicU64::new(0)),
             file_reload_failures: Mutex::new(Vec::new()),
             source: SourceMetrics::new(),
+            plugins: PluginCounters::default(),
         }
     }
 
@@ -473,6 +485,9 @@ impl Metrics {
     }
 }
 
+mod plugins;
 mod render;
+
+pub use plugins::{AclZone, PluginCounters};
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,8 @@ use std::net::IpAddr;
 
 use clusterdns_zone::name::MAX_LABEL_LEN;
 use clusterdns_zone::{
-    Change, Endpoint, EndpointSlice, Pod, Port, Protocol, Service, ServiceKind, WireName,
+    Change, Endpoint, EndpointSlice, ExternalAddress, Pod, Port, Protocol, Service, ServiceKind,
+    WireName,
 };
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
@@ -120,6 +121,7 @@ fn protocol(value: Option<&str>, field: impl FnOnce() -> String) -> Result<Proto
 pub fn service(object: core::Service) -> Result<Service, ObjectError> {
     let name = dns_label("metadata.name", required_name(&object.metadata)?)?;
     let namespace = object_namespace(&object.metadata)?;
+    let external = external_addresses(&object)?;
     let spec = object.spec.unwrap_or_default();
     let kind = service_kind(&spec)?;
     let ports = spec
@@ -142,7 +144,43 @@ pub fn service(object: core::Service) -> Result<Service, ObjectError> {
         name,
         kind,
         ports,
+        external,
     })
+}
+
+/// `spec.externalIPs`, then `status.loadBalancer.ingress` (each entry's `ip`, else its
+/// `hostname`), in that order, as CoreDNS's `k8s_external` reads them. An ingress entry with
+/// neither is left out.
+fn external_addresses(object: &core::Service) -> Result<Vec<ExternalAddress>, ObjectError> {
+    let spec_ips = (object.spec.as_ref())
+        .and_then(|s| s.external_ips.as_deref())
+        .unwrap_or_default();
+    let ingress = (object.status.as_ref())
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_deref())
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(spec_ips.len() + ingress.len());
+    for (i, value) in spec_ips.iter().enumerate() {
+        out.push(ExternalAddress::Ip(ip(value, || {
+            format!("spec.externalIPs[{i}]")
+        })?));
+    }
+    for (i, entry) in ingress.iter().enumerate() {
+        if let Some(value) = entry.ip.as_deref().filter(|v| !v.is_empty()) {
+            let field = || format!("status.loadBalancer.ingress[{i}].ip");
+            out.push(ExternalAddress::Ip(ip(value, field)?));
+        } else if let Some(host) = entry.hostname.as_deref().filter(|h| !h.is_empty()) {
+            let host = host.strip_suffix('.').unwrap_or(host);
+            if WireName::from_dotted(host).is_none() {
+                return Err(ObjectError::new(
+                    format!("status.loadBalancer.ingress[{i}].hostname"),
+                    format!("{host:?} is not a domain name"),
+                ));
+            }
+            out.push(ExternalAddress::Hostname(host.to_ascii_lowercase().into()));
+        }
+    }
+    Ok(out)
 }
 
 /// ExternalName, headless, or the cluster IPs (`spec.clusterIPs`, else `spec.clusterIP`; none

@@ -14,16 +14,32 @@
 //! | [`whoami`] | the `whoami` plugin: the client's address, port and transport as records |
 //! | [`dns64`] | the `dns64` plugin: AAAA records synthesized from A records (RFC 6147) |
 //! | [`file`] | the `file` plugin: zones read from master files, answered authoritatively |
+//! | [`k8s_external`] | the `k8s_external` plugin: Services' external addresses in another zone |
+//! | [`body`] | the records of a response a plugin writes itself, in wire format |
+//! | [`acl`] | the `acl` plugin: which queries are blocked, filtered or dropped, by source and type |
+//! | [`local`] | the `local` plugin: `localhost.` and the loopback reverse zones |
+//! | [`nsid`] | the `nsid` plugin: the server's identifier in answers that ask for it (RFC 5001) |
+//! | [`minimal`] | the `minimal` plugin: positive answers without authority and additional records |
+//! | [`header`] | the `header` plugin: the AA, RA and RD flags of answers |
+//! | [`edns`] | EDNS options in queries and responses (NSID, Extended DNS Errors) |
 //!
 //! [`Zones`] is the zone list every plugin is scoped by (and `fallthrough` is limited to).
 
+pub mod acl;
 pub mod autopath;
+pub mod body;
 pub mod bufsize;
 pub mod chaos;
 pub mod dns64;
+pub mod edns;
 pub mod file;
+pub mod header;
 pub mod hosts;
+pub mod k8s_external;
+pub mod local;
 pub mod message;
+pub mod minimal;
+pub mod nsid;
 pub mod records;
 pub mod rewrite;
 pub mod template;
@@ -60,6 +76,11 @@ impl Zones {
         (self.0.iter())
             .filter(|zone| is_subdomain(name, zone.as_bytes()))
             .max_by_key(|zone| zone.as_bytes().len())
+    }
+
+    /// The zones, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &WireName> {
+        self.0.iter()
     }
 
     /// Whether there are no zones.

@@ -7,7 +7,8 @@
 //! `ready`, `prometheus`, `errors`, `loop`, `reload`...), with the argument helpers every
 //! directive shares; [`kubernetes`], [`forward`] (with `cache`), [`rewrite`] and [`plugins`]
 //! (`log`, `hosts`, `template`, `autopath`) read the directives of their names, as do [`chaos`],
-//! [`bufsize`], [`debug`], [`dns64`], [`file`] (with `root`) and [`whoami`], one file each.
+//! [`bufsize`], [`debug`], [`dns64`], [`file`] (with `root`) and [`whoami`], one file each, and
+//! [`acl`], [`header`], [`k8s_external`], [`local`], [`minimal`] and [`nsid`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -26,25 +27,37 @@ use crate::config::plan::{
 use crate::forward::config::{check_no_loop, CacheConfig, CacheScope, ForwardConfig, Policy};
 use crate::forward::resolv::{parse_upstream, read_nameservers};
 
+mod acl;
 mod bufsize;
 mod chaos;
 mod debug;
 mod dns64;
 mod file;
 mod forward;
+mod header;
+mod k8s_external;
 mod kubernetes;
+mod local;
+mod minimal;
+mod nsid;
 mod plugins;
 mod rewrite;
 mod timeouts;
 mod whoami;
 
+use acl::acl;
 use bufsize::bufsize;
 use chaos::chaos;
 use debug::debug;
 use dns64::dns64;
 use file::{file, root};
 use forward::{cache_config, forward};
+use header::header;
+use k8s_external::k8s_external;
 use kubernetes::kubernetes;
+use local::local;
+use minimal::minimal;
+use nsid::nsid;
 pub use plugins::hosts_table;
 use plugins::{autopath, hosts, log, template};
 use rewrite::rewrite;
@@ -52,9 +65,9 @@ use timeouts::timeouts;
 use whoami::whoami;
 
 /// The directives clusterdns carries out; any other stops startup.
-pub const SUPPORTED: &str = "any, autopath, bind, bufsize, cache, chaos, debug, dns64, errors, \
-     file, forward, health, hosts, kubernetes, loadbalance, log, loop, prometheus, ready, reload, \
-     rewrite, root, template, timeouts, whoami";
+pub const SUPPORTED: &str = "acl, any, autopath, bind, bufsize, cache, chaos, debug, dns64, \
+     errors, file, forward, header, health, hosts, k8s_external, kubernetes, loadbalance, local, \
+     log, loop, minimal, nsid, prometheus, ready, reload, rewrite, root, template, timeouts, whoami";
 
 /// CoreDNS's default ports of the operations endpoints.
 const HEALTH_DEFAULT: &str = ":8080";
@@ -190,10 +203,11 @@ fn block_plan(
     // `file` reads its files after the block's `root`, wherever that is (CoreDNS sets `root` up
     // first).
     let (mut files, mut root_dir) = (Vec::new(), None);
+    let mut external: Option<&Directive> = None;
     let block_zones: Vec<String> = out.zones.iter().map(|z| z.zone_label.clone()).collect();
     for d in &block.directives {
         let name = d.name.text.as_str();
-        let repeatable = matches!(name, "rewrite" | "template" | "bind" | "file");
+        let repeatable = matches!(name, "rewrite" | "template" | "bind" | "file" | "acl");
         if !repeatable && seen.contains(&name) {
             return Err(CorefileError::at(
                 &d.name,
@@ -312,6 +326,15 @@ fn block_plan(
                 whoami(d)?;
                 out.whoami = true;
             }
+            "nsid" => out.extra.nsid = Some(nsid(d)?),
+            "local" => out.extra.local = Some(local(d)?),
+            "acl" => out.extra.acl.push(acl(d, &block_zones)?),
+            "header" => out.extra.header = Some(header(d)?),
+            "minimal" => {
+                minimal(d)?;
+                out.extra.minimal = true;
+            }
+            "k8s_external" => external = Some(d),
             other => {
                 return Err(CorefileError::at(
                     &d.name,
@@ -323,6 +346,10 @@ fn block_plan(
     for d in files {
         let plan = out.file.get_or_insert_with(Default::default);
         file(d, &block_zones, root_dir.as_deref(), plan)?;
+    }
+    if let Some(d) = external {
+        let with_kubernetes = out.kubernetes.is_some();
+        out.extra.k8s_external = Some(k8s_external(d, &block_zones, with_kubernetes)?);
     }
     if let Some(d) = search {
         let cluster = out.kubernetes.as_ref().and(plan.kubernetes.as_mut());

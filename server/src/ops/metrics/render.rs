@@ -16,6 +16,7 @@ impl Metrics {
         self.render_build_info(&mut out);
         self.render_dns(&mut out);
         self.render_source(&mut out);
+        self.plugins.render(&mut out, header);
         if let Ok(renderers) = self.renderers.lock() {
             for render in renderers.iter() {
                 render(&mut out);

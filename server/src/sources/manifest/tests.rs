@@ -1,5 +1,5 @@
 use super::*;
-use clusterdns_zone::{Port, Protocol, Service, ServiceKind};
+use clusterdns_zone::{ExternalAddress, Port, Protocol, Service, ServiceKind};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -92,10 +92,49 @@ fn service_with_cluster_ip_and_ports() {
                     port: 53
                 },
             ],
+            external: Vec::new(),
         }]
     );
     assert_eq!((report.files, report.objects), (1, 1));
     assert!(report.skipped.is_empty());
+}
+
+/// `spec.externalIPs`, then the load balancer's ingress (an IP, or a host name), in order, as
+/// CoreDNS's `k8s_external` reads them; a bad address names its field.
+#[test]
+fn external_addresses_of_a_service() {
+    let text = "
+apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: shop}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.11
+  externalIPs: [192.0.2.10, 2001:db8::10]
+status:
+  loadBalancer:
+    ingress:
+    - {ip: 198.51.100.7}
+    - {hostname: LB-1.Elb.Example.COM.}
+    - {}
+";
+    let (cluster, _) = load_ok(text);
+    assert_eq!(
+        cluster.services[0].external,
+        vec![
+            ExternalAddress::Ip(ip("192.0.2.10")),
+            ExternalAddress::Ip(ip("2001:db8::10")),
+            ExternalAddress::Ip(ip("198.51.100.7")),
+            ExternalAddress::Hostname("lb-1.elb.example.com".into()),
+        ]
+    );
+    let bad = text.replace("192.0.2.10", "nope");
+    assert_eq!(
+        load_err(&bad),
+        "m.yaml: Service shop/lb: spec.externalIPs[0]: \"nope\" is not an IP address"
+    );
+    let bad = text.replace("hostname: LB-1.Elb.Example.COM.", "hostname: a..b");
+    assert!(load_err(&bad).contains("status.loadBalancer.ingress[1].hostname"));
 }
 
 #[test]
