@@ -12,6 +12,7 @@
 //! - [`fixture`]: zones and in-process servers; [`golden`]: the golden-case harness;
 //! - [`process`]: the `clusterdns` binary (or any program) as a child process killed on drop;
 //! - [`knot`]: Knot DNS on a loopback port as a real upstream; [`temp`]: temp directories;
+//! - [`upstream`]: a scripted upstream that numbers its answers and can go silent or slow;
 //! - [`yaml`]: Kubernetes objects in YAML files, read strictly (unknown fields are errors).
 //!
 //! It is test support: a failure of the environment (a socket that cannot be bound, a program
@@ -32,4 +33,5 @@ pub mod net;
 pub mod process;
 pub mod rng;
 pub mod temp;
+pub mod upstream;
 pub mod yaml;
