@@ -1,6 +1,6 @@
-//! Following a CNAME through the block's own chain, for two plugins: an ExternalName answer
-//! whose chain leaves the zone ([`Chase`]), and an answer a `rewrite cname` rule cut at the
-//! CNAME target it changed ([`CnameLookup`]).
+//! Following a CNAME through the block's own chain, for three plugins: an ExternalName answer
+//! whose chain leaves the zone and a template's CNAME answer to A or AAAA ([`Chase`]), and an
+//! answer a `rewrite cname` rule cut at the CNAME target it changed ([`CnameLookup`]).
 //!
 //! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
 //! looked up through the block's own chain (template, hosts, and above all `forward` with its
@@ -14,30 +14,46 @@
 //! not resolve (NXDOMAIN, SERVFAIL, no upstream, a name the block does not forward), the
 //! answer is the CNAME chain alone, NOERROR, as CoreDNS answers it. When the completed answer
 //! does not fit the client's UDP limit, the CNAME chain goes alone with TC set.
+//!
+//! A template whose answer to an A or AAAA question holds a CNAME: CoreDNS's `template` looks
+//! the CNAME's target up, with the question's type, through its own server (the `upstream`
+//! every template has) and puts the answer records after it, copying the TC bit. Here the
+//! target goes through the block's own chain, wherever it is (another template, hosts, the
+//! cluster zone, the cache and forwarder). Only the first CNAME of the answer is chased (a name
+//! has one CNAME, RFC 2181 §10.1), and the records found go at the end of the answer section.
+//! The lookup of a target is not chased again (`Finish::chased`), so a template that answers
+//! its own target with a CNAME costs one lookup, not a loop; CoreDNS's server would recurse.
 
 use clusterdns_zone::answer::{parse_query, response_limit};
-use clusterdns_zone::wire::{HEADER_LEN, TYPE_ANY, TYPE_CNAME};
+use clusterdns_zone::wire::{HEADER_LEN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use clusterdns_zone::{Query, Rcode, Snapshot, Transport, WireName};
 
 use super::{rcode_of, Block, Deferred, Finish, Reply, Step};
-use crate::chain::plugins::message::{append_answers, cname_chain_end};
+use crate::chain::plugins::message::{append_answers, cname_chain_end, first_cname_target};
 use crate::chain::plugins::rewrite::answer::Lookup;
 use crate::forward::Forwarder;
 use crate::ops::metrics::Plugin;
 
-/// An ExternalName answer waiting for its target's lookup.
+/// An ExternalName's or a template's CNAME answer waiting for its target's lookup.
 pub(super) struct Chase {
-    /// The zone's answer: the CNAME chain.
+    /// The plugin's answer: the zone's CNAME chain, or the template's records.
     base: Vec<u8>,
     /// The lookup of the target, as a query packet with the client's ID, flags and EDNS.
     packet: Vec<u8>,
     query: Query,
+    /// The plugin that answered (`kubernetes` or `template`).
+    plugin: Plugin,
 }
 
 impl Chase {
-    /// The zone's answer alone: the CNAME chain.
+    /// The plugin's answer alone, without the target's records.
     pub(super) fn base(&self) -> &[u8] {
         &self.base
+    }
+
+    /// The plugin that answered.
+    pub(super) fn plugin(&self) -> Plugin {
+        self.plugin
     }
 }
 
@@ -45,8 +61,9 @@ impl Chase {
 const LOOKUP_BUFFER: usize = u16::MAX as usize;
 
 impl Block {
-    /// The zone's answer `step` for `query`, completed with the target's records when it is an
-    /// ExternalName's CNAME chain that leaves the zone (see the module docs).
+    /// The answer `step` of the zone or a template for `query`, completed with the target's
+    /// records when it is an ExternalName's CNAME chain that leaves the zone or a template's
+    /// CNAME answer to A or AAAA (see the module docs).
     pub(super) fn chase(
         &self,
         snapshot: &Snapshot,
@@ -56,24 +73,29 @@ impl Block {
         out: &mut [u8],
         step: Step,
     ) -> Step {
-        let Step::Reply {
-            len,
-            rcode: 0,
-            plugin: Plugin::Kubernetes,
-        } = step
-        else {
+        let Step::Reply { len, rcode, plugin } = step else {
             return step;
         };
-        if matches!(query.qtype, TYPE_CNAME | TYPE_ANY) {
-            return step;
-        }
-        let Some(target) = cname_chain_end(&out[..len], query.question_end()) else {
+        let target = match plugin {
+            Plugin::Kubernetes if rcode == 0 && !matches!(query.qtype, TYPE_CNAME | TYPE_ANY) => {
+                cname_chain_end(&out[..len], query.question_end())
+            }
+            Plugin::Template if matches!(query.qtype, TYPE_A | TYPE_AAAA) => {
+                first_cname_target(&out[..len], query.question_end())
+            }
+            _ => None,
+        };
+        let Some(target) = target.filter(|_| !at.chased) else {
             return step;
         };
         let Some(target) = WireName::from_wire(&target.to_ascii_lowercase()) else {
             return step;
         };
-        if snapshot.in_zone(target.as_bytes()) {
+        // The zone followed its own chain as far as the zone goes; a CNAME to the name itself
+        // is a loop (RFC 1034 §3.6.2), with nothing to look up.
+        if (plugin == Plugin::Kubernetes && snapshot.in_zone(target.as_bytes()))
+            || target.as_bytes() == query.qname()
+        {
             return step;
         }
         let Some((lookup_packet, lookup)) = requery(packet, query, &target) else {
@@ -82,23 +104,21 @@ impl Block {
         let mut found = vec![0u8; LOOKUP_BUFFER];
         let lookup_at = Finish {
             transport: Transport::Tcp,
+            chased: true,
             ..*at
         };
         match self.chain(snapshot, &lookup, &lookup_packet, &lookup_at, &mut found) {
             Step::Reply { len: found_len, .. } => {
                 let base = out[..len].to_vec();
                 let len = complete(&base, &found[..found_len], query, at, out);
-                Step::Reply {
-                    len,
-                    rcode: 0,
-                    plugin: Plugin::Kubernetes,
-                }
+                Step::Reply { len, rcode, plugin }
             }
             Step::Forward(forwarder) => Step::Chase(
                 Box::new(Chase {
                     base: out[..len].to_vec(),
                     packet: lookup_packet,
                     query: lookup,
+                    plugin,
                 }),
                 forwarder,
             ),
@@ -128,7 +148,7 @@ impl Deferred {
         let step = Step::Reply {
             len,
             rcode: rcode_of(&out[..len]),
-            plugin: Plugin::Kubernetes,
+            plugin: chase.plugin,
         };
         self.block.finish(at, out, step)
     }
@@ -282,3 +302,6 @@ fn requery_as(
     reparsed.edns = query.edns;
     Some((asked, reparsed))
 }
+
+#[cfg(test)]
+mod tests;
