@@ -1,7 +1,8 @@
 //! Target `cache`: the forwarder's answer cache (`clusterdns::forward::cache`), driven by a
 //! small op-code interpreter over a fixed set of sixteen keys (four names, A and AAAA, DO clear
-//! and set) with a manual clock. The first bytes pick the cache's configuration (capacity 1 to
-//! 8, so CLOCK eviction runs; `keepttl`; prefetch; serve-stale; TTL caps and floors); then each
+//! and set) with a manual clock. The first three bytes pick the cache's configuration (capacity
+//! 1 to 8, so CLOCK eviction runs; `keepttl`; prefetch's amount, window and percentage;
+//! serve-stale and its refresh mode; TTL caps and floors); then each
 //! op inserts an upstream answer (built record by record from the input, or a raw body, run
 //! through `parse_response` and `cacheability` as the forwarder does, or forced in with an input
 //! TTL), moves the clock, answers a client query, or reads an entry fresh or stale.
@@ -10,16 +11,19 @@
 //! cache never holds more than its capacity; a hit is the last answer inserted under that key
 //! (its bytes, the TTLs counted down from the stored TTL by whole elapsed seconds, or kept),
 //! fits the client's limit, passes the forwarder's own response validation and echoes the
-//! question's case; an expired entry is never a hit; while no eviction can have happened every
-//! fresh entry is a hit; stale entries come only within `serve_stale` of expiry; prefetch is
-//! signalled at most once per entry, near its expiry.
+//! question's case; an expired entry is a hit only in `immediate` serve-stale mode within
+//! `serve_stale` of expiry, with TTL 30; while no eviction can have happened every fresh entry
+//! is a hit; stale entries come only within `serve_stale` of expiry; a refresh is asked for
+//! exactly when the model says (the entry's hits counted within the prefetch window reach the
+//! amount with at most the percentage of its TTL left, or it was served stale), once per entry
+//! (the harness never ends a refresh).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use clusterdns::forward::cache::{cacheability, Answer, Cache, CacheKey};
+use clusterdns::forward::cache::{cacheability, Answer, Cache, CacheKey, STALE_TTL};
 use clusterdns::forward::clock::{Clock, ManualClock};
-use clusterdns::forward::config::{CacheConfig, CacheScope};
+use clusterdns::forward::config::{CacheConfig, CacheScope, StaleRefresh};
 use clusterdns::forward::message::{parse_response, Response};
 use clusterdns::forward::metrics::CacheType;
 use clusterdns_zone::answer::response_limit;
@@ -76,6 +80,10 @@ struct Stored {
     response: Response,
     ttl: u32,
     stored_at: u64,
+    /// Hits counted toward prefetch, and when the last came.
+    hits: u32,
+    last_hit: Option<u64>,
+    /// A refresh was asked for.
     prefetched: bool,
 }
 
@@ -92,6 +100,7 @@ struct Harness {
 fn config(input: &mut Input<'_>) -> CacheConfig {
     let a = input.u8();
     let b = input.u8();
+    let c = input.u8();
     let pick = |table: &[u32], bits: u8| table[usize::from(bits) % table.len()];
     let scope = match b >> 6 {
         0 | 1 => CacheScope::everything(),
@@ -110,10 +119,19 @@ fn config(input: &mut Input<'_>) -> CacheConfig {
         capacity: 1 + usize::from(a & 7),
         keep_ttl: a & 8 != 0,
         prefetch_hits: u32::from((a >> 4) & 3),
+        prefetch_percent: [10, 50, 90, 10][usize::from(c & 3)],
+        prefetch_window: Duration::from_millis(
+            pick(&[60_000, 1_000, 10, 3_600_000], (c >> 3) & 3).into(),
+        ),
         serve_stale: if a & 0x40 != 0 {
             Duration::from_secs(3600)
         } else {
             Duration::ZERO
+        },
+        stale_refresh: if c & 4 != 0 {
+            StaleRefresh::Immediate
+        } else {
+            StaleRefresh::Verify
         },
         max_ttl: pick(&[30, 3600, 1, u32::MAX], b & 3),
         min_ttl: pick(&[0, 5, 600], (b >> 2) & 3),
@@ -221,6 +239,8 @@ impl Harness {
                 response,
                 ttl,
                 stored_at: self.now,
+                hits: 0,
+                last_hit: None,
                 prefetched: false,
             },
         );
@@ -371,13 +391,15 @@ impl Harness {
         let hit = self
             .cache
             .answer(&query, &packet, &mut self.out[..room], transport);
+        let no_eviction_yet = self.no_eviction_yet();
+        let stale_at_once = self.stale_at_once(k);
         let stored = self.model.get_mut(&k);
         let Some(hit) = hit else {
             if let Some(stored) = stored {
-                let fresh = expected_ttl(stored, self.now).is_some();
+                let served = expected_ttl(stored, self.now).is_some() || stale_at_once;
                 assert!(
-                    !(fresh && self.inserted.len() <= self.config.capacity),
-                    "fresh entry not served without eviction"
+                    !(served && no_eviction_yet),
+                    "fresh (or immediately served stale) entry not served without eviction"
                 );
             }
             return;
@@ -385,13 +407,16 @@ impl Harness {
         let Some(stored) = stored else {
             panic!("hit for a key never inserted");
         };
-        let Some(remaining) = expected_ttl(stored, self.now) else {
-            panic!("expired entry served as a hit");
-        };
-        let ttl = if self.config.keep_ttl {
-            stored.ttl
-        } else {
-            remaining
+        let remaining = expected_ttl(stored, self.now);
+        assert!(
+            remaining.is_some() || stale_at_once,
+            "expired entry served as a hit"
+        );
+        assert_eq!(hit.stale, remaining.is_none());
+        let ttl = match remaining {
+            None => STALE_TTL,
+            Some(_) if self.config.keep_ttl => stored.ttl,
+            Some(remaining) => remaining,
         };
         assert!(
             hit.len <= limit,
@@ -423,16 +448,48 @@ impl Harness {
             let at = served.body.start + usize::from(record.ttl_at);
             assert_eq!(read_u32(out, at), Some(ttl));
         }
-        if hit.prefetch {
-            assert!(self.config.prefetch_hits > 0, "prefetch when disabled");
-            assert!(!stored.prefetched, "prefetch signalled twice");
-            let left = u64::from(stored.ttl) * 1000 - (self.now - stored.stored_at);
-            assert!(
-                left * 10 < u64::from(stored.ttl) * 1000,
-                "prefetch too early"
-            );
-            stored.prefetched = true;
-        }
+        // The refresh the model expects: a stale answer asks for one; a fresh hit counts
+        // toward prefetch, as CoreDNS's frequency does.
+        let due = match remaining {
+            None => true,
+            Some(_) if self.config.prefetch_hits == 0 => false,
+            Some(left) => {
+                let window = self.config.prefetch_window.as_millis() as u64;
+                stored.hits = match stored.last_hit {
+                    Some(last) if self.now - last <= window => stored.hits.saturating_add(1),
+                    _ => 1,
+                };
+                stored.last_hit = Some(self.now);
+                let percent = u64::from(self.config.prefetch_percent);
+                let threshold = (u64::from(stored.ttl) * percent).div_ceil(100);
+                stored.hits >= self.config.prefetch_hits && u64::from(left) <= threshold
+            }
+        };
+        let expected = due && !stored.prefetched;
+        assert_eq!(
+            hit.refresh.is_some(),
+            expected,
+            "refresh asked for: hits {}, TTL {} stored at {}, now {}, already asked {}",
+            stored.hits,
+            stored.ttl,
+            stored.stored_at,
+            self.now,
+            stored.prefetched
+        );
+        stored.prefetched |= expected;
+    }
+
+    /// Whether key `k`'s last insert, expired now, is served at once (`immediate` mode).
+    fn stale_at_once(&self, k: usize) -> bool {
+        let Some(stored) = self.model.get(&k) else {
+            return false;
+        };
+        let expiry = stored.stored_at + u64::from(stored.ttl) * 1000;
+        let stale_ms = self.config.serve_stale.as_millis() as u64;
+        self.config.stale_refresh == StaleRefresh::Immediate
+            && stale_ms > 0
+            && self.now >= expiry
+            && self.now - expiry <= stale_ms
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`process`]: the `clusterdns` binary (or any program) as a child process killed on drop;
 //! - [`knot`]: Knot DNS on a loopback port as a real upstream; [`unbound`]: Unbound serving
 //!   DNS over TLS with a certificate made at run time; [`temp`]: temp directories;
+//! - [`upstream`]: a scripted upstream that numbers its answers and can go silent or slow;
 //! - [`yaml`]: Kubernetes objects in YAML files, read strictly (unknown fields are errors).
 //!
 //! It is test support: a failure of the environment (a socket that cannot be bound, a program
@@ -34,4 +35,5 @@ pub mod process;
 pub mod rng;
 pub mod temp;
 pub mod unbound;
+pub mod upstream;
 pub mod yaml;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::Clock;
-use clusterdns::forward::config::ForwardConfig;
+use clusterdns::forward::config::{ForwardConfig, StaleRefresh};
 use clusterdns::forward::Forwarder;
 use clusterdns_testkit::alloc::{allocations, Counting};
 use clusterdns_testkit::client::connected_udp;
@@ -89,6 +89,32 @@ fn cache_hits_allocate_nothing() {
     let per_hit = started.elapsed() / HITS;
     let during = allocations() - before;
     assert_eq!(during, 0, "cache: {during} allocations for {HITS} hits");
+
+    // With prefetch counting every hit (and `serve_stale ... immediate` on), the same: the TTL
+    // (300 s, capped at 30) is far from its last 10%, so no hit asks for a refresh.
+    let mut counting = ForwardConfig::new(vec![upstream]);
+    counting.cache.prefetch_hits = 1;
+    counting.cache.serve_stale = Duration::from_secs(3600);
+    counting.cache.stale_refresh = StaleRefresh::Immediate;
+    let forwarder = Forwarder::new(
+        counting,
+        Clock::system(),
+        "dns://:53",
+        runtime.handle().clone(),
+    );
+    runtime
+        .block_on(forwarder.answer(&parsed, &packet, &mut out, udp))
+        .expect("forwarded");
+    let before = allocations();
+    for _ in 0..HITS {
+        let hit = forwarder.answer_cached(&parsed, &packet, &mut out, udp);
+        assert_eq!(hit, Some(len));
+    }
+    let during = allocations() - before;
+    assert_eq!(
+        during, 0,
+        "cache with prefetch: {during} allocations for {HITS} hits"
+    );
 
     // The server, answering an empty zone and forwarding the rest: idle until its UDP worker is
     // asked below.

@@ -423,8 +423,8 @@ fn forward_seeds() -> Vec<(String, Vec<u8>)> {
 struct Ops(Vec<u8>);
 
 impl Ops {
-    fn new(a: u8, b: u8) -> Self {
-        Ops(vec![a, b])
+    fn new(a: u8, b: u8, c: u8) -> Self {
+        Ops(vec![a, b, c])
     }
     /// Inserts `records` (kind, ttl) under key `k`, cached as the forwarder would.
     fn insert(mut self, k: u8, flags: u16, shape: u8, records: &[(u8, u32)]) -> Self {
@@ -479,7 +479,7 @@ impl Ops {
 }
 
 fn cache_seeds() -> Vec<(String, Vec<u8>)> {
-    let countdown = Ops::new(0x47, 0x01)
+    let countdown = Ops::new(0x47, 0x01, 0x00)
         .insert(0, 0x8180, 2, &[(0, 300), (0, 60)])
         .answer(0, 0, 0, 0)
         .advance(1, 10)
@@ -488,7 +488,7 @@ fn cache_seeds() -> Vec<(String, Vec<u8>)> {
         .answer(0, 6, 0, 0)
         .stale(0)
         .get(0);
-    let eviction = Ops::new(0x01, 0x00)
+    let eviction = Ops::new(0x01, 0x00, 0x00)
         .insert(0, 0x8180, 1, &[(0, 30)])
         .insert(1, 0x8180, 1, &[(0, 30)])
         .answer(0, 0, 0, 0)
@@ -496,14 +496,14 @@ fn cache_seeds() -> Vec<(String, Vec<u8>)> {
         .get(0)
         .get(1)
         .get(2);
-    let negative = Ops::new(0x07, 0x00)
+    let negative = Ops::new(0x07, 0x00, 0x00)
         .insert(5, 0x8183, 1 << 3, &[(3, 3600)])
         .answer(5, 1, 0, 512)
         .advance(1, 4)
         .answer(5, 1, 0, 512)
         .advance(1, 2)
         .answer(5, 1, 0, 512);
-    let prefetch = Ops::new(0x17, 0x00)
+    let prefetch = Ops::new(0x17, 0x00, 0x00)
         .insert(3, 0x8180, 1, &[(0, 30)])
         .answer(3, 6, 0, 0)
         .answer(3, 6, 0, 0)
@@ -511,14 +511,26 @@ fn cache_seeds() -> Vec<(String, Vec<u8>)> {
         .advance(0, 28_000)
         .answer(3, 6, 0, 0)
         .answer(3, 6, 0, 0);
-    let truncation = Ops::new(0x0F, 0x03)
+    let truncation = Ops::new(0x0F, 0x03, 0x00)
         .insert(12, 0x81A0, 7 | (3 << 5), &[(1, 100); 10])
         .answer(12, 0, 0x5555_5555, 512)
         .answer(12, 6, 0, 0)
         .advance(3, 0)
         .answer(12, 0, 0, 600);
+    // `serve_stale 1h immediate`, `prefetch 1 1s 50%`: an expired entry answered at once.
+    let immediate = Ops::new(0x57, 0x00, 0x0D)
+        .insert(1, 0x8180, 1, &[(0, 10)])
+        .answer(1, 6, 0, 0)
+        .advance(1, 5)
+        .answer(1, 6, 0, 0)
+        .advance(1, 6)
+        .answer(1, 6, 0, 0)
+        .answer(1, 1, 0, 1232)
+        .advance(2, 61)
+        .answer(1, 6, 0, 0);
     vec![
         ("countdown-stale".into(), countdown.0),
+        ("stale-immediate".into(), immediate.0),
         ("eviction".into(), eviction.0),
         ("negative".into(), negative.0),
         ("prefetch".into(), prefetch.0),
@@ -634,7 +646,7 @@ fn corefile_seeds() -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut seeds = Vec::new();
     for name in ["aks", "eks", "k3s", "kubeadm"] {
-        let path = root.join(format!("server/tests/corefiles/{name}.Corefile"));
+        let path = root.join(format!("tests/corefiles/{name}.Corefile"));
         seeds.push((format!("{name}.Corefile"), std::fs::read(path).unwrap()));
     }
     seeds.push((

@@ -1,8 +1,8 @@
-//! Following a CNAME through the block's own chain, for four plugins: an ExternalName answer
-//! whose chain leaves the zone, or a `k8s_external` CNAME to a load balancer's host name
-//! ([`Chase`]), likewise a `file` zone's CNAME to a name outside that zone (CoreDNS's `file`
-//! looks such a target up through the server), and an answer a `rewrite cname` rule cut at the
-//! CNAME target it changed ([`CnameLookup`]).
+//! Following a CNAME through the block's own chain: an ExternalName answer whose chain leaves
+//! the zone, a `k8s_external` CNAME to a load balancer's host name, a `file` zone's CNAME to a
+//! name outside that zone (CoreDNS's `file` looks such a target up through the server), and a
+//! template's CNAME answer to A or AAAA ([`Chase`]); and an answer a `rewrite cname` rule cut at
+//! the CNAME target it changed ([`CnameLookup`]).
 //!
 //! Completing an ExternalName answer whose CNAME chain leaves the cluster zone: the target is
 //! looked up through the block's own chain (template, hosts, and above all `forward` with its
@@ -17,47 +17,57 @@
 //! not resolve (NXDOMAIN, SERVFAIL, no upstream, a name the block does not forward), the
 //! answer is the CNAME chain alone, NOERROR, as CoreDNS answers it. When the completed answer
 //! does not fit the client's UDP limit, the CNAME chain goes alone with TC set.
+//!
+//! A template whose answer to an A or AAAA question holds a CNAME: CoreDNS's `template` looks
+//! the CNAME's target up, with the question's type, through its own server (the `upstream`
+//! every template has) and puts the answer records after it, copying the TC bit. Here the
+//! target goes through the block's own chain, wherever it is (another template, hosts, the
+//! cluster zone, the cache and forwarder). Only the first CNAME of the answer is chased (a name
+//! has one CNAME, RFC 2181 §10.1), and the records found go at the end of the answer section.
+//! The lookup of a target is not chased again (`Finish::chased`), so a template that answers
+//! its own target with a CNAME costs one lookup, not a loop; CoreDNS's server would recurse.
 
 use clusterdns_zone::answer::{parse_query, response_limit};
-use clusterdns_zone::wire::{HEADER_LEN, TYPE_ANY, TYPE_CNAME};
+use clusterdns_zone::wire::{HEADER_LEN, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_CNAME};
 use clusterdns_zone::{Query, Rcode, Snapshot, Transport, WireName};
 
 use super::{rcode_of, Block, Deferred, Finish, Reply, Step};
-use crate::chain::plugins::message::{append_answers, cname_chain_end};
+use crate::chain::plugins::message::{append_answers, cname_chain_end, first_cname_target};
 use crate::chain::plugins::rewrite::answer::Lookup;
 use crate::forward::Forwarder;
 use crate::ops::metrics::Plugin;
 
-/// An ExternalName (or `file`) answer waiting for its target's lookup.
+/// A CNAME answer (ExternalName, `k8s_external`, `file` or template) waiting for its target's
+/// lookup.
 pub(super) struct Chase {
-    /// The plugin whose answer it is.
-    plugin: Plugin,
-    /// The zone's answer: the CNAME chain.
+    /// The plugin's answer: the zone's CNAME chain, or the template's records.
     base: Vec<u8>,
     /// The lookup of the target, as a query packet with the client's ID, flags and EDNS.
     packet: Vec<u8>,
     query: Query,
+    /// The plugin that answered.
+    plugin: Plugin,
 }
 
 impl Chase {
-    /// The zone's answer alone: the CNAME chain.
+    /// The plugin's answer alone, without the target's records.
     pub(super) fn base(&self) -> &[u8] {
         &self.base
     }
-}
 
-thread_local! {
-    /// Whether this thread is looking a chased target up: that lookup's answer is not chased.
-    static CHASING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The plugin that answered.
+    pub(super) fn plugin(&self) -> Plugin {
+        self.plugin
+    }
 }
 
 /// Room for a lookup's answer (it is not sent to a client, so TCP's limit).
 const LOOKUP_BUFFER: usize = u16::MAX as usize;
 
 impl Block {
-    /// The zone's answer `step` for `query`, completed with the target's records when it is an
-    /// ExternalName's CNAME chain that leaves the zone, or a `file` zone's (see the module
-    /// docs).
+    /// The answer `step` of the zone, `k8s_external`, a `file` zone or a template for `query`,
+    /// completed with the target's records when it is a CNAME chain that leaves the zone or a
+    /// template's CNAME answer to A or AAAA (see the module docs).
     pub(super) fn chase(
         &self,
         snapshot: &Snapshot,
@@ -67,33 +77,47 @@ impl Block {
         out: &mut [u8],
         step: Step,
     ) -> Step {
-        let Step::Reply {
-            len,
-            rcode: 0,
-            plugin: plugin @ (Plugin::Kubernetes | Plugin::File | Plugin::K8sExternal),
-        } = step
-        else {
+        let Step::Reply { len, rcode, plugin } = step else {
             return step;
         };
-        if matches!(query.qtype, TYPE_CNAME | TYPE_ANY) || CHASING.get() {
-            return step;
-        }
-        if plugin == Plugin::File {
-            // The first answer record is the question's (a two-byte pointer to it): a CNAME
-            // chain, and the zone says whether it left the zone.
-            let at = query.question_end() + 2;
-            let cname = out.get(at..at + 2) == Some(&TYPE_CNAME.to_be_bytes()[..]);
-            if !cname || !self.file.as_ref().is_some_and(|f| f.leaves_zone(query)) {
-                return step;
+        let chain_end = || cname_chain_end(&out[..len], query.question_end());
+        let target = match plugin {
+            _ if at.chased => None,
+            Plugin::Kubernetes | Plugin::K8sExternal | Plugin::File
+                if rcode == 0 && !matches!(query.qtype, TYPE_CNAME | TYPE_ANY) =>
+            {
+                match plugin {
+                    // The first answer record is the question's (a two-byte pointer to it): a
+                    // CNAME chain, and the zone says whether it left the zone.
+                    Plugin::File => {
+                        let at = query.question_end() + 2;
+                        let cname = out.get(at..at + 2) == Some(&TYPE_CNAME.to_be_bytes()[..]);
+                        let leaves = self.file.as_ref().is_some_and(|f| f.leaves_zone(query));
+                        if cname && leaves {
+                            chain_end()
+                        } else {
+                            None
+                        }
+                    }
+                    _ => chain_end(),
+                }
             }
-        }
-        let Some(target) = cname_chain_end(&out[..len], query.question_end()) else {
+            Plugin::Template if matches!(query.qtype, TYPE_A | TYPE_AAAA) => {
+                first_cname_target(&out[..len], query.question_end())
+            }
+            _ => None,
+        };
+        let Some(target) = target else {
             return step;
         };
         let Some(target) = WireName::from_wire(&target.to_ascii_lowercase()) else {
             return step;
         };
-        if plugin == Plugin::Kubernetes && snapshot.in_zone(target.as_bytes()) {
+        // The zone followed its own chain as far as the zone goes; a CNAME to the name itself
+        // is a loop (RFC 1034 §3.6.2), with nothing to look up.
+        if (plugin == Plugin::Kubernetes && snapshot.in_zone(target.as_bytes()))
+            || target.as_bytes() == query.qname()
+        {
             return step;
         }
         let Some((lookup_packet, lookup)) = requery(packet, query, &target) else {
@@ -102,27 +126,22 @@ impl Block {
         let mut found = vec![0u8; LOOKUP_BUFFER];
         let lookup_at = Finish {
             transport: Transport::Tcp,
+            chased: true,
             ..*at
         };
-        CHASING.set(true);
         let looked_up = self.chain(snapshot, &lookup, &lookup_packet, &lookup_at, &mut found);
-        CHASING.set(false);
         match looked_up {
             Step::Reply { len: found_len, .. } => {
                 let base = out[..len].to_vec();
                 let len = complete(&base, &found[..found_len], query, at, out);
-                Step::Reply {
-                    len,
-                    rcode: 0,
-                    plugin,
-                }
+                Step::Reply { len, rcode, plugin }
             }
             Step::Forward(forwarder) => Step::Chase(
                 Box::new(Chase {
-                    plugin,
                     base: out[..len].to_vec(),
                     packet: lookup_packet,
                     query: lookup,
+                    plugin,
                 }),
                 forwarder,
             ),
@@ -306,3 +325,6 @@ fn requery_as(
     reparsed.edns = query.edns;
     Some((asked, reparsed))
 }
+
+#[cfg(test)]
+mod tests;

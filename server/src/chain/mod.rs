@@ -123,7 +123,7 @@ pub struct Deferred {
     slot: u8,
     /// The search-path expansions still to try, when `autopath` is walking them.
     autopath: Option<SearchRest>,
-    /// An ExternalName answer whose target this forward looks up.
+    /// An ExternalName's or a template's CNAME answer whose target this forward looks up.
     chase: Option<Box<Chase>>,
     /// What `dns64` does once this forward is answered.
     dns64: Option<Dns64Wait>,
@@ -158,6 +158,7 @@ impl Deferred {
             packet,
             rewritten: self.rewritten.as_ref().map(|r| &r.applied),
             wrapped: self.wrapped,
+            chased: false,
             client,
             transport,
             received_at,
@@ -233,7 +234,8 @@ enum Step {
     },
     /// To be forwarded by this forwarder after a cache miss.
     Forward(Forwarder),
-    /// An ExternalName's CNAME answer whose target this forwarder looks up after a cache miss.
+    /// An ExternalName's or a template's CNAME answer whose target this forwarder looks up
+    /// after a cache miss.
     Chase(Box<Chase>, Forwarder),
     /// Nothing to send.
     Drop,
@@ -295,6 +297,8 @@ struct Finish<'a> {
     rewritten: Option<&'a Applied>,
     /// `dns64` finishes the response: [`Block::finish`] leaves the log to it.
     wrapped: bool,
+    /// The query is a CNAME target's lookup (chain/chase.rs): its own CNAME is not chased.
+    chased: bool,
     client: SocketAddr,
     transport: Transport,
     received_at: Instant,
@@ -420,6 +424,7 @@ impl Router {
             packet,
             rewritten: None,
             wrapped: false,
+            chased: false,
             client,
             transport,
             received_at,
@@ -625,7 +630,7 @@ impl Block {
         }
         if !self.templates.is_empty() {
             if let Some(step) = self.template_step(query, packet, out, at) {
-                return step;
+                return self.chase(snapshot, query, packet, at, out, step);
             }
         }
         if let Some(hosts) = &self.hosts {

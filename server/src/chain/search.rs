@@ -79,11 +79,13 @@ impl Block {
                     }));
                 }
                 Step::Chase(chase, _) => {
-                    // The expansion is an ExternalName out of the zone: its CNAME chain alone
-                    // (one deferred lookup per query, and this one is the walk's).
+                    // The expansion is an ExternalName out of the zone or a template's CNAME:
+                    // its answer alone (one deferred lookup per query, and this one is the
+                    // walk's).
                     let base = chase.base();
                     out[..base.len()].copy_from_slice(base);
-                    return (self.autopath_answer(at, out, base.len(), 0, Plugin::Kubernetes))
+                    let rcode = rcode_of(base);
+                    return (self.autopath_answer(at, out, base.len(), rcode, chase.plugin()))
                         .map_or(Handled::Drop, Handled::Reply);
                 }
                 Step::Drop => {}

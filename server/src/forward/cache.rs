@@ -14,11 +14,19 @@
 //! their smallest record TTL capped by `max_ttl`; NXDOMAIN and NODATA for min(SOA TTL, SOA
 //! MINIMUM) capped by `max_denial_ttl` (not at all without an SOA); SERVFAIL for `servfail_ttl`
 //! (RFC 2308 §7.1). Every record is served with the entry's remaining TTL. An expired entry is
-//! kept until evicted and may be served for `serve_stale` past expiry with TTL 30 when every
-//! upstream fails (RFC 8767 §4).
+//! kept until evicted and may be served with TTL 30 for `serve_stale` past expiry (RFC 8767
+//! §4): in `verify` mode only when every upstream fails, in `immediate` mode (CoreDNS's
+//! default) at once, as a hit that asks for a refresh in the background.
+//!
+//! Prefetch, as CoreDNS's `cache` counts it: an entry's hits count up while no two are more
+//! than `prefetch_window` apart (a longer gap starts the count again at one), and a hit that
+//! brings them to `prefetch_hits` or more when the remaining TTL is at most
+//! `prefetch_percent` of the stored TTL, rounded up (so at least the last second), asks for a
+//! refresh. At most one refresh per entry is asked for until it ends ([`CacheEntry::end_refresh`]);
+//! its replacement inherits the hit count.
 
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use clusterdns_zone::answer::{response_limit, ADVERTISED_PAYLOAD};
@@ -28,7 +36,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
 use super::clock::Clock;
-use super::config::CacheConfig;
+use super::config::{CacheConfig, StaleRefresh};
 use super::message::{RecordSpan, Response};
 use super::metrics::{CacheStats, CacheType};
 use clusterdns_zone::wire::{FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC};
@@ -277,8 +285,12 @@ pub struct CacheEntry {
     kind: CacheType,
     ttl: u32,
     stored_at_ms: u64,
+    /// Hits counted toward prefetch, while no two are more than the window apart.
     hits: AtomicU32,
+    /// When the last of them came, plus one (0: none yet).
+    last_hit_ms: AtomicU64,
     referenced: AtomicBool,
+    /// A refresh (prefetch or stale refresh) was asked for and has not ended.
     prefetching: AtomicBool,
 }
 
@@ -304,15 +316,48 @@ impl CacheEntry {
         let expiry = self.stored_at_ms + u64::from(self.ttl) * 1000;
         now_ms.checked_sub(expiry)
     }
+
+    /// Ends the refresh a [`Hit`] asked for: a later hit may ask again (CoreDNS retries a
+    /// failed refresh at the next hit). `replacement` is the entry the refresh stored, which
+    /// keeps this one's hit count, as CoreDNS's prefetch carries its frequency over.
+    pub fn end_refresh(&self, replacement: Option<&CacheEntry>) {
+        if let Some(new) = replacement.filter(|new| !std::ptr::eq(*new, self)) {
+            new.hits
+                .store(self.hits.load(Ordering::Relaxed), Ordering::Relaxed);
+            new.last_hit_ms
+                .store(self.last_hit_ms.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        self.prefetching.store(false, Ordering::Relaxed);
+    }
+
+    /// Counts a hit at `now_ms` toward prefetch within `window_ms` of the one before; the
+    /// count. Relaxed atomics: two hits at once may count as one, which only delays a prefetch.
+    fn count_hit(&self, now_ms: u64, window_ms: u64) -> u32 {
+        let last = self.last_hit_ms.swap(now_ms + 1, Ordering::Relaxed);
+        if last == 0 || now_ms.saturating_sub(last - 1) > window_ms {
+            self.hits.store(1, Ordering::Relaxed);
+            return 1;
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+    }
+
+    /// Claims the entry's one refresh; false when one is under way.
+    fn claim_refresh(&self) -> bool {
+        // Read first, so a hot entry's cache line stays shared while its refresh runs.
+        !self.prefetching.load(Ordering::Relaxed) && !self.prefetching.swap(true, Ordering::Relaxed)
+    }
 }
 
 /// A query answered from the cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Hit {
     /// Bytes written.
     pub len: usize,
-    /// The entry is popular and about to expire: refresh it in the background.
-    pub prefetch: bool,
+    /// The entry had expired and was served stale (`serve_stale ... immediate`).
+    pub stale: bool,
+    /// The entry to refresh in the background, then [`CacheEntry::end_refresh`]: it is popular
+    /// and about to expire (prefetch), or it was served stale.
+    pub refresh: Option<Arc<CacheEntry>>,
 }
 
 struct Shard {
@@ -405,8 +450,9 @@ impl Cache {
         Some(shard.slots[slot as usize].clone())
     }
 
-    /// Answers `query` from a fresh entry into `out`, TTLs counted down; `None` on a miss. No
-    /// allocation, and the shard's read lock is held only to clone the entry's `Arc`.
+    /// Answers `query` from a fresh entry into `out`, TTLs counted down, or from an expired one
+    /// in `serve_stale ... immediate` mode; `None` on a miss. No allocation, and the shard's
+    /// read lock is held only to clone the entry's `Arc`.
     pub fn answer(
         &self,
         query: &Query,
@@ -426,15 +472,20 @@ impl Cache {
         out: &mut [u8],
         transport: Transport,
     ) -> Option<Hit> {
-        let fresh = self.get(key).and_then(|entry| {
+        let found = self.get(key).and_then(|entry| {
             let now = self.clock.now_ms();
-            entry.remaining_ttl(now).map(|ttl| (entry, ttl, now))
+            let left = entry.remaining_ttl(now);
+            (left.is_some() || self.serves_stale_now(&entry, now)).then_some((entry, left, now))
         });
-        let Some((entry, ttl, now)) = fresh else {
+        let Some((entry, left, now)) = found else {
             self.stats.miss();
             return None;
         };
-        let ttl = if self.config.keep_ttl { entry.ttl } else { ttl };
+        let ttl = match left {
+            Some(_) if self.config.keep_ttl => entry.ttl,
+            Some(left) => left,
+            None => STALE_TTL,
+        };
         let len = entry
             .answer
             .write(query, packet, out, transport, Some(ttl))?;
@@ -443,24 +494,55 @@ impl Cache {
         if !entry.referenced.load(Ordering::Relaxed) {
             entry.referenced.store(true, Ordering::Relaxed);
         }
-        let prefetch = self.config.prefetch_hits > 0 && {
-            let hits = entry.hits.fetch_add(1, Ordering::Relaxed) + 1;
-            let left_ms = (u64::from(entry.ttl) * 1000).saturating_sub(now - entry.stored_at_ms);
-            hits >= self.config.prefetch_hits
-                && left_ms * 10 < u64::from(entry.ttl) * 1000
-                && !entry.prefetching.swap(true, Ordering::Relaxed)
+        let refresh = match left {
+            None => {
+                self.stats.served_stale();
+                entry.claim_refresh()
+            }
+            Some(left) => self.prefetch_due(&entry, left, now) && entry.claim_refresh(),
         };
-        Some(Hit { len, prefetch })
+        Some(Hit {
+            len,
+            stale: left.is_none(),
+            refresh: refresh.then_some(entry),
+        })
     }
 
-    /// An entry expired less than `serve_stale` ago, for when every upstream failed.
+    /// Whether `entry`, expired at `now`, is served at once (`serve_stale ... immediate`).
+    fn serves_stale_now(&self, entry: &CacheEntry, now: u64) -> bool {
+        self.config.stale_refresh == StaleRefresh::Immediate && self.within_stale(entry, now)
+    }
+
+    /// Whether `entry` expired no longer than `serve_stale` before `now`.
+    fn within_stale(&self, entry: &CacheEntry, now: u64) -> bool {
+        !self.config.serve_stale.is_zero()
+            && entry
+                .expired_for_ms(now)
+                .is_some_and(|ms| ms <= self.config.serve_stale.as_millis() as u64)
+    }
+
+    /// Counts a hit on the fresh `entry` with `left` seconds of TTL and says whether it is due
+    /// for prefetch (see the module docs).
+    fn prefetch_due(&self, entry: &CacheEntry, left: u32, now: u64) -> bool {
+        let config = &self.config;
+        if config.prefetch_hits == 0 {
+            return false;
+        }
+        let window = config.prefetch_window.as_millis() as u64;
+        let hits = entry.count_hit(now, window);
+        // CoreDNS: ceil(percentage / 100 × stored TTL).
+        let threshold = (u64::from(entry.ttl) * u64::from(config.prefetch_percent)).div_ceil(100);
+        hits >= config.prefetch_hits && u64::from(left) <= threshold
+    }
+
+    /// An entry expired no longer than `serve_stale` ago, for when every upstream failed.
     pub fn stale(&self, key: CacheKeyRef<'_>) -> Option<Arc<CacheEntry>> {
         if self.config.serve_stale.is_zero() {
             return None;
         }
         let entry = self.get(key)?;
-        let expired_for = entry.expired_for_ms(self.clock.now_ms())?;
-        (expired_for <= self.config.serve_stale.as_millis() as u64).then_some(entry)
+        self.within_stale(&entry, self.clock.now_ms())
+            .then_some(entry)
     }
 
     /// Stores `answer` under `key` for `ttl` seconds from now, replacing any entry for the key,
@@ -479,6 +561,7 @@ impl Cache {
             ttl,
             stored_at_ms: self.clock.now_ms(),
             hits: AtomicU32::new(0),
+            last_hit_ms: AtomicU64::new(0),
             referenced: AtomicBool::new(false),
             prefetching: AtomicBool::new(false),
         });

@@ -77,8 +77,9 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub cache_size: u32,
 
-    /// Refresh an answer in the background when it has been hit this many times and has less
-    /// than 10% of its TTL left; 0 disables prefetch (CoreDNS `prefetch`, off by default).
+    /// Refresh an answer in the background when it has been hit this many times, no two hits a
+    /// minute apart, and has 10% of its TTL left or less; 0 disables prefetch (CoreDNS
+    /// `prefetch`, off by default).
     #[arg(long, value_name = "HITS", default_value_t = 0)]
     pub cache_prefetch: u32,
 
@@ -101,8 +102,16 @@ pub struct CacheConfig {
     pub capacity: usize,
     /// Hits that make an entry worth prefetching (0: never).
     pub prefetch_hits: u32,
+    /// Hits count toward `prefetch_hits` while no two are this far apart (CoreDNS `prefetch
+    /// AMOUNT DURATION`, default 1m).
+    pub prefetch_window: Duration,
+    /// An entry is prefetched once its remaining TTL is at most this percentage of the TTL it
+    /// was stored with, rounded up (CoreDNS `prefetch ... PERCENTAGE%`, default 10).
+    pub prefetch_percent: u8,
     /// How long after expiry an entry may be served stale (zero: never).
     pub serve_stale: Duration,
+    /// When a stale entry is served (CoreDNS `serve_stale ... REFRESH_MODE`).
+    pub stale_refresh: StaleRefresh,
     /// Floor on the TTL of cached positive answers (CoreDNS `success ... MINTTL`).
     pub min_ttl: u32,
     /// Floor on the TTL of cached NXDOMAIN and NODATA answers (CoreDNS `denial ... MINTTL`).
@@ -111,6 +120,15 @@ pub struct CacheConfig {
     pub keep_ttl: bool,
     /// What is cached, by name (CoreDNS `cache [ZONES]` and `disable`).
     pub scope: CacheScope,
+}
+
+/// When an expired entry within `serve_stale` is served (RFC 8767 §4 allows both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleRefresh {
+    /// At once, with a refresh started in the background (CoreDNS's default, `immediate`).
+    Immediate,
+    /// Only after the upstreams failed to refresh it (`verify`; the flags' behaviour).
+    Verify,
 }
 
 /// Which names' answers are cached: lowercase wire-format zones.
@@ -155,7 +173,10 @@ impl Default for CacheConfig {
             servfail_ttl: 2,
             capacity: 10_000,
             prefetch_hits: 0,
+            prefetch_window: Duration::from_secs(60),
+            prefetch_percent: 10,
             serve_stale: Duration::ZERO,
+            stale_refresh: StaleRefresh::Verify,
             min_ttl: 0,
             min_denial_ttl: 0,
             keep_ttl: false,

@@ -3,7 +3,9 @@
 //!
 //! ```text
 //!  listener ──Answered::Outside──▶ Forwarder::answer_cached ──hit──▶ response (sync, no alloc)
-//!                                        │ miss
+//!                                        │ miss          (a prefetch, or a stale answer in
+//!                                        │                `immediate` mode, starts a fetch
+//!                                        ▼                with no waiter in the background)
 //!                                        ▼
 //!                     Forwarder::resolve (tokio): admit (≤ max_concurrent, else REFUSED)
 //!                                        │
@@ -12,7 +14,7 @@
 //!   fetch: upstreams in policy order, skipping those down ──UDP──▶ TC? ──TCP──▶ validated answer
 //!          (a tls:// upstream: a query on one of its pooled TLS connections instead)
 //!          ├─ answer  ──▶ cache (if cacheable) ──▶ every waiter writes it with its own ID/case
-//!          └─ all failed (or SERVFAIL) ──▶ a stale entry (serve-stale) else SERVFAIL
+//!          └─ all failed (or neither NOERROR nor NXDOMAIN) ──▶ a stale entry else SERVFAIL
 //! ```
 //!
 //! [`config`] holds the flags; [`resolv`] reads upstreams from resolv.conf; [`message`] builds
@@ -71,7 +73,8 @@ enum Resolution {
     Cached(Arc<CacheEntry>),
     /// An answer not to be cached: served with the upstream's TTLs.
     Uncached(Arc<Answer>),
-    /// Every upstream failed; an expired entry stands in, with TTL 30 s.
+    /// Every upstream failed (or answered other than NOERROR or NXDOMAIN); an expired entry
+    /// stands in, with TTL 30 s.
     Stale(Arc<CacheEntry>),
     /// Every upstream failed and there is nothing stale: SERVFAIL.
     Failed,
@@ -183,7 +186,7 @@ impl Forwarder {
 
     /// Answers `query` (whose bytes are `packet`) from the cache into `out`; `None` on a miss.
     /// Synchronous and allocation-free, for the UDP worker's batch; a hit that calls for a
-    /// prefetch starts it in the background.
+    /// prefetch, or a stale answer served at once, starts a refresh in the background.
     pub fn answer_cached(
         &self,
         query: &Query,
@@ -209,9 +212,10 @@ impl Forwarder {
             .shared
             .cache
             .answer_key(key, query, packet, out, transport)?;
-        if hit.prefetch {
+        if let Some(entry) = hit.refresh {
+            // CoreDNS counts a stale entry's refresh as a prefetch too.
             self.shared.cache.stats().prefetch();
-            Shared::start_fetch(&self.shared, key.to_key(), None);
+            Shared::start_fetch(&self.shared, key.to_key(), None, Some(entry));
         }
         Some(hit.len)
     }
@@ -246,7 +250,7 @@ impl Forwarder {
         };
         let (sender, receiver) = oneshot::channel();
         let key = CacheKeyRef::of(query).with_options(options).to_key();
-        Shared::start_fetch(shared, key, Some(sender));
+        Shared::start_fetch(shared, key, Some(sender), None);
         // The fetch always replies (its time is bounded); a dropped sender means the runtime is
         // shutting down.
         let reply = receiver.await.unwrap_or(Resolution::Failed);
@@ -359,16 +363,23 @@ impl Shared {
         (waiting < self.config.max_concurrent).then_some(admitted)
     }
 
-    /// Adds `waiter` to the fetch of `key` in flight, or starts one (a prefetch starts one with
-    /// no waiter, and none if one is in flight).
+    /// Adds `waiter` to the fetch of `key` in flight, or starts one. A refresh (prefetch or
+    /// stale refresh) of the entry `refreshing` starts one with no waiter, and none if one is
+    /// in flight; either way the refresh is ended when no fetch of its own is left to end it.
     fn start_fetch(
         shared: &Arc<Shared>,
         key: CacheKey,
         waiter: Option<oneshot::Sender<Resolution>>,
+        refreshing: Option<Arc<CacheEntry>>,
     ) {
         let mut in_flight = shared.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(waiters) = in_flight.get_mut(&key) {
             waiters.extend(waiter);
+            drop(in_flight);
+            // The fetch in flight stands for the refresh: when it fails, a later hit asks again.
+            if let Some(entry) = refreshing {
+                entry.end_refresh(None);
+            }
             return;
         }
         in_flight.insert(key.clone(), waiter.into_iter().collect());
@@ -376,6 +387,13 @@ impl Shared {
         let shared = shared.clone();
         shared.runtime.clone().spawn(async move {
             let reply = shared.fetch(&key).await;
+            if let Some(entry) = refreshing {
+                let stored = match &reply {
+                    Resolution::Cached(new) => Some(&**new),
+                    _ => None,
+                };
+                entry.end_refresh(stored);
+            }
             let waiters = shared
                 .in_flight
                 .lock()
@@ -395,8 +413,9 @@ impl Shared {
             return self.stale(key).unwrap_or(Resolution::Failed);
         };
         let response = &exchanged.response;
-        // RFC 8767 §4: an upstream SERVFAIL is a failure to resolve, like no answer at all.
-        if response.rcode() == Rcode::ServFail as u8 {
+        // RFC 8767 §4: an answer other than NOERROR or NXDOMAIN (SERVFAIL, REFUSED, ...) is a
+        // failure to resolve, like no answer at all, as CoreDNS's stale refresh counts it.
+        if !matches!(response.rcode(), 0 | 3) {
             if let Some(stale) = self.stale(key) {
                 return stale;
             }

@@ -5,8 +5,8 @@
 //! names, set TTLs and cut the answer after a rewritten CNAME ([`Edit`]), and by `autopath` to
 //! put a CNAME from the asked name in front of the answer. [`append_answers`] adds the answer
 //! records of another response (a looked-up CNAME target's) after a response's own: a
-//! rewritten CNAME's, and an ExternalName's whose chain leaves the zone ([`cname_chain_end`]
-//! says where that chain ends).
+//! rewritten CNAME's, an ExternalName's whose chain leaves the zone ([`cname_chain_end`]
+//! says where that chain ends), and a template's CNAME's ([`first_cname_target`]).
 
 use std::collections::HashMap;
 
@@ -238,6 +238,21 @@ pub fn cname_chain_end(response: &[u8], question_end: usize) -> Option<Vec<u8>> 
         at = next + 10 + usize::from(read_u16(response, next + 8)?);
     }
     target
+}
+
+/// The target of the first CNAME record in the answer section of `response`, whose question
+/// ends at `question_end` (uncompressed, as spelled): what a template's CNAME answer points to.
+/// `None` when the answer section holds no CNAME or is malformed.
+pub fn first_cname_target(response: &[u8], question_end: usize) -> Option<Vec<u8>> {
+    let mut at = question_end;
+    for _ in 0..read_u16(response, 6)? {
+        let (_, next) = read_name(response, at)?;
+        if read_u16(response, next)? == TYPE_CNAME {
+            return Some(read_name(response, next + 10)?.0);
+        }
+        at = next + 10 + usize::from(read_u16(response, next + 8)?);
+    }
+    None
 }
 
 /// The target and TTL of the CNAME `autopath` puts first: the owner of the first of the

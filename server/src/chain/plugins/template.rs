@@ -18,9 +18,10 @@
 //! ([`parse_record`]).
 //!
 //! The router reproduces two things this module cannot do: for A and AAAA questions CoreDNS
-//! looks up the target of every CNAME in the answer through its own server (the `upstream`
-//! every template has) and appends what comes back (copying the TC bit); and a template's
-//! SERVFAIL is CoreDNS's plain SERVFAIL response, not an authoritative one.
+//! looks up the target of a CNAME in the answer through its own server (the `upstream` every
+//! template has) and appends what comes back (copying the TC bit), which chain/chase.rs does
+//! through the block's chain; and a template's SERVFAIL is CoreDNS's plain SERVFAIL response,
+//! not an authoritative one.
 
 use std::net::IpAddr;
 

@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::forward::clock::ManualClock;
+use crate::forward::config::StaleRefresh;
 use crate::forward::message::{parse_response, write_query};
 
 const NAME: &[u8] = b"\x03www\x07example\x03com\x00";
@@ -229,7 +230,8 @@ fn prefetch_after_enough_hits_near_expiry() {
         cache
             .answer(&query, &packet, &mut out, Transport::Tcp)
             .unwrap()
-            .prefetch
+            .refresh
+            .is_some()
     };
     assert!(!ask() && !ask() && !ask(), "fresh: no prefetch");
     hand.advance(Duration::from_millis(27_500));
@@ -277,5 +279,175 @@ fn answers_to_a_query_with_edns0_options_are_kept_apart() {
             &mut out,
             Transport::Tcp
         )
+        .is_some());
+}
+
+/// A cache with `config`, on a manual clock, and a way to ask it www.example.com A: the TTL
+/// served and the entry to refresh, if the hit asks for one.
+fn asking(config: CacheConfig) -> (Cache, ManualClock) {
+    let (clock, hand) = Clock::manual();
+    (Cache::new(config, clock), hand)
+}
+
+fn ask(cache: &Cache) -> Option<(u32, Option<Arc<CacheEntry>>)> {
+    let packet = client_query(1, NAME, None);
+    let query = clusterdns_zone::parse_query(&packet).unwrap();
+    let mut out = [0u8; 512];
+    let hit = cache.answer(&query, &packet, &mut out, Transport::Tcp)?;
+    Some((ttls(&out, 1)[0], hit.refresh))
+}
+
+/// Stores a fresh answer for www.example.com A as a refresh would, and ends the refresh of
+/// `old` with it.
+fn refresh(cache: &Cache, old: &CacheEntry, ttl: u32) {
+    insert(cache, 1, ttl);
+    let new = cache
+        .get(CacheKey::new(NAME, 1, 1, false).as_ref())
+        .unwrap();
+    old.end_refresh(Some(&new));
+}
+
+#[test]
+fn prefetch_as_coredns_times_it() {
+    // CoreDNS's TestPrefetch (plugin/cache/prefetch_test.go): (stored TTL, AMOUNT, then at each
+    // second: the TTL served and whether the hit prefetches). The prefetch is answered at once,
+    // so the next hit sees the new entry.
+    /// At a second: the TTL served and whether the hit prefetches.
+    type Hits = &'static [(u64, u32, bool)];
+    let table: [(u32, u32, Hits); 3] = [
+        // 10% of 80 is 8: a hit with 7 left prefetches.
+        (80, 1, &[(73, 7, true), (80, 73, false)]),
+        // 10% of 5 rounds up to 1: the last second.
+        (5, 1, &[(1, 4, false), (4, 1, true), (5, 4, false)]),
+        // AMOUNT 0: never, and the entry expires.
+        (30, 0, &[(15, 15, false), (29, 1, false)]),
+    ];
+    for (ttl, amount, hits) in table {
+        let (cache, hand) = asking(CacheConfig {
+            prefetch_hits: amount,
+            max_ttl: 3600,
+            ..CacheConfig::default()
+        });
+        insert(&cache, 1, ttl);
+        let mut now = 0;
+        for &(at, served, prefetches) in hits {
+            hand.advance(Duration::from_secs(at - now));
+            now = at;
+            let (got, entry) = ask(&cache).unwrap_or_else(|| panic!("{ttl}s at {at}s: a hit"));
+            assert_eq!(
+                (got, entry.is_some()),
+                (served, prefetches),
+                "TTL {ttl}, AMOUNT {amount}, at {at}s"
+            );
+            if let Some(entry) = entry {
+                refresh(&cache, &entry, ttl);
+            }
+        }
+        if amount == 0 {
+            hand.advance(Duration::from_secs(1));
+            assert!(ask(&cache).is_none(), "expired at 30s");
+        }
+    }
+}
+
+#[test]
+fn prefetch_percentage_sets_the_threshold() {
+    // 50% of 100 s: due from 50 s left, not at 51.
+    let (cache, hand) = asking(CacheConfig {
+        prefetch_hits: 1,
+        prefetch_percent: 50,
+        max_ttl: 3600,
+        ..CacheConfig::default()
+    });
+    insert(&cache, 1, 100);
+    hand.advance(Duration::from_secs(49));
+    assert!(ask(&cache).unwrap().1.is_none(), "51 s left");
+    hand.advance(Duration::from_secs(1));
+    assert!(ask(&cache).unwrap().1.is_some(), "50 s left");
+}
+
+#[test]
+fn prefetch_counts_hits_with_no_gap_past_the_window() {
+    let (cache, hand) = asking(CacheConfig {
+        prefetch_hits: 3,
+        prefetch_window: Duration::from_secs(60),
+        prefetch_percent: 90,
+        max_ttl: 3600,
+        ..CacheConfig::default()
+    });
+    insert(&cache, 1, 3600);
+    // Past 10% of the TTL, so only the hit count decides.
+    hand.advance(Duration::from_secs(400));
+    assert!(ask(&cache).unwrap().1.is_none(), "hit 1");
+    hand.advance(Duration::from_secs(70));
+    assert!(ask(&cache).unwrap().1.is_none(), "a 70 s gap: hit 1 again");
+    hand.advance(Duration::from_secs(60));
+    assert!(
+        ask(&cache).unwrap().1.is_none(),
+        "hit 2: 60 s is within the window"
+    );
+    hand.advance(Duration::from_secs(30));
+    let (_, entry) = ask(&cache).unwrap();
+    let entry = entry.expect("hit 3 prefetches");
+    assert!(ask(&cache).unwrap().1.is_none(), "one refresh at a time");
+    // A failed refresh ends: the next hit asks again.
+    entry.end_refresh(None);
+    let (_, again) = ask(&cache).unwrap();
+    let again = again.expect("asked again after a failed refresh");
+    // A refresh that stored a new entry gives it the hit count and time of the last hit.
+    refresh(&cache, &again, 3600);
+    let new = cache
+        .get(CacheKey::new(NAME, 1, 1, false).as_ref())
+        .unwrap();
+    assert_eq!(new.hits.load(Ordering::Relaxed), 5);
+    assert_eq!(
+        new.last_hit_ms.load(Ordering::Relaxed),
+        again.last_hit_ms.load(Ordering::Relaxed)
+    );
+    assert!(!again.prefetching.load(Ordering::Relaxed));
+}
+
+#[test]
+fn immediate_serve_stale_answers_at_once_and_asks_for_one_refresh() {
+    let (cache, hand) = asking(CacheConfig {
+        serve_stale: Duration::from_secs(3600),
+        stale_refresh: StaleRefresh::Immediate,
+        ..CacheConfig::default()
+    });
+    insert(&cache, 1, 30);
+    hand.advance(Duration::from_secs(31));
+    let (ttl, entry) = ask(&cache).expect("served stale");
+    assert_eq!(ttl, STALE_TTL, "RFC 8767 §4");
+    let entry = entry.expect("a refresh asked for");
+    assert_eq!(
+        ask(&cache).unwrap().1.map(|_| ()),
+        None,
+        "one refresh at a time"
+    );
+    entry.end_refresh(None);
+    assert!(
+        ask(&cache).unwrap().1.is_some(),
+        "after a failed refresh, again"
+    );
+    let mut text = String::new();
+    cache.stats().write_prometheus("dns://:53", &mut text);
+    assert!(
+        text.contains("coredns_cache_served_stale_total{server=\"dns://:53\"} 3"),
+        "{text}"
+    );
+    hand.advance(Duration::from_secs(3600));
+    assert!(ask(&cache).is_none(), "past serve_stale: a miss");
+
+    // `verify`: an expired entry is a miss; the forwarder serves it only when upstreams fail.
+    let (cache, hand) = asking(CacheConfig {
+        serve_stale: Duration::from_secs(3600),
+        stale_refresh: StaleRefresh::Verify,
+        ..CacheConfig::default()
+    });
+    insert(&cache, 1, 30);
+    hand.advance(Duration::from_secs(31));
+    assert!(ask(&cache).is_none());
+    assert!(cache
+        .stale(CacheKey::new(NAME, 1, 1, false).as_ref())
         .is_some());
 }

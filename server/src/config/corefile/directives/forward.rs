@@ -234,7 +234,10 @@ pub(super) fn cache_config(
         servfail_ttl: 5,
         capacity: 2 * 9984,
         prefetch_hits: 0,
+        prefetch_window: Duration::from_secs(60),
+        prefetch_percent: 10,
         serve_stale: Duration::ZERO,
+        stale_refresh: crate::forward::config::StaleRefresh::Immediate,
         min_ttl: 5,
         min_denial_ttl: 5,
         keep_ttl: false,
@@ -281,38 +284,8 @@ pub(super) fn cache_config(
                     config.min_denial_ttl = min.unwrap_or(config.min_denial_ttl);
                 }
             }
-            "prefetch" => {
-                let [amount, rest @ ..] = args.as_slice() else {
-                    return Err(CorefileError::at(
-                        &option.name,
-                        "cache prefetch: expected AMOUNT",
-                    ));
-                };
-                config.prefetch_hits = number(amount, "cache prefetch")?;
-                if let Some(extra) = rest.first() {
-                    return Err(CorefileError::at(
-                        extra,
-                        "cache prefetch: only AMOUNT is supported (clusterdns prefetches an \
-                         answer hit AMOUNT times with less than 10% of its TTL left)",
-                    ));
-                }
-            }
-            "serve_stale" => {
-                config.serve_stale = match args.first() {
-                    Some(limit) => duration(limit)?,
-                    None => Duration::from_secs(3600),
-                };
-                match args.get(1) {
-                    Some(mode) if mode.text != "verify" => {
-                        return Err(CorefileError::at(
-                            mode,
-                            "cache serve_stale: only the verify refresh mode is supported (a \
-                             stale answer is served only when every upstream fails)",
-                        ))
-                    }
-                    _ => max_args(option, 2)?,
-                }
-            }
+            "prefetch" => prefetch(option, &mut config)?,
+            "serve_stale" => serve_stale(option, &mut config)?,
             "servfail" => {
                 let ttl = duration(one_arg(d, option)?)?;
                 config.servfail_ttl = ttl.as_secs().min(300) as u32;
@@ -352,6 +325,103 @@ pub(super) fn cache_config(
     config.capacity = (success_capacity + denial_capacity).max(1);
     Ok(config)
 }
+
+/// `prefetch AMOUNT [DURATION [PERCENTAGE%]]`, as CoreDNS's `cache` reads it: PERCENTAGE is a
+/// whole number from 10 to 90 with its percent sign.
+fn prefetch(option: &Directive, config: &mut CacheConfig) -> Result<(), CorefileError> {
+    const WHAT: &str = "cache prefetch";
+    let [amount, rest @ ..] = option.args.as_slice() else {
+        return Err(CorefileError::at(
+            &option.name,
+            "cache prefetch: expected AMOUNT [DURATION [PERCENTAGE%]]",
+        ));
+    };
+    config.prefetch_hits = number(amount, WHAT)?;
+    if let Some(window) = rest.first() {
+        config.prefetch_window = go_duration(window, WHAT)?;
+    }
+    if let Some(percent) = rest.get(1) {
+        let Some(digits) = percent.text.strip_suffix('%') else {
+            return Err(CorefileError::at(
+                percent,
+                format!("{WHAT}: {:?} must end with %", percent.text),
+            ));
+        };
+        config.prefetch_percent = match digits.parse::<u8>() {
+            Ok(value @ 10..=90) => value,
+            _ => {
+                return Err(CorefileError::at(
+                    percent,
+                    format!(
+                        "{WHAT}: {:?} is not a percentage from 10% to 90%",
+                        percent.text
+                    ),
+                ))
+            }
+        };
+    }
+    if let Some(extra) = rest.get(2) {
+        return Err(CorefileError::at(extra, format!("{WHAT}: too many values")));
+    }
+    Ok(())
+}
+
+/// `serve_stale [DURATION] [immediate|verify]`: DURATION defaults to 1h, the mode to
+/// `immediate`, as in CoreDNS. The values CoreDNS reads after the mode (`RESPONSE_TTL`,
+/// `FAILURE_RECHECK`, verify's `VERIFY_TIMEOUT`) are refused: a stale answer carries TTL 30 (RFC
+/// 8767 §4), a failed refresh is tried again at the next hit, and `verify` waits for the
+/// upstreams' own timeout.
+fn serve_stale(option: &Directive, config: &mut CacheConfig) -> Result<(), CorefileError> {
+    use crate::forward::config::StaleRefresh;
+    const WHAT: &str = "cache serve_stale";
+    let args = option.args.as_slice();
+    config.serve_stale = match args.first() {
+        Some(limit) => go_duration(limit, WHAT)?,
+        None => Duration::from_secs(3600),
+    };
+    config.stale_refresh = match args.get(1) {
+        None => StaleRefresh::Immediate,
+        Some(mode) => match mode.text.to_ascii_lowercase().as_str() {
+            "immediate" => StaleRefresh::Immediate,
+            "verify" => StaleRefresh::Verify,
+            _ => {
+                return Err(CorefileError::at(
+                    mode,
+                    format!(
+                        "{WHAT}: refresh mode {:?}: expected immediate or verify",
+                        mode.text
+                    ),
+                ))
+            }
+        },
+    };
+    if let Some(extra) = args.get(2) {
+        return Err(CorefileError::at(
+            extra,
+            format!(
+                "{WHAT}: {:?}: nothing after the refresh mode is supported (stale answers carry \
+                 TTL 30, RFC 8767 §4)",
+                extra.text
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A Go duration as `time.ParseDuration` reads it: a bare number other than 0 has no unit and
+/// is refused, as CoreDNS refuses it for these options.
+fn go_duration(token: &Token, what: &str) -> Result<Duration, CorefileError> {
+    if token.text != "0" && token.text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CorefileError::at(
+            token,
+            format!("{what}: {:?} needs a unit (e.g. 30s, 1m)", token.text),
+        ));
+    }
+    duration(token)
+}
+
+#[cfg(test)]
+mod cache_tests;
 
 #[cfg(test)]
 mod tests {
