@@ -263,6 +263,19 @@ pub struct FakeApi {
 }
 
 impl FakeApi {
+    /// Starts a fake API server holding the namespaces `default` and `kube-system` and the
+    /// [`core_services`].
+    pub fn with_core_services() -> FakeApi {
+        let api = FakeApi::start();
+        for name in ["default", "kube-system"] {
+            api.upsert(Kind::Namespace, namespace(name));
+        }
+        for service in core_services() {
+            api.upsert(Kind::Service, service);
+        }
+        api
+    }
+
     /// Starts an empty fake API server on `127.0.0.1:0`.
     pub fn start() -> FakeApi {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake API");

@@ -1094,7 +1094,7 @@ fn kubeadm_corefile(dns: SocketAddr, ops: [SocketAddr; 3], kubeconfig: &Path) ->
 /// the container starts), and its readiness probe is still the one lameduck fails.
 #[test]
 fn the_first_probes_find_the_pod_ready() {
-    use clusterdns_testkit::fakeapi::{self, FakeApi, Kind};
+    use clusterdns_testkit::fakeapi::FakeApi;
     use clusterdns_testkit::http::status_is;
     use clusterdns_testkit::net::{free_port, loopback};
 
@@ -1131,13 +1131,7 @@ fn the_first_probes_find_the_pod_ready() {
         "readiness is /ready, which lameduck fails"
     );
 
-    let api = FakeApi::start();
-    for namespace in ["default", "kube-system"] {
-        api.upsert(Kind::Namespace, fakeapi::namespace(namespace));
-    }
-    for service in fakeapi::core_services() {
-        api.upsert(Kind::Service, service);
-    }
+    let api = FakeApi::with_core_services();
     let dir = TempDir::new("deploy-probes");
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).expect("kubeconfig");

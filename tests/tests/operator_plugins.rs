@@ -56,13 +56,7 @@ impl Server {
     /// kubeconfig and Knot's address; `seed` fills the API first. Returns once the cluster zone
     /// answers.
     fn start(test: &str, directives: &str, seed: impl FnOnce(&FakeApi)) -> Server {
-        let api = FakeApi::start();
-        for ns in ["default", "kube-system"] {
-            api.upsert(Kind::Namespace, fakeapi::namespace(ns));
-        }
-        for service in fakeapi::core_services() {
-            api.upsert(Kind::Service, service);
-        }
+        let api = FakeApi::with_core_services();
         seed(&api);
         let knot = Knot::with_records(test, &[("example.test", UPSTREAM)]);
         let dir = TempDir::new(test);

@@ -60,14 +60,8 @@ impl Server {
     /// `env` is given to the process (a value of `None` removes the variable). Returns once
     /// the cluster zone answers.
     fn start(test: &str, directives: &str, extra: &str, env: &[(&str, Option<&str>)]) -> Server {
-        let api = FakeApi::start();
-        for ns in ["default", "kube-system"] {
-            api.upsert(Kind::Namespace, fakeapi::namespace(ns));
-        }
+        let api = FakeApi::with_core_services();
         let http = [fakeapi::port("http", 80, "TCP")];
-        for service in fakeapi::core_services() {
-            api.upsert(Kind::Service, service);
-        }
         api.upsert(
             Kind::Service,
             fakeapi::service("default", "dual", &["10.96.0.30", "fd00::30"], &http),

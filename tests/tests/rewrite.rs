@@ -179,13 +179,7 @@ struct Deployment {
 
 impl Deployment {
     fn start(test: &str) -> Deployment {
-        let api = FakeApi::start();
-        for ns in ["default", "kube-system"] {
-            api.upsert(Kind::Namespace, fakeapi::namespace(ns));
-        }
-        for service in fakeapi::core_services() {
-            api.upsert(Kind::Service, service);
-        }
+        let api = FakeApi::with_core_services();
         // An ExternalName to another Service: its CNAME target is a cluster name too.
         api.upsert(
             Kind::Service,

@@ -62,13 +62,7 @@ struct Deployment {
 
 impl Deployment {
     fn start(test: &str) -> Deployment {
-        let api = FakeApi::start();
-        for ns in ["default", "kube-system"] {
-            api.upsert(Kind::Namespace, fakeapi::namespace(ns));
-        }
-        for service in fakeapi::core_services() {
-            api.upsert(Kind::Service, service);
-        }
+        let api = FakeApi::with_core_services();
         let http = [fakeapi::port("http", 80, "TCP")];
         api.upsert(
             Kind::Service,
