@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# A random-name flood through the forward path (issue 18): names that all miss the cache, sent by
-# dnsperf at fixed rates to clusterdns. Meanwhile our loadgen asks cluster names; its qps during
-# each flood is compared with its qps without one, in the same run. loadgen nearly fills the
-# client core on its own, so dnsperf on the same core takes from loadgen's qps too: the share of
-# the server's core the flood takes, measured before loadgen starts, says what is left for
-# cluster names on the server's side. Reports the server's RSS and
-# peak (VmHWM), the share of a core the server and the clients used, and how many flood names
-# reached the upstream.
+# A random-name flood through the forward path (issue 18): names that all miss the cache, sent at
+# fixed rates to clusterdns. Meanwhile our loadgen asks cluster names; its qps during each flood
+# is compared with its qps without one, in the same run. loadgen nearly fills the client core on
+# its own, so the flood is sent by `loadgen --flood` (a batch a millisecond, a few percent of a
+# core) unless FLOODER=dnsperf (10-40% of the core, taken from loadgen's qps). The share of the
+# server's core the flood takes, measured before loadgen starts, says what it costs the server.
+# Reports the server's RSS and peak (VmHWM), the share of a core the server and the clients
+# used, and how many flood names reached the upstream.
 #
 #   bench/scripts/flood.sh [SERVICES] [FLOOD_QPS...]     # default 5000 2000 5000 20000
 #   NO_BUILD=1 ...                                        # with the release binaries built
 #   UPSTREAM=answering ...                                # see below
 #   SECONDS_FLOOD=30 ...                                  # each flood's length (default 30)
 #   SERVER_FLAGS="--max-concurrent 100000" ...            # more flags for the server
+#   FLOODER=dnsperf ...                                   # dnsperf sends the flood, not loadgen
 #
 # UPSTREAM=silent (default): the upstream takes every query and answers none, so each forwarded
 # query waits until it times out and the bounds hold: `max_concurrent` (1000 for --upstream)
@@ -20,7 +21,7 @@
 # UPSTREAM=answering: loadgen --respond answers every query at once (its own bytes with QR set),
 # so every flood name is forwarded and cached: the cache's size is the bound on memory.
 #
-# Server on CPU 0; loadgen, dnsperf and the upstream on CPU 1. Loopback only. Not run in CI.
+# Server on CPU 0; the clients (loadgen, the flood) and the upstream on CPU 1. Loopback only. Not run in CI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -30,7 +31,9 @@ RATES=("${@:-2000 5000 20000}")
 read -r -a RATES <<<"${RATES[*]}"
 SECONDS_FLOOD=${SECONDS_FLOOD:-30}
 UPSTREAM=${UPSTREAM:-silent}
-command -v dnsperf >/dev/null || { echo "flood.sh: apt-get install dnsperf" >&2; exit 1; }
+FLOODER=${FLOODER:-loadgen}
+command -v dnsperf >/dev/null || [ "$FLOODER" = loadgen ] ||
+  { echo "flood.sh: apt-get install dnsperf" >&2; exit 1; }
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p clusterdns -p clusterdns-bench --bins
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 WORK=$(mktemp -d /tmp/clusterdns-flood.XXXXXX)
@@ -40,7 +43,7 @@ python3 - "$WORK/flood.txt" <<'PY'
 import random, sys
 random.seed(1)
 with open(sys.argv[1], "w") as f:
-    for i in range(2_000_000):
+    for i in range(1_000_000):
         f.write(f"r{i}-{random.randrange(1 << 30):x}.flood.example A\n")
 PY
 UPSTREAM_PORT=5599
@@ -92,10 +95,15 @@ echo "upstream: $UPSTREAM; $SERVICES Services; RSS before: $(rss VmRSS) MiB"
 echo "== cluster names alone (loadgen, 10 s)"
 load
 for RATE in "${RATES[@]}"; do
-  echo "== flood: dnsperf at $RATE qps of random names for $SECONDS_FLOOD s; server CPU for it alone from 2 s to 7 s, then cluster names from loadgen"
-  # -q: enough queries outstanding that the rate holds while the forwarded ones wait.
-  taskset -c 1 /usr/bin/time -f "dnsperf CPU: %P of a core" dnsperf -s 127.0.0.1 -p "$PORT" \
-    -d "$WORK/flood.txt" -Q "$RATE" -l "$SECONDS_FLOOD" -q 65000 -t 3 >"$WORK/dnsperf.log" 2>&1 &
+  echo "== flood: $FLOODER at $RATE qps of random names for $SECONDS_FLOOD s; server CPU for it alone from 2 s to 7 s, then cluster names from loadgen"
+  if [ "$FLOODER" = dnsperf ]; then
+    # -q: enough queries outstanding that the rate holds while the forwarded ones wait.
+    taskset -c 1 /usr/bin/time -f "flood CPU: %P of a core" dnsperf -s 127.0.0.1 -p "$PORT" \
+      -d "$WORK/flood.txt" -Q "$RATE" -l "$SECONDS_FLOOD" -q 65000 -t 3 >"$WORK/flood.log" 2>&1 &
+  else
+    taskset -c 1 /usr/bin/time -f "flood CPU: %P of a core" "$BIN/loadgen" --server "127.0.0.1:$PORT" \
+      --queries "$WORK/flood.txt" --flood "$RATE" --duration "$SECONDS_FLOOD" >"$WORK/flood.log" 2>&1 &
+  fi
   FLOOD=$!
   # What the flood alone costs the server: what is left of its core is left for cluster names.
   sleep 2
@@ -105,7 +113,7 @@ for RATE in "${RATES[@]}"; do
   load
   echo "RSS during the flood: $(rss VmRSS) MiB"
   wait $FLOOD
-  grep -E "Queries sent|Queries completed|Queries lost|Response codes|CPU" "$WORK/dnsperf.log"
+  grep -E "Queries sent|Queries completed|Queries lost|Response codes|flood|CPU" "$WORK/flood.log"
   echo "RSS after: $(rss VmRSS) MiB, peak (VmHWM) so far $(rss VmHWM) MiB"
   sleep 3
 done

@@ -12,6 +12,7 @@
 //! - [`queryfile`]: query files read back into wire-format queries, for the load generator;
 //! - [`load`] and [`latency`]: the load generator's engine (batched UDP, bounded in-flight
 //!   queries, timeouts) and its latency histogram;
+//! - [`flood`](mod@flood): a flood of queries at a fixed rate, whatever the server answers;
 //! - [`check`]: responses reduced to comparable answer sets, to check two servers agree;
 //! - [`packet`]: query packets and reverse names for the criterion benches.
 //!
@@ -25,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod flood;
 pub mod generate;
 pub mod heap;
 pub mod json;

@@ -161,7 +161,7 @@ struct Flow {
 }
 
 /// A zeroed `mmsghdr` (a plain C struct of integers and pointers).
-fn empty_mmsghdr() -> libc::mmsghdr {
+pub(crate) fn empty_mmsghdr() -> libc::mmsghdr {
     // SAFETY: mmsghdr is plain old data; all-zero is a valid (empty) value.
     unsafe { std::mem::zeroed() }
 }
@@ -182,7 +182,7 @@ fn set_buffer(socket: &UdpSocket, option: libc::c_int) {
 }
 
 /// A connected, non-blocking UDP socket towards `server` with large buffers.
-fn connected_socket(server: SocketAddr) -> io::Result<UdpSocket> {
+pub(crate) fn connected_socket(server: SocketAddr) -> io::Result<UdpSocket> {
     let local: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().map_err(io::Error::other)?
     } else {

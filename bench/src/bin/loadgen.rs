@@ -4,6 +4,8 @@
 //! ```text
 //! taskset -c 1 loadgen --server 127.0.0.1:5300 --queries service-mix.txt --duration 10 [--json]
 //! loadgen --respond 127.0.0.1:5399      # a trivial server that echoes queries, for the ceiling
+//! loadgen --server 127.0.0.1:5300 --queries random.txt --flood 20000 --duration 30
+//!                                       # 20,000 queries a second, whatever comes back
 //! ```
 //!
 //! Pinning is left to the caller (`taskset`); see the crate README.
@@ -16,6 +18,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
+use clusterdns_bench::flood::{flood, FloodConfig};
 use clusterdns_bench::load::{respond, run, LoadConfig};
 use clusterdns_bench::queryfile::QueryFile;
 
@@ -55,6 +58,13 @@ struct Args {
     /// set) until killed: the fastest possible server, to measure the generator's ceiling.
     #[arg(long, value_name = "ADDR")]
     respond: Option<SocketAddr>,
+    /// Instead of keeping queries in flight, send this many a second, in file order, each
+    /// once, whatever the server answers (a flood), and count the replies by rcode.
+    #[arg(long, value_name = "QPS")]
+    flood: Option<f64>,
+    /// With --flood: milliseconds to keep counting replies after the last query.
+    #[arg(long, default_value_t = 3000)]
+    linger_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -80,6 +90,17 @@ fn execute(args: &Args) -> Result<(), String> {
     let queries = QueryFile::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if args.duration.is_nan() || args.duration <= 0.0 || args.duration.is_infinite() {
         return Err(format!("--duration {}: must be positive", args.duration));
+    }
+    if let Some(rate) = args.flood {
+        let config = FloodConfig {
+            server: args.server,
+            rate,
+            duration: Duration::from_secs_f64(args.duration),
+            linger: Duration::from_millis(args.linger_ms),
+        };
+        let report = flood(&config, &queries).map_err(|e| format!("{}: {e}", args.server))?;
+        print!("{}", report.to_text());
+        return Ok(());
     }
     let config = LoadConfig {
         server: args.server,

@@ -1,0 +1,242 @@
+//! A flood at a fixed rate: the queries of a [`QueryFile`] sent in order, each once, at a
+//! steady number per second whatever the server answers, with replies counted by response code
+//! but not waited for. It stands in for a misbehaving client (names that all miss the cache)
+//! while `load` measures what the others still get. It costs its core little: a batch per
+//! millisecond through `sendmmsg`, and replies drained with `recvmmsg`, so on a machine whose
+//! load generator shares a core with the flood, the flood takes almost nothing from it
+//! (dnsperf at the same rate takes 10-40% of that core).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::load::{connected_socket, empty_mmsghdr, RCODE_NAMES};
+use crate::queryfile::QueryFile;
+
+/// Queries per `sendmmsg` call at most.
+const BATCH: usize = 64;
+/// Largest reply read (only the header is looked at).
+const REPLY_BUFFER: usize = 512;
+/// How often the sender wakes up to send what is due.
+const TICK: Duration = Duration::from_millis(1);
+
+/// How to flood a server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloodConfig {
+    /// The server.
+    pub server: SocketAddr,
+    /// Queries per second.
+    pub rate: f64,
+    /// How long to send.
+    pub duration: Duration,
+    /// How long to keep counting replies after the last query (answers that wait on an
+    /// upstream's timeout come late).
+    pub linger: Duration,
+}
+
+/// What a flood sent and got back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FloodReport {
+    /// Queries sent.
+    pub sent: u64,
+    /// Queries the kernel did not take (its send buffer was full).
+    pub unsent: u64,
+    /// Replies, by response code.
+    pub rcodes: [u64; 16],
+    /// How long queries were sent.
+    pub elapsed: Duration,
+}
+
+impl FloodReport {
+    /// Replies received.
+    pub fn replies(&self) -> u64 {
+        self.rcodes.iter().sum()
+    }
+
+    /// The report as one line of text.
+    pub fn to_text(&self) -> String {
+        let rcodes: Vec<String> = RCODE_NAMES
+            .iter()
+            .zip(self.rcodes)
+            .filter(|(_, count)| *count > 0)
+            .map(|(name, count)| format!("{name} {count}"))
+            .collect();
+        format!(
+            "  flood: sent {} ({:.0} qps over {:.2} s), not taken by the kernel {}, replies {} \
+             ({:.1}%, {}), no reply {}\n",
+            self.sent,
+            self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9),
+            self.elapsed.as_secs_f64(),
+            self.unsent,
+            self.replies(),
+            100.0 * self.replies() as f64 / self.sent.max(1) as f64,
+            rcodes.join(", "),
+            self.sent.saturating_sub(self.replies()),
+        )
+    }
+}
+
+/// Sends the queries of `queries` in order (wrapping around) at `config.rate` a second for
+/// `config.duration`, counting replies until `config.linger` after the last, and reports.
+pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodReport> {
+    if queries.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the query file holds no query",
+        ));
+    }
+    if !(config.rate.is_finite() && config.rate > 0.0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("rate {}: must be positive", config.rate),
+        ));
+    }
+    let socket = connected_socket(config.server)?;
+    let fd = socket.as_raw_fd();
+    let mut ids = [[0u8; 2]; BATCH];
+    let mut send_iov = [[libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 2]; BATCH];
+    let mut send_msgs = [empty_mmsghdr(); BATCH];
+    let mut replies = vec![0u8; BATCH * REPLY_BUFFER];
+    let mut recv_iov: Vec<libc::iovec> = replies
+        .chunks_mut(REPLY_BUFFER)
+        .map(|chunk| libc::iovec {
+            iov_base: chunk.as_mut_ptr().cast(),
+            iov_len: REPLY_BUFFER,
+        })
+        .collect();
+    let mut recv_msgs = [empty_mmsghdr(); BATCH];
+    for (msg, iov) in recv_msgs.iter_mut().zip(recv_iov.iter_mut()) {
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+    }
+    let mut report = FloodReport::default();
+    let mut next = 0usize;
+    let start = Instant::now();
+    let stop_sending = config.duration;
+    let stop = config.duration + config.linger;
+    loop {
+        let elapsed = start.elapsed();
+        if elapsed >= stop {
+            break;
+        }
+        // Replies first: they free room in the socket's buffers.
+        loop {
+            for msg in &mut recv_msgs {
+                msg.msg_len = 0;
+            }
+            // SAFETY: each header points at its own REPLY_BUFFER bytes of `replies`, which
+            // outlives the call; no address or control data is asked for.
+            let got = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    recv_msgs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if got <= 0 {
+                break;
+            }
+            for (k, msg) in recv_msgs.iter().enumerate().take(got as usize) {
+                if msg.msg_len >= 4 {
+                    report.rcodes[usize::from(replies[k * REPLY_BUFFER + 3] & 0x0F)] += 1;
+                }
+            }
+        }
+        if elapsed < stop_sending {
+            let due = (config.rate * elapsed.as_secs_f64()) as u64;
+            while report.sent + report.unsent < due {
+                let n = ((due - report.sent - report.unsent) as usize).min(BATCH);
+                for k in 0..n {
+                    let id = (report.sent + report.unsent + k as u64) as u16;
+                    ids[k] = id.to_be_bytes();
+                    let rest = queries.after_id(next);
+                    next = (next + 1) % queries.len();
+                    send_iov[k] = [
+                        libc::iovec {
+                            iov_base: ids[k].as_mut_ptr().cast(),
+                            iov_len: 2,
+                        },
+                        libc::iovec {
+                            iov_base: rest.as_ptr().cast_mut().cast(),
+                            iov_len: rest.len(),
+                        },
+                    ];
+                    send_msgs[k].msg_hdr.msg_iov = send_iov[k].as_mut_ptr();
+                    send_msgs[k].msg_hdr.msg_iovlen = 2;
+                }
+                // SAFETY: the first n headers point at iovecs and bytes that live until the
+                // call returns (`ids`, `send_iov`, the query file); the socket is connected.
+                let sent = unsafe { libc::sendmmsg(fd, send_msgs.as_mut_ptr(), n as u32, 0) };
+                let sent = if sent < 0 {
+                    let error = io::Error::last_os_error();
+                    match error.raw_os_error() {
+                        Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::ECONNREFUSED) => 0,
+                        _ => return Err(error),
+                    }
+                } else {
+                    sent as usize
+                };
+                report.sent += sent as u64;
+                // What the kernel did not take is not sent again: the rate is what was offered.
+                report.unsent += (n - sent) as u64;
+            }
+            report.elapsed = elapsed;
+        }
+        std::thread::sleep(TICK);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::respond;
+    use std::net::UdpSocket;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn sends_at_the_rate_and_counts_the_replies() {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let server = socket.local_addr().expect("address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let responder = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || respond(&socket, 32, &stop))
+        };
+        let queries = QueryFile::parse("a.flood.example A\nb.flood.example AAAA\n").expect("file");
+        let config = FloodConfig {
+            server,
+            rate: 2000.0,
+            duration: Duration::from_millis(500),
+            linger: Duration::from_millis(200),
+        };
+        let report = flood(&config, &queries).expect("flood");
+        stop.store(true, Ordering::Relaxed);
+        responder.join().expect("responder").expect("responds");
+        // 2,000 a second for half a second: about 1,000, sent on the millisecond ticks.
+        assert!((900..=1000).contains(&report.sent), "{report:?}");
+        assert_eq!(report.unsent, 0);
+        // The responder echoes each query with QR set and rcode 0.
+        assert_eq!(report.rcodes[0], report.sent, "{report:?}");
+        assert!(report.to_text().contains("NOERROR"));
+    }
+
+    #[test]
+    fn refuses_a_rate_that_is_not_positive() {
+        let queries = QueryFile::parse("a.example A\n").expect("file");
+        let config = FloodConfig {
+            server: "127.0.0.1:9".parse().expect("address"),
+            rate: 0.0,
+            duration: Duration::from_millis(10),
+            linger: Duration::ZERO,
+        };
+        assert!(flood(&config, &queries).is_err());
+    }
+}
