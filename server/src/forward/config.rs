@@ -211,6 +211,9 @@ pub struct ForwardConfig {
     pub edns_payload: u16,
     /// The upstreams asked over TLS, and how (CoreDNS `tls://`); `None`: every one is plain.
     pub tls: Option<TlsUpstreams>,
+    /// How long a connection to an upstream with nothing to carry is kept for the next query:
+    /// a plain upstream's UDP sockets and a TLS upstream's connections (CoreDNS `expire`).
+    pub expire: Duration,
 }
 
 /// Names sent to one server over pooled TCP connections instead of to the upstreams: the
@@ -259,9 +262,14 @@ impl ForwardConfig {
             cluster: None,
             edns_payload: ADVERTISED_PAYLOAD,
             tls: None,
+            expire: DEFAULT_EXPIRE,
         }
     }
 }
+
+/// How long an idle upstream connection is kept unless `expire` says otherwise (CoreDNS's
+/// default `expire`).
+pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(10);
 
 /// A forwarding setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -318,6 +326,7 @@ impl ForwardArgs {
             cluster: None,
             edns_payload: ADVERTISED_PAYLOAD,
             tls: None,
+            expire: DEFAULT_EXPIRE,
         })
     }
 }

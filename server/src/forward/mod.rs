@@ -143,10 +143,11 @@ impl Forwarder {
                 false => Upstream::new(addr),
             })
             .map(|upstream| upstream.with_payload(config.edns_payload))
+            .map(|upstream| upstream.expiring_after(config.expire))
             .map(|upstream| match &config.tls {
                 // Kept at least one timeout idle, so a slow answer is not cut by `expire`.
                 Some(tls) if tls.upstreams.contains(&upstream.addr()) => {
-                    upstream.over_tls(tls, tls.expire.max(config.timeout))
+                    upstream.over_tls(tls, config.expire.max(config.timeout))
                 }
                 _ => upstream,
             })

@@ -16,7 +16,6 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -27,10 +26,6 @@ use tokio_rustls::TlsConnector;
 
 /// The port of DNS over TLS (RFC 7858 §3.1), used when a `tls://` upstream names none.
 pub const DOT_PORT: u16 = 853;
-
-/// How long an idle TLS connection is kept unless `expire` says otherwise (CoreDNS's default
-/// `expire`).
-pub const DEFAULT_EXPIRE: Duration = Duration::from_secs(10);
 
 /// Connections kept open to one TLS upstream at most; each carries many queries at once.
 pub const CONNECTIONS: usize = 2;
@@ -203,8 +198,6 @@ pub struct TlsUpstreams {
     /// The name verified in the certificates and sent as SNI (`tls_servername`); `None`: the
     /// upstream's address.
     pub server_name: Option<ServerName<'static>>,
-    /// How long a connection with nothing to carry is kept (CoreDNS `expire`).
-    pub expire: Duration,
 }
 
 impl TlsUpstreams {
@@ -282,12 +275,14 @@ fn content(path: &Path, what: impl Into<String>) -> TlsFileError {
 mod tests {
     use super::*;
     use crate::forward::cache::CacheKey;
+    use crate::forward::config::DEFAULT_EXPIRE;
     use crate::forward::pool::TcpPool;
     use crate::forward::upstream::ExchangeError;
     use clusterdns_zone::wire::HEADER_LEN;
     use rustls::server::WebPkiClientVerifier;
     use rustls::ServerConfig;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
@@ -406,7 +401,6 @@ mod tests {
             upstreams: vec![addr],
             client: trusting_the_test_ca(),
             server_name: None,
-            expire: DEFAULT_EXPIRE,
         };
         let name = tls.name_for(addr);
         let pool = TcpPool::tls(addr, 1, tls.client, name, DEFAULT_EXPIRE, 1232);

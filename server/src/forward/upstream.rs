@@ -1,14 +1,20 @@
 //! One upstream resolver: a query exchange over UDP, retried over TCP when the answer comes back
 //! truncated, and the in-band health state (failures in a row; down until a health check
-//! answers). Each UDP exchange uses a fresh socket on a kernel-chosen port, so the source port
-//! is as unpredictable as the 16-bit ID (RFC 5452 §4.5), and a reply is accepted only when it
-//! passes [`parse_response`]; anything else on the socket is ignored until the deadline. A
-//! `tls://` upstream is asked over its pool of pipelined TLS connections instead ([`TcpPool`],
-//! RFC 7858), and its health is kept the same way.
+//! answers). A UDP exchange takes a connected socket on a kernel-chosen port, one exchange at a
+//! time: one left idle by an earlier exchange (for at most `expire`, as CoreDNS keeps its
+//! upstream connections), else a new one. Making, registering and closing a socket was a third
+//! of what forwarding a query cost. A socket goes back to the idle set only after its exchange
+//! got a valid answer; a timeout or an error closes it, so nothing late is left on it. Ports
+//! stay unpredictable: each socket's is picked by the kernel, and a reply is accepted only when
+//! it passes [`parse_response`] (ID and question; RFC 5452 §9.1); anything else on the socket is
+//! ignored until the deadline. A `tls://` upstream is asked over its pool of pipelined TLS
+//! connections instead ([`TcpPool`], RFC 7858), and its health is kept the same way.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +22,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{timeout_at, Instant};
 
 use super::cache::CacheKey;
+use super::config::DEFAULT_EXPIRE;
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 
 use super::message::{parse_response, write_query_with_options, Response};
@@ -30,6 +37,62 @@ const UDP_RECEIVE: usize = 4096;
 thread_local! {
     /// Where a UDP answer is read before its bytes are kept (see [`Upstream::udp`]).
     static RECEIVE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; UDP_RECEIVE]);
+}
+
+/// Idle UDP sockets kept per upstream at most: past it, a socket is closed after its exchange.
+/// More exchanges than this at once each open their own socket.
+const IDLE_SOCKETS: usize = 256;
+
+/// Connected UDP sockets to one upstream with no exchange on them, the most recently used last.
+#[derive(Debug)]
+struct IdleSockets {
+    sockets: Mutex<VecDeque<(UdpSocket, Instant)>>,
+    /// How long one is kept unused; zero keeps none.
+    expire: Duration,
+}
+
+impl IdleSockets {
+    fn new(expire: Duration) -> Self {
+        IdleSockets {
+            sockets: Mutex::new(VecDeque::new()),
+            expire,
+        }
+    }
+
+    /// The most recently used socket, unless it has been idle for `expire` (then so have all).
+    fn take(&self) -> Option<UdpSocket> {
+        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (socket, since) = sockets.pop_back()?;
+        if since.elapsed() >= self.expire {
+            sockets.clear();
+            return None;
+        }
+        Some(socket)
+    }
+
+    /// Keeps `socket` for the next exchange, closing those idle for `expire`.
+    fn give(&self, socket: UdpSocket) {
+        let now = Instant::now();
+        let mut sockets = self.sockets.lock().unwrap_or_else(PoisonError::into_inner);
+        while sockets
+            .front()
+            .is_some_and(|(_, since)| now.duration_since(*since) >= self.expire)
+        {
+            sockets.pop_front();
+        }
+        if sockets.len() < IDLE_SOCKETS && !self.expire.is_zero() {
+            sockets.push_back((socket, now));
+        }
+    }
+
+    /// How many are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.sockets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 /// Why an exchange with an upstream failed.
@@ -71,6 +134,8 @@ pub struct Upstream {
     payload: u16,
     /// DNS over TLS: its pooled connections; `None`: plain DNS.
     tls: Option<TcpPool>,
+    /// UDP sockets left by earlier exchanges.
+    idle: IdleSockets,
 }
 
 impl Upstream {
@@ -83,6 +148,16 @@ impl Upstream {
             tcp_only: false,
             payload: ADVERTISED_PAYLOAD,
             tls: None,
+            idle: IdleSockets::new(DEFAULT_EXPIRE),
+        }
+    }
+
+    /// This upstream, its UDP sockets kept idle for `expire` between exchanges (CoreDNS
+    /// `expire`; zero: a socket per exchange).
+    pub fn expiring_after(self, expire: Duration) -> Self {
+        Upstream {
+            idle: IdleSockets::new(expire),
+            ..self
         }
     }
 
@@ -184,14 +259,10 @@ impl Upstream {
         validate: &impl Fn(&[u8]) -> Option<Response>,
         deadline: Instant,
     ) -> Result<Option<Exchanged>, ExchangeError> {
-        let local: SocketAddr = if self.addr.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
+        let socket = match self.idle.take() {
+            Some(socket) => socket,
+            None => self.new_socket().await?,
         };
-        let socket = UdpSocket::bind(local).await?;
-        // Connected: the kernel drops datagrams from other addresses and reports ICMP errors.
-        socket.connect(self.addr).await?;
         socket.send(query).await?;
         loop {
             // Waiting holds no buffer: under a flood thousands of queries wait on upstreams, and
@@ -218,12 +289,28 @@ impl Upstream {
             match received {
                 // Filled the buffer: possibly cut, ask over TCP.
                 Some(None) => return Ok(None),
-                Some(Some(exchanged)) => return Ok(Some(exchanged)),
+                Some(Some(exchanged)) => {
+                    self.idle.give(socket);
+                    return Ok(Some(exchanged));
+                }
                 // Spurious readiness, or not the answer to our question (late, spoofed or
                 // garbled): keep waiting.
                 None => {}
             }
         }
+    }
+
+    /// A UDP socket on a port the kernel picks, connected to the upstream: the kernel drops
+    /// datagrams from other addresses and reports ICMP errors.
+    async fn new_socket(&self) -> io::Result<UdpSocket> {
+        let local: SocketAddr = if self.addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = UdpSocket::bind(local).await?;
+        socket.connect(self.addr).await?;
+        Ok(socket)
     }
 
     async fn tcp(
@@ -300,6 +387,71 @@ mod tests {
             .expect("answered over TCP");
         assert_eq!(exchanged.packet.len(), question_end);
         assert_eq!(exchanged.response.rcode(), 0);
+    }
+
+    /// An upstream on loopback that answers every query but those for `silent.example.` and
+    /// reports the source port of each query it got.
+    async fn recording_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<u16>) {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        let (ports, seen) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
+                let _ = ports.send(peer.port());
+                if buf[..len].windows(6).any(|w| w == b"silent") {
+                    continue;
+                }
+                let mut answer = buf[..len].to_vec();
+                answer[2] |= 0x80;
+                let _ = udp.send_to(&answer, peer).await;
+            }
+        });
+        (addr, seen)
+    }
+
+    #[tokio::test]
+    async fn udp_sockets_are_reused_after_an_answer_and_closed_after_a_timeout_or_expire() {
+        let (addr, mut ports) = recording_upstream().await;
+        let key = CacheKey::new(b"\x03www\x07example\x00", 1, 1, false);
+        let silent = CacheKey::new(b"\x06silent\x07example\x00", 1, 1, false);
+        let upstream = Upstream::new(addr).expiring_after(Duration::from_millis(300));
+        let short = Duration::from_millis(200);
+        let ask = |key| upstream.exchange(key, 7, short);
+        ask(&key).await.expect("answered");
+        let first = ports.recv().await.unwrap();
+        ask(&key).await.expect("answered");
+        assert_eq!(ports.recv().await, Some(first), "the idle socket is reused");
+        assert_eq!(upstream.idle.len(), 1);
+        // A timeout closes the socket: a late answer never reaches the next exchange.
+        assert!(ask(&silent).await.is_err());
+        assert_eq!(ports.recv().await, Some(first));
+        assert_eq!(upstream.idle.len(), 0);
+        ask(&key).await.expect("answered");
+        let second = ports.recv().await.unwrap();
+        assert_ne!(second, first, "a new socket after the timeout");
+        // Idle past `expire`: closed, and the next exchange opens another.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        ask(&key).await.expect("answered");
+        assert_ne!(ports.recv().await, Some(second));
+    }
+
+    #[tokio::test]
+    async fn expire_zero_keeps_no_socket() {
+        let (addr, mut ports) = recording_upstream().await;
+        let key = CacheKey::new(b"\x03www\x07example\x00", 1, 1, false);
+        let upstream = Upstream::new(addr).expiring_after(Duration::ZERO);
+        upstream
+            .exchange(&key, 1, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let first = ports.recv().await.unwrap();
+        upstream
+            .exchange(&key, 2, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_ne!(ports.recv().await, Some(first));
+        assert_eq!(upstream.idle.len(), 0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rustls::pki_types::ServerName;
 
 use super::*;
 use crate::forward::resolv::parse_upstream_on;
-use crate::forward::tls::{TlsClient, TlsUpstreams, DEFAULT_EXPIRE, DOT_PORT};
+use crate::forward::tls::{TlsClient, TlsUpstreams, DOT_PORT};
 
 /// The `forward` directive; `listen` is the block's own addresses, which an upstream may not be.
 pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPlan, CorefileError> {
@@ -86,7 +86,6 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
     let mut prefer_udp = None;
     let mut tls_client = None;
     let mut server_name = None;
-    let mut expire = DEFAULT_EXPIRE;
     for option in &d.block {
         let arg = || one_arg(d, option);
         match option.name.text.as_str() {
@@ -108,9 +107,9 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
                 let fails: u32 = number(arg()?, "forward max_fails")?;
                 config.max_fails = if fails == 0 { u32::MAX } else { fails };
             }
-            // Only TLS connections are kept between queries: plain UDP and TCP use one socket per
-            // exchange, so there is nothing else to expire.
-            "expire" => expire = duration(arg()?)?,
+            // A plain upstream's UDP sockets and a TLS upstream's connections; TCP retries of
+            // truncated answers use a connection each.
+            "expire" => config.expire = duration(arg()?)?,
             "tls" => tls_client = Some(tls(option)?),
             "tls_servername" => {
                 let name = arg()?;
@@ -173,7 +172,6 @@ pub(super) fn forward(d: &Directive, listen: &[SocketAddr]) -> Result<ForwardPla
             upstreams: over_tls,
             client: tls_client.unwrap_or_else(TlsClient::system),
             server_name,
-            expire,
         });
     }
     Ok(ForwardPlan {
@@ -427,6 +425,7 @@ mod cache_tests;
 mod tests {
     use super::super::tests::{block_of, refused};
     use super::*;
+    use crate::forward::config::DEFAULT_EXPIRE;
 
     /// A file of server/testdata/tls/.
     fn testdata(name: &str) -> String {
@@ -457,7 +456,7 @@ mod tests {
             Some(ServerName::try_from("dns.quad9.net").unwrap())
         );
         assert_eq!(tls.client, TlsClient::system());
-        assert_eq!(tls.expire, DEFAULT_EXPIRE);
+        assert_eq!(config.expire, DEFAULT_EXPIRE);
 
         // "Or with multiple upstreams from the same provider".
         let config = config_of(
@@ -523,8 +522,13 @@ mod tests {
         );
         assert_eq!(client("tls"), TlsClient::system());
 
-        let tls = config_of("forward . tls://192.0.2.53 {\n        expire 30s\n    }").tls;
-        assert_eq!(tls.unwrap().expire, Duration::from_secs(30));
+        let config = config_of("forward . tls://192.0.2.53 {\n        expire 30s\n    }");
+        assert_eq!(config.expire, Duration::from_secs(30));
+        // A plain upstream's sockets expire the same way.
+        assert_eq!(
+            config_of("forward . 192.0.2.53 {\n        expire 1m\n    }").expire,
+            Duration::from_secs(60)
+        );
         // `tls` without a tls:// upstream is accepted and does nothing, as in CoreDNS.
         assert!(config_of(&format!(
             "forward . 192.0.2.53 {{\n        tls {ca}\n    }}"
