@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # A random-name flood through the forward path (issue 18): names that all miss the cache, sent at
-# fixed rates to clusterdns. Meanwhile our loadgen asks cluster names; its qps during each flood
-# is compared with its qps without one, in the same run. loadgen nearly fills the client core on
-# its own, so the flood is sent by `loadgen --flood` (a batch a millisecond, a few percent of a
-# core) unless FLOODER=dnsperf (10-40% of the core, taken from loadgen's qps). The share of the
-# server's core the flood takes, measured before loadgen starts, says what it costs the server.
-# Reports the server's RSS and peak (VmHWM), the share of a core the server and the clients
-# used, and how many flood names reached the upstream.
+# fixed rates to clusterdns, while our loadgen asks cluster names. loadgen nearly fills the client
+# core on its own, so the flood is sent by `loadgen --flood` (a batch a millisecond, a few
+# percent of a core) unless FLOODER=dnsperf (10-40% of the core, taken from loadgen's qps).
+#
+# For each rate, ROUNDS rounds alternate a control and a flood, LOAD_S seconds of cluster names
+# each. The control is the same flood (from loadgen --flood) sent straight to the upstream
+# instead of to clusterdns: the client core does the same work (the flood's sender, and the
+# answering upstream answering it) while clusterdns does none of it. The median cluster qps
+# during the floods over the median during the controls is what the flood cost clusterdns.
+# Then one flood of SECONDS_FLOOD seconds without loadgen gives the server's CPU for the flood
+# alone and its RSS. Reports the CPU of the server's listener and forwarding threads, loadgen's
+# CPU, the server's RSS and peak (VmHWM), and how many flood names reached the upstream.
 #
 #   bench/scripts/flood.sh [SERVICES] [FLOOD_QPS...]     # default 5000 2000 5000 20000
 #   NO_BUILD=1 ...                                        # with the release binaries built
 #   UPSTREAM=answering ...                                # see below
-#   SECONDS_FLOOD=30 ...                                  # each flood's length (default 30)
+#   SECONDS_FLOOD=30 ...                                  # the long flood's length (default 30)
 #   SERVER_FLAGS="--max-concurrent 100000" ...            # more flags for the server
 #   FLOODER=dnsperf ...                                   # dnsperf sends the flood, not loadgen
+#   ROUNDS=3 LOAD_S=5 ...                                 # control/flood rounds per rate, their length
 #
 # UPSTREAM=silent (default): the upstream takes every query and answers none, so each forwarded
 # query waits until it times out and the bounds hold: `max_concurrent` (1000 for --upstream)
@@ -30,6 +36,8 @@ shift || true
 RATES=("${@:-2000 5000 20000}")
 read -r -a RATES <<<"${RATES[*]}"
 SECONDS_FLOOD=${SECONDS_FLOOD:-30}
+ROUNDS=${ROUNDS:-3}
+LOAD_S=${LOAD_S:-5}
 UPSTREAM=${UPSTREAM:-silent}
 FLOODER=${FLOODER:-loadgen}
 command -v dnsperf >/dev/null || [ "$FLOODER" = loadgen ] ||
@@ -46,6 +54,8 @@ with open(sys.argv[1], "w") as f:
     for i in range(1_000_000):
         f.write(f"r{i}-{random.randrange(1 << 30):x}.flood.example A\n")
 PY
+# The control's names: sent to the upstream directly (the silent one counts only `flood` names).
+sed 's/\.flood\.example/.control.example/' "$WORK/flood.txt" >"$WORK/control.txt"
 UPSTREAM_PORT=5599
 case "$UPSTREAM" in
 silent)
@@ -81,38 +91,82 @@ done
 rss() { awk -v f="$1:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$SERVER/status"; }
 # CPU seconds (user + system) a process has used so far.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-# Ten seconds of cluster names; prints loadgen's qps and the share of a core the server and
-# loadgen each used meanwhile (a server below 100% was not the bottleneck).
-load() {
-  local before after
-  before=$(cpu "$SERVER")
-  taskset -c 1 /usr/bin/time -f "loadgen CPU: %P of a core" "$BIN/loadgen" --server "127.0.0.1:$PORT" \
-    --queries "$WORK/service-mix.txt" --duration 10 2>&1 | grep -E "qps|lost|CPU" | head -4
-  after=$(cpu "$SERVER")
-  echo "server CPU: $(echo "($after - $before) * 10" | bc -l | xargs printf '%.0f')% of a core"
+# CPU seconds the server's threads whose name starts with $1 have used so far (clusterdns-udp:
+# the listeners, which answer cluster names; clusterdns-fwd: the upstream exchanges).
+threads_cpu() {
+  local total=0 t
+  for t in /proc/$SERVER/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in "$1"*) total=$((total + $(awk '{ print $14 + $15 }' "$t/stat"))) ;; esac
+  done
+  echo "$total $(getconf CLK_TCK)" | awk '{ printf "%.2f", $1 / $2 }'
 }
-echo "upstream: $UPSTREAM; $SERVICES Services; RSS before: $(rss VmRSS) MiB"
-echo "== cluster names alone (loadgen, 10 s)"
-load
-for RATE in "${RATES[@]}"; do
-  echo "== flood: $FLOODER at $RATE qps of random names for $SECONDS_FLOOD s; server CPU for it alone from 2 s to 7 s, then cluster names from loadgen"
-  if [ "$FLOODER" = dnsperf ]; then
+# LOAD_S seconds of cluster names; prints loadgen's qps and the share of a core the server (its
+# listener and forwarding threads) and loadgen each used meanwhile.
+load() {
+  local before after udp fwd
+  before=$(cpu "$SERVER")
+  udp=$(threads_cpu clusterdns-udp)
+  fwd=$(threads_cpu clusterdns-fwd)
+  taskset -c 1 /usr/bin/time -f "loadgen CPU: %P of a core" "$BIN/loadgen" --server "127.0.0.1:$PORT" \
+    --queries "$WORK/service-mix.txt" --duration "$LOAD_S" 2>&1 | grep -E "qps|CPU" | head -3 |
+    sed -E 's/^ +//' | tr '\n' ' '
+  after=$(cpu "$SERVER")
+  percent() { echo "($1) * 100 / $LOAD_S" | bc -l | xargs printf '%.0f'; }
+  echo "server CPU $(percent "$after - $before")%" \
+    "(listeners $(percent "$(threads_cpu clusterdns-udp) - $udp")%," \
+    "forwarding $(percent "$(threads_cpu clusterdns-fwd) - $fwd")%)"
+}
+# Starts a flood of $2 queries a second from file $3 at address $1 for $4 seconds, in the
+# background (FLOOD is its pid); the report goes to $WORK/flood.log.
+start_flood() {
+  if [ "$FLOODER" = dnsperf ] && [ "$1" = "127.0.0.1:$PORT" ]; then
     # -q: enough queries outstanding that the rate holds while the forwarded ones wait.
     taskset -c 1 /usr/bin/time -f "flood CPU: %P of a core" dnsperf -s 127.0.0.1 -p "$PORT" \
-      -d "$WORK/flood.txt" -Q "$RATE" -l "$SECONDS_FLOOD" -q 65000 -t 3 >"$WORK/flood.log" 2>&1 &
+      -d "$3" -Q "$2" -l "$4" -q 65000 -t 3 >"$WORK/flood.log" 2>&1 &
   else
-    taskset -c 1 /usr/bin/time -f "flood CPU: %P of a core" "$BIN/loadgen" --server "127.0.0.1:$PORT" \
-      --queries "$WORK/flood.txt" --flood "$RATE" --duration "$SECONDS_FLOOD" >"$WORK/flood.log" 2>&1 &
+    taskset -c 1 /usr/bin/time -f "flood CPU: %P of a core" "$BIN/loadgen" --server "$1" \
+      --queries "$3" --flood "$2" --duration "$4" >"$WORK/flood.log" 2>&1 &
   fi
   FLOOD=$!
-  # What the flood alone costs the server: what is left of its core is left for cluster names.
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "upstream: $UPSTREAM; $SERVICES Services; flood from $FLOODER; RSS before: $(rss VmRSS) MiB"
+echo "== cluster names alone ($LOAD_S s)"
+load
+for RATE in "${RATES[@]}"; do
+  echo "== $RATE qps: $ROUNDS rounds of cluster names ($LOAD_S s) during the control, then during the flood"
+  controls="" floods=""
+  for round in $(seq "$ROUNDS"); do
+    start_flood "127.0.0.1:$UPSTREAM_PORT" "$RATE" "$WORK/control.txt" $((LOAD_S + 3))
+    sleep 2
+    line=$(load)
+    echo "round $round control: $line"
+    controls="$controls $(echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($i == "qps") print $(i + 1) }')"
+    wait "$FLOOD"
+    start_flood "127.0.0.1:$PORT" "$RATE" "$WORK/flood.txt" $((LOAD_S + 3))
+    sleep 2
+    line=$(load)
+    echo "round $round flood:   $line"
+    floods="$floods $(echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($i == "qps") print $(i + 1) }')"
+    wait "$FLOOD"
+    # Forwarded queries still waiting time out within 2 s: let them go before the next control.
+    sleep 3
+  done
+  c=$(echo "$controls" | median)
+  f=$(echo "$floods" | median)
+  echo "cluster qps at $RATE qps of flood: median $f against $c in the control: ratio $(echo "$f / $c" | bc -l | xargs printf '%.2f')"
+  echo "-- one flood of $SECONDS_FLOOD s at $RATE qps: the server's CPU for it alone from 2 s to 7 s, its RSS"
+  start_flood "127.0.0.1:$PORT" "$RATE" "$WORK/flood.txt" "$SECONDS_FLOOD"
   sleep 2
   before=$(cpu "$SERVER")
+  udp=$(threads_cpu clusterdns-udp)
+  fwd=$(threads_cpu clusterdns-fwd)
   sleep 5
-  echo "server CPU for the flood alone: $(echo "($(cpu "$SERVER") - $before) * 20" | bc -l | xargs printf '%.1f')% of a core"
-  load
+  echo "server CPU for the flood alone: $(echo "($(cpu "$SERVER") - $before) * 20" | bc -l | xargs printf '%.1f')%" \
+    "(listeners $(echo "($(threads_cpu clusterdns-udp) - $udp) * 20" | bc -l | xargs printf '%.1f')%," \
+    "forwarding $(echo "($(threads_cpu clusterdns-fwd) - $fwd) * 20" | bc -l | xargs printf '%.1f')%)"
   echo "RSS during the flood: $(rss VmRSS) MiB"
-  wait $FLOOD
+  wait "$FLOOD"
   grep -E "Queries sent|Queries completed|Queries lost|Response codes|flood|CPU" "$WORK/flood.log"
   echo "RSS after: $(rss VmRSS) MiB, peak (VmHWM) so far $(rss VmHWM) MiB"
   sleep 3
