@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use clusterdns::serving::FORWARD_NICE;
 use clusterdns_testkit::client;
 use clusterdns_testkit::dns::{query, rcode};
 use clusterdns_testkit::net::{free_port, loopback};
@@ -366,7 +367,8 @@ fn forwarding_yields_the_core_and_its_bound_refuses_on_the_listener() {
     let forwarding = thread_nice(server.pid(), "clusterdns-fwd");
     assert!(!listeners.is_empty() && !forwarding.is_empty());
     for (&fwd, &udp) in forwarding.iter().zip(listeners.iter().cycle()) {
-        assert_eq!(fwd, (udp + 10).min(19), "forwarding threads' nice");
+        let lower = i64::from(FORWARD_NICE);
+        assert_eq!(fwd, (udp + lower).min(19), "forwarding threads' nice");
     }
     // `max_concurrent` (below --max-forward-pending) is met first: the rest are refused by
     // the listener at once, and never reach the upstream.
