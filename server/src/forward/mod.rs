@@ -61,7 +61,7 @@ use clock::Clock;
 use config::{ForwardConfig, Policy};
 use metrics::ForwardStats;
 use pool::TcpPool;
-use upstream::Upstream;
+use upstream::{ConnCache, Upstream};
 
 /// Upstreams tried for one query at most (each once, with its own timeout).
 const MAX_ATTEMPTS: usize = 3;
@@ -347,10 +347,10 @@ impl Forwarder {
             .stats()
             .write_prometheus(&shared.server_label, out);
         shared.stats.write_prometheus(out);
-        let tls: Vec<&TcpPool> = (shared.upstreams.iter())
-            .filter_map(Upstream::tls_pool)
+        let rows: Vec<ConnCache> = (shared.upstreams.iter())
+            .flat_map(Upstream::conn_cache)
             .collect();
-        TcpPool::write_conn_cache(&tls, out);
+        ConnCache::write_prometheus(&rows, out);
         if let Some(pool) = &shared.cluster {
             pool.write_prometheus(out);
         }

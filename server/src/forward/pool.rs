@@ -173,36 +173,6 @@ impl TcpPool {
         );
     }
 
-    /// Renders CoreDNS's `coredns_proxy_conn_cache_hits_total` and
-    /// `coredns_proxy_conn_cache_misses_total` for the TLS upstreams `pools` (`proto="tcp-tls"`):
-    /// a miss is a connection opened (a handshake), a hit a query sent on one already open.
-    pub fn write_conn_cache(pools: &[&TcpPool], out: &mut String) {
-        use std::fmt::Write as _;
-        if pools.is_empty() {
-            return;
-        }
-        let families = [
-            ("hits", "hits", TcpPool::reused as fn(&TcpPool) -> u64),
-            ("misses", "misses", TcpPool::opened),
-        ];
-        for (suffix, what, value) in families {
-            let name = format!("coredns_proxy_conn_cache_{suffix}_total");
-            let _ = writeln!(
-                out,
-                "# HELP {name} Counter of connection cache {what} per upstream and protocol.\n\
-                 # TYPE {name} counter"
-            );
-            for pool in pools {
-                let _ = writeln!(
-                    out,
-                    "{name}{{proxy_name=\"forward\",to=\"{}\",proto=\"tcp-tls\"}} {}",
-                    pool.addr,
-                    value(pool)
-                );
-            }
-        }
-    }
-
     /// Asks `key` over a pooled connection within `timeout`, retrying once on a new connection
     /// when a reused one turns out closed.
     pub async fn exchange(

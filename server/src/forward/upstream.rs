@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -136,6 +136,59 @@ pub struct Upstream {
     tls: Option<TcpPool>,
     /// UDP sockets left by earlier exchanges.
     idle: IdleSockets,
+    /// UDP exchanges on a socket reused, and on one opened for them; TCP connections opened.
+    udp_reused: AtomicU64,
+    udp_opened: AtomicU64,
+    tcp_opened: AtomicU64,
+}
+
+/// One row of CoreDNS's connection cache counters: an upstream, a protocol (`udp`, `tcp`,
+/// `tcp-tls`), exchanges on a connection reused (hits) and connections opened (misses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnCache {
+    /// The upstream.
+    pub to: SocketAddr,
+    /// `udp`, `tcp` or `tcp-tls`, as CoreDNS labels them.
+    pub proto: &'static str,
+    /// Exchanges on a connection already open.
+    pub hits: u64,
+    /// Connections opened.
+    pub misses: u64,
+}
+
+impl ConnCache {
+    /// Renders `coredns_proxy_conn_cache_hits_total` and `coredns_proxy_conn_cache_misses_total`
+    /// for `rows` (nothing when there are none).
+    pub fn write_prometheus(rows: &[ConnCache], out: &mut String) {
+        use std::fmt::Write as _;
+        if rows.is_empty() {
+            return;
+        }
+        let families = [
+            (
+                "hits",
+                (|row: &ConnCache| row.hits) as fn(&ConnCache) -> u64,
+            ),
+            ("misses", |row: &ConnCache| row.misses),
+        ];
+        for (what, value) in families {
+            let name = format!("coredns_proxy_conn_cache_{what}_total");
+            let _ = writeln!(
+                out,
+                "# HELP {name} Counter of connection cache {what} per upstream and protocol.\n\
+                 # TYPE {name} counter"
+            );
+            for row in rows {
+                let _ = writeln!(
+                    out,
+                    "{name}{{proxy_name=\"forward\",to=\"{}\",proto=\"{}\"}} {}",
+                    row.to,
+                    row.proto,
+                    value(row)
+                );
+            }
+        }
+    }
 }
 
 impl Upstream {
@@ -149,7 +202,33 @@ impl Upstream {
             payload: ADVERTISED_PAYLOAD,
             tls: None,
             idle: IdleSockets::new(DEFAULT_EXPIRE),
+            udp_reused: AtomicU64::new(0),
+            udp_opened: AtomicU64::new(0),
+            tcp_opened: AtomicU64::new(0),
         }
+    }
+
+    /// Its connection cache counters, a row per protocol it has used (CoreDNS's
+    /// `coredns_proxy_conn_cache_*`): a TLS upstream's pool, else UDP sockets and TCP
+    /// connections (a TCP exchange always opens one).
+    pub fn conn_cache(&self) -> Vec<ConnCache> {
+        let row = |proto, hits, misses| ConnCache {
+            to: self.addr,
+            proto,
+            hits,
+            misses,
+        };
+        if let Some(pool) = &self.tls {
+            return vec![row("tcp-tls", pool.reused(), pool.opened())];
+        }
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        [
+            row("udp", load(&self.udp_reused), load(&self.udp_opened)),
+            row("tcp", 0, load(&self.tcp_opened)),
+        ]
+        .into_iter()
+        .filter(|row| row.hits + row.misses > 0)
+        .collect()
     }
 
     /// This upstream, its UDP sockets kept idle for `expire` between exchanges (CoreDNS
@@ -260,8 +339,14 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<Option<Exchanged>, ExchangeError> {
         let socket = match self.idle.take() {
-            Some(socket) => socket,
-            None => self.new_socket().await?,
+            Some(socket) => {
+                self.udp_reused.fetch_add(1, Ordering::Relaxed);
+                socket
+            }
+            None => {
+                self.udp_opened.fetch_add(1, Ordering::Relaxed);
+                self.new_socket().await?
+            }
         };
         socket.send(query).await?;
         loop {
@@ -320,6 +405,7 @@ impl Upstream {
         deadline: Instant,
     ) -> Result<Exchanged, ExchangeError> {
         let exchange = async {
+            self.tcp_opened.fetch_add(1, Ordering::Relaxed);
             let mut stream = TcpStream::connect(self.addr).await?;
             stream.set_nodelay(true)?;
             let mut framed = Vec::with_capacity(query.len() + 2);
@@ -434,6 +520,27 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(350)).await;
         ask(&key).await.expect("answered");
         assert_ne!(ports.recv().await, Some(second));
+        // Two exchanges reused a socket; three opened one (the first, after the timeout, after
+        // expire), and the one that timed out reused the first socket.
+        let rows = upstream.conn_cache();
+        assert_eq!(
+            rows,
+            [ConnCache {
+                to: addr,
+                proto: "udp",
+                hits: 2,
+                misses: 3
+            }]
+        );
+        let mut out = String::new();
+        ConnCache::write_prometheus(&rows, &mut out);
+        let to = format!("to=\"{addr}\",proto=\"udp\"");
+        for line in [
+            format!("coredns_proxy_conn_cache_hits_total{{proxy_name=\"forward\",{to}}} 2"),
+            format!("coredns_proxy_conn_cache_misses_total{{proxy_name=\"forward\",{to}}} 3"),
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
     }
 
     #[tokio::test]
