@@ -129,6 +129,17 @@ start_flood() {
   fi
   FLOOD=$!
 }
+# One round: a flood at $2 from $WORK/$3 at $RATE qps, and cluster names during it; prints the
+# load's line (labelled $1) on stderr and its qps on stdout.
+segment() {
+  local line
+  start_flood "$2" "$RATE" "$WORK/$3" $((LOAD_S + 3))
+  sleep 2
+  line=$(load)
+  echo "$1: $line" >&2
+  wait "$FLOOD"
+  echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($i == "qps") print $(i + 1) }'
+}
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo "upstream: $UPSTREAM; $SERVICES Services; flood from $FLOODER; RSS before: $(rss VmRSS) MiB"
 echo "== cluster names alone ($LOAD_S s)"
@@ -137,18 +148,8 @@ for RATE in "${RATES[@]}"; do
   echo "== $RATE qps: $ROUNDS rounds of cluster names ($LOAD_S s) during the control, then during the flood"
   controls="" floods=""
   for round in $(seq "$ROUNDS"); do
-    start_flood "127.0.0.1:$UPSTREAM_PORT" "$RATE" "$WORK/control.txt" $((LOAD_S + 3))
-    sleep 2
-    line=$(load)
-    echo "round $round control: $line"
-    controls="$controls $(echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($i == "qps") print $(i + 1) }')"
-    wait "$FLOOD"
-    start_flood "127.0.0.1:$PORT" "$RATE" "$WORK/flood.txt" $((LOAD_S + 3))
-    sleep 2
-    line=$(load)
-    echo "round $round flood:   $line"
-    floods="$floods $(echo "$line" | awk '{ for (i = 1; i < NF; i++) if ($i == "qps") print $(i + 1) }')"
-    wait "$FLOOD"
+    controls="$controls $(segment "round $round control" "127.0.0.1:$UPSTREAM_PORT" control.txt)"
+    floods="$floods $(segment "round $round flood  " "127.0.0.1:$PORT" flood.txt)"
     # Forwarded queries still waiting time out within 2 s: let them go before the next control.
     sleep 3
   done

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::load::{connected_socket, empty_mmsghdr, RCODE_NAMES};
+use crate::load::{connected_socket, empty_mmsghdr, rcode_list};
 use crate::queryfile::QueryFile;
 
 /// Queries per `sendmmsg` call at most.
@@ -56,12 +56,6 @@ impl FloodReport {
 
     /// The report as one line of text.
     pub fn to_text(&self) -> String {
-        let rcodes: Vec<String> = RCODE_NAMES
-            .iter()
-            .zip(self.rcodes)
-            .filter(|(_, count)| *count > 0)
-            .map(|(name, count)| format!("{name} {count}"))
-            .collect();
         format!(
             "  flood: sent {} ({:.0} qps over {:.2} s), not taken by the kernel {}, replies {} \
              ({:.1}%, {}), no reply {}\n",
@@ -71,7 +65,7 @@ impl FloodReport {
             self.unsent,
             self.replies(),
             100.0 * self.replies() as f64 / self.sent.max(1) as f64,
-            rcodes.join(", "),
+            rcode_list(&self.rcodes),
             self.sent.saturating_sub(self.replies()),
         )
     }
@@ -196,20 +190,12 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::load::respond;
-    use std::net::UdpSocket;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use crate::load::test_responder;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn sends_at_the_rate_and_counts_the_replies() {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let server = socket.local_addr().expect("address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let responder = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || respond(&socket, 32, &stop))
-        };
+        let (server, stop, responder) = test_responder();
         let queries = QueryFile::parse("a.flood.example A\nb.flood.example AAAA\n").expect("file");
         let config = FloodConfig {
             server,

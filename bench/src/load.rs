@@ -107,12 +107,6 @@ impl LoadReport {
     /// The report as a few lines of text.
     pub fn to_text(&self) -> String {
         let ms = |ns: u64| ns as f64 / 1e6;
-        let rcodes: Vec<String> = RCODE_NAMES
-            .iter()
-            .zip(self.rcodes)
-            .filter(|(_, count)| *count > 0)
-            .map(|(name, count)| format!("{name} {count}"))
-            .collect();
         format!(
             "  sent {}, completed {}, lost {}, unexpected {}, malformed {}\n  \
              qps {:.0} over {:.2} s\n  \
@@ -130,9 +124,20 @@ impl LoadReport {
             ms(self.latency.quantile(0.999)),
             ms(self.latency.max()),
             ms(self.latency.mean()),
-            rcodes.join(", ")
+            rcode_list(&self.rcodes)
         )
     }
+}
+
+/// The response codes seen, as `NOERROR 5, REFUSED 2`.
+pub(crate) fn rcode_list(rcodes: &[u64; 16]) -> String {
+    let seen: Vec<String> = RCODE_NAMES
+        .iter()
+        .zip(rcodes)
+        .filter(|(_, count)| **count > 0)
+        .map(|(name, count)| format!("{name} {count}"))
+        .collect();
+    seen.join(", ")
 }
 
 /// A query in flight.
@@ -493,20 +498,31 @@ pub fn respond(socket: &UdpSocket, batch: usize, stop: &AtomicBool) -> io::Resul
     Ok(answered)
 }
 
+/// A [`respond`]er on a loopback port, for tests: its address, what stops it, and its thread
+/// (which returns how many queries it answered).
+#[cfg(test)]
+pub(crate) fn test_responder() -> (
+    SocketAddr,
+    std::sync::Arc<AtomicBool>,
+    std::thread::JoinHandle<io::Result<u64>>,
+) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let server = socket.local_addr().expect("address");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let responder = {
+        let stop = stop.clone();
+        std::thread::spawn(move || respond(&socket, 16, &stop))
+    };
+    (server, stop, responder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn loads_a_responder_and_counts_every_reply() {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let server = socket.local_addr().expect("address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let responder = {
-            let stop = stop.clone();
-            std::thread::spawn(move || respond(&socket, 16, &stop))
-        };
+        let (server, stop, responder) = test_responder();
         let queries = QueryFile::parse("a.example A\nb.example AAAA\n").expect("parses");
         let config = LoadConfig {
             server,
