@@ -16,9 +16,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p clusterdns --target x86_64-unknown-linux-musl \
- && cp target/x86_64-unknown-linux-musl/release/clusterdns /clusterdns
-# Debug line tables are most of the file (the release profile keeps them for backtraces).
+    cargo build --profile dist --locked -p clusterdns --target x86_64-unknown-linux-musl \
+ && cp target/x86_64-unknown-linux-musl/dist/clusterdns /clusterdns
+# Debug line tables are most of the file (the dist profile keeps them for backtraces).
 # The file capability is for runtimes that run the image as a non-root user and set nothing
 # else (it travels with the file into the final stage when the builder keeps extended
 # attributes). deploy/clusterdns.yaml does not need it: its pod sysctl opens port 53. It keeps

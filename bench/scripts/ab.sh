@@ -5,12 +5,12 @@
 #
 #   bench/scripts/ab.sh OLD_BINARY NEW_BINARY [SERVICES] [ROUNDS]
 #
-# Uses target/release/gen-cluster and loadgen (cargo build --release -p clusterdns-bench --bins).
+# Uses target/dist/gen-cluster and loadgen (cargo build --profile dist -p clusterdns-bench --bins).
 # Loopback only; every run is bounded (3 s of load), and the servers are stopped at the end.
 set -euo pipefail
 OLD=$1; NEW=$2; SERVICES=${3:-50000}; ROUNDS=${4:-3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/dist
 DIR=$(mktemp -d); PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$DIR"' EXIT
 "$BIN/gen-cluster" --services "$SERVICES" --queries 100000 --out "$DIR" >/dev/null

@@ -27,12 +27,12 @@
 #   OUTSTANDING [500]    dnsperf -q
 #   MAX_QPS [2000000]    dnsperf -Q
 #   SERVER_CPU [0]       core of the server under test
-#   CLUSTERDNS [target/release/clusterdns]  the binary to measure
+#   CLUSTERDNS [target/dist/clusterdns]  the binary to measure
 #   CLIENT_CPU [1]       core of dnsperf and knotd
 #   PORT [5320]          knotd on PORT, clusterdns on PORT+1, unbound on PORT+2 (127.0.0.1)
 #   QUIET_S [30]         seconds without rustc or another dnsperf before measuring
 #   QUIET_MAX_S [1800]   give up waiting for quiet after this long (and measure anyway)
-#   BUILD [1]            0 skips `cargo build --release -p clusterdns`
+#   BUILD [1]            0 skips `cargo build --profile dist -p clusterdns`
 #   KEEP [0]             1 keeps the work directory (configs, logs, raw dnsperf output)
 #
 # Needs knotd, unbound, dnsperf and taskset: `apt-get install -y knot unbound dnsperf`; stop the
@@ -87,10 +87,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ "$BUILD" = 1 ]; then
-  echo "== build (release)"
-  cargo build --release -q -p clusterdns
+  echo "== build (dist profile)"
+  cargo build --profile dist -q -p clusterdns
 fi
-CLUSTERDNS=${CLUSTERDNS:-${CARGO_TARGET_DIR:-$ROOT/target}/release/clusterdns}
+CLUSTERDNS=${CLUSTERDNS:-${CARGO_TARGET_DIR:-$ROOT/target}/dist/clusterdns}
 
 echo "== zone and query files ($NAMES names)"
 mkdir -p "$WORK/knot/db"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# clusterdns side by side with Knot DNS, NSD and Unbound (ARCHITECTURE.md, "Measuring"): builds the release
+# clusterdns side by side with Knot DNS, NSD and Unbound (ARCHITECTURE.md, "Measuring"): builds the dist
 # binaries once, installs the servers and dnsperf with apt-get when missing (and stops the
 # services the packages start: they are not ours to measure), then runs the `compare` binary,
 # which generates each cluster size, starts every server pinned to CPU 0, checks their answers against
@@ -27,6 +27,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     systemctl disable --now "$service" >/dev/null 2>&1 || service "$service" stop >/dev/null 2>&1 || true
   done
 fi
-cargo build --release -q -p clusterdns -p clusterdns-bench --bins
+cargo build --profile dist -q -p clusterdns -p clusterdns-bench --bins
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-exec "$TARGET_DIR/release/compare" "$@"
+exec "$TARGET_DIR/dist/compare" "$@"

@@ -57,11 +57,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== build (release)"
-cargo build --release -q -p clusterdns -p clusterdns-bench
+echo "== build (dist profile)"
+cargo build --profile dist -q -p clusterdns -p clusterdns-bench
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SERVER=$TARGET_DIR/release/clusterdns
-GEN=$TARGET_DIR/release/gen-cluster
+SERVER=$TARGET_DIR/dist/clusterdns
+GEN=$TARGET_DIR/dist/gen-cluster
 
 echo "== generate"
 gen_args=(--services "$SERVICES" --seed "$SEED" --out "$WORK")

@@ -14,7 +14,7 @@
 # CPU, the server's RSS and peak (VmHWM), and how many flood names reached the upstream.
 #
 #   bench/scripts/flood.sh [SERVICES] [FLOOD_QPS...]     # default 5000 2000 5000 20000
-#   NO_BUILD=1 ...                                        # with the release binaries built
+#   NO_BUILD=1 ...                                        # with the dist binaries built
 #   UPSTREAM=answering ...                                # see below
 #   SECONDS_FLOOD=30 ...                                  # the long flood's length (default 30)
 #   SERVER_FLAGS="--max-concurrent 100000" ...            # more flags for the server
@@ -42,8 +42,8 @@ UPSTREAM=${UPSTREAM:-silent}
 FLOODER=${FLOODER:-loadgen}
 command -v dnsperf >/dev/null || [ "$FLOODER" = loadgen ] ||
   { echo "flood.sh: apt-get install dnsperf" >&2; exit 1; }
-[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p clusterdns -p clusterdns-bench --bins
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+[ -n "${NO_BUILD:-}" ] || cargo build --profile dist -q -p clusterdns -p clusterdns-bench --bins
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/dist
 WORK=$(mktemp -d /tmp/clusterdns-flood.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 "$BIN/gen-cluster" --services "$SERVICES" --endpoints $((SERVICES * 10)) --seed 1 --out "$WORK" >/dev/null

@@ -47,7 +47,7 @@ def main() -> int:
     args = argparse.ArgumentParser()
     args.add_argument("--connections", type=int, default=10000)
     args.add_argument("--max-tcp-connections", type=int, default=1024)
-    args.add_argument("--binary", default="target/release/clusterdns")
+    args.add_argument("--binary", default="target/dist/clusterdns")
     args.add_argument("--manifests", default="tests/golden/cluster.yaml")
     args.add_argument("--port", type=int, default=5453)
     a = args.parse_args()

@@ -8,8 +8,8 @@
 //! cluster are answered by a Knot DNS on loopback, through clusterdns's cache.
 //!
 //! ```text
-//! cargo build --release -p clusterdns -p clusterdns-bench --bin ndots
-//! CLUSTERDNS_BIN=target/release/clusterdns target/release/ndots [--rounds 200]
+//! cargo build --profile dist -p clusterdns -p clusterdns-bench --bin ndots
+//! CLUSTERDNS_BIN=target/dist/clusterdns target/dist/ndots [--rounds 200]
 //! ```
 //!
 //! Prints, per name, the queries one resolution takes and its median and p99 wall time, warm

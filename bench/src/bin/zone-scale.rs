@@ -1,7 +1,7 @@
 //! How the zone scales with the cluster: full build time, heap bytes per Service, per endpoint
 //! and per name, and the latency of publishing one changed EndpointSlice, at 1k / 10k / 50k Services.
 //!
-//! `cargo run --release -p clusterdns-bench --bin zone-scale [-- SIZES...]`
+//! `cargo run --profile dist -p clusterdns-bench --bin zone-scale [-- SIZES...]`
 //!
 //! Memory is the live heap held by the builder and its published snapshot, counted by a wrapping
 //! global allocator. Bytes per endpoint come from two builds with the same Services and 10 vs 20

@@ -1,7 +1,7 @@
 //! `api-scale`: clusterdns on the Kubernetes API path at scale.
 //!
 //! Loads a synthetic cluster (`clusterdns_bench::generate`) into the in-process fake API server,
-//! starts the release `clusterdns` binary against it (one worker thread, pinned to CPU 0 with
+//! starts the `clusterdns` binary of the `dist` profile against it (one worker thread, pinned to CPU 0 with
 //! `taskset` when there is one, a dead upstream so nothing leaves the machine) and reports:
 //!
 //! - the time from start to `/ready` 200 (the initial paged list plus the first build), and the
@@ -13,9 +13,9 @@
 //! - a re-list after `410 Expired`: how long it takes and how answers fare while it runs.
 //!
 //! ```text
-//! cargo build --release -p clusterdns
-//! cargo build --release -p clusterdns-bench --bin api-scale
-//! taskset -c 1 target/release/api-scale --services 1000 --endpoints 10000
+//! cargo build --profile dist -p clusterdns
+//! cargo build --profile dist -p clusterdns-bench --bin api-scale
+//! taskset -c 1 target/dist/api-scale --services 1000 --endpoints 10000
 //! ```
 //!
 //! The fake and this driver should run on another CPU than the server (`taskset -c 1` above), so
@@ -84,7 +84,7 @@ struct Args {
 const USAGE: &str = "usage: api-scale [--services N] [--endpoints N] [--rounds N] \
                      [--clusterdns PATH] [--soak MINUTES]\n\
                      defaults: 50000 Services, 500000 endpoints, 20 rounds, \
-                     target/release/clusterdns";
+                     target/dist/clusterdns";
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -92,7 +92,7 @@ impl Args {
             services: 50_000,
             endpoints: 500_000,
             rounds: 20,
-            clusterdns: PathBuf::from("target/release/clusterdns"),
+            clusterdns: PathBuf::from("target/dist/clusterdns"),
             soak: 0,
         };
         while let Some(flag) = args.next() {
@@ -601,7 +601,7 @@ impl Server {
     fn start(api: &FakeApi, binary: &Path) -> Result<Server, String> {
         if !binary.is_file() {
             return Err(format!(
-                "{}: no such binary (cargo build --release -p clusterdns, or --clusterdns PATH)",
+                "{}: no such binary (cargo build --profile dist -p clusterdns, or --clusterdns PATH)",
                 binary.display()
             ));
         }

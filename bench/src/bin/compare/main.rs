@@ -4,7 +4,7 @@
 //! clusterdns's on a sample of the query files, then run interleaved rounds (A B C D A B C D...) of
 //! the load generator (and dnsperf) pinned to CPU 1, and print a table per query file.
 //!
-//! Run it through `bench/scripts/compare.sh`, which installs the servers and builds the release
+//! Run it through `bench/scripts/compare.sh`, which installs the servers and builds the dist
 //! binaries first. It writes every config into a temporary directory, and stops the servers it
 //! started on exit. `servers.rs` starts them, `measure.rs` measures them, `report.rs` prints the
 //! tables.
@@ -83,7 +83,7 @@ struct Args {
     /// CPU the load clients are pinned to.
     #[arg(long, default_value_t = 1)]
     client_cpu: usize,
-    /// Directory of the release binaries (clusterdns, gen-cluster, loadgen) [default: this
+    /// Directory of the dist binaries (clusterdns, gen-cluster, loadgen) [default: this
     /// binary's].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -252,7 +252,7 @@ fn run(args: &Args) -> Result<(), String> {
     for binary in ["clusterdns", "gen-cluster", "loadgen"] {
         if !bin_dir.join(binary).is_file() {
             return Err(format!(
-                "{}: missing; build with cargo build --release -p clusterdns -p clusterdns-bench",
+                "{}: missing; build with cargo build --profile dist -p clusterdns -p clusterdns-bench",
                 bin_dir.join(binary).display()
             ));
         }
