@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::load::{connected_socket, empty_mmsghdr, rcode_list};
+use crate::load::{connected_socket, empty_mmsghdr, rcode_list, taken};
 use crate::queryfile::QueryFile;
 
 /// Queries per `sendmmsg` call at most.
@@ -167,15 +167,7 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
                 // SAFETY: the first n headers point at iovecs and bytes that live until the
                 // call returns (`ids`, `send_iov`, the query file); the socket is connected.
                 let sent = unsafe { libc::sendmmsg(fd, send_msgs.as_mut_ptr(), n as u32, 0) };
-                let sent = if sent < 0 {
-                    let error = io::Error::last_os_error();
-                    match error.raw_os_error() {
-                        Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::ECONNREFUSED) => 0,
-                        _ => return Err(error),
-                    }
-                } else {
-                    sent as usize
-                };
+                let sent = taken(sent)?;
                 report.sent += sent as u64;
                 // What the kernel did not take is not sent again: the rate is what was offered.
                 report.unsent += (n - sent) as u64;

@@ -129,6 +129,20 @@ impl LoadReport {
     }
 }
 
+/// How many messages a `sendmmsg` that returned `result` handed to the kernel: none when its
+/// buffer was full or the server's port was closed (an ICMP error came back), which a load
+/// generator rides out; any other error stops it.
+pub(crate) fn taken(result: libc::c_int) -> io::Result<usize> {
+    if result >= 0 {
+        return Ok(result as usize);
+    }
+    let error = io::Error::last_os_error();
+    match error.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::ECONNREFUSED) => Ok(0),
+        _ => Err(error),
+    }
+}
+
 /// The response codes seen, as `NOERROR 5, REFUSED 2`.
 pub(crate) fn rcode_list(rcodes: &[u64; 16]) -> String {
     let seen: Vec<String> = RCODE_NAMES
@@ -292,15 +306,7 @@ impl Flow {
                 0,
             )
         };
-        let sent = if sent < 0 {
-            let error = io::Error::last_os_error();
-            match error.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) | Some(libc::ECONNREFUSED) => 0,
-                _ => return Err(error),
-            }
-        } else {
-            sent as usize
-        };
+        let sent = taken(sent)?;
         // Queries the kernel did not take go back to the free list.
         for k in sent..n {
             let slot = self.send_slots[k];
