@@ -309,7 +309,9 @@ async fn silent_upstream_is_marked_down_and_the_other_used() {
     );
     // The background health check keeps failing against it.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let failing = format!("coredns_forward_healthcheck_failures_total{{to=\"{silent}\"}} 0");
+    let failing = format!(
+        "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{silent}\"}} 0"
+    );
     while has_line(&metrics(&forwarder), &failing) {
         assert!(Instant::now() < deadline, "no health check failure counted");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -268,8 +268,7 @@ fn a_dead_tls_upstream_is_marked_down_and_the_next_is_used() {
     }
     server.wait_log(&["marked down", &dead.to_string()]);
     let to_dead = format!("to=\"{dead}\"");
-    let health_failures =
-        || server.metric("coredns_forward_healthcheck_failures_total", &[&to_dead]);
+    let health_failures = || server.metric("coredns_proxy_healthcheck_failures_total", &[&to_dead]);
     server.process.wait_until(
         Instant::now(),
         WITHIN,

@@ -234,7 +234,9 @@ impl ForwardStats {
         self.healthcheck_broken.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders the `coredns_proxy_request_duration_seconds` histogram and the `coredns_forward_*`
+    /// Renders the `coredns_proxy_request_duration_seconds` histogram, the
+    /// `coredns_proxy_healthcheck_failures_total` counters (CoreDNS 1.13's name; its
+    /// `coredns_forward_healthcheck_failures_total` is deprecated) and the `coredns_forward_*`
     /// counters.
     pub fn write_prometheus(&self, out: &mut String) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
@@ -284,14 +286,14 @@ impl ForwardStats {
         );
         header(
             out,
-            "coredns_forward_healthcheck_failures_total",
+            "coredns_proxy_healthcheck_failures_total",
             "counter",
             "Counter of the number of failed healthchecks.",
         );
         for (upstream, failures) in self.upstreams.iter().zip(self.healthcheck_failures.iter()) {
             let _ = writeln!(
                 out,
-                "coredns_forward_healthcheck_failures_total{{to=\"{upstream}\"}} {}",
+                "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{upstream}\"}} {}",
                 load(failures)
             );
         }
@@ -370,7 +372,8 @@ mod tests {
             format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} 3"),
             format!("coredns_proxy_request_duration_seconds_count{{{labels}}} 3"),
             "coredns_forward_max_concurrent_rejects_total 1".to_string(),
-            "coredns_forward_healthcheck_failures_total{to=\"10.0.0.10:53\"} 1".to_string(),
+            "coredns_proxy_healthcheck_failures_total{proxy_name=\"forward\",to=\"10.0.0.10:53\"} 1"
+                .to_string(),
             "coredns_forward_healthcheck_broken_total 0".to_string(),
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
