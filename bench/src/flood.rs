@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::load::{connected_socket, empty_mmsghdr, rcode_list, taken};
+use crate::load::{connected_socket, empty_mmsghdr, query_iov, rcode_list, taken, Replies};
 use crate::queryfile::QueryFile;
 
 /// Queries per `sendmmsg` call at most.
@@ -94,19 +94,7 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
         iov_len: 0,
     }; 2]; BATCH];
     let mut send_msgs = [empty_mmsghdr(); BATCH];
-    let mut replies = vec![0u8; BATCH * REPLY_BUFFER];
-    let mut recv_iov: Vec<libc::iovec> = replies
-        .chunks_mut(REPLY_BUFFER)
-        .map(|chunk| libc::iovec {
-            iov_base: chunk.as_mut_ptr().cast(),
-            iov_len: REPLY_BUFFER,
-        })
-        .collect();
-    let mut recv_msgs = [empty_mmsghdr(); BATCH];
-    for (msg, iov) in recv_msgs.iter_mut().zip(recv_iov.iter_mut()) {
-        msg.msg_hdr.msg_iov = iov;
-        msg.msg_hdr.msg_iovlen = 1;
-    }
+    let mut replies = Replies::new(BATCH, REPLY_BUFFER);
     let mut report = FloodReport::default();
     let mut next = 0usize;
     let start = Instant::now();
@@ -118,27 +106,11 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
             break;
         }
         // Replies first: they free room in the socket's buffers.
-        loop {
-            for msg in &mut recv_msgs {
-                msg.msg_len = 0;
-            }
-            // SAFETY: each header points at its own REPLY_BUFFER bytes of `replies`, which
-            // outlives the call; no address or control data is asked for.
-            let got = unsafe {
-                libc::recvmmsg(
-                    fd,
-                    recv_msgs.as_mut_ptr(),
-                    BATCH as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if got <= 0 {
-                break;
-            }
-            for (k, msg) in recv_msgs.iter().enumerate().take(got as usize) {
-                if msg.msg_len >= 4 {
-                    report.rcodes[usize::from(replies[k * REPLY_BUFFER + 3] & 0x0F)] += 1;
+        // A failed receive ends the draining, as an empty one does: the flood goes on.
+        while let Ok(got @ 1..) = replies.receive(fd) {
+            for k in 0..got {
+                if let Some(&flags) = replies.get(k).get(3) {
+                    report.rcodes[usize::from(flags & 0x0F)] += 1;
                 }
             }
         }
@@ -151,16 +123,7 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
                     ids[k] = id.to_be_bytes();
                     let rest = queries.after_id(next);
                     next = (next + 1) % queries.len();
-                    send_iov[k] = [
-                        libc::iovec {
-                            iov_base: ids[k].as_mut_ptr().cast(),
-                            iov_len: 2,
-                        },
-                        libc::iovec {
-                            iov_base: rest.as_ptr().cast_mut().cast(),
-                            iov_len: rest.len(),
-                        },
-                    ];
+                    send_iov[k] = query_iov(&mut ids[k], rest);
                     send_msgs[k].msg_hdr.msg_iov = send_iov[k].as_mut_ptr();
                     send_msgs[k].msg_hdr.msg_iovlen = 2;
                 }

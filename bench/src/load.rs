@@ -174,9 +174,91 @@ struct Flow {
     send_iov: Vec<[libc::iovec; 2]>,
     send_msgs: Vec<libc::mmsghdr>,
     send_slots: Vec<u16>,
-    replies: Vec<u8>,
-    recv_iov: Vec<libc::iovec>,
-    recv_msgs: Vec<libc::mmsghdr>,
+    replies: Replies,
+}
+
+/// Room for a batch of replies of at most `size` bytes each (longer ones are cut), received
+/// with one `recvmmsg`; allocated once.
+pub(crate) struct Replies {
+    bytes: Vec<u8>,
+    /// One iovec per reply, into `bytes`: never read, only kept alive, as `msgs` point at them.
+    _iov: Vec<libc::iovec>,
+    msgs: Vec<libc::mmsghdr>,
+    size: usize,
+}
+
+impl Replies {
+    /// Room for `batch` replies of `size` bytes.
+    pub(crate) fn new(batch: usize, size: usize) -> Self {
+        let mut bytes = vec![0u8; batch * size];
+        let mut iov: Vec<libc::iovec> = bytes
+            .chunks_mut(size)
+            .map(|chunk| libc::iovec {
+                iov_base: chunk.as_mut_ptr().cast(),
+                iov_len: size,
+            })
+            .collect();
+        let mut msgs = vec![empty_mmsghdr(); batch];
+        for (msg, iov) in msgs.iter_mut().zip(iov.iter_mut()) {
+            msg.msg_hdr.msg_iov = iov;
+            msg.msg_hdr.msg_iovlen = 1;
+        }
+        // Moving the vectors into the struct keeps their heap buffers where the pointers say.
+        Replies {
+            bytes,
+            _iov: iov,
+            msgs,
+            size,
+        }
+    }
+
+    /// Receives up to a batch on `fd` without waiting; how many arrived (none when nothing
+    /// waits or the server's port is closed).
+    pub(crate) fn receive(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
+        for msg in &mut self.msgs {
+            msg.msg_len = 0;
+        }
+        // SAFETY: each header points at its own `size` bytes of `bytes` (through `iov`), which
+        // live as long as `self`; no address or control data is asked for.
+        let got = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.msgs.as_mut_ptr(),
+                self.msgs.len() as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if got < 0 {
+            let error = io::Error::last_os_error();
+            return match error.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ECONNREFUSED) => Ok(0),
+                _ => Err(error),
+            };
+        }
+        Ok(got as usize)
+    }
+
+    /// Reply `k` of the last receive.
+    pub(crate) fn get(&self, k: usize) -> &[u8] {
+        let len = (self.msgs[k].msg_len as usize).min(self.size);
+        &self.bytes[k * self.size..k * self.size + len]
+    }
+}
+
+/// The two iovecs of a query sent from a [`QueryFile`]: its ID (`id`), then the rest of its
+/// pre-encoded bytes (`rest`), so nothing is copied.
+pub(crate) fn query_iov(id: &mut [u8; 2], rest: &[u8]) -> [libc::iovec; 2] {
+    [
+        libc::iovec {
+            iov_base: id.as_mut_ptr().cast(),
+            iov_len: 2,
+        },
+        libc::iovec {
+            iov_base: rest.as_ptr().cast_mut().cast(),
+            iov_len: rest.len(),
+        },
+    ]
 }
 
 /// A zeroed `mmsghdr` (a plain C struct of integers and pointers).
@@ -218,7 +300,7 @@ pub(crate) fn connected_socket(server: SocketAddr) -> io::Result<UdpSocket> {
 impl Flow {
     fn new(server: SocketAddr, outstanding: usize, batch: usize) -> io::Result<Self> {
         let slots = outstanding.clamp(1, 4096).next_power_of_two();
-        let mut flow = Flow {
+        Ok(Flow {
             socket: connected_socket(server)?,
             slots: vec![Slot::default(); slots],
             free: (0..slots as u16).rev().collect(),
@@ -234,22 +316,8 @@ impl Flow {
             ],
             send_msgs: vec![empty_mmsghdr(); batch],
             send_slots: vec![0; batch],
-            replies: vec![0; batch * REPLY_BUFFER],
-            recv_iov: Vec::with_capacity(batch),
-            recv_msgs: vec![empty_mmsghdr(); batch],
-        };
-        for i in 0..batch {
-            let base = flow.replies[i * REPLY_BUFFER..].as_mut_ptr();
-            flow.recv_iov.push(libc::iovec {
-                iov_base: base.cast(),
-                iov_len: REPLY_BUFFER,
-            });
-        }
-        for (msg, iov) in flow.recv_msgs.iter_mut().zip(flow.recv_iov.iter_mut()) {
-            msg.msg_hdr.msg_iov = iov;
-            msg.msg_hdr.msg_iovlen = 1;
-        }
-        Ok(flow)
+            replies: Replies::new(batch, REPLY_BUFFER),
+        })
     }
 
     /// Queries in flight.
@@ -282,16 +350,7 @@ impl Flow {
             if *next == queries.len() {
                 *next = 0;
             }
-            self.send_iov[k] = [
-                libc::iovec {
-                    iov_base: self.ids[k].as_mut_ptr().cast(),
-                    iov_len: 2,
-                },
-                libc::iovec {
-                    iov_base: rest.as_ptr().cast_mut().cast(),
-                    iov_len: rest.len(),
-                },
-            ];
+            self.send_iov[k] = query_iov(&mut self.ids[k], rest);
             let msg = &mut self.send_msgs[k].msg_hdr;
             msg.msg_iov = self.send_iov[k].as_mut_ptr();
             msg.msg_iovlen = 2;
@@ -318,31 +377,10 @@ impl Flow {
 
     /// Receives up to a batch of replies and matches them; returns how many arrived.
     fn receive(&mut self, report: &mut LoadReport, now_ns: u64) -> io::Result<usize> {
-        for msg in &mut self.recv_msgs {
-            msg.msg_len = 0;
-        }
-        // SAFETY: each header points at its own REPLY_BUFFER bytes of `replies`, which lives as
-        // long as `self`; no address or control data is asked for.
-        let got = unsafe {
-            libc::recvmmsg(
-                self.socket.as_raw_fd(),
-                self.recv_msgs.as_mut_ptr(),
-                self.recv_msgs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if got < 0 {
-            let error = io::Error::last_os_error();
-            return match error.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::ECONNREFUSED) => Ok(0),
-                _ => Err(error),
-            };
-        }
+        let got = self.replies.receive(self.socket.as_raw_fd())?;
         let mask = (1usize << self.slot_bits) - 1;
-        for k in 0..got as usize {
-            let len = self.recv_msgs[k].msg_len as usize;
-            let reply = &self.replies[k * REPLY_BUFFER..k * REPLY_BUFFER + len.min(REPLY_BUFFER)];
+        for k in 0..got {
+            let reply = self.replies.get(k);
             if reply.len() < 12 {
                 report.malformed += 1;
                 continue;
@@ -360,7 +398,7 @@ impl Flow {
             report.rcodes[usize::from(reply[3] & 0x0F)] += 1;
             report.latency.record(now_ns.saturating_sub(slot.sent_ns));
         }
-        Ok(got as usize)
+        Ok(got)
     }
 
     /// Gives up on queries in flight for longer than `timeout_ns`.
