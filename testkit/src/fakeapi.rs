@@ -20,6 +20,13 @@
 //! lists and watches as the API server's watch cache does: a change that makes an object match
 //! is sent as ADDED, one that makes it stop matching as DELETED (its previous state, at the
 //! change's resourceVersion), and changes on either side of the selector as they are.
+//!
+//! Streaming lists are served as v1.36 serves them (the WatchList feature): a watch with
+//! `sendInitialEvents=true` (which needs `resourceVersionMatch=NotOlderThan` and bookmarks)
+//! starts with the current objects as ADDED events, then a bookmark annotated
+//! `k8s.io/initial-events-end`, then goes on as a watch. [`FakeApi::set_watch_list`] turns the
+//! feature off, and such a watch is then refused with `422 Invalid` as by a server whose
+//! feature gate is off.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::convert::Infallible;
@@ -162,8 +169,12 @@ struct State {
     forbidden: HashSet<Kind>,
     down: bool,
     bookmark_interval: Duration,
+    /// Whether watches may ask for the initial state as events (`sendInitialEvents`).
+    watch_list: bool,
     requests: Vec<LoggedRequest>,
     lists: HashMap<Kind, usize>,
+    /// Complete listings begun: first pages, and watches that send the initial state.
+    listings: HashMap<Kind, usize>,
     watches: HashMap<Kind, usize>,
     open_watches: HashMap<Kind, usize>,
 }
@@ -290,8 +301,10 @@ impl FakeApi {
                 forbidden: HashSet::new(),
                 down: false,
                 bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
+                watch_list: true,
                 requests: Vec::new(),
                 lists: HashMap::new(),
+                listings: HashMap::new(),
                 watches: HashMap::new(),
                 open_watches: HashMap::new(),
             }),
@@ -413,6 +426,12 @@ impl FakeApi {
         self.shared.lock().bookmark_interval = interval;
     }
 
+    /// Serves streaming lists (`true`, the default, as v1.36 does) or refuses a watch that
+    /// asks for them with `422 Invalid`, as a server with the WatchList feature gate off does.
+    pub fn set_watch_list(&self, supported: bool) {
+        self.shared.lock().watch_list = supported;
+    }
+
     /// The current (latest) resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().rv
@@ -426,6 +445,12 @@ impl FakeApi {
     /// How many list requests (pages included) were answered for `kind`.
     pub fn lists(&self, kind: Kind) -> usize {
         self.shared.lock().lists.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// How many complete listings of `kind` were begun: paged lists (counted once, at their
+    /// first page) and streaming lists (watches that send the initial state).
+    pub fn listings(&self, kind: Kind) -> usize {
+        self.shared.lock().listings.get(&kind).copied().unwrap_or(0)
     }
 
     /// How many watch requests were answered for `kind`.
@@ -575,6 +600,9 @@ fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Result<Response<B
     if state.forbidden.contains(&route.kind) {
         return Ok(forbidden(&route, &query));
     }
+    if let Err(causes) = query.validate(state.watch_list) {
+        return Ok(invalid(&causes));
+    }
     if let Some(name) = &route.name {
         let key = (
             route.kind,
@@ -589,6 +617,14 @@ fn handle(shared: &Arc<Shared>, request: Request<Incoming>) -> Result<Response<B
                 &format!("{} \"{name}\" not found", route.kind.plural()),
             ),
         });
+    }
+    let begins_listing = if query.watch {
+        query.send_initial_events == Some(true)
+    } else {
+        query.continue_token.is_none()
+    };
+    if begins_listing {
+        *state.listings.entry(route.kind).or_default() += 1;
     }
     if query.watch {
         *state.watches.entry(route.kind).or_default() += 1;
@@ -649,14 +685,15 @@ impl Route {
 struct Query {
     watch: bool,
     resource_version: Option<u64>,
-    exact: bool,
+    /// `resourceVersionMatch`, when given.
+    version_match: Option<VersionMatch>,
     limit: Option<usize>,
     /// A continued list: the version it lists at, and the namespace and name of the last
     /// object the previous page returned.
     continue_token: Option<(u64, String, String)>,
     timeout: Option<Duration>,
     bookmarks: bool,
-    send_initial_events: bool,
+    send_initial_events: Option<bool>,
     labels: LabelSelector,
     fields: Vec<(String, String)>,
 }
@@ -677,8 +714,9 @@ impl Query {
                 "resourceVersion" if value.is_empty() => {}
                 "resourceVersion" => parsed.resource_version = Some(number("resourceVersion")?),
                 "resourceVersionMatch" => match value.as_str() {
-                    "Exact" => parsed.exact = true,
-                    "NotOlderThan" | "" => {}
+                    "Exact" => parsed.version_match = Some(VersionMatch::Exact),
+                    "NotOlderThan" => parsed.version_match = Some(VersionMatch::NotOlderThan),
+                    "" => {}
                     other => return Err(format!("unknown resourceVersionMatch {other:?}")),
                 },
                 "limit" => parsed.limit = Some(number("limit")? as usize).filter(|&l| l > 0),
@@ -699,7 +737,7 @@ impl Query {
                     parsed.timeout = Some(Duration::from_secs(number("timeoutSeconds")?))
                 }
                 "allowWatchBookmarks" => parsed.bookmarks = value == "true" || value == "1",
-                "sendInitialEvents" => parsed.send_initial_events = value == "true",
+                "sendInitialEvents" => parsed.send_initial_events = Some(value == "true"),
                 "labelSelector" => {
                     parsed.labels = LabelSelector::parse(&value)
                         .map_err(|e| format!("labelSelector {value:?}: {e}"))?
@@ -711,6 +749,51 @@ impl Query {
             }
         }
         Ok(parsed)
+    }
+
+    /// The checks the API server makes of list and watch options before serving them (as v1.36
+    /// validates them), with `watch_list` the WatchList feature gate: the causes of a refusal,
+    /// as `(field, message)`.
+    fn validate(&self, watch_list: bool) -> Result<(), Vec<(&'static str, &'static str)>> {
+        let mut causes = Vec::new();
+        if !self.watch {
+            if self.send_initial_events.is_some() {
+                causes.push((
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for list",
+                ));
+            }
+        } else if let Some(send) = self.send_initial_events {
+            if self.version_match != Some(VersionMatch::NotOlderThan) {
+                causes.push((
+                    "resourceVersionMatch",
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                ));
+            }
+            if send && !self.bookmarks {
+                causes.push((
+                    "allowWatchBookmarks",
+                    "allowWatchBookmarks must be set to true when sendInitialEvents is set",
+                ));
+            }
+            if !watch_list {
+                causes.push((
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for watch unless the WatchList feature \
+                     gate is enabled",
+                ));
+            }
+        } else if self.version_match.is_some() {
+            causes.push((
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is set",
+            ));
+        }
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(causes)
+        }
     }
 
     fn matches(&self, route: &Route, object: &Value) -> bool {
@@ -755,6 +838,15 @@ impl Query {
             (false, false) => None,
         }
     }
+}
+
+/// `resourceVersionMatch`: how a list's or watch's resourceVersion is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum VersionMatch {
+    /// At exactly that version.
+    Exact,
+    /// At that version or any newer one.
+    NotOlderThan,
 }
 
 /// `metadata.name=x,metadata.namespace=y`; other fields are refused, as for most kinds.
@@ -804,6 +896,7 @@ fn percent_decode(value: &str) -> Option<String> {
 /// (optional in the API) is left out: counting it would walk the rest of the collection for
 /// every page.
 fn list(state: &State, route: &Route, query: &Query) -> Response<Body> {
+    let exact = query.version_match == Some(VersionMatch::Exact);
     let (rv, after) = if let Some((rv, namespace, name)) = &query.continue_token {
         if *rv < state.compacted {
             return status(
@@ -824,14 +917,14 @@ fn list(state: &State, route: &Route, query: &Query) -> Response<Body> {
                     &format!("Too large resource version: {rv}, current: {}", state.rv),
                 )
             }
-            Some(rv) if query.exact && rv < state.compacted => {
+            Some(rv) if exact && rv < state.compacted => {
                 return status(
                     StatusCode::GONE,
                     "Expired",
                     &format!("too old resource version: {rv} ({})", state.compacted),
                 )
             }
-            Some(rv) if query.exact => (rv, None),
+            Some(rv) if exact => (rv, None),
             Some(_) => (state.rv, None),
         }
     };
@@ -878,6 +971,16 @@ fn start_watch(
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, io::Error>>(64);
     let mut first = Vec::new();
     let since = match query.resource_version {
+        // A streaming list: the current state (never older than asked), then its end.
+        _ if query.send_initial_events == Some(true) => {
+            for (_, object) in state.objects_from(route.kind, state.rv, None) {
+                if query.matches(&route, &object.value) {
+                    first.push(added_line(route.kind, &object.item));
+                }
+            }
+            first.push(bookmark_line(route.kind, state.rv, true));
+            state.rv
+        }
         Some(rv) if rv > 0 && rv < state.compacted => {
             // What a real API server does: 200, then an in-stream 410, then the end.
             let error = expired_event(rv, state.compacted);
@@ -889,11 +992,8 @@ fn start_watch(
         _ => {
             for (_, object) in state.objects_from(route.kind, state.rv, None) {
                 if query.matches(&route, &object.value) {
-                    first.push(event_line("ADDED", &object.value));
+                    first.push(added_line(route.kind, &object.item));
                 }
-            }
-            if query.send_initial_events && query.bookmarks {
-                first.push(bookmark_line(route.kind, state.rv, true));
             }
             state.rv
         }
@@ -951,9 +1051,17 @@ async fn run_watch(
                 bookmark_due = false;
             }
         }
-        for line in pending.drain(..) {
-            if tx.send(Ok(Frame::data(Bytes::from(line)))).await.is_err() {
-                return;
+        // Lines go out in chunks of about 64 KiB, as a server's buffered writer sends them: a
+        // streaming list of a large cluster is then not one frame per object.
+        let mut chunk = String::new();
+        let mut lines = pending.drain(..).peekable();
+        while let Some(line) = lines.next() {
+            chunk.push_str(&line);
+            if chunk.len() >= 64 * 1024 || lines.peek().is_none() {
+                let frame = Frame::data(Bytes::from(std::mem::take(&mut chunk)));
+                if tx.send(Ok(frame)).await.is_err() {
+                    return;
+                }
             }
         }
         tokio::select! {
@@ -982,6 +1090,18 @@ fn event_line(event: &str, object: &Value) -> String {
     format!("{{\"type\":\"{event}\",\"object\":{object}}}\n")
 }
 
+/// An ADDED event for a stored object from its list item text (which lacks kind and
+/// apiVersion, as list items do).
+fn added_line(kind: Kind, item: &str) -> String {
+    let rest = item.strip_prefix('{').unwrap_or(item);
+    let separator = if rest.starts_with('}') { "" } else { "," };
+    format!(
+        "{{\"type\":\"ADDED\",\"object\":{{\"kind\":\"{}\",\"apiVersion\":\"{}\"{separator}{rest}}}\n",
+        kind.name(),
+        kind.api_version()
+    )
+}
+
 fn bookmark_line(kind: Kind, rv: u64, initial_events_end: bool) -> String {
     let mut metadata = json!({ "resourceVersion": rv.to_string() });
     if initial_events_end {
@@ -1006,6 +1126,27 @@ fn expired_event(asked: u64, compacted: u64) -> String {
         "code": 410,
     });
     event_line("ERROR", &object)
+}
+
+/// `422 Invalid` for list or watch options the API server refuses, one cause per field.
+fn invalid(causes: &[(&str, &str)]) -> Response<Body> {
+    let message = causes
+        .iter()
+        .map(|(field, message)| format!("{field}: Forbidden: {message}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let causes: Vec<Value> = (causes.iter())
+        .map(|(field, message)| {
+            json!({ "reason": "FieldValueForbidden", "message": format!("Forbidden: {message}"), "field": field })
+        })
+        .collect();
+    let details = json!({ "group": "meta.k8s.io", "kind": "ListOptions", "causes": causes });
+    status_with_details(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        &format!("ListOptions.meta.k8s.io \"\" is invalid: {message}"),
+        Some(details),
+    )
 }
 
 fn forbidden(route: &Route, query: &Query) -> Response<Body> {

@@ -2,7 +2,8 @@
 //! bookmarks and timeouts, in-stream 410 leading to a re-list, 403 as an error, resumption
 //! after dropped connections and outages, bad requests answered with a `Status`, label
 //! selectors on lists and watches (an object relabelled into or out of one is ADDED or
-//! DELETED), and a kubeconfig the client loads.
+//! DELETED), streaming lists (`sendInitialEvents`) and their refusal, and a kubeconfig the
+//! client loads.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -425,6 +426,118 @@ async fn an_outage_fails_requests_and_watches_resume_after_it() {
         }
     }
     assert_eq!(api.lists(Kind::Service), 1);
+}
+
+/// A Service watcher with the streaming-list strategy (`sendInitialEvents`), on its own task.
+fn spawn_streaming_watcher(services: Api<Service>) -> Events {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let config = watcher::Config::default().streaming_lists();
+        let mut stream = watcher::watcher(services, config).boxed();
+        while let Some(event) = stream.next().await {
+            if tx.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream_of(rx)
+}
+
+#[tokio::test]
+async fn a_streaming_list_sends_the_objects_then_the_end_bookmark_then_changes() {
+    let api = FakeApi::start();
+    api.upsert(Kind::Service, svc("default", "a", "10.96.0.1"));
+    api.upsert(Kind::Service, svc("kube-system", "b", "10.96.0.2"));
+    api.upsert(Kind::Namespace, fakeapi::namespace("default"));
+    let mut stream = spawn_streaming_watcher(Api::all(client(&api)));
+    let mut listed = initial(&mut stream).await;
+    listed.sort();
+    assert_eq!(listed, ["a", "b"]);
+    assert_eq!(api.lists(Kind::Service), 0, "no list request");
+    assert_eq!(api.listings(Kind::Service), 1);
+    // The same stream goes on as a watch.
+    api.upsert(Kind::Service, svc("default", "c", "10.96.0.3"));
+    let event = next(&mut stream, "added").await;
+    assert_eq!(name_of(&event), Some("c"), "{event:?}");
+    assert_eq!(api.watches(Kind::Service), 1, "{:?}", api.requests());
+    // After a 410 the watcher streams the list again.
+    api.expire();
+    loop {
+        match next(&mut stream, "the 410").await {
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => break,
+            Ok(Event::Apply(_)) => {}
+            other => panic!("expected the 410, got {other:?}"),
+        }
+    }
+    let mut listed = initial(&mut stream).await;
+    listed.sort();
+    assert_eq!(listed, ["a", "b", "c"]);
+    assert_eq!(api.listings(Kind::Service), 2);
+    assert_eq!(api.lists(Kind::Service), 0);
+}
+
+#[tokio::test]
+async fn the_end_bookmark_carries_the_annotation_and_the_version() {
+    let api = FakeApi::start();
+    let at = api.upsert(Kind::Service, svc("default", "a", "10.96.0.1"));
+    let services: Api<Service> = Api::all(client(&api));
+    let params = WatchParams::default().initial_events();
+    let mut stream = pin!(services.watch(&params, "").await.expect("watch"));
+    match next(&mut stream, "the object").await {
+        Ok(WatchEvent::Added(s)) => assert_eq!(s.metadata.name.as_deref(), Some("a")),
+        other => panic!("expected ADDED a, got {other:?}"),
+    }
+    match next(&mut stream, "the end bookmark").await {
+        Ok(WatchEvent::Bookmark(bookmark)) => {
+            assert_eq!(bookmark.metadata.resource_version, at.to_string());
+            let end = bookmark
+                .metadata
+                .annotations
+                .get("k8s.io/initial-events-end");
+            assert_eq!(end.map(String::as_str), Some("true"));
+        }
+        other => panic!("expected the end bookmark, got {other:?}"),
+    }
+}
+
+#[test]
+fn streaming_lists_are_validated_and_refused_when_the_feature_is_off() {
+    let api = FakeApi::start();
+    let streaming = "/api/v1/services?watch=true&sendInitialEvents=true&allowWatchBookmarks=true\
+                     &resourceVersionMatch=NotOlderThan&timeoutSeconds=1";
+    for (path, field) in [
+        (
+            "/api/v1/services?watch=true&sendInitialEvents=true&allowWatchBookmarks=true",
+            "resourceVersionMatch",
+        ),
+        (
+            "/api/v1/services?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+            "allowWatchBookmarks",
+        ),
+        (
+            "/api/v1/services?watch=true&resourceVersionMatch=NotOlderThan",
+            "resourceVersionMatch",
+        ),
+        (
+            "/api/v1/services?sendInitialEvents=true",
+            "sendInitialEvents",
+        ),
+    ] {
+        let (code, body) = raw(&api, "GET", path);
+        assert_eq!(code, 422, "{path}: {body}");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("a Status body");
+        assert_eq!(status["reason"], "Invalid", "{body}");
+        assert_eq!(status["details"]["causes"][0]["field"], field, "{body}");
+    }
+    let (code, body) = raw(&api, "GET", streaming);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("k8s.io/initial-events-end"), "{body}");
+
+    api.set_watch_list(false);
+    let (code, body) = raw(&api, "GET", streaming);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("WatchList feature gate"), "{body}");
+    assert_eq!(api.listings(Kind::Service), 1, "refusals begin no listing");
 }
 
 /// Sends one raw HTTP/1.1 request; returns the status code and the body.

@@ -359,14 +359,22 @@ fn initial_sync_answers_every_kind_and_reports_ready() {
         "queries counted"
     );
     for kind in [Kind::Namespace, Kind::Service, Kind::EndpointSlice] {
-        assert_eq!(api.lists(kind), 1, "{kind:?} listed once");
+        assert_eq!(api.listings(kind), 1, "{kind:?} listed once");
+        assert_eq!(api.lists(kind), 0, "{kind:?} streamed, not paged");
         assert!(api.watches(kind) >= 1, "{kind:?} watched");
     }
+    let streamed = (api.requests().iter())
+        .filter(|r| r.path.contains("sendInitialEvents=true"))
+        .count();
+    assert_eq!(streamed, 3, "one streaming list per resource");
 }
 
 #[test]
 fn an_initial_list_of_several_pages_is_complete() {
     let api = FakeApi::start();
+    // A server without streaming lists: the watch that asks for one is refused (422), and the
+    // source lists in pages instead.
+    api.set_watch_list(false);
     seed(&api);
     for i in 0..1203u32 {
         let ip = format!("10.97.{}.{}", i / 250, i % 250 + 1);
@@ -390,6 +398,13 @@ fn an_initial_list_of_several_pages_is_complete() {
         api.lists(Kind::Service),
         3,
         "1,209 Services in pages of 500"
+    );
+    assert_eq!(api.listings(Kind::Service), 1);
+    assert!(
+        running
+            .stderr()
+            .contains("does not serve streaming lists; listing in pages"),
+        "the fallback is logged"
     );
     eprintln!("pages: 1,209 Services synced {took:?} after start");
 }
@@ -709,7 +724,7 @@ fn after_an_api_server_restart_a_new_service_is_answered_within_the_retry_cap() 
         assert_eq!(running.ready_code(), 200, "ready throughout");
     }
     assert!(
-        api.lists(Kind::Service) >= 2,
+        api.listings(Kind::Service) >= 2,
         "the second restart re-listed"
     );
     eprintln!(
@@ -728,7 +743,7 @@ fn a_failing_relist_backs_off() {
     wait_watching(&api, &[Kind::Service]);
     let lists = |api: &FakeApi| {
         (api.requests().iter())
-            .filter(|r| r.path.contains("/services") && !r.path.contains("watch"))
+            .filter(|r| r.path.contains("/services") && r.path.contains("sendInitialEvents=true"))
             .count()
     };
     let before = lists(&api);
@@ -804,9 +819,9 @@ fn a_relist_after_410_converges_to_the_final_state() {
         .wait_answer(running.dns, up, RECOVERY, DB, A, |a| {
             a.is(&["A 10.1.0.1", "A 10.1.0.2", "A 10.1.0.9"])
         });
-    assert!(api.lists(Kind::Service) >= 2, "services re-listed");
+    assert!(api.listings(Kind::Service) >= 2, "services re-listed");
     assert!(
-        api.lists(Kind::EndpointSlice) >= 2,
+        api.listings(Kind::EndpointSlice) >= 2,
         "endpointslices re-listed"
     );
     // And after a 410 on an open watch, too (once the re-listed resources watch again).
@@ -844,7 +859,7 @@ fn a_relist_after_410_converges_to_the_final_state() {
     }
     eprintln!(
         "relist: converged {took:?} after the API came back; fake API saw {} service lists",
-        api.lists(Kind::Service)
+        api.listings(Kind::Service)
     );
     assert_seed_remaining(&running);
 }
@@ -976,7 +991,7 @@ fn dropped_connections_resume_and_later_changes_arrive() {
     }
     assert!(api.watches(Kind::Service) >= 4, "watches resumed");
     assert_eq!(
-        api.lists(Kind::Service),
+        api.listings(Kind::Service),
         1,
         "resumed from the last version, not re-listed"
     );

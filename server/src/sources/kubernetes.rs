@@ -4,13 +4,17 @@
 //!
 //! ```text
 //!  watcher task per resource ──(strip to model, drop the API object)──▶ channel ──▶ applier thread
-//!      list pages, watch events,                                                 │ apply changes,
+//!      streamed or paged lists, watch events,                                    │ apply changes,
 //!      backoff on errors                                                          │ drain the burst,
 //!                                                                                 ▼ publish once
 //! ```
 //!
-//! Objects are converted at the edge, in the watcher task, so memory follows the DNS data: a list
-//! is paged (500 objects at a time) and each page is dropped once converted. A re-list (after
+//! Objects are converted at the edge, in the watcher task, so memory follows the DNS data. A
+//! list is streamed where the API server can (`sendInitialEvents`, the WatchList feature: the
+//! watch cache sends the objects one by one as ADDED events, then a bookmark annotated
+//! `k8s.io/initial-events-end`), so no more than one object is decoded at a time; where the
+//! server refuses that watch (400 or 422: the feature is off, or the server predates it), that
+//! resource lists in pages of 500 from then on, each page dropped once converted. A re-list (after
 //! 410 Gone or a broken watch) applies the listed objects as upserts, which cost nothing when
 //! unchanged, and at its end deletes what was not listed; the builder never holds two copies of
 //! the cluster. Until every watched resource has listed once, nothing is published and the zone
@@ -324,7 +328,8 @@ async fn watch<K>(
 ) where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let mut events = watcher(api, config).boxed();
+    let mut streaming = true;
+    let mut events = watcher(api.clone(), config.clone().streaming_lists()).boxed();
     let mut retry = RetryDelay::default();
     let mut failing: Option<&'static str> = None;
     let source = &metrics.source;
@@ -332,6 +337,16 @@ async fn watch<K>(
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
+            Err(error) if streaming && refuses_streaming_lists(&error) => {
+                tracing::info!(
+                    resource = resource.resource(),
+                    %error,
+                    "the API server does not serve streaming lists; listing in pages"
+                );
+                streaming = false;
+                events = watcher(api.clone(), config.clone()).boxed();
+                continue;
+            }
             Err(error) => {
                 let reason = failure_reason(&error);
                 source.watch_error(index, reason);
@@ -513,6 +528,17 @@ fn slice_change(object: discovery::EndpointSlice, pod_names: bool) -> Conversion
 fn pod_change(object: core::Pod) -> Conversion {
     let pod = objects::pod(object)?;
     Ok(Some(Converted::plain(Change::PodUpsert(pod))))
+}
+
+/// Whether `error` is an API server refusing the watch that starts a streaming list: `400` or
+/// `422 Invalid`, what servers answer whose WatchList feature is off or that predate it. The
+/// paged list and watch then take its place for good.
+fn refuses_streaming_lists(error: &watcher::Error) -> bool {
+    matches!(
+        error,
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+            if status.code == 400 || status.code == 422
+    )
 }
 
 /// A short label for why a list or watch failed (also the metric's `reason`).

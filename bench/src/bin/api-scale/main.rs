@@ -4,9 +4,9 @@
 //! starts the `clusterdns` binary of the `dist` profile against it (one worker thread, pinned to CPU 0 with
 //! `taskset` when there is one, a dead upstream so nothing leaves the machine) and reports:
 //!
-//! - the time from start to `/ready` 200 (the initial paged list plus the first build), and the
-//!   build time the server logs, the CPU time of the server's threads and of the fake's thread
-//!   until then, and the server's minor page faults;
+//! - the time from start to `/ready` 200 (the initial list, streamed or with `--lists paged` in
+//!   pages, plus the first build), the build time the server logs, the CPU time of the server's
+//!   threads and of the fake's thread until then, and the server's minor page faults;
 //! - the peak (`VmHWM`) and current (`VmRSS`) resident memory after the sync and after the writes;
 //! - write-to-answer latency: from the fake's write to the first UDP answer that shows it, for a
 //!   new ClusterIP Service, a changed EndpointSlice of a headless Service and a deleted Service;
@@ -79,12 +79,15 @@ struct Args {
     clusterdns: PathBuf,
     /// Minutes of soak instead of the measurements (0: none).
     soak: u64,
+    /// Whether the fake serves streaming lists (`--lists streaming`, as v1.36 does) or
+    /// refuses them (`--lists paged`, a server with the WatchList feature off).
+    streaming: bool,
 }
 
 const USAGE: &str = "usage: api-scale [--services N] [--endpoints N] [--rounds N] \
-                     [--clusterdns PATH] [--soak MINUTES]\n\
+                     [--clusterdns PATH] [--soak MINUTES] [--lists streaming|paged]\n\
                      defaults: 50000 Services, 500000 endpoints, 20 rounds, \
-                     target/dist/clusterdns";
+                     target/dist/clusterdns, streaming lists";
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -94,6 +97,7 @@ impl Args {
             rounds: 20,
             clusterdns: PathBuf::from("target/dist/clusterdns"),
             soak: 0,
+            streaming: true,
         };
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -113,6 +117,13 @@ impl Args {
                 "--rounds" => parsed.rounds = number()?.max(1),
                 "--clusterdns" => parsed.clusterdns = PathBuf::from(&value),
                 "--soak" => parsed.soak = number()? as u64,
+                "--lists" => {
+                    parsed.streaming = match value.as_str() {
+                        "streaming" => true,
+                        "paged" => false,
+                        _ => return Err(format!("--lists: streaming or paged, not {value:?}")),
+                    }
+                }
                 _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
             }
         }
@@ -127,6 +138,7 @@ fn run(args: &Args) -> Result<(), String> {
     let cluster = generate(&spec).map_err(|e| format!("cannot generate the cluster: {e}"))?;
     let generated = started.elapsed();
     let api = FakeApi::start();
+    api.set_watch_list(args.streaming);
     let objects = load(&api, &cluster);
     eprintln!(
         "api-scale: generated {} Services / {} endpoints in {generated:.1?}, loaded {objects} \
