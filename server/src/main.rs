@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         };
     }
     ops::logging::init();
+    ops::panics::install();
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -193,6 +194,7 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
             kubeconfig,
             context,
             kubernetes.endpoint.as_deref(),
+            metrics.clone(),
         ))?;
         let synced = clusterdns::sources::kubernetes::start(
             client,
@@ -241,6 +243,9 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
         let addr = listener.local_addr()?;
         for endpoint in listener.endpoints() {
             ops_addrs.push(format!("{}={addr}", endpoint.path()));
+        }
+        if listener.endpoints().contains(&OpsEndpoint::Health) {
+            ops_tasks.push(control.spawn(ops::probe_health(addr, metrics.clone())));
         }
         ops_tasks.push(control.spawn(ops::serve(listener, readiness.clone(), metrics.clone())));
     }

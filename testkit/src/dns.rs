@@ -13,6 +13,7 @@ pub struct Query<'a> {
     id: u16,
     class: u16,
     edns: Option<u16>,
+    dnssec_ok: bool,
 }
 
 impl<'a> Query<'a> {
@@ -24,6 +25,7 @@ impl<'a> Query<'a> {
             id: 0,
             class: 1,
             edns: None,
+            dnssec_ok: false,
         }
     }
 
@@ -42,6 +44,14 @@ impl<'a> Query<'a> {
     /// The query with an EDNS OPT record advertising `payload` bytes, when given.
     pub fn edns(mut self, payload: Option<u16>) -> Query<'a> {
         self.edns = payload;
+        self
+    }
+
+    /// The query with the DNSSEC OK bit set in its OPT record (which advertises 1232 bytes
+    /// unless [`Query::edns`] says otherwise).
+    pub fn dnssec_ok(mut self) -> Query<'a> {
+        self.dnssec_ok = true;
+        self.edns = self.edns.or(Some(1232));
         self
     }
 
@@ -64,7 +74,8 @@ impl<'a> Query<'a> {
         if let Some(payload) = self.edns {
             out.extend_from_slice(&[0, 0, 41]);
             out.extend_from_slice(&payload.to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            let flags: u8 = if self.dnssec_ok { 0x80 } else { 0 };
+            out.extend_from_slice(&[0, 0, flags, 0, 0, 0]);
         }
         out
     }

@@ -21,6 +21,7 @@
 //! into the test's temp dir; AKS's relative `import custom/*` needs no change (imports are
 //! relative to the Corefile's directory, and the test writes the Corefile into its temp dir).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -389,6 +390,284 @@ fn kubeadm_default_corefile_serves_like_coredns() {
         |_, _, _| {},
     );
     assert_serves_like_coredns(&d, 30);
+}
+
+/// What CoreDNS 1.13 documents in the READMEs of the plugins of kubeadm's Corefile (`metrics`,
+/// i.e. `prometheus`; `cache`; `forward`; `health`; `kubernetes`; `reload`; `errors`, `loop`,
+/// `ready` and `loadbalance` have none): each metric's type and label names. Where a README and
+/// CoreDNS's code disagree, the code's set is here (CoreDNS emits it), with the README's noted.
+const COREDNS_METRICS: &[(&str, &str, &[&str])] = &[
+    // plugin/metrics/README.md
+    (
+        "coredns_build_info",
+        "gauge",
+        &["version", "revision", "goversion"],
+    ),
+    ("coredns_panics_total", "counter", &[]),
+    (
+        "coredns_dns_requests_total",
+        "counter",
+        &["server", "zone", "view", "proto", "family", "type"],
+    ),
+    // The README also lists `type`, which CoreDNS's code has not set since 2022; clusterdns keeps it.
+    (
+        "coredns_dns_request_duration_seconds",
+        "histogram",
+        &["server", "zone", "view", "type"],
+    ),
+    (
+        "coredns_dns_request_size_bytes",
+        "histogram",
+        &["server", "zone", "view", "proto"],
+    ),
+    (
+        "coredns_dns_do_requests_total",
+        "counter",
+        &["server", "view", "zone"],
+    ),
+    (
+        "coredns_dns_response_size_bytes",
+        "histogram",
+        &["server", "zone", "view", "proto"],
+    ),
+    (
+        "coredns_dns_responses_total",
+        "counter",
+        &["server", "zone", "view", "rcode", "plugin"],
+    ),
+    (
+        "coredns_plugin_enabled",
+        "gauge",
+        &["server", "zone", "view", "name"],
+    ),
+    // plugin/cache/README.md
+    (
+        "coredns_cache_entries",
+        "gauge",
+        &["server", "type", "zones", "view"],
+    ),
+    (
+        "coredns_cache_hits_total",
+        "counter",
+        &["server", "type", "zones", "view"],
+    ),
+    (
+        "coredns_cache_misses_total",
+        "counter",
+        &["server", "zones", "view"],
+    ),
+    (
+        "coredns_cache_requests_total",
+        "counter",
+        &["server", "zones", "view"],
+    ),
+    (
+        "coredns_cache_prefetch_total",
+        "counter",
+        &["server", "zones", "view"],
+    ),
+    (
+        "coredns_cache_drops_total",
+        "counter",
+        &["server", "zones", "view"],
+    ),
+    (
+        "coredns_cache_served_stale_total",
+        "counter",
+        &["server", "zones", "view"],
+    ),
+    (
+        "coredns_cache_evictions_total",
+        "counter",
+        &["server", "type", "zones", "view"],
+    ),
+    // plugin/forward/README.md
+    ("coredns_forward_healthcheck_broken_total", "counter", &[]),
+    (
+        "coredns_forward_max_concurrent_rejects_total",
+        "counter",
+        &[],
+    ),
+    (
+        "coredns_proxy_request_duration_seconds",
+        "histogram",
+        &["proxy_name", "to", "rcode"],
+    ),
+    // The README adds `rcode`; CoreDNS's code counts by upstream only.
+    (
+        "coredns_proxy_healthcheck_failures_total",
+        "counter",
+        &["proxy_name", "to"],
+    ),
+    (
+        "coredns_proxy_conn_cache_hits_total",
+        "counter",
+        &["proxy_name", "to", "proto"],
+    ),
+    (
+        "coredns_proxy_conn_cache_misses_total",
+        "counter",
+        &["proxy_name", "to", "proto"],
+    ),
+    // plugin/health/README.md
+    ("coredns_health_request_duration_seconds", "histogram", &[]),
+    ("coredns_health_request_failures_total", "counter", &[]),
+    // plugin/kubernetes/README.md
+    (
+        "coredns_kubernetes_dns_programming_duration_seconds",
+        "histogram",
+        &["service_kind"],
+    ),
+    (
+        "coredns_kubernetes_rest_client_request_duration_seconds",
+        "histogram",
+        &["verb", "host"],
+    ),
+    (
+        "coredns_kubernetes_rest_client_rate_limiter_duration_seconds",
+        "histogram",
+        &["verb", "host"],
+    ),
+    (
+        "coredns_kubernetes_rest_client_requests_total",
+        "counter",
+        &["code", "method", "host"],
+    ),
+    // plugin/reload/README.md
+    ("coredns_reload_failed_total", "counter", &[]),
+    ("coredns_reload_version_info", "gauge", &["hash", "value"]),
+];
+
+/// The metric families of a Prometheus text exposition: each name's `# TYPE` and the sets of
+/// label names its series carry (a histogram's `_bucket`, `_sum` and `_count` series under the
+/// family's name, `le` left out).
+fn families(text: &str) -> BTreeMap<String, (String, BTreeSet<Vec<String>>)> {
+    let mut families = BTreeMap::<String, (String, BTreeSet<Vec<String>>)>::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            families.entry(name.to_string()).or_default().0 = kind.to_string();
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (name, labels) = match line.split_once('{') {
+            Some((name, rest)) => (name, rest.rsplit_once('}').expect("closing brace").0),
+            None => (line.split_once(' ').expect("name value").0, ""),
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                let base = name.strip_suffix(suffix)?;
+                (families.get(base).map(|f| f.0.as_str()) == Some("histogram")).then_some(base)
+            })
+            .unwrap_or(name);
+        let mut names: Vec<String> = labels
+            .split("\",")
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split_once('=').expect("label=value").0.to_string())
+            .filter(|label| label != "le")
+            .collect();
+        names.sort();
+        families
+            .entry(family.to_string())
+            .or_default()
+            .1
+            .insert(names);
+    }
+    families
+}
+
+#[test]
+fn kubeadm_metrics_carry_the_names_types_and_labels_coredns_documents() {
+    let d = Deployment::start(
+        "metrics",
+        "kubeadm",
+        "--corefile",
+        false,
+        |c| c,
+        |_, _, _| {},
+    );
+    // A cluster name, a forwarded name twice (a miss, then a hit), an NXDOMAIN, over UDP and TCP,
+    // and a query with the DNSSEC OK bit.
+    assert!(d.ask(WEB, A).is(&["A 10.96.0.20"]), "{:?}", d.ask(WEB, A));
+    for _ in 0..2 {
+        assert!(d.ask("www.example.test", A).is(&["A 192.0.2.1"]));
+    }
+    assert!(d.ask("nowhere.example.test", A).nxdomain());
+    clusterdns_testkit::client::ask_tcp(d.env.dns(), WEB, A).expect("a TCP answer");
+    let with_do = clusterdns_testkit::dns::Query::new(WEB, 1)
+        .dnssec_ok()
+        .build();
+    clusterdns_testkit::client::udp(d.env.dns(), &with_do).expect("an answer with DO");
+    // The health plugin's self-probe runs once a second.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let (code, text) = http_get(d.env.metrics, "/metrics").expect("/metrics answers");
+        assert_eq!(code, 200);
+        if metric(&text, "coredns_health_request_duration_seconds_count", &[]).unwrap_or(0.0) >= 1.0
+        {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no health probe within 5 s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let families = families(&text);
+    let mut missing = Vec::new();
+    for &(name, kind, labels) in COREDNS_METRICS {
+        let Some((seen_kind, series)) = families.get(name) else {
+            missing.push(format!("{name}: not exported"));
+            continue;
+        };
+        if seen_kind != kind {
+            missing.push(format!("{name}: a {seen_kind}, not a {kind}"));
+        }
+        let mut expected: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+        expected.sort();
+        if series.is_empty() {
+            missing.push(format!("{name}: no series"));
+        }
+        for seen in series {
+            if *seen != expected {
+                missing.push(format!("{name}: labels {seen:?}, not {expected:?}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}\n\n{text}", missing.join("\n"));
+    // What the queries above must have counted.
+    let at_least = |name: &str, labels: &[&str], n: f64| {
+        let value = metric(&text, name, labels).unwrap_or(0.0);
+        assert!(
+            value >= n,
+            "{name}{labels:?} = {value}, expected at least {n}"
+        );
+    };
+    at_least("coredns_dns_do_requests_total", &[], 1.0);
+    at_least(
+        "coredns_dns_request_size_bytes_count",
+        &["proto=\"tcp\""],
+        1.0,
+    );
+    // www twice and nowhere went to the root zone's block.
+    let forwarded = ["zone=\".\"", "proto=\"udp\""];
+    at_least("coredns_dns_response_size_bytes_count", &forwarded, 3.0);
+    at_least("coredns_cache_requests_total", &[], 3.0);
+    at_least("coredns_cache_hits_total", &["type=\"success\""], 1.0);
+    at_least(
+        "coredns_kubernetes_rest_client_requests_total",
+        &["code=\"200\""],
+        3.0,
+    );
+    at_least("coredns_reload_version_info", &["hash=\"sha512\""], 1.0);
+    assert_eq!(metric(&text, "coredns_panics_total", &[]), Some(0.0));
+    assert_eq!(
+        metric(&text, "coredns_health_request_failures_total", &[]),
+        Some(0.0)
+    );
 }
 
 #[test]

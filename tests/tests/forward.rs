@@ -230,12 +230,15 @@ async fn forwards_common_types() {
     assert!(
         has_line(
             &text,
-            "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 1"
+            "coredns_cache_hits_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 1"
         ),
         "{text}"
     );
     assert!(
-        has_line(&text, "coredns_cache_misses_total{server=\"dns://:53\"} 5"),
+        has_line(
+            &text,
+            "coredns_cache_misses_total{server=\"dns://:53\",zones=\".\",view=\"\"} 5"
+        ),
         "{text}"
     );
     let to = format!("to=\"{}\"", knot.addr);
@@ -386,7 +389,7 @@ async fn stale_answer_when_every_upstream_fails() {
     );
     assert!(has_line(
         &metrics(&forwarder),
-        "coredns_cache_served_stale_total{server=\"dns://:53\"} 1"
+        "coredns_cache_served_stale_total{server=\"dns://:53\",zones=\".\",view=\"\"} 1"
     ));
     // Nothing stale for a name never asked: SERVFAIL.
     let never = ask(&forwarder, "mail.example.test", RecordType::A).await;
@@ -422,14 +425,14 @@ async fn negative_answers_cached_with_capped_ttl() {
     assert!(
         has_line(
             &text,
-            "coredns_cache_hits_total{server=\"dns://:53\",type=\"denial\"} 1"
+            "coredns_cache_hits_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"denial\"} 1"
         ),
         "{text}"
     );
     assert!(
         has_line(
             &text,
-            "coredns_cache_entries{server=\"dns://:53\",type=\"denial\"} 2"
+            "coredns_cache_entries{server=\"dns://:53\",zones=\".\",view=\"\",type=\"denial\"} 2"
         ),
         "{text}"
     );
@@ -481,14 +484,14 @@ async fn eviction_keeps_the_bound() {
     assert!(
         has_line(
             &text,
-            "coredns_cache_entries{server=\"dns://:53\",type=\"success\"} 4"
+            "coredns_cache_entries{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 4"
         ),
         "{text}"
     );
     assert!(
         has_line(
             &text,
-            "coredns_cache_evictions_total{server=\"dns://:53\",type=\"success\"} 6"
+            "coredns_cache_evictions_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 6"
         ),
         "{text}"
     );
@@ -672,7 +675,7 @@ fn server_forwards_outside_names_over_udp_and_tcp() {
 
     let text = server.metrics.render();
     for wanted in [
-        "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 1",
+        "coredns_cache_hits_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 1",
         "coredns_forward_max_concurrent_rejects_total 0",
     ] {
         assert!(has_line(&text, wanted), "missing {wanted:?} in\n{text}");

@@ -64,6 +64,7 @@ use crate::config::plan::{
 use crate::forward::clock::Clock;
 use crate::forward::Forwarder;
 use crate::ops::metrics::{Metrics, Outcome, Plugin};
+use crate::ops::panics;
 use querylog::QueryLog;
 
 use chase::{Chase, CnameLookup};
@@ -97,9 +98,19 @@ impl Reply {
                 rcode,
                 zone: slot,
                 plugin,
+                dnssec_ok: false,
             },
         }
     }
+}
+
+/// What a query arrived with: the zone snapshot, the packet, the transport, the client and
+/// when it came.
+type Arrival<'a> = (&'a Snapshot, &'a [u8], Transport, SocketAddr, Instant);
+
+/// Whether `query` set the DNSSEC OK bit (`coredns_dns_do_requests_total`).
+fn dnssec_ok(query: &Query) -> bool {
+    query.edns.as_ref().is_some_and(|edns| edns.dnssec_ok)
 }
 
 /// What became of one query.
@@ -146,6 +157,21 @@ impl Deferred {
     /// Resolves the query through the block's forwarder into `out`; `None` when there is
     /// nothing to send. `packet` is the client's query, `client` its address.
     pub async fn resolve(
+        &self,
+        packet: &[u8],
+        out: &mut [u8],
+        transport: Transport,
+        client: SocketAddr,
+        received_at: Instant,
+    ) -> Option<Reply> {
+        let resolved = self.resolve_routed(packet, out, transport, client, received_at);
+        let mut reply = resolved.await?;
+        reply.outcome.dnssec_ok = dnssec_ok(&self.query);
+        Some(reply)
+    }
+
+    /// [`Deferred::resolve`] by what the chain left to do.
+    async fn resolve_routed(
         &self,
         packet: &[u8],
         out: &mut [u8],
@@ -355,7 +381,8 @@ impl Router {
         self.blocks.iter().filter_map(|b| b.file.as_ref())
     }
 
-    /// Answers one query packet from `client` into `out`.
+    /// Answers one query packet from `client` into `out`. A panic on the way is recovered:
+    /// the query gets SERVFAIL (`ops::panics`).
     pub fn handle(
         &self,
         snapshot: &Snapshot,
@@ -365,19 +392,54 @@ impl Router {
         client: SocketAddr,
         received_at: Instant,
     ) -> Handled {
-        let query = match parse_query(packet) {
-            Ok(query) => query,
-            Err(Malformed::Drop) => return Handled::Drop,
-            Err(Malformed::Reject(_)) => {
-                // The zone's answer function writes the header-only rejection.
-                return match clusterdns_zone::answer(snapshot, packet, out, transport) {
-                    Answered::Response { len, rcode } => {
-                        self.reply(len, rcode as u16, 0, self.default_slot, Plugin::Server)
-                    }
-                    _ => Handled::Drop,
-                };
+        let answered = panics::recovering(|| {
+            let query = match parse_query(packet) {
+                Ok(query) => query,
+                Err(Malformed::Drop) => return Handled::Drop,
+                Err(Malformed::Reject(_)) => {
+                    // The zone's answer function writes the header-only rejection.
+                    return match clusterdns_zone::answer(snapshot, packet, out, transport) {
+                        Answered::Response { len, rcode } => {
+                            self.reply(len, rcode as u16, 0, self.default_slot, Plugin::Server)
+                        }
+                        _ => Handled::Drop,
+                    };
+                }
+            };
+            let at = (snapshot, packet, transport, client, received_at);
+            let mut handled = self.answer(&query, at, out);
+            if let Handled::Reply(reply) = &mut handled {
+                reply.outcome.dnssec_ok = dnssec_ok(&query);
             }
+            handled
+        });
+        answered.unwrap_or_else(|| self.servfail(packet, out, transport))
+    }
+
+    /// The SERVFAIL of a query whose handling panicked.
+    fn servfail(&self, packet: &[u8], out: &mut [u8], transport: Transport) -> Handled {
+        let Ok(query) = parse_query(packet) else {
+            return Handled::Drop;
         };
+        match respond_rcode(&query, packet, out, Rcode::ServFail, transport) {
+            Answered::Response { len, rcode } => self.reply(
+                len,
+                rcode as u16,
+                query.qtype,
+                self.default_slot,
+                Plugin::Server,
+            ),
+            _ => Handled::Drop,
+        }
+    }
+
+    /// [`Router::handle`] for a well-formed `query`, without the recovery.
+    fn answer(
+        &self,
+        query: &Query,
+        (snapshot, packet, transport, client, received_at): Arrival<'_>,
+        out: &mut [u8],
+    ) -> Handled {
         let route = self
             .zones
             .iter()
@@ -386,10 +448,10 @@ impl Router {
             // CH: a block's `chaos` answers first; the rest goes on as any other class.
             if let Some(chaos) = route.and_then(|r| self.blocks[r.block].chaos.as_ref()) {
                 let slot = route.map_or(self.default_slot, |r| r.slot);
-                if let Some(reply) = chaos_step(chaos, &query, packet, out, transport, slot) {
+                if let Some(reply) = chaos_step(chaos, query, packet, out, transport, slot) {
                     return match (reply, route) {
                         (Handled::Reply(mut reply), Some(r)) => {
-                            let at = (&query, packet, transport);
+                            let at = (query, packet, transport);
                             reply.len = self.blocks[r.block].add_nsid_to(at, out, reply.len);
                             Handled::Reply(reply)
                         }
@@ -407,7 +469,7 @@ impl Router {
                     .any(Rule::rewrites_class)
         };
         let Some(route) = route.filter(takes_class) else {
-            return match respond_rcode(&query, packet, out, Rcode::Refused, transport) {
+            return match respond_rcode(query, packet, out, Rcode::Refused, transport) {
                 Answered::Response { len, rcode } => self.reply(
                     len,
                     rcode as u16,
@@ -420,7 +482,7 @@ impl Router {
         };
         let block = &self.blocks[route.block];
         let finish = Finish {
-            query: &query,
+            query,
             packet,
             rewritten: None,
             wrapped: false,

@@ -47,11 +47,14 @@ impl Watcher {
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Watcher> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut seen = corefile.filter(|_| plan.reload.is_some()).map(|path| Seen {
-            corefile: corefile::read(&path).ok(),
-            path,
-            error: None,
-            plan,
+        let mut seen = corefile.filter(|_| plan.reload.is_some()).map(|path| {
+            metrics.set_reload_version(corefile_hash(&path));
+            Seen {
+                corefile: corefile::read(&path).ok(),
+                path,
+                error: None,
+                plan,
+            }
         });
         let stopping = stop.clone();
         let thread = std::thread::Builder::new()
@@ -80,6 +83,20 @@ impl Watcher {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
     }
+}
+
+/// The hex SHA-512 of the Corefile's text (`coredns_reload_version_info`'s `value`); empty when
+/// it cannot be read.
+fn corefile_hash(path: &std::path::Path) -> String {
+    let Ok(text) = std::fs::read(path) else {
+        return String::new();
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA512, &text);
+    digest
+        .as_ref()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 impl Seen {
@@ -114,6 +131,7 @@ impl Seen {
                 tracing::info!(corefile = %self.path.display(), "configuration reloaded");
                 self.plan = plan;
                 metrics.reloaded(true);
+                metrics.set_reload_version(corefile_hash(&self.path));
             }
             Err(message) => {
                 tracing::error!(corefile = %self.path.display(), error = %message, "reload refused; the running configuration stays");

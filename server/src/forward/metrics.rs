@@ -76,9 +76,14 @@ impl CacheStats {
         self.evictions[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders the `coredns_cache_*` families for the server block `server`.
-    pub fn write_prometheus(&self, server: &str, out: &mut String) {
-        let server = escape(server);
+    /// Renders the `coredns_cache_*` families of the cache of the server block `server` that
+    /// caches `zones` (CoreDNS's `zones` label: the cache's zones, comma-separated).
+    pub fn write_prometheus(&self, server: &str, zones: &str, out: &mut String) {
+        let labels = format!(
+            "server=\"{}\",zones=\"{}\",view=\"\"",
+            escape(server),
+            escape(zones)
+        );
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         header(
             out,
@@ -91,7 +96,7 @@ impl CacheStats {
             let label = kind.label();
             let _ = writeln!(
                 out,
-                "coredns_cache_entries{{server=\"{server}\",type=\"{label}\"}} {value}"
+                "coredns_cache_entries{{{labels},type=\"{label}\"}} {value}"
             );
         }
         header(
@@ -105,14 +110,29 @@ impl CacheStats {
             let label = kind.label();
             let _ = writeln!(
                 out,
-                "coredns_cache_hits_total{{server=\"{server}\",type=\"{label}\"}} {value}"
+                "coredns_cache_hits_total{{{labels},type=\"{label}\"}} {value}"
             );
         }
+        // Every query that reaches the cache is a hit or a miss.
+        let requests = (self.hits.iter().map(load).sum::<u64>()) + load(&self.misses);
+        // Answers that fail their checks are refused by the forwarder before they reach the
+        // cache, so the cache itself never drops one: CoreDNS's `drops` stays 0 here.
+        let never = AtomicU64::new(0);
         let single = [
             (
+                "coredns_cache_requests_total",
+                "The count of queries the cache saw, hit or missed.",
+                &AtomicU64::new(requests),
+            ),
+            (
                 "coredns_cache_misses_total",
-                "The count of cache misses.",
+                "The count of cache misses (deprecated in CoreDNS: requests minus hits).",
                 &self.misses,
+            ),
+            (
+                "coredns_cache_drops_total",
+                "The count of responses not cached because they did not match their query.",
+                &never,
             ),
             (
                 "coredns_cache_prefetch_total",
@@ -127,7 +147,7 @@ impl CacheStats {
         ];
         for (name, help, counter) in single {
             header(out, name, "counter", help);
-            let _ = writeln!(out, "{name}{{server=\"{server}\"}} {}", load(counter));
+            let _ = writeln!(out, "{name}{{{labels}}} {}", load(counter));
         }
         header(
             out,
@@ -140,7 +160,7 @@ impl CacheStats {
             let label = kind.label();
             let _ = writeln!(
                 out,
-                "coredns_cache_evictions_total{{server=\"{server}\",type=\"{label}\"}} {value}"
+                "coredns_cache_evictions_total{{{labels},type=\"{label}\"}} {value}"
             );
         }
     }
@@ -336,17 +356,20 @@ mod tests {
         stats.miss();
         stats.evicted(CacheType::Denial);
         let mut out = String::new();
-        stats.write_prometheus("dns://:53", &mut out);
+        stats.write_prometheus("dns://:53", ".,example.org.", &mut out);
+        let labels = "server=\"dns://:53\",zones=\".,example.org.\",view=\"\"";
         for line in [
-            "# TYPE coredns_cache_entries gauge",
-            "coredns_cache_entries{server=\"dns://:53\",type=\"success\"} 2",
-            "coredns_cache_entries{server=\"dns://:53\",type=\"denial\"} 1",
-            "coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 1",
-            "coredns_cache_hits_total{server=\"dns://:53\",type=\"denial\"} 0",
-            "coredns_cache_misses_total{server=\"dns://:53\"} 1",
-            "coredns_cache_prefetch_total{server=\"dns://:53\"} 0",
-            "coredns_cache_served_stale_total{server=\"dns://:53\"} 0",
-            "coredns_cache_evictions_total{server=\"dns://:53\",type=\"denial\"} 1",
+            "# TYPE coredns_cache_entries gauge".to_string(),
+            format!("coredns_cache_entries{{{labels},type=\"success\"}} 2"),
+            format!("coredns_cache_entries{{{labels},type=\"denial\"}} 1"),
+            format!("coredns_cache_hits_total{{{labels},type=\"success\"}} 1"),
+            format!("coredns_cache_hits_total{{{labels},type=\"denial\"}} 0"),
+            format!("coredns_cache_requests_total{{{labels}}} 2"),
+            format!("coredns_cache_misses_total{{{labels}}} 1"),
+            format!("coredns_cache_drops_total{{{labels}}} 0"),
+            format!("coredns_cache_prefetch_total{{{labels}}} 0"),
+            format!("coredns_cache_served_stale_total{{{labels}}} 0"),
+            format!("coredns_cache_evictions_total{{{labels},type=\"denial\"}} 1"),
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
         }

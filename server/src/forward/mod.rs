@@ -342,10 +342,11 @@ impl Forwarder {
     /// Appends the cache and forwarding metrics in the Prometheus text format.
     pub fn write_prometheus(&self, out: &mut String) {
         let shared = &self.shared;
-        shared
-            .cache
-            .stats()
-            .write_prometheus(&shared.server_label, out);
+        let zones: Vec<String> = (shared.config.cache.scope.zones.iter())
+            .map(|zone| dotted(zone.as_bytes()))
+            .collect();
+        let cache = shared.cache.stats();
+        cache.write_prometheus(&shared.server_label, &zones.join(","), out);
         shared.stats.write_prometheus(out);
         let rows: Vec<ConnCache> = (shared.upstreams.iter())
             .flat_map(Upstream::conn_cache)
@@ -561,7 +562,7 @@ fn loop_probe_name() -> Box<[u8]> {
     name.into_boxed_slice()
 }
 
-/// A wire-format name with dots, for messages.
+/// A wire-format name with dots (`.` for the root), for messages and labels.
 fn dotted(wire: &[u8]) -> String {
     let mut out = String::new();
     let mut at = 0;
@@ -575,6 +576,9 @@ fn dotted(wire: &[u8]) -> String {
         out.push_str(&String::from_utf8_lossy(label));
         out.push('.');
         at += 1 + usize::from(len);
+    }
+    if out.is_empty() {
+        out.push('.');
     }
     out
 }

@@ -35,6 +35,20 @@ const DURATION_BUCKETS: [f64; 16] = [
     0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
     2.048, 4.096, 8.192,
 ];
+/// `coredns_dns_request_size_bytes` and `coredns_dns_response_size_bytes` bucket bounds:
+/// CoreDNS's list, its 8291 included.
+const SIZE_BUCKETS: [f64; 14] = [
+    0.0, 100.0, 200.0, 300.0, 400.0, 511.0, 1023.0, 2047.0, 4095.0, 8291.0, 16e3, 32e3, 48e3, 64e3,
+];
+/// The two size histograms: the request's, then the response's.
+const SIZE_DIRECTIONS: usize = 2;
+/// `coredns_health_request_duration_seconds` bucket bounds: 0.25 ms, times 10 up to 2.5 s.
+const HEALTH_BUCKETS: [f64; 5] = [0.00025, 0.0025, 0.025, 0.25, 2.5];
+/// `coredns_kubernetes_rest_client_*_duration_seconds` bucket bounds: Prometheus's defaults,
+/// which client-go's histograms use.
+const API_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// `coredns_kubernetes_dns_programming_duration_seconds` bucket bounds: 1 ms doubling 20 times.
 const PROGRAMMING_BUCKETS: [f64; 20] = [
     0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048, 4.096,
@@ -127,6 +141,24 @@ pub struct Outcome {
     pub zone: u8,
     /// What answered.
     pub plugin: Plugin,
+    /// Whether the query set the DNSSEC OK bit.
+    pub dnssec_ok: bool,
+}
+
+/// The sizes of a query and of its response on the wire, in bytes (without TCP's length prefix).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// The query's.
+    pub request: usize,
+    /// The response's.
+    pub response: usize,
+}
+
+/// The bucket of `value` among `bounds` (`bounds.len()` for the `+Inf` overflow).
+fn bucket_of(bounds: &[f64], value: f64) -> usize {
+    (bounds.iter())
+        .position(|&bound| value <= bound)
+        .unwrap_or(bounds.len())
 }
 
 /// The type label slot of `qtype`.
@@ -161,10 +193,16 @@ pub struct DnsCounters {
     /// Whether several tasks write these counters (TCP): then increments are atomic.
     shared: bool,
     requests: Vec<AtomicU64>,
+    /// Queries with the DNSSEC OK bit, by zone.
+    do_requests: Vec<AtomicU64>,
     responses: Vec<AtomicU64>,
     duration_buckets: Vec<AtomicU64>,
     duration_count: Vec<AtomicU64>,
     duration_sum_ns: Vec<AtomicU64>,
+    /// Size histograms by zone, proto and direction (request, response), buckets unsummed.
+    size_buckets: Vec<AtomicU64>,
+    size_count: Vec<AtomicU64>,
+    size_sum: Vec<AtomicU64>,
     /// TCP connections accepted (TCP listeners only).
     connections: AtomicU64,
 }
@@ -175,10 +213,14 @@ impl DnsCounters {
         DnsCounters {
             shared,
             requests: zeros(ZONES * PROTOS.len() * FAMILIES.len() * TYPE_SLOTS),
+            do_requests: zeros(ZONES),
             responses: zeros(ZONES * PLUGINS.len() * RCODE_SLOTS),
             duration_buckets: zeros(ZONES * TYPE_SLOTS * (DURATION_BUCKETS.len() + 1)),
             duration_count: zeros(ZONES * TYPE_SLOTS),
             duration_sum_ns: zeros(ZONES * TYPE_SLOTS),
+            size_buckets: zeros(size_series() * (SIZE_BUCKETS.len() + 1)),
+            size_count: zeros(size_series()),
+            size_sum: zeros(size_series()),
             connections: AtomicU64::new(0),
         }
     }
@@ -196,22 +238,28 @@ impl DnsCounters {
         }
     }
 
-    /// Counts one answered query that spent `elapsed` in the server.
-    pub fn record(&self, proto: Proto, family: Family, outcome: Outcome, elapsed: Duration) {
+    /// Counts one answered query of `sizes` that spent `elapsed` in the server.
+    pub fn record(
+        &self,
+        proto: Proto,
+        family: Family,
+        outcome: Outcome,
+        sizes: Sizes,
+        elapsed: Duration,
+    ) {
         let zone = usize::from(outcome.zone).min(ZONES - 1);
         let slot = type_slot(outcome.qtype);
         let request = ((zone * PROTOS.len() + proto as usize) * FAMILIES.len() + family as usize)
             * TYPE_SLOTS
             + slot;
         self.add(&self.requests[request], 1);
+        if outcome.dnssec_ok {
+            self.add(&self.do_requests[zone], 1);
+        }
         let rcode = usize::from(outcome.rcode).min(RCODE_SLOTS - 1);
         let response = (zone * PLUGINS.len() + outcome.plugin as usize) * RCODE_SLOTS + rcode;
         self.add(&self.responses[response], 1);
-        let seconds = elapsed.as_secs_f64();
-        let bucket = DURATION_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(DURATION_BUCKETS.len());
+        let bucket = bucket_of(&DURATION_BUCKETS, elapsed.as_secs_f64());
         let series = zone * TYPE_SLOTS + slot;
         self.add(
             &self.duration_buckets[series * (DURATION_BUCKETS.len() + 1) + bucket],
@@ -219,7 +267,27 @@ impl DnsCounters {
         );
         self.add(&self.duration_count[series], 1);
         self.add(&self.duration_sum_ns[series], elapsed.as_nanos() as u64);
+        for (direction, size) in [sizes.request, sizes.response].into_iter().enumerate() {
+            let series = size_index(zone, proto as usize, direction);
+            let bucket = bucket_of(&SIZE_BUCKETS, size as f64);
+            self.add(
+                &self.size_buckets[series * (SIZE_BUCKETS.len() + 1) + bucket],
+                1,
+            );
+            self.add(&self.size_count[series], 1);
+            self.add(&self.size_sum[series], size as u64);
+        }
     }
+}
+
+/// How many size histogram series a [`DnsCounters`] holds.
+const fn size_series() -> usize {
+    ZONES * PROTOS.len() * SIZE_DIRECTIONS
+}
+
+/// The series of the size histogram of `zone`, `proto` and `direction` (0 request, 1 response).
+fn size_index(zone: usize, proto: usize, direction: usize) -> usize {
+    (zone * PROTOS.len() + proto) * SIZE_DIRECTIONS + direction
 }
 
 /// A histogram several threads observe (not on the query path).
@@ -241,10 +309,7 @@ impl Histogram {
     }
 
     fn observe(&self, value: Duration) {
-        let seconds = value.as_secs_f64();
-        let bucket = (self.bounds.iter())
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(self.bounds.len());
+        let bucket = bucket_of(self.bounds, value.as_secs_f64());
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_ns
@@ -290,6 +355,18 @@ pub struct SourceMetrics {
     errors: Mutex<Vec<(ObjectKind, String, u64)>>,
     zone: Mutex<ZoneStats>,
     serial: AtomicU64,
+    /// Requests to the API server by `(method, host)`: their time to the response headers, and
+    /// their count by status code.
+    api: Mutex<Vec<ApiRequests>>,
+}
+
+/// The requests of one method to one API server host.
+struct ApiRequests {
+    method: String,
+    host: String,
+    duration: Histogram,
+    /// `(code, count)`.
+    codes: Vec<(String, u64)>,
 }
 
 impl SourceMetrics {
@@ -305,6 +382,7 @@ impl SourceMetrics {
             errors: Mutex::new(Vec::new()),
             zone: Mutex::new(ZoneStats::default()),
             serial: AtomicU64::new(0),
+            api: Mutex::new(Vec::new()),
         }
     }
 
@@ -347,6 +425,35 @@ impl SourceMetrics {
         }
     }
 
+    /// Records one request to the API server: its HTTP `method`, the server's `host`, the status
+    /// `code` (or `<error>`) and how long the response headers took.
+    pub fn api_request(&self, method: &str, host: &str, code: &str, took: Duration) {
+        let Ok(mut api) = self.api.lock() else {
+            return;
+        };
+        let at = match api
+            .iter()
+            .position(|r| r.method == method && r.host == host)
+        {
+            Some(at) => at,
+            None => {
+                api.push(ApiRequests {
+                    method: method.to_owned(),
+                    host: host.to_owned(),
+                    duration: Histogram::new(&API_BUCKETS),
+                    codes: Vec::new(),
+                });
+                api.len() - 1
+            }
+        };
+        let requests = &mut api[at];
+        requests.duration.observe(took);
+        match requests.codes.iter_mut().find(|(c, _)| c == code) {
+            Some((_, count)) => *count += 1,
+            None => requests.codes.push((code.to_owned(), 1)),
+        }
+    }
+
     /// Records the time from an EndpointSlice change in the API to its publish.
     pub fn programmed(&self, kind: ServiceKindLabel, latency: Duration) {
         self.programming[kind as usize].observe(latency);
@@ -382,6 +489,12 @@ pub struct Metrics {
     autopath_successes: Arc<AtomicU64>,
     /// Queries `dns64` answered with synthesized records.
     dns64_translations: Arc<AtomicU64>,
+    /// The hex SHA-512 of the Corefile applied last, when `reload` watches it.
+    reload_version: Mutex<Option<String>>,
+    /// How long this process's own `/health` took to answer, once a second.
+    health: Histogram,
+    /// Self-probes of `/health` that failed or took over 3 s.
+    health_failures: AtomicU64,
     /// Reloads of `file` zones that failed, by zone (only the reload thread counts them).
     file_reload_failures: Mutex<Vec<(String, u64)>>,
     /// The zone sources' metrics.
@@ -404,6 +517,9 @@ impl Metrics {
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             autopath_successes: Arc::new(AtomicU64::new(0)),
             dns64_translations: Arc::new(AtomicU64::new(0)),
+            reload_version: Mutex::new(None),
+            health: Histogram::new(&HEALTH_BUCKETS),
+            health_failures: AtomicU64::new(0),
             file_reload_failures: Mutex::new(Vec::new()),
             source: SourceMetrics::new(),
             plugins: PluginCounters::default(),
@@ -465,6 +581,21 @@ impl Metrics {
     /// (`coredns_dns64_requests_translated_total`), for the chains to add to.
     pub fn dns64_translations(&self) -> Arc<AtomicU64> {
         self.dns64_translations.clone()
+    }
+
+    /// Records the hex SHA-512 of the Corefile now applied (`coredns_reload_version_info`).
+    pub fn set_reload_version(&self, sha512: String) {
+        if let Ok(mut version) = self.reload_version.lock() {
+            *version = Some(sha512);
+        }
+    }
+
+    /// Records one self-probe of `/health` that took `took`, and whether it answered 200 in time.
+    pub fn health_probed(&self, took: Duration, ok: bool) {
+        self.health.observe(took);
+        if !ok {
+            self.health_failures.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a failed reload of the `file` zone `zone` (`clusterdns_file_reload_failed_total`).

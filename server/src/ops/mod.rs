@@ -7,18 +7,21 @@
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod panics;
 pub mod process;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::ops::metrics::Metrics;
@@ -137,12 +140,50 @@ fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// How often [`probe_health`] asks.
+const HEALTH_PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long one probe may take before it counts as failed.
+const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Asks this process's own `/health` at `addr` once a second, as CoreDNS's `health` plugin does,
+/// and records how long the answer took (`coredns_health_request_duration_seconds`) or that
+/// none came within 3 s or it was not 200 (`coredns_health_request_failures_total`): a slow
+/// answer shows the control runtime is starved. Runs until the task is aborted.
+pub async fn probe_health(addr: SocketAddr, metrics: Arc<Metrics>) {
+    let target = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    };
+    let mut every = tokio::time::interval(HEALTH_PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let started = Instant::now();
+        let answered = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, health_ok(target)).await;
+        metrics.health_probed(started.elapsed(), matches!(answered, Ok(Ok(true))));
+    }
+}
+
+/// One `GET /health` over a new connection: whether the answer was 200.
+async fn health_ok(target: SocketAddr) -> std::io::Result<bool> {
+    let mut stream = tokio::net::TcpStream::connect(target).await?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = Vec::with_capacity(256);
+    stream.read_to_end(&mut answer).await?;
+    Ok(answer.starts_with(b"HTTP/1.1 200"))
+}
+
 /// Serves `listener` for the life of the runtime, or until the task is aborted.
 pub async fn serve(listener: OpsListener, readiness: Arc<Readiness>, metrics: Arc<Metrics>) {
     let endpoints: Arc<[OpsEndpoint]> = listener.endpoints.into();
     loop {
         let Ok((stream, _)) = listener.listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let endpoints = endpoints.clone();
@@ -155,7 +196,7 @@ pub async fn serve(listener: OpsListener, readiness: Arc<Readiness>, metrics: Ar
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(60), connection).await;
+            let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
         });
     }
 }

@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::chain::{Deferred, Handled, Router};
-use crate::ops::metrics::{DnsCounters, Family, Proto};
+use crate::ops::metrics::{DnsCounters, Family, Proto, Sizes};
 use crate::serving::pending::{Pending, TCP_WEIGHT};
 
 /// Largest DNS message over TCP.
@@ -303,7 +303,12 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                     refused[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
                     answer.clear();
                     answer.extend_from_slice(&refused[..reply.len + 2]);
-                    counters.record(Proto::Tcp, client.family, reply.outcome, Duration::ZERO);
+                    let sizes = Sizes {
+                        request: packet.len(),
+                        response: reply.len,
+                    };
+                    let outcome = reply.outcome;
+                    counters.record(Proto::Tcp, client.family, outcome, sizes, Duration::ZERO);
                     if !send(&writer, &answer, limits.write).await {
                         return;
                     }
@@ -329,10 +334,15 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             }
             Handled::Drop => return,
         };
+        let sizes = Sizes {
+            request: packet.len(),
+            response: reply.len,
+        };
         counters.record(
             Proto::Tcp,
             client.family,
             reply.outcome,
+            sizes,
             received_at.elapsed(),
         );
         if !send(&writer, &answer, limits.write).await {
@@ -384,7 +394,17 @@ impl Forwarding {
             return;
         };
         let elapsed = self.received_at.elapsed();
-        (self.counters).record(Proto::Tcp, self.client.family, reply.outcome, elapsed);
+        let sizes = Sizes {
+            request: self.packet.len(),
+            response: reply.len,
+        };
+        (self.counters).record(
+            Proto::Tcp,
+            self.client.family,
+            reply.outcome,
+            sizes,
+            elapsed,
+        );
         out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
         // The peer may be gone by now: nothing to do about a failed write.
         let _ = self

@@ -29,7 +29,7 @@ use tokio::runtime::Handle;
 
 use super::handover;
 use crate::chain::{Deferred, Handled, Router};
-use crate::ops::metrics::{DnsCounters, Family, Outcome, Plugin, Proto};
+use crate::ops::metrics::{DnsCounters, Family, Outcome, Plugin, Proto, Sizes};
 use crate::serving::pending::{Pending, PendingPlace};
 
 /// Queries received (and answers sent) per system call at most.
@@ -49,8 +49,8 @@ struct Batch {
     answer_iov: Vec<libc::iovec>,
     query_headers: Vec<libc::mmsghdr>,
     answer_headers: Vec<libc::mmsghdr>,
-    /// What each prepared answer is counted as, and its client's address family.
-    outcomes: Vec<(Outcome, Family)>,
+    /// What each prepared answer is counted as, its client's address family, and the sizes.
+    outcomes: Vec<(Outcome, Family, Sizes)>,
 }
 
 impl Batch {
@@ -73,8 +73,10 @@ impl Batch {
                         rcode: 0,
                         zone: 0,
                         plugin: Plugin::Server,
+                        dnssec_ok: false,
                     },
-                    Family::V4
+                    Family::V4,
+                    Sizes::default(),
                 );
                 BATCH
             ],
@@ -150,10 +152,15 @@ impl UdpForward {
                 )
             };
             if sent >= 0 {
+                let sizes = Sizes {
+                    request: packet.len(),
+                    response: len,
+                };
                 counters.record(
                     Proto::Udp,
                     path.family,
                     reply.outcome,
+                    sizes,
                     received_at.elapsed(),
                 );
             }
@@ -294,7 +301,11 @@ pub fn serve(
                 iov_base: out.as_mut_ptr().cast(),
                 iov_len: reply.len,
             };
-            batch.outcomes[ready] = (reply.outcome, family);
+            let sizes = Sizes {
+                request: len,
+                response: reply.len,
+            };
+            batch.outcomes[ready] = (reply.outcome, family, sizes);
             let iov: *mut libc::iovec = &mut batch.answer_iov[ready];
             let peer: *mut libc::sockaddr_storage = &mut batch.peers[i];
             let namelen = batch.query_headers[i].msg_hdr.msg_namelen;
@@ -306,8 +317,8 @@ pub fn serve(
             ready += 1;
         }
         let elapsed = received_at.elapsed();
-        for &(outcome, family) in &batch.outcomes[..ready] {
-            counters.record(Proto::Udp, family, outcome, elapsed);
+        for &(outcome, family, sizes) in &batch.outcomes[..ready] {
+            counters.record(Proto::Udp, family, outcome, sizes, elapsed);
         }
         send_all(fd, &mut batch.answer_headers[..ready]);
     }

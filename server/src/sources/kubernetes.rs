@@ -49,6 +49,7 @@ use crate::sources::objects::{self, ObjectError, Seen, DEFAULT_NAMESPACE};
 use crate::sources::{PodChanges, Publisher, Selection};
 
 mod applier;
+mod requests;
 
 use applier::Applier;
 
@@ -91,11 +92,13 @@ pub enum ClientError {
 /// Builds a client from `kubeconfig` (with its `context`, else the current one), or else as
 /// kubectl would: `$KUBECONFIG`, `~/.kube/config`, then the in-cluster service account. An
 /// `endpoint` URL replaces the server the configuration names; alone, it is used without
-/// credentials (CoreDNS `kubernetes { endpoint }`, e.g. through `kubectl proxy`).
+/// credentials (CoreDNS `kubernetes { endpoint }`, e.g. through `kubectl proxy`). Every request
+/// it makes is timed and counted into `metrics` (`kubernetes/requests.rs`).
 pub async fn client(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
     endpoint: Option<&str>,
+    metrics: Arc<Metrics>,
 ) -> Result<Client, ClientError> {
     let url = endpoint
         .map(|url| {
@@ -127,7 +130,11 @@ pub async fn client(
     if let Some(url) = url {
         config.cluster_url = url;
     }
-    Client::try_from(config).map_err(ClientError::Build)
+    let host = (config.cluster_url.authority()).map_or_else(String::new, |a| a.to_string());
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(ClientError::Build)?;
+    Ok(builder
+        .with_layer(&requests::Measured::new(&host, metrics))
+        .build())
 }
 
 /// One message from a watcher task to the applier.

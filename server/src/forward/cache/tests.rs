@@ -207,9 +207,11 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
     assert_eq!(cache.len(), 4);
     assert_eq!(cache.stats().entries(CacheType::Success), 4);
     let mut text = String::new();
-    cache.stats().write_prometheus("dns://:53", &mut text);
+    cache.stats().write_prometheus("dns://:53", ".", &mut text);
     assert!(
-        text.contains("coredns_cache_evictions_total{server=\"dns://:53\",type=\"success\"} 4"),
+        text.contains(
+            "coredns_cache_evictions_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 4"
+        ),
         "{text}"
     );
 }
@@ -430,9 +432,11 @@ fn immediate_serve_stale_answers_at_once_and_asks_for_one_refresh() {
         "after a failed refresh, again"
     );
     let mut text = String::new();
-    cache.stats().write_prometheus("dns://:53", &mut text);
+    cache.stats().write_prometheus("dns://:53", ".", &mut text);
     assert!(
-        text.contains("coredns_cache_served_stale_total{server=\"dns://:53\"} 3"),
+        text.contains(
+            "coredns_cache_served_stale_total{server=\"dns://:53\",zones=\".\",view=\"\"} 3"
+        ),
         "{text}"
     );
     hand.advance(Duration::from_secs(3600));

@@ -36,12 +36,35 @@ impl Metrics {
         );
         header(
             out,
+            "coredns_panics_total",
+            "counter",
+            "Panics while answering a query, recovered (the query got SERVFAIL).",
+        );
+        let _ = writeln!(
+            out,
+            "coredns_panics_total {}",
+            crate::ops::panics::recovered()
+        );
+        header(
+            out,
             "coredns_reload_failed_total",
             "counter",
             "Counts the number of failed reload attempts.",
         );
         let failed = self.reloads[0].load(Ordering::Relaxed);
         let _ = writeln!(out, "coredns_reload_failed_total {failed}");
+        header(
+            out,
+            "coredns_reload_version_info",
+            "gauge",
+            "A metric with a constant '1' value labeled by the hash of the Corefile applied.",
+        );
+        if let Some(Some(sha512)) = self.reload_version.lock().ok().as_deref() {
+            let _ = writeln!(
+                out,
+                "coredns_reload_version_info{{hash=\"sha512\",value=\"{sha512}\"}} 1"
+            );
+        }
         header(
             out,
             "clusterdns_reloads_total",
@@ -76,6 +99,30 @@ impl Metrics {
         );
         header(
             out,
+            "coredns_health_request_duration_seconds",
+            "histogram",
+            "Time this process's own /health took to answer, asked once a second.",
+        );
+        let (buckets, count, seconds) = self.health.snapshot();
+        histogram(
+            out,
+            "coredns_health_request_duration_seconds",
+            "",
+            &HEALTH_BUCKETS,
+            &buckets,
+            count,
+            seconds,
+        );
+        header(
+            out,
+            "coredns_health_request_failures_total",
+            "counter",
+            "Self-probes of /health that failed or took over 3 s.",
+        );
+        let failures = self.health_failures.load(Ordering::Relaxed);
+        let _ = writeln!(out, "coredns_health_request_failures_total {failures}");
+        header(
+            out,
             "clusterdns_file_reload_failed_total",
             "counter",
             "Reloads of a file plugin's zone that failed (the zone read before is still served).",
@@ -98,7 +145,7 @@ impl Metrics {
             for (server, zone, plugin) in enabled.iter() {
                 let _ = writeln!(
                     out,
-                    "coredns_plugin_enabled{{server=\"{server}\",zone=\"{zone}\",name=\"{plugin}\"}} 1"
+                    "coredns_plugin_enabled{{server=\"{server}\",zone=\"{zone}\",view=\"\",name=\"{plugin}\"}} 1"
                 );
             }
         }
@@ -137,6 +184,21 @@ impl Metrics {
                         }
                     }
                 }
+            }
+        }
+        header(
+            out,
+            "coredns_dns_do_requests_total",
+            "counter",
+            "Counter of DNS requests with the DNSSEC OK bit set, per zone.",
+        );
+        for zone in 0..ZONES {
+            let Some((server, zone_label)) = self.slot_labels(zone) else {
+                continue;
+            };
+            let n = sum(&|c| &c.do_requests, zone);
+            if n > 0 {
+                let _ = writeln!(out, "coredns_dns_do_requests_total{{server=\"{server}\",zone=\"{zone_label}\",view=\"\"}} {n}");
             }
         }
         header(
@@ -201,6 +263,40 @@ impl Metrics {
                 );
             }
         }
+        for (direction, name, help) in [
+            (
+                0,
+                "coredns_dns_request_size_bytes",
+                "Size of each request in bytes, per zone and protocol.",
+            ),
+            (
+                1,
+                "coredns_dns_response_size_bytes",
+                "Size of each response in bytes, per zone and protocol.",
+            ),
+        ] {
+            header(out, name, "histogram", help);
+            for zone in 0..ZONES {
+                let Some((server, zone_label)) = self.slot_labels(zone) else {
+                    continue;
+                };
+                for (p, proto) in PROTOS.iter().enumerate() {
+                    let series = size_index(zone, p, direction);
+                    let count = sum(&|c| &c.size_count, series);
+                    if count == 0 {
+                        continue;
+                    }
+                    let buckets: Vec<u64> = (0..=SIZE_BUCKETS.len())
+                        .map(|b| sum(&|c| &c.size_buckets, series * (SIZE_BUCKETS.len() + 1) + b))
+                        .collect();
+                    let bytes = sum(&|c| &c.size_sum, series) as f64;
+                    let labels = format!(
+                        "server=\"{server}\",zone=\"{zone_label}\",view=\"\",proto=\"{proto}\""
+                    );
+                    histogram(out, name, &labels, &SIZE_BUCKETS, &buckets, count, bytes);
+                }
+            }
+        }
         header(
             out,
             "clusterdns_tcp_connections_total",
@@ -219,6 +315,7 @@ impl Metrics {
 
     fn render_source(&self, out: &mut String) {
         let source = &self.source;
+        self.render_api_requests(out);
         header(
             out,
             "coredns_kubernetes_dns_programming_duration_seconds",
@@ -401,6 +498,57 @@ type Series<'a> = (
     &'static str,
     &'a dyn Fn(usize) -> u64,
 );
+
+impl Metrics {
+    /// client-go's REST client metrics, from what `sources/kubernetes/requests.rs` measured.
+    fn render_api_requests(&self, out: &mut String) {
+        let Ok(api) = self.source.api.lock() else {
+            return;
+        };
+        if api.is_empty() {
+            return;
+        }
+        let duration = "coredns_kubernetes_rest_client_request_duration_seconds";
+        let help = "Request latency in seconds, by verb and host.";
+        header(out, duration, "histogram", help);
+        for requests in api.iter() {
+            let (buckets, count, seconds) = requests.duration.snapshot();
+            let labels = format!("verb=\"{}\",host=\"{}\"", requests.method, requests.host);
+            histogram(
+                out,
+                duration,
+                &labels,
+                &API_BUCKETS,
+                &buckets,
+                count,
+                seconds,
+            );
+        }
+        // No client-side rate limiter: every request waited 0 s for it.
+        let limiter = "coredns_kubernetes_rest_client_rate_limiter_duration_seconds";
+        let help = "Client-side rate limiter latency in seconds, by verb and host (always 0 here).";
+        header(out, limiter, "histogram", help);
+        for requests in api.iter() {
+            let (_, count, _) = requests.duration.snapshot();
+            let mut buckets = vec![0; API_BUCKETS.len() + 1];
+            buckets[0] = count;
+            let labels = format!("verb=\"{}\",host=\"{}\"", requests.method, requests.host);
+            histogram(out, limiter, &labels, &API_BUCKETS, &buckets, count, 0.0);
+        }
+        let total = "coredns_kubernetes_rest_client_requests_total";
+        let help = "Number of HTTP requests, by status code, method and host.";
+        header(out, total, "counter", help);
+        for requests in api.iter() {
+            for (code, n) in &requests.codes {
+                let _ = writeln!(
+                    out,
+                    "{total}{{code=\"{code}\",method=\"{}\",host=\"{}\"}} {n}",
+                    requests.method, requests.host
+                );
+            }
+        }
+    }
+}
 
 /// `# HELP` and `# TYPE` lines.
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

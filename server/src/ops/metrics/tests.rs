@@ -6,7 +6,12 @@ fn outcome(qtype: u16, rcode: u16) -> Outcome {
         rcode,
         zone: 1,
         plugin: Plugin::Kubernetes,
+        dnssec_ok: qtype == 999,
     }
+}
+
+fn sizes(request: usize, response: usize) -> Sizes {
+    Sizes { request, response }
 }
 
 #[test]
@@ -20,6 +25,7 @@ fn counters_of_every_worker_are_summed_on_scrape() {
             Proto::Udp,
             Family::V4,
             outcome(1, 0),
+            sizes(40, 56),
             Duration::from_micros(5),
         );
     }
@@ -27,12 +33,14 @@ fn counters_of_every_worker_are_summed_on_scrape() {
         Proto::Udp,
         Family::V6,
         outcome(999, 3),
+        sizes(300, 1200),
         Duration::from_millis(3),
     );
     tcp.record(
         Proto::Tcp,
         Family::V4,
         outcome(1, 0),
+        sizes(40, 56),
         Duration::from_micros(5),
     );
     tcp.connection_accepted();
@@ -60,6 +68,31 @@ fn counters_of_every_worker_are_summed_on_scrape() {
     );
     assert!(text.contains("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",type=\"A\",le=\"0.00025\"} 4"), "{text}");
     assert!(text.contains("type=\"other\",le=\"0.004\"} 1"), "{text}");
+    // Sizes: CoreDNS's buckets (its 8291 included), per zone and proto, summed over workers.
+    let labels = "server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",proto=\"udp\"";
+    for line in [
+        format!("coredns_dns_request_size_bytes_bucket{{{labels},le=\"0\"}} 0"),
+        format!("coredns_dns_request_size_bytes_bucket{{{labels},le=\"100\"}} 3"),
+        format!("coredns_dns_request_size_bytes_bucket{{{labels},le=\"300\"}} 4"),
+        format!("coredns_dns_request_size_bytes_sum{{{labels}}} 420"),
+        format!("coredns_dns_request_size_bytes_count{{{labels}}} 4"),
+        format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"1023\"}} 3"),
+        format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"2047\"}} 4"),
+        format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"8291\"}} 4"),
+        format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"64000\"}} 4"),
+        format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"+Inf\"}} 4"),
+        format!("coredns_dns_response_size_bytes_sum{{{labels}}} 1368"),
+    ] {
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    assert!(
+        text.contains("coredns_dns_response_size_bytes_count{server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",proto=\"tcp\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("coredns_dns_do_requests_total{server=\"dns://:53\",zone=\"cluster.local.\",view=\"\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("coredns_build_info{version="), "{text}");
     assert!(text.contains("process_resident_memory_bytes "), "{text}");
 }
@@ -75,4 +108,51 @@ fn programming_latency_lands_in_its_bucket() {
     assert!(text.contains("coredns_kubernetes_dns_programming_duration_seconds_bucket{service_kind=\"headless_with_selector\",le=\"0.008\"} 0"), "{text}");
     assert!(text.contains("coredns_kubernetes_dns_programming_duration_seconds_bucket{service_kind=\"headless_with_selector\",le=\"0.016\"} 1"), "{text}");
     assert!(text.contains("coredns_kubernetes_dns_programming_duration_seconds_count{service_kind=\"cluster_ip\"} 0"), "{text}");
+}
+
+#[test]
+fn api_requests_render_as_client_go_metrics() {
+    let metrics = Metrics::new("dns://:53".into());
+    let host = "10.96.0.1:443";
+    metrics
+        .source
+        .api_request("GET", host, "200", Duration::from_millis(7));
+    metrics
+        .source
+        .api_request("GET", host, "200", Duration::from_millis(30));
+    metrics
+        .source
+        .api_request("GET", host, "<error>", Duration::from_secs(3));
+    let text = metrics.render();
+    let labels = "verb=\"GET\",host=\"10.96.0.1:443\"";
+    for line in [
+        format!("coredns_kubernetes_rest_client_request_duration_seconds_bucket{{{labels},le=\"0.01\"}} 1"),
+        format!("coredns_kubernetes_rest_client_request_duration_seconds_bucket{{{labels},le=\"0.05\"}} 2"),
+        format!("coredns_kubernetes_rest_client_request_duration_seconds_count{{{labels}}} 3"),
+        format!("coredns_kubernetes_rest_client_rate_limiter_duration_seconds_bucket{{{labels},le=\"0.005\"}} 3"),
+        "coredns_kubernetes_rest_client_requests_total{code=\"200\",method=\"GET\",host=\"10.96.0.1:443\"} 2".to_string(),
+        "coredns_kubernetes_rest_client_requests_total{code=\"<error>\",method=\"GET\",host=\"10.96.0.1:443\"} 1".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+}
+
+#[test]
+fn health_probes_and_the_reload_version_render() {
+    let metrics = Metrics::new("dns://:53".into());
+    metrics.health_probed(Duration::from_micros(900), true);
+    metrics.health_probed(Duration::from_secs(3), false);
+    metrics.set_reload_version("ab12".into());
+    let text = metrics.render();
+    for line in [
+        "coredns_health_request_duration_seconds_bucket{le=\"0.00025\"} 0",
+        "coredns_health_request_duration_seconds_bucket{le=\"0.0025\"} 1",
+        "coredns_health_request_duration_seconds_bucket{le=\"2.5\"} 1",
+        "coredns_health_request_duration_seconds_count 2",
+        "coredns_health_request_failures_total 1",
+        "coredns_reload_version_info{hash=\"sha512\",value=\"ab12\"} 1",
+        "coredns_panics_total ",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
 }
