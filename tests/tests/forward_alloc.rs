@@ -1,5 +1,6 @@
 //! Proves a cache hit allocates nothing, in the forwarder's synchronous cache path and through a
-//! running server's UDP worker, and reports what a hit costs. One test in this binary, so no
+//! running server's UDP worker, reports what a hit costs, and bounds what a cached answer takes
+//! on the heap (which sizes the default cache). One test in this binary, so no
 //! other test's allocations are counted. The upstream is a stub on loopback that answers every
 //! query with one A record.
 
@@ -10,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::Clock;
-use clusterdns::forward::config::{ForwardConfig, StaleRefresh};
+use clusterdns::forward::config::{ForwardConfig, StaleRefresh, CACHE_ENTRY_BYTES};
 use clusterdns::forward::Forwarder;
-use clusterdns_testkit::alloc::{allocations, Counting};
+use clusterdns_testkit::alloc::{allocations, live_bytes, Counting};
 use clusterdns_testkit::client::connected_udp;
 use clusterdns_testkit::dns::query;
 use clusterdns_testkit::fixture::TestServer;
@@ -155,5 +156,33 @@ fn cache_hits_allocate_nothing() {
         "server: {during} allocations for 2000 cache hits over UDP"
     );
     server.server.shutdown();
+
+    // What one cached answer costs on the heap, which sizes the default cache from the memory
+    // limit (`CACHE_ENTRY_BYTES`): one-record answers for distinct names, after a warm-up that
+    // grows the shards' tables once.
+    let forwarder = Forwarder::new(
+        ForwardConfig::new(vec![upstream]),
+        Clock::system(),
+        "dns://:53",
+        runtime.handle().clone(),
+    );
+    let mut fill = |from: usize, to: usize| {
+        for i in from..to {
+            let packet = query_a(7, &format!("host-{i:06}.apps.example.com"));
+            let parsed = parse_query(&packet).expect("valid");
+            let answered = runtime.block_on(forwarder.answer(&parsed, &packet, &mut out, udp));
+            answered.expect("forwarded");
+        }
+    };
+    fill(0, 1000);
+    let before = live_bytes();
+    const NAMES: usize = 8000;
+    fill(1000, 1000 + NAMES);
+    let per_entry = live_bytes().saturating_sub(before) / NAMES;
+    println!("cache: {per_entry} heap bytes per cached one-record answer");
+    assert!(
+        per_entry <= CACHE_ENTRY_BYTES,
+        "{per_entry} bytes per cached answer; CACHE_ENTRY_BYTES is {CACHE_ENTRY_BYTES}"
+    );
     stop.store(true, Ordering::Relaxed);
 }

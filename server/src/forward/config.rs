@@ -73,9 +73,11 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=300))]
     pub cache_servfail_ttl: u32,
 
-    /// Answers the cache holds at most; past it the least recently hit are evicted.
-    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub cache_size: u32,
+    /// Answers the cache holds at most; past it the least recently hit are evicted. Default:
+    /// half the memory limit of the container (its cgroup) in answers, at least 10,000; 200,000
+    /// without a limit.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cache_size: Option<u32>,
 
     /// Refresh an answer in the background when it has been hit this many times, no two hits a
     /// minute apart, and has 10% of its TTL left or less; 0 disables prefetch (CoreDNS
@@ -317,7 +319,8 @@ impl ForwardArgs {
                 max_ttl: self.cache_ttl,
                 max_denial_ttl: self.cache_denial_ttl,
                 servfail_ttl: self.cache_servfail_ttl,
-                capacity: self.cache_size as usize,
+                capacity: (self.cache_size)
+                    .map_or_else(|| cache_capacity_for(memory_limit()), |n| n as usize),
                 prefetch_hits: self.cache_prefetch,
                 serve_stale: Duration::from_secs(u64::from(self.cache_serve_stale)),
                 ..CacheConfig::default()
@@ -329,6 +332,46 @@ impl ForwardArgs {
             expire: DEFAULT_EXPIRE,
         })
     }
+}
+
+/// Heap bytes one cached answer is counted at: its entry, key, record spans and slots. The
+/// counting allocator measures 176 bytes for a one-record answer (`tests/tests/forward_alloc.rs`,
+/// which holds this bound); the rest is room for answers of several records and the allocator's
+/// size classes.
+pub const CACHE_ENTRY_BYTES: usize = 512;
+/// The cache's size where no memory limit is known: a large cluster's working set (100,000
+/// names answered both A and AAAA) fits, at most about 100 MiB.
+pub const UNLIMITED_CACHE_CAPACITY: usize = 200_000;
+/// The fewest answers a sized cache holds (the old fixed default).
+const MIN_CACHE_CAPACITY: usize = 10_000;
+/// The most answers a sized cache holds.
+const MAX_CACHE_CAPACITY: usize = 4_000_000;
+
+/// The cache's capacity for a process limited to `limit` bytes: half of it in answers of
+/// [`CACHE_ENTRY_BYTES`], between 10,000 and 4,000,000; [`UNLIMITED_CACHE_CAPACITY`] without a
+/// limit. The cache grows only as answers come, so an idle node pays nothing for it.
+pub fn cache_capacity_for(limit: Option<u64>) -> usize {
+    match limit {
+        Some(bytes) => (usize::try_from(bytes / 2).unwrap_or(usize::MAX) / CACHE_ENTRY_BYTES)
+            .clamp(MIN_CACHE_CAPACITY, MAX_CACHE_CAPACITY),
+        None => UNLIMITED_CACHE_CAPACITY,
+    }
+}
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`), when it has one: a container's `resources.limits.memory`.
+pub fn memory_limit() -> Option<u64> {
+    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max");
+    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+    let text = v2.or_else(|_| v1()).ok()?;
+    parse_memory_limit(&text)
+}
+
+/// A cgroup memory limit file's value: `max` (v2) or a v1 "unlimited" (a page-rounded
+/// `i64::MAX`) is none.
+fn parse_memory_limit(text: &str) -> Option<u64> {
+    let bytes = text.trim().parse::<u64>().ok()?;
+    (bytes < 1 << 60).then_some(bytes)
 }
 
 fn upstreams_from(path: &Path) -> Result<Vec<SocketAddr>, ForwardConfigError> {
@@ -395,7 +438,10 @@ mod tests {
     fn defaults_mirror_coredns() {
         let flags = Flags::parse_from(["t", "--upstream", "10.0.0.10"]);
         let config = flags.forward.config(&[addr("0.0.0.0:53")]).unwrap();
-        assert_eq!(config, ForwardConfig::new(vec![addr("10.0.0.10:53")]));
+        let mut expected = ForwardConfig::new(vec![addr("10.0.0.10:53")]);
+        // The flags size the cache from the memory limit; a Corefile's `cache` does not.
+        expected.cache.capacity = cache_capacity_for(memory_limit());
+        assert_eq!(config, expected);
     }
 
     #[test]
@@ -474,5 +520,20 @@ mod tests {
                 "{upstream} vs {listen}"
             );
         }
+    }
+
+    #[test]
+    fn the_cache_is_sized_from_the_memory_limit() {
+        let mib = |n: u64| Some(n << 20);
+        assert_eq!(cache_capacity_for(None), UNLIMITED_CACHE_CAPACITY);
+        // NodeLocal DNSCache's limit in deploy/node-local: 100 MiB, half of it in answers.
+        assert_eq!(cache_capacity_for(mib(100)), 102_400);
+        assert_eq!(cache_capacity_for(mib(170)), 174_080);
+        assert_eq!(cache_capacity_for(mib(4)), MIN_CACHE_CAPACITY);
+        assert_eq!(cache_capacity_for(Some(u64::MAX)), MAX_CACHE_CAPACITY);
+        assert_eq!(parse_memory_limit("max\n"), None);
+        assert_eq!(parse_memory_limit("104857600\n"), Some(100 << 20));
+        assert_eq!(parse_memory_limit("9223372036854771712\n"), None);
+        assert_eq!(parse_memory_limit("garbage"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! `compare`: clusterdns side by side with Knot DNS, NSD and Unbound on the same synthetic cluster
-//! (ARCHITECTURE.md, "Measuring"). For each size: generate the cluster (manifests, query files,
+//! (ARCHITECTURE.md, "Measuring"), and with the empty responder (`responder`: queries sent back
+//! with QR set, no DNS work), the ceiling of this machine's UDP path. For each size: generate the cluster (manifests, query files,
 //! zone files), start every server on loopback pinned to CPU 0, check that their answers agree with
 //! clusterdns's on a sample of the query files, then run interleaved rounds (A B C D A B C D...) of
 //! the load generator (and dnsperf) pinned to CPU 1, and print a table per query file.
@@ -54,7 +55,7 @@ struct Args {
     /// Servers to run, in round order.
     #[arg(
         long,
-        default_value = "clusterdns,clusterdns-corefile,knot,nsd,unbound",
+        default_value = "clusterdns,clusterdns-corefile,knot,nsd,unbound,responder",
         value_delimiter = ','
     )]
     servers: Vec<ServerKind>,

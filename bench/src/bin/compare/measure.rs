@@ -264,7 +264,10 @@ pub(super) fn check_answers(
     for server in servers.iter().filter(|s| {
         !matches!(
             s.kind,
-            ServerKind::Clusterdns | ServerKind::Clusterdns2 | ServerKind::ClusterdnsCorefile
+            ServerKind::Clusterdns
+                | ServerKind::Clusterdns2
+                | ServerKind::ClusterdnsCorefile
+                | ServerKind::Responder
         )
     }) {
         let mut same = 0;

@@ -22,6 +22,9 @@ pub(super) enum ServerKind {
     Nsd,
     /// Unbound, serving the zones with auth-zone.
     Unbound,
+    /// No DNS server: `loadgen --respond`, which sends each query back with QR set (recvmmsg,
+    /// sendmmsg, nothing else). What this machine's UDP path allows: the ceiling.
+    Responder,
 }
 
 impl ServerKind {
@@ -33,6 +36,7 @@ impl ServerKind {
             ServerKind::Knot => "knot",
             ServerKind::Nsd => "nsd",
             ServerKind::Unbound => "unbound",
+            ServerKind::Responder => "empty responder",
         }
     }
 }
@@ -229,6 +233,11 @@ pub(super) fn server_command(
                 write("nsd.conf", conf)?,
             ]
         }
+        ServerKind::Responder => vec![
+            bin_dir.join("loadgen").display().to_string(),
+            "--respond".into(),
+            format!("127.0.0.1:{port}"),
+        ],
         ServerKind::Unbound => {
             // Authoritative from the zone files; anything else would go to a closed loopback
             // port, never to the network. The private reverse zones are Unbound's built-in
@@ -262,7 +271,8 @@ pub(super) fn server_command(
     })
 }
 
-/// Starts one server pinned to `cpus` and waits until `dns-version.<domain> TXT` answers.
+/// Starts one server pinned to `cpus` and waits until `dns-version.<domain> TXT` answers (the
+/// responder: until it echoes the query).
 /// `port` is the server's, `upstream` where clusterdns forwards.
 pub(super) fn start_server(
     kind: ServerKind,
@@ -310,7 +320,8 @@ pub(super) fn start_server(
             ));
         }
         if let Ok(answer) = ask(server.address(), &probe, "TXT", Duration::from_millis(300)) {
-            if answer.rcode == 0 && !answer.records.is_empty() {
+            let echoed = kind == ServerKind::Responder;
+            if answer.rcode == 0 && (echoed || !answer.records.is_empty()) {
                 break;
             }
         }
