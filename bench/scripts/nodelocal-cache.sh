@@ -10,7 +10,7 @@
 # and loadgen to CLIENT_CPU. Each server is warmed (WARM_S of load, every name asked at least once),
 # then rounds of DURATION s alternate between the servers. Reports qps, p99, and the server's CPU
 # time per answer (utime+stime from /proc/PID/stat), and knotd's CPU per answer, which shows the
-# misses. Not run in CI.
+# misses, and at the end each server's peak and current RSS. Not run in CI.
 #
 #   bench/scripts/nodelocal-cache.sh
 #   NAMES=100000 ROUNDS=3 DURATION=3 bench/scripts/nodelocal-cache.sh
@@ -47,9 +47,9 @@ for tool in "$KNOTD" dnsdist taskset python3; do
     exit 1
   }
 done
-# What `clusterdns` gives itself under a LIMIT_MIB limit: half of it at 512 bytes an answer
-# (server/src/forward/config.rs, cache_capacity_for).
-SIZED=$((LIMIT_MIB * 1024 * 1024 / 2 / 512))
+# What `clusterdns` gives itself under a LIMIT_MIB limit: three quarters of what is left past
+# 32 MiB, at 256 bytes an answer (server/src/forward/config.rs, cache_capacity_for).
+SIZED=$(((LIMIT_MIB - 32) * 1024 * 1024 / 4 * 3 / 256))
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clusterdns-nodelocal-cache.XXXXXX")
 PIDS=()
@@ -161,4 +161,12 @@ p99 = f'{p99 / 1000:.2f} ms' if p99 is not None else '-'
 print(f\"| {sys.argv[5]} | $round | {r['qps']:.0f} | {p99} | {r['lost']} | {us(sys.argv[2]):.2f} | {us(sys.argv[3]):.2f} |\")
 " "$report" "$((after - before))" "$((knot_after - knot_before))" "$HZ" "$name"
   done
+done
+echo
+echo "| server | peak RSS (VmHWM) | RSS now |"
+echo "| --- | ---: | ---: |"
+for entry in "${SERVERS[@]}"; do
+  IFS='|' read -r name port pid <<<"$entry"
+  awk -v name="$name" '/^VmHWM/ { peak = $2 } /^VmRSS/ { now = $2 }
+    END { printf "| %s | %.1f MiB | %.1f MiB |\n", name, peak / 1024, now / 1024 }' "/proc/$pid/status"
 done

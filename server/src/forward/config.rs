@@ -74,8 +74,8 @@ pub struct ForwardArgs {
     pub cache_servfail_ttl: u32,
 
     /// Answers the cache holds at most; past it the least recently hit are evicted. Default:
-    /// half the memory limit of the container (its cgroup) in answers, at least 10,000; 200,000
-    /// without a limit.
+    /// sized from the memory limit of the container (its cgroup): three quarters of what the
+    /// process leaves, at least 10,000; 500,000 without a limit.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub cache_size: Option<u32>,
 
@@ -336,24 +336,30 @@ impl ForwardArgs {
 
 /// Heap bytes one cached answer is counted at: its entry, key, record spans and slots. The
 /// counting allocator measures 176 bytes for a one-record answer (`tests/tests/forward_alloc.rs`,
-/// which holds this bound); the rest is room for answers of several records and the allocator's
-/// size classes.
-pub const CACHE_ENTRY_BYTES: usize = 512;
-/// The cache's size where no memory limit is known: a large cluster's working set (100,000
-/// names answered both A and AAAA) fits, at most about 100 MiB.
-pub const UNLIMITED_CACHE_CAPACITY: usize = 200_000;
+/// which holds this bound); the rest is the allocator's size classes.
+pub const CACHE_ENTRY_BYTES: usize = 256;
+/// What the process takes besides its cache (the binary, the runtime, buffers: 16-20 MiB
+/// measured in node-local mode), with room to spare.
+const BASE_BYTES: u64 = 32 << 20;
+/// The cache's size where no memory limit is known: twice a large cluster's working set
+/// (100,000 names asked for A and AAAA), at most about 125 MiB once full.
+pub const UNLIMITED_CACHE_CAPACITY: usize = 500_000;
 /// The fewest answers a sized cache holds (the old fixed default).
 const MIN_CACHE_CAPACITY: usize = 10_000;
 /// The most answers a sized cache holds.
 const MAX_CACHE_CAPACITY: usize = 4_000_000;
 
-/// The cache's capacity for a process limited to `limit` bytes: half of it in answers of
-/// [`CACHE_ENTRY_BYTES`], between 10,000 and 4,000,000; [`UNLIMITED_CACHE_CAPACITY`] without a
-/// limit. The cache grows only as answers come, so an idle node pays nothing for it.
+/// The cache's capacity for a process limited to `limit` bytes: three quarters of what is left
+/// past 32 MiB, in answers of [`CACHE_ENTRY_BYTES`], between 10,000 and 4,000,000;
+/// [`UNLIMITED_CACHE_CAPACITY`] without a limit. The cache grows only as answers come, so an
+/// idle node pays nothing for the room.
 pub fn cache_capacity_for(limit: Option<u64>) -> usize {
     match limit {
-        Some(bytes) => (usize::try_from(bytes / 2).unwrap_or(usize::MAX) / CACHE_ENTRY_BYTES)
-            .clamp(MIN_CACHE_CAPACITY, MAX_CACHE_CAPACITY),
+        Some(bytes) => {
+            let budget = bytes.saturating_sub(BASE_BYTES) / 4 * 3;
+            (usize::try_from(budget).unwrap_or(usize::MAX) / CACHE_ENTRY_BYTES)
+                .clamp(MIN_CACHE_CAPACITY, MAX_CACHE_CAPACITY)
+        }
         None => UNLIMITED_CACHE_CAPACITY,
     }
 }
@@ -526,9 +532,9 @@ mod tests {
     fn the_cache_is_sized_from_the_memory_limit() {
         let mib = |n: u64| Some(n << 20);
         assert_eq!(cache_capacity_for(None), UNLIMITED_CACHE_CAPACITY);
-        // NodeLocal DNSCache's limit in deploy/node-local: 100 MiB, half of it in answers.
-        assert_eq!(cache_capacity_for(mib(100)), 102_400);
-        assert_eq!(cache_capacity_for(mib(170)), 174_080);
+        // deploy/node-local's limit: 100 MiB, three quarters of the 68 past 32 in answers.
+        assert_eq!(cache_capacity_for(mib(100)), 208_896);
+        assert_eq!(cache_capacity_for(mib(170)), 423_936);
         assert_eq!(cache_capacity_for(mib(4)), MIN_CACHE_CAPACITY);
         assert_eq!(cache_capacity_for(Some(u64::MAX)), MAX_CACHE_CAPACITY);
         assert_eq!(parse_memory_limit("max\n"), None);
