@@ -5,12 +5,18 @@
 //! millisecond through `sendmmsg`, and replies drained with `recvmmsg`, so on a machine whose
 //! load generator shares a core with the flood, the flood takes almost nothing from it
 //! (dnsperf at the same rate takes 10-40% of that core).
+//!
+//! It also times every reply against its query's send (by ID), so at a rate the server keeps
+//! up with it measures the latency distribution a steady load sees, p999 included: between two
+//! sends it waits in `poll` for replies, so a reply is read as soon as it comes, not at the next
+//! send.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use crate::latency::Histogram;
 use crate::load::{connected_socket, empty_mmsghdr, query_iov, rcode_list, taken, Replies};
 use crate::queryfile::QueryFile;
 
@@ -18,8 +24,10 @@ use crate::queryfile::QueryFile;
 const BATCH: usize = 64;
 /// Largest reply read (only the header is looked at).
 const REPLY_BUFFER: usize = 512;
-/// How often the sender wakes up to send what is due.
+/// How long the sender waits for replies at most before it looks at what is due.
 const TICK: Duration = Duration::from_millis(1);
+/// Query IDs: a reply is timed against the last query sent with its ID.
+const IDS: usize = 1 << 16;
 
 /// How to flood a server.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,6 +46,8 @@ pub struct FloodConfig {
 /// What a flood sent and got back.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FloodReport {
+    /// Time from each query's send to its reply.
+    pub latency: Histogram,
     /// Queries sent.
     pub sent: u64,
     /// Queries the kernel did not take (its send buffer was full).
@@ -67,8 +77,20 @@ impl FloodReport {
             100.0 * self.replies() as f64 / self.sent.max(1) as f64,
             rcode_list(&self.rcodes),
             self.sent.saturating_sub(self.replies()),
+        ) + &format!(
+            "  flood latency: p50 {:.3} ms, p99 {:.3} ms, p999 {:.3} ms, max {:.3} ms ({} timed)\n",
+            ms(self.latency.quantile(0.5)),
+            ms(self.latency.quantile(0.99)),
+            ms(self.latency.quantile(0.999)),
+            ms(self.latency.max()),
+            self.latency.count(),
         )
     }
+}
+
+/// Nanoseconds as milliseconds.
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
 }
 
 /// Sends the queries of `queries` in order (wrapping around) at `config.rate` a second for
@@ -97,7 +119,10 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
     let mut replies = Replies::new(BATCH, REPLY_BUFFER);
     let mut report = FloodReport::default();
     let mut next = 0usize;
+    // When the query with each ID went out, in ns since `start` (0: none waiting).
+    let mut sent_at = vec![0u64; IDS];
     let start = Instant::now();
+    let since_start = || start.elapsed().as_nanos() as u64;
     let stop_sending = config.duration;
     let stop = config.duration + config.linger;
     loop {
@@ -108,9 +133,16 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
         // Replies first: they free room in the socket's buffers.
         // A failed receive ends the draining, as an empty one does: the flood goes on.
         while let Ok(got @ 1..) = replies.receive(fd) {
+            let now = since_start();
             for k in 0..got {
-                if let Some(&flags) = replies.get(k).get(3) {
+                let reply = replies.get(k);
+                if let Some(&flags) = reply.get(3) {
                     report.rcodes[usize::from(flags & 0x0F)] += 1;
+                    let id = usize::from(u16::from_be_bytes([reply[0], reply[1]]));
+                    let at = std::mem::take(&mut sent_at[id]);
+                    if at > 0 {
+                        report.latency.record(now.saturating_sub(at));
+                    }
                 }
             }
         }
@@ -127,17 +159,32 @@ pub fn flood(config: &FloodConfig, queries: &QueryFile) -> io::Result<FloodRepor
                     send_msgs[k].msg_hdr.msg_iov = send_iov[k].as_mut_ptr();
                     send_msgs[k].msg_hdr.msg_iovlen = 2;
                 }
+                let now = since_start().max(1);
                 // SAFETY: the first n headers point at iovecs and bytes that live until the
                 // call returns (`ids`, `send_iov`, the query file); the socket is connected.
                 let sent = unsafe { libc::sendmmsg(fd, send_msgs.as_mut_ptr(), n as u32, 0) };
                 let sent = taken(sent)?;
+                for id in &ids[..sent] {
+                    sent_at[usize::from(u16::from_be_bytes(*id))] = now;
+                }
                 report.sent += sent as u64;
                 // What the kernel did not take is not sent again: the rate is what was offered.
                 report.unsent += (n - sent) as u64;
             }
             report.elapsed = elapsed;
         }
-        std::thread::sleep(TICK);
+        // Until a reply comes, or a tick passes.
+        let mut ready = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let wait = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: TICK.as_nanos() as libc::c_long,
+        };
+        // SAFETY: one pollfd that lives across the call; no signal mask.
+        unsafe { libc::ppoll(&mut ready, 1, &wait, std::ptr::null()) };
     }
     Ok(report)
 }
@@ -167,6 +214,10 @@ mod tests {
         // The responder echoes each query with QR set and rcode 0.
         assert_eq!(report.rcodes[0], report.sent, "{report:?}");
         assert!(report.to_text().contains("NOERROR"));
+        // Every reply was timed, and an echo on loopback takes well under a second.
+        assert_eq!(report.latency.count(), report.sent);
+        assert!(report.latency.max() < 1_000_000_000, "{report:?}");
+        assert!(report.to_text().contains("p999"));
     }
 
     #[test]

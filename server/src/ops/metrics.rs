@@ -42,6 +42,32 @@ const SIZE_BUCKETS: [f64; 14] = [
 ];
 /// The two size histograms: the request's, then the response's.
 const SIZE_DIRECTIONS: usize = 2;
+/// Sizes up to this many bytes find their bucket in [`SMALL_SIZE_BUCKETS`] (queries and most
+/// answers); larger ones search [`SIZE_BUCKETS`].
+const SMALL_SIZES: usize = 512;
+/// The size bucket of every size up to [`SMALL_SIZES`], computed once at compile time: one load
+/// on the query path instead of a search.
+static SMALL_SIZE_BUCKETS: [u8; SMALL_SIZES + 1] = {
+    let mut table = [0u8; SMALL_SIZES + 1];
+    let mut size = 0;
+    while size <= SMALL_SIZES {
+        let mut bucket = 0;
+        while bucket < SIZE_BUCKETS.len() && (size as f64) > SIZE_BUCKETS[bucket] {
+            bucket += 1;
+        }
+        table[size] = bucket as u8;
+        size += 1;
+    }
+    table
+};
+
+/// The bucket of a message of `size` bytes among [`SIZE_BUCKETS`].
+fn size_bucket(size: usize) -> usize {
+    match SMALL_SIZE_BUCKETS.get(size) {
+        Some(&bucket) => usize::from(bucket),
+        None => bucket_of(&SIZE_BUCKETS, size as f64),
+    }
+}
 /// `coredns_health_request_duration_seconds` bucket bounds: 0.25 ms, times 10 up to 2.5 s.
 const HEALTH_BUCKETS: [f64; 5] = [0.00025, 0.0025, 0.025, 0.25, 2.5];
 /// `coredns_kubernetes_rest_client_*_duration_seconds` bucket bounds: Prometheus's defaults,
@@ -199,9 +225,9 @@ pub struct DnsCounters {
     duration_buckets: Vec<AtomicU64>,
     duration_count: Vec<AtomicU64>,
     duration_sum_ns: Vec<AtomicU64>,
-    /// Size histograms by zone, proto and direction (request, response), buckets unsummed.
+    /// Size histograms by zone, proto and direction (request, response), buckets unsummed (their
+    /// total is the count).
     size_buckets: Vec<AtomicU64>,
-    size_count: Vec<AtomicU64>,
     size_sum: Vec<AtomicU64>,
     /// TCP connections accepted (TCP listeners only).
     connections: AtomicU64,
@@ -219,7 +245,6 @@ impl DnsCounters {
             duration_count: zeros(ZONES * TYPE_SLOTS),
             duration_sum_ns: zeros(ZONES * TYPE_SLOTS),
             size_buckets: zeros(size_series() * (SIZE_BUCKETS.len() + 1)),
-            size_count: zeros(size_series()),
             size_sum: zeros(size_series()),
             connections: AtomicU64::new(0),
         }
@@ -269,12 +294,11 @@ impl DnsCounters {
         self.add(&self.duration_sum_ns[series], elapsed.as_nanos() as u64);
         for (direction, size) in [sizes.request, sizes.response].into_iter().enumerate() {
             let series = size_index(zone, proto as usize, direction);
-            let bucket = bucket_of(&SIZE_BUCKETS, size as f64);
+            let bucket = size_bucket(size);
             self.add(
                 &self.size_buckets[series * (SIZE_BUCKETS.len() + 1) + bucket],
                 1,
             );
-            self.add(&self.size_count[series], 1);
             self.add(&self.size_sum[series], size as u64);
         }
     }

@@ -33,8 +33,10 @@ mod measure;
 mod report;
 mod servers;
 
-use measure::{ask, check_answers, client_name, measure, median, memory_kib, Measured};
-use report::{machine_line, write_table};
+use measure::{
+    ask, check_answers, client_name, latency_at, measure, median, memory_kib, Latency, Measured,
+};
+use report::{machine_line, write_latency_table, write_table};
 use servers::{
     check_programs, find_program, start_server, zone_files, Server, ServerKind, Upstream,
 };
@@ -94,6 +96,13 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also measure latency at this steady rate (queries a second, the service mix; 0: not):
+    /// `loadgen --flood` times every reply, for p50, p99 and p999 per server.
+    #[arg(long, default_value_t = 0.0)]
+    latency_at: f64,
+    /// Seconds of each steady-rate latency run.
+    #[arg(long, default_value_t = 10.0)]
+    latency_secs: f64,
 }
 
 /// A load client.
@@ -410,6 +419,27 @@ fn size_run(
     for file in files {
         write_table(out, file, &runs, &rss, kinds, args);
     }
+    if args.latency_at > 0.0 {
+        let queries = dir.join("service-mix.txt");
+        let mut latencies: BTreeMap<ServerKind, Vec<Latency>> = BTreeMap::new();
+        for round in 0..args.rounds {
+            for server in &servers {
+                let latency = latency_at(args, server, &queries, bin_dir)?;
+                eprintln!(
+                    "  round {} latency at {} qps {}: p50 {:.3} / p99 {:.3} / p999 {:.3} / max {:.3} ms",
+                    round + 1,
+                    args.latency_at,
+                    server.kind.name(),
+                    latency.p50_ms,
+                    latency.p99_ms,
+                    latency.p999_ms,
+                    latency.max_ms
+                );
+                latencies.entry(server.kind).or_default().push(latency);
+            }
+        }
+        write_latency_table(out, &latencies, kinds, args);
+    }
     if args.keep {
         for server in &servers {
             eprintln!("  {} files: {}", server.kind.name(), server.dir.display());
@@ -431,5 +461,18 @@ mod tests {
         assert!(parse_size("k").is_err());
         assert_eq!(size_label(10_000), "10k");
         assert_eq!(size_label(2500), "2500");
+    }
+
+    #[test]
+    fn flood_latency_line() {
+        let text = "  flood: sent 200000 (20000 qps over 10.00 s), not taken by the kernel 0, \
+                    replies 199800 (99.9%, NOERROR 199800), no reply 200\n  flood latency: p50 \
+                    0.051 ms, p99 0.210 ms, p999 0.987 ms, max 4.100 ms (199800 timed)\n";
+        let latency = measure::parse_flood(text).expect("parsed");
+        assert_eq!(latency.p50_ms, 0.051);
+        assert_eq!(latency.p99_ms, 0.21);
+        assert_eq!(latency.p999_ms, 0.987);
+        assert_eq!(latency.max_ms, 4.1);
+        assert!((latency.answered - 0.999).abs() < 1e-9);
     }
 }

@@ -200,6 +200,67 @@ pub(super) fn measure(
     Ok(measured)
 }
 
+/// Latency quantiles of one steady-rate run, in milliseconds, and the share of queries answered.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Latency {
+    pub(super) p50_ms: f64,
+    pub(super) p99_ms: f64,
+    pub(super) p999_ms: f64,
+    pub(super) max_ms: f64,
+    pub(super) answered: f64,
+}
+
+/// Runs `loadgen --flood` at `args.latency_at` queries a second against `server` for
+/// `args.latency_secs` and reads the latency line it prints.
+pub(super) fn latency_at(
+    args: &Args,
+    server: &Server,
+    queries: &Path,
+    bin_dir: &Path,
+) -> Result<Latency, String> {
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg(args.client_cpu.to_string())
+        .arg(bin_dir.join("loadgen"))
+        .args(["--server", &server.address().to_string(), "--queries"])
+        .arg(queries)
+        .args(["--flood", &args.latency_at.to_string()])
+        .args(["--duration", &args.latency_secs.to_string()])
+        .output()
+        .map_err(|e| format!("loadgen --flood: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "loadgen --flood against {}: {}\n{stdout}",
+            server.kind.name(),
+            output.status
+        ));
+    }
+    parse_flood(&stdout).ok_or_else(|| format!("loadgen --flood: unreadable output:\n{stdout}"))
+}
+
+/// The figures of `loadgen --flood`'s report: `sent N (...)`, `replies M (...)` and
+/// `flood latency: p50 A ms, p99 B ms, p999 C ms, max D ms`.
+pub(super) fn parse_flood(output: &str) -> Option<Latency> {
+    let number_after = |key: &str| -> Option<f64> {
+        let at = output.find(key)? + key.len();
+        let text = output[at..].trim_start();
+        let end = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        text[..end].parse().ok()
+    };
+    let sent = number_after("sent ")?;
+    let replies = number_after("replies ")?;
+    Some(Latency {
+        p50_ms: number_after("p50 ")?,
+        p99_ms: number_after("p99 ")?,
+        p999_ms: number_after("p999 ")?,
+        max_ms: number_after("max ")?,
+        answered: replies / sent.max(1.0),
+    })
+}
+
 /// User + system CPU time of this process's waited-for children so far (the load clients).
 pub(super) fn children_cpu() -> Duration {
     // SAFETY: getrusage fills the zeroed struct it is given.

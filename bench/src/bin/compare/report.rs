@@ -17,6 +17,41 @@ pub(super) fn machine_line() -> String {
     format!("machine: {cores} cores, {model}")
 }
 
+/// The steady-rate latency table: a row per server, the median over rounds of each quantile.
+pub(super) fn write_latency_table(
+    out: &mut String,
+    latencies: &BTreeMap<ServerKind, Vec<Latency>>,
+    kinds: &[ServerKind],
+    args: &Args,
+) {
+    let _ = writeln!(
+        out,
+        "\n### latency at {} qps (service-mix, `loadgen --flood`, {} s a run)\n",
+        args.latency_at, args.latency_secs
+    );
+    let _ = writeln!(out, "| server | p50 | p99 | p999 | max | answered |");
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |");
+    for kind in kinds {
+        let Some(runs) = latencies.get(kind) else {
+            continue;
+        };
+        let pick = |f: &dyn Fn(&Latency) -> f64| {
+            let mut values: Vec<f64> = runs.iter().map(f).collect();
+            median(&mut values)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.2}% |",
+            kind.name(),
+            pick(&|l| l.p50_ms),
+            pick(&|l| l.p99_ms),
+            pick(&|l| l.p999_ms),
+            pick(&|l| l.max_ms),
+            100.0 * pick(&|l| l.answered),
+        );
+    }
+}
+
 /// One table: a row per (server, client), medians over rounds, ratios to clusterdns.
 pub(super) fn write_table(
     out: &mut String,

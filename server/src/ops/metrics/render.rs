@@ -282,13 +282,13 @@ impl Metrics {
                 };
                 for (p, proto) in PROTOS.iter().enumerate() {
                     let series = size_index(zone, p, direction);
-                    let count = sum(&|c| &c.size_count, series);
-                    if count == 0 {
-                        continue;
-                    }
                     let buckets: Vec<u64> = (0..=SIZE_BUCKETS.len())
                         .map(|b| sum(&|c| &c.size_buckets, series * (SIZE_BUCKETS.len() + 1) + b))
                         .collect();
+                    let count = buckets.iter().sum();
+                    if count == 0 {
+                        continue;
+                    }
                     let bytes = sum(&|c| &c.size_sum, series) as f64;
                     let labels = format!(
                         "server=\"{server}\",zone=\"{zone_label}\",view=\"\",proto=\"{proto}\""

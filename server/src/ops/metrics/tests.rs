@@ -156,3 +156,20 @@ fn health_probes_and_the_reload_version_render() {
         assert!(text.contains(line), "{line} in\n{text}");
     }
 }
+
+#[test]
+fn the_size_table_agrees_with_the_bounds() {
+    for size in [
+        0, 1, 99, 100, 101, 300, 400, 401, 511, 512, 513, 1023, 1024, 8291, 8292, 64000, 65535,
+    ] {
+        let searched = bucket_of(&SIZE_BUCKETS, size as f64);
+        assert_eq!(size_bucket(size), searched, "{size}");
+    }
+    for size in 0..=SMALL_SIZES {
+        assert_eq!(
+            size_bucket(size),
+            bucket_of(&SIZE_BUCKETS, size as f64),
+            "{size}"
+        );
+    }
+}
