@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 /// The documents of every `*.yaml` file directly in `dir` (not in subdirectories), by file name,
 /// each file named `LABEL/FILE` in [`Document::what`]; panics when there is no such file or one
@@ -44,7 +44,7 @@ pub struct Document {
 /// is not YAML.
 fn documents(file: &str, text: &str) -> Result<Vec<Document>, String> {
     let mut documents = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (index, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(document)
             .map_err(|e| format!("{file}: document {index}: not YAML: {e}"))?;
         if value.is_null() {

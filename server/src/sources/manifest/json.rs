@@ -1,6 +1,6 @@
 //! JSON manifests, streamed: each document is decoded by a serde visitor straight from the
 //! file's reader, and the `items` array of a list is visited one element at a time, each
-//! element decoded on its own (into a `serde_yaml::Value`, as whole documents were before),
+//! element decoded on its own (into a `yaml_serde::Value`, as whole documents were before),
 //! converted and dropped.
 
 use std::fmt;
@@ -9,7 +9,7 @@ use std::io::{self, BufReader};
 use std::path::Path;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::{items_not_a_list, object_kind, syntax_error, ListKind, Loader, ManifestError};
 

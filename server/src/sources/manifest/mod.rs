@@ -34,7 +34,7 @@
 //! (names, IP addresses, ports, protocols) and names the field it rejects. Every error also names
 //! the file and the object, in one line. A YAML object whose kind can be read off its text is
 //! parsed straight into its type; when that fails for any reason it takes the general path
-//! (a `serde_yaml::Value` first), which makes the error message.
+//! (a `yaml_serde::Value` first), which makes the error message.
 
 pub mod watch;
 
@@ -52,7 +52,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde::de::DeserializeOwned;
 use serde::Deserializer;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::sources::objects::{
     endpoint_slice, namespace_name, pod, pod_addresses, service, slice_skip_reason, ObjectError,

@@ -714,7 +714,7 @@ fn yaml_list_streams_the_objects_of_its_documents() {
 fn json_list_streams_the_objects_of_its_documents() {
     let items: Vec<serde_json::Value> = OBJECTS
         .iter()
-        .map(|object| serde_yaml::from_str(object).unwrap())
+        .map(|object| yaml_serde::from_str(object).unwrap())
         .collect();
     // kubectl's key order: items before kind.
     let text = format!(
@@ -823,7 +823,7 @@ fn flow_style_and_anchors_are_parsed_whole() {
 fn lines_the_splitter_cannot_place_are_parsed_whole() {
     // A flow sequence carried on at the left margin, after items went out.
     let text = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web}\n  spec: {clusterIPs: [10.0.0.1,\n10.0.0.2]}\n";
-    let whole: Value = serde_yaml::from_str(text).unwrap();
+    let whole: Value = yaml_serde::from_str(text).unwrap();
     assert!(whole.get("items").is_some());
     let (cluster, report) = load_ok(text);
     assert_eq!(cluster.namespaces, vec![Box::<str>::from("a")]);
@@ -840,7 +840,7 @@ const BOTH: PodChanges = PodChanges {
     addresses: true,
 };
 
-/// What reading `text` whole, one `serde_yaml::Value` per document (as before streaming),
+/// What reading `text` whole, one `yaml_serde::Value` per document (as before streaming),
 /// hands over and reports; or the error's message.
 fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
     let mut changes = Vec::new();
@@ -852,7 +852,7 @@ fn read_whole(text: &str) -> Result<(Vec<Change>, LoadReport), String> {
         report: LoadReport::default(),
     };
     let path = Path::new("m.yaml");
-    for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (i, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let value = serde::Deserialize::deserialize(document).map_err(|e| e.to_string())?;
         loader
             .document(path, &format!("document {}", i + 1), value)

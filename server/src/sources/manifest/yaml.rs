@@ -1,5 +1,5 @@
-//! YAML manifests, streamed. serde_yaml parses a whole document at a time, so this module cuts
-//! the text first: it reads the file line by line and gives serde_yaml one document at a time
+//! YAML manifests, streamed. yaml_serde parses a whole document at a time, so this module cuts
+//! the text first: it reads the file line by line and gives yaml_serde one document at a time
 //! and, for a list in the block style kubectl writes, one item of the top-level `items:`
 //! sequence at a time:
 //!
@@ -17,12 +17,12 @@
 //! An item's text keeps its lines and columns (its `-` becomes a space), so a parser's message
 //! names the file's line once the text's first line is added. A document that is not a block
 //! mapping of plain keys, or whose `items:` is not a block sequence, is parsed whole, as
-//! serde_yaml would parse it in the file. So is one that turns out mid-way to need it (a line the
+//! yaml_serde would parse it in the file. So is one that turns out mid-way to need it (a line the
 //! splitter cannot place, an alias of an anchor in another item): it is read again from the file,
 //! leaving out the items already handed over.
 //!
 //! An object whose text names its kind and apiVersion on plain lines is parsed straight into its
-//! k8s-openapi type, which skips building a `serde_yaml::Value`; when that fails it is parsed
+//! k8s-openapi type, which skips building a `yaml_serde::Value`; when that fails it is parsed
 //! again the general way, so errors read as they always did.
 //!
 //! At about 780 lines this is the largest file of the server, by choice: the splitter is one
@@ -36,14 +36,14 @@ use std::path::Path;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use super::{
     object_kind, read_error, relocate, relocate_with, syntax_error, ListKind, Loader,
     ManifestError, Typed, READ_BUFFER,
 };
 
-/// What serde_yaml says of an alias whose anchor is not in the text it was given.
+/// What yaml_serde says of an alias whose anchor is not in the text it was given.
 const UNKNOWN_ANCHOR: &str = "unknown anchor";
 
 /// Reads every YAML document of the file `reader` reads.
@@ -525,7 +525,7 @@ impl Splitter<'_, '_> {
         if self.fast(chunk, names) {
             return Ok(true);
         }
-        let item = match Value::deserialize(serde_yaml::Deserializer::from_str(&chunk.text)) {
+        let item = match Value::deserialize(yaml_serde::Deserializer::from_str(&chunk.text)) {
             Ok(item) => item,
             Err(error) => {
                 let message = error.to_string();
@@ -560,7 +560,7 @@ impl Splitter<'_, '_> {
         else {
             return false;
         };
-        let text = serde_yaml::Deserializer::from_str(&chunk.text);
+        let text = yaml_serde::Deserializer::from_str(&chunk.text);
         match self.loader.wanted(kind, api_version) {
             Some(wanted) => match Typed::deserialize(wanted, text) {
                 Ok(object) => self.loader.accept(object).is_ok(),
@@ -611,7 +611,7 @@ impl Splitter<'_, '_> {
         mut items: Items,
         end: u64,
     ) -> Result<(), ManifestError> {
-        let keys = match Value::deserialize(serde_yaml::Deserializer::from_str(&document.text.text))
+        let keys = match Value::deserialize(yaml_serde::Deserializer::from_str(&document.text.text))
         {
             Ok(Value::Mapping(keys)) => keys,
             Ok(_) => Mapping::new(),
@@ -651,14 +651,14 @@ impl Splitter<'_, '_> {
         Ok(())
     }
 
-    /// Parses a document's text whole: one document (or what serde_yaml finds in it).
+    /// Parses a document's text whole: one document (or what yaml_serde finds in it).
     fn parse_whole(&mut self, document: &Document) -> Result<(), ManifestError> {
         let text = &document.text;
         if self.fast(text, text.names(0)) {
             return Ok(());
         }
         let mut found = 0;
-        for part in serde_yaml::Deserializer::from_str(&text.text) {
+        for part in yaml_serde::Deserializer::from_str(&text.text) {
             let number = document.number + found;
             found += 1;
             let value = Value::deserialize(part).map_err(|error| {
@@ -685,7 +685,7 @@ impl Splitter<'_, '_> {
             .read_range(document.offset, end)
             .map_err(|error| read_error(self.path, error))?;
         let value =
-            Value::deserialize(serde_yaml::Deserializer::from_str(&text)).map_err(|error| {
+            Value::deserialize(yaml_serde::Deserializer::from_str(&text)).map_err(|error| {
                 let message = relocate(&error.to_string(), document.first_line - 1);
                 syntax_error(self.path, document.number, None, "YAML", message)
             })?;
