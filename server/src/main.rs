@@ -129,6 +129,7 @@ enum Stop {
 fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let plan = plan(&config)?;
     ops::logging::set_debug(plan.debug);
+    ops::panics::set_recovery(!plan.debug);
     let zone = match &plan.kubernetes {
         Some(k) => ZoneConfig {
             domain: k.domain.clone(),

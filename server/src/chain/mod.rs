@@ -413,7 +413,11 @@ impl Router {
             }
             handled
         });
-        answered.unwrap_or_else(|| self.servfail(packet, out, transport))
+        // The SERVFAIL reads the query again: if that is what panicked, it panics again, and the
+        // query is dropped rather than the process ended.
+        answered
+            .or_else(|| panics::recovering(|| self.servfail(packet, out, transport)))
+            .unwrap_or(Handled::Drop)
     }
 
     /// The SERVFAIL of a query whose handling panicked.

@@ -127,6 +127,7 @@ impl Seen {
             Ok(plan) => {
                 server.replace_routes(&plan.ports, metrics);
                 crate::ops::logging::set_debug(plan.debug);
+                crate::ops::panics::set_recovery(!plan.debug);
                 self.error = None;
                 tracing::info!(corefile = %self.path.display(), "configuration reloaded");
                 self.plan = plan;

@@ -6,13 +6,18 @@
 //!
 //! [`recovering`] marks the calling thread as answering (a thread-local flag) around the call
 //! and catches an unwind out of it; [`install`]'s hook reads the flag to tell the two apart.
-//! Without a panic it costs two thread-local stores and no allocation.
+//! Without a panic it costs two thread-local stores and no allocation. As in CoreDNS, the
+//! Corefile's `debug` turns recovery off ([`set_recovery`]): a panic then ends the process with
+//! its backtrace, wherever it happens.
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 thread_local!(static ANSWERING: Cell<bool> = const { Cell::new(false) });
+
+/// Whether a panic while answering is recovered (off under the Corefile's `debug`).
+static RECOVER: AtomicBool = AtomicBool::new(true);
 
 /// Panics recovered so far (`coredns_panics_total`).
 static RECOVERED: AtomicU64 = AtomicU64::new(0);
@@ -26,7 +31,7 @@ const LOGGED_FIRST: u64 = 10;
 pub fn install() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if ANSWERING.with(Cell::get) {
+        if ANSWERING.with(Cell::get) && RECOVER.load(Ordering::Relaxed) {
             let seen = RECOVERED.load(Ordering::Relaxed) + 1;
             if seen <= LOGGED_FIRST || seen.is_power_of_two() {
                 tracing::error!(
@@ -53,6 +58,12 @@ pub fn recovering<R>(answer: impl FnOnce() -> R) -> Option<R> {
             None
         }
     }
+}
+
+/// Recovers panics while answering (`true`, the default) or lets them end the process
+/// (`false`: the Corefile's `debug`, as in CoreDNS).
+pub fn set_recovery(recover: bool) {
+    RECOVER.store(recover, Ordering::Relaxed);
 }
 
 /// How many panics were recovered since the process started.

@@ -1,8 +1,8 @@
-//! The `debug` directive: no arguments (as CoreDNS's setup reads it). In CoreDNS it disables
-//! panic recovery and prints `log.Debug` output, for the whole process when any server block
-//! says it. clusterdns never recovers from a panic (its release build aborts), so what `debug`
-//! does here is the second part: debug-level logging of clusterdns's own messages, unless
-//! RUST_LOG chooses the levels ([`crate::ops::logging`]).
+//! The `debug` directive: no arguments (as CoreDNS's setup reads it). As in CoreDNS, for the
+//! whole process when any server block says it: a panic while answering a query is no longer
+//! recovered as SERVFAIL but ends the process with its backtrace ([`crate::ops::panics`]), and
+//! clusterdns's own messages are logged at debug level, unless RUST_LOG chooses the levels
+//! ([`crate::ops::logging`]).
 
 use super::*;
 
