@@ -171,6 +171,8 @@ struct State {
     bookmark_interval: Duration,
     /// Whether watches may ask for the initial state as events (`sendInitialEvents`).
     watch_list: bool,
+    /// Whether such a watch ends after the objects, before the end bookmark.
+    cut_streams: bool,
     requests: Vec<LoggedRequest>,
     lists: HashMap<Kind, usize>,
     /// Complete listings begun: first pages, and watches that send the initial state.
@@ -302,6 +304,7 @@ impl FakeApi {
                 down: false,
                 bookmark_interval: DEFAULT_BOOKMARK_INTERVAL,
                 watch_list: true,
+                cut_streams: false,
                 requests: Vec::new(),
                 lists: HashMap::new(),
                 listings: HashMap::new(),
@@ -430,6 +433,12 @@ impl FakeApi {
     /// asks for them with `422 Invalid`, as a server with the WatchList feature gate off does.
     pub fn set_watch_list(&self, supported: bool) {
         self.shared.lock().watch_list = supported;
+    }
+
+    /// Ends every streaming list after its objects, before the end bookmark (`true`), as a
+    /// proxy that does not pass them whole might; or serves them whole again.
+    pub fn cut_streaming_lists(&self, cut: bool) {
+        self.shared.lock().cut_streams = cut;
     }
 
     /// The current (latest) resourceVersion.
@@ -977,6 +986,10 @@ fn start_watch(
                 if query.matches(&route, &object.value) {
                     first.push(added_line(route.kind, &object.item));
                 }
+            }
+            if state.cut_streams {
+                let _ = tx.try_send(Ok(Frame::data(Bytes::from(first.concat()))));
+                return stream_response(rx);
             }
             first.push(bookmark_line(route.kind, state.rv, true));
             state.rv

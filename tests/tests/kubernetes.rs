@@ -410,6 +410,33 @@ fn an_initial_list_of_several_pages_is_complete() {
 }
 
 #[test]
+fn streaming_lists_cut_short_fall_back_to_pages() {
+    let api = FakeApi::start();
+    // Something between the server and clusterdns ends each streaming list before its end
+    // bookmark: after two such lists a resource lists in pages.
+    api.cut_streaming_lists(true);
+    seed(&api);
+    let running = Running::start(&api, "cut-streams", &[]);
+    running.wait_ready(STARTUP);
+    assert_seed_answers(&running);
+    for kind in [Kind::Namespace, Kind::Service, Kind::EndpointSlice] {
+        assert!(api.lists(kind) >= 1, "{kind:?} listed in pages");
+    }
+    let log = running.stderr();
+    assert!(
+        log.contains("streaming lists end before their end bookmark; listing in pages"),
+        "{log}"
+    );
+    let text = running.metrics_text();
+    let cut = metric(
+        &text,
+        "clusterdns_kubernetes_watch_errors_total",
+        &["reason=\"incomplete_list\""],
+    );
+    assert!(cut.unwrap_or(0.0) >= 1.0, "{text}");
+}
+
+#[test]
 fn changes_through_the_api_show_in_answers() {
     let (api, running) = synced("changes", &[]);
     let name = "new.default.svc.cluster.local";

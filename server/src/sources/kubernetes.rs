@@ -337,6 +337,10 @@ async fn watch<K>(
 {
     let mut streaming = true;
     let mut events = watcher(api.clone(), config.clone().streaming_lists()).boxed();
+    // A list begun (Init) and not yet complete (InitDone), and how many streamed lists in a row
+    // ended without their end bookmark.
+    let mut listing = false;
+    let mut cut_short = 0u32;
     let mut retry = RetryDelay::default();
     let mut failing: Option<&'static str> = None;
     let source = &metrics.source;
@@ -355,6 +359,7 @@ async fn watch<K>(
                 continue;
             }
             Err(error) => {
+                listing = false;
                 let reason = failure_reason(&error);
                 source.watch_error(index, reason);
                 if failing != Some(reason) {
@@ -389,7 +394,33 @@ async fn watch<K>(
             }
         }
         let (object, seen) = match event {
+            Event::Init if streaming && listing => {
+                // The streamed list ended before its end bookmark, and the watcher began
+                // another at once: a proxy or a server that does not finish streaming lists.
+                // Wait as after a failure; the second time, list in pages instead.
+                cut_short += 1;
+                source.watch_error(index, "incomplete_list");
+                if cut_short >= STREAMS_CUT_SHORT {
+                    tracing::warn!(
+                        resource = resource.resource(),
+                        "streaming lists end before their end bookmark; listing in pages"
+                    );
+                    listing = false;
+                    streaming = false;
+                    events = watcher(api.clone(), config.clone()).boxed();
+                    continue;
+                }
+                if let Some(delay) = retry.after("incomplete_list", Instant::now()) {
+                    tokio::time::sleep(delay).await;
+                }
+                // The new list starts over: what the cut one listed does not count.
+                if sender.send(Message::ListStarted(resource)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Event::Init => {
+                listing = true;
                 source.set_synced(index, false);
                 if sender.send(Message::ListStarted(resource)).await.is_err() {
                     return;
@@ -397,6 +428,8 @@ async fn watch<K>(
                 continue;
             }
             Event::InitDone => {
+                listing = false;
+                cut_short = 0;
                 source.relist(index);
                 source.set_synced(index, true);
                 if sender.send(Message::ListDone(resource)).await.is_err() {
@@ -536,6 +569,10 @@ fn pod_change(object: core::Pod) -> Conversion {
     let pod = objects::pod(object)?;
     Ok(Some(Converted::plain(Change::PodUpsert(pod))))
 }
+
+/// Streamed lists in a row that may end without their end bookmark before a resource lists in
+/// pages instead.
+const STREAMS_CUT_SHORT: u32 = 2;
 
 /// Whether `error` is an API server refusing the watch that starts a streaming list: `400` or
 /// `422 Invalid`, what servers answer whose WatchList feature is off or that predate it. The
