@@ -74,8 +74,8 @@ pub struct ForwardArgs {
     pub cache_servfail_ttl: u32,
 
     /// Answers the cache holds at most; past it the least recently hit are evicted. Default:
-    /// sized from the memory limit of the container (its cgroup): three quarters of what the
-    /// process leaves, at least 10,000; 500,000 without a limit.
+    /// sized from the memory limit of the container (its cgroup): three quarters of what is left
+    /// past 48 MiB, at least 10,000; 500,000 without a limit.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub cache_size: Option<u32>,
 
@@ -338,9 +338,10 @@ impl ForwardArgs {
 /// counting allocator measures 176 bytes for a one-record answer (`tests/tests/forward_alloc.rs`,
 /// which holds this bound); the rest is the allocator's size classes.
 pub const CACHE_ENTRY_BYTES: usize = 256;
-/// What the process takes besides its cache (the binary, the runtime, buffers: 16-20 MiB
-/// measured in node-local mode), with room to spare.
-const BASE_BYTES: u64 = 32 << 20;
+/// What the process takes besides its cache: the binary, the runtime and buffers (16-20 MiB
+/// measured in node-local mode), and the queries waiting on upstreams at their bound
+/// (`--max-forward-pending`, up to about 24 MiB under a random-name flood).
+const BASE_BYTES: u64 = 48 << 20;
 /// The cache's size where no memory limit is known: twice a large cluster's working set
 /// (100,000 names asked for A and AAAA), at most about 125 MiB once full.
 pub const UNLIMITED_CACHE_CAPACITY: usize = 500_000;
@@ -350,9 +351,9 @@ const MIN_CACHE_CAPACITY: usize = 10_000;
 const MAX_CACHE_CAPACITY: usize = 4_000_000;
 
 /// The cache's capacity for a process limited to `limit` bytes: three quarters of what is left
-/// past 32 MiB, in answers of [`CACHE_ENTRY_BYTES`], between 10,000 and 4,000,000;
-/// [`UNLIMITED_CACHE_CAPACITY`] without a limit. The cache grows only as answers come, so an
-/// idle node pays nothing for the room.
+/// past 48 MiB, in answers of [`CACHE_ENTRY_BYTES`], between 10,000 and 4,000,000;
+/// [`UNLIMITED_CACHE_CAPACITY`] without a limit. The entries come as answers do; until then
+/// the room costs the index tables' control bytes (about a byte an answer).
 pub fn cache_capacity_for(limit: Option<u64>) -> usize {
     match limit {
         Some(bytes) => {
@@ -364,13 +365,29 @@ pub fn cache_capacity_for(limit: Option<u64>) -> usize {
     }
 }
 
-/// The memory limit of this process's cgroup (v2 `memory.max`, else v1
-/// `memory.limit_in_bytes`), when it has one: a container's `resources.limits.memory`.
+/// The memory limit this process runs under, when it has one: a container's (or its pod's)
+/// `resources.limits.memory`. cgroup v2: the smallest `memory.max` from the process's own cgroup
+/// (`/proc/self/cgroup`) up to the root of the mounted hierarchy, so a pod-level limit and a
+/// host cgroup namespace are seen too; cgroup v1: `memory.limit_in_bytes`.
 pub fn memory_limit() -> Option<u64> {
-    let v2 = std::fs::read_to_string("/sys/fs/cgroup/memory.max");
-    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes");
-    let text = v2.or_else(|_| v1()).ok()?;
-    parse_memory_limit(&text)
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path = own
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .unwrap_or("/");
+    let mut limit: Option<u64> = None;
+    let mut dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    loop {
+        let found = std::fs::read_to_string(dir.join("memory.max")).ok();
+        if let Some(bytes) = found.as_deref().and_then(parse_memory_limit) {
+            limit = Some(limit.map_or(bytes, |l| l.min(bytes)));
+        }
+        if dir == Path::new("/sys/fs/cgroup") || !dir.pop() {
+            break;
+        }
+    }
+    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
+    limit.or_else(|| parse_memory_limit(&v1()?))
 }
 
 /// A cgroup memory limit file's value: `max` (v2) or a v1 "unlimited" (a page-rounded
@@ -532,9 +549,9 @@ mod tests {
     fn the_cache_is_sized_from_the_memory_limit() {
         let mib = |n: u64| Some(n << 20);
         assert_eq!(cache_capacity_for(None), UNLIMITED_CACHE_CAPACITY);
-        // deploy/node-local's limit: 100 MiB, three quarters of the 68 past 32 in answers.
-        assert_eq!(cache_capacity_for(mib(100)), 208_896);
-        assert_eq!(cache_capacity_for(mib(170)), 423_936);
+        // deploy/node-local's limit: 100 MiB, three quarters of the 52 past 48 in answers.
+        assert_eq!(cache_capacity_for(mib(100)), 159_744);
+        assert_eq!(cache_capacity_for(mib(170)), 374_784);
         assert_eq!(cache_capacity_for(mib(4)), MIN_CACHE_CAPACITY);
         assert_eq!(cache_capacity_for(Some(u64::MAX)), MAX_CACHE_CAPACITY);
         assert_eq!(parse_memory_limit("max\n"), None);
