@@ -48,8 +48,10 @@ for tool in "$KNOTD" dnsdist taskset python3; do
   }
 done
 # What `clusterdns` gives itself under a LIMIT_MIB limit: three quarters of what is left past
-# 32 MiB, at 256 bytes an answer (server/src/forward/config.rs, cache_capacity_for).
-SIZED=$(((LIMIT_MIB - 32) * 1024 * 1024 / 4 * 3 / 256))
+# 48 MiB, at 256 bytes an answer, at least 10,000 (server/src/forward/config.rs,
+# cache_capacity_for).
+SIZED=$(((LIMIT_MIB - 48) * 1024 * 1024 / 4 * 3 / 256))
+[ "$SIZED" -ge 10000 ] || SIZED=10000
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/clusterdns-nodelocal-cache.XXXXXX")
 PIDS=()
@@ -101,6 +103,10 @@ EOF
 taskset -c "$CLIENT_CPU" "$KNOTD" -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
 KNOT_PID=$!
 PIDS+=("$KNOT_PID")
+for _ in $(seq 1 100); do
+  dig +short +time=1 +tries=1 @127.0.0.1 -p "$PORT" h0.bench.test A 2>/dev/null | grep -q . && break
+  sleep 0.1
+done
 
 clusterdns() { # port cache-size-flag...
   local port=$1

@@ -38,7 +38,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/clusterdns-tcp-vs-udp.XXXXXX")
 PID=
 cleanup() {
   local status=$?
-  [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  if [ -n "$PID" ]; then
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+  fi
   rm -rf "$WORK"
   exit "$status"
 }
@@ -50,11 +53,16 @@ taskset -c "$SERVER_CPU" "$BIN/clusterdns" --manifests "$WORK/cluster.yaml" --th
   --listen "127.0.0.1:$PORT" --upstream 127.0.0.1:9 --max-tcp-connections 1024 \
   --health 127.0.0.1:0 --ready 127.0.0.1:0 --metrics 127.0.0.1:0 >"$WORK/server.log" 2>&1 &
 PID=$!
+answering=0
 for _ in $(seq 1 300); do
-  dnsperf -s 127.0.0.1 -p "$PORT" -d <(echo "dns-version.cluster.local TXT") -n 1 -t 1 2>/dev/null |
-    grep -q 'Queries completed: *1 ' && break
+  if dnsperf -s 127.0.0.1 -p "$PORT" -d <(echo "dns-version.cluster.local TXT") -n 1 -t 1 2>/dev/null |
+      grep -q 'Queries completed: *1 '; then
+    answering=1
+    break
+  fi
   sleep 0.2
 done
+[ "$answering" = 1 ] || { echo "tcp-vs-udp.sh: clusterdns does not answer:" >&2; cat "$WORK/server.log" >&2; exit 1; }
 
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -69,7 +77,7 @@ run() { # mode: prints "qps cpu_us_per_answer"
   echo "$out" | awk -v ticks=$((after - before)) -v hz="$HZ" '
     /Queries completed:/ { done = $3 }
     /Queries per second:/ { qps = $4 }
-    END { printf "%.0f %.2f\n", qps, done > 0 ? ticks * 1e6 / hz / done : 0 }'
+    END { if (done == 0) exit 1; printf "%.0f %.2f\n", qps, ticks * 1e6 / hz / done }'
 }
 echo "| round | UDP qps | UDP CPU µs/answer | TCP qps ($CONNECTIONS connections) | TCP CPU µs/answer |"
 echo "| ---: | ---: | ---: | ---: | ---: |"

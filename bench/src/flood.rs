@@ -9,7 +9,8 @@
 //! It also times every reply against its query's send (by ID), so at a rate the server keeps
 //! up with it measures the latency distribution a steady load sees, p999 included: between two
 //! sends it waits in `poll` for replies, so a reply is read as soon as it comes, not at the next
-//! send.
+//! send. IDs repeat every 65,536 queries (3.3 s at 20,000 a second): a reply later than that is
+//! timed against the newer query with its ID, so only floods of slow upstream answers blur.
 
 use std::io;
 use std::net::SocketAddr;
