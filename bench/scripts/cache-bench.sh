@@ -106,27 +106,9 @@ mkdir -p "$WORK/knot/db"
 awk -v n="$NAMES" 'BEGIN { for (i = 0; i < n; i++) printf "h%d.bench.test A\n", i }' >"$WORK/hit.txt"
 awk -v n="$MISS_NAMES" 'BEGIN { for (i = 0; i < n; i++) printf "m%d.miss.bench.test A\n", i }' >"$WORK/miss.txt"
 
-cat >"$WORK/knot/knot.conf" <<EOF
-server:
-    rundir: "$WORK/knot"
-    listen: 127.0.0.1@$KNOT_PORT
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$WORK/knot/db"
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: "$WORK/knot"
-    zonefile-sync: -1
-    journal-content: none
-zone:
-  - domain: bench.test.
-    file: "bench.test.zone"
-EOF
+# shellcheck source=knot-bench-test.sh
+source "$ROOT/bench/scripts/knot-bench-test.sh"
+knot_bench_test_conf "$WORK/knot" "$KNOT_PORT"
 
 mkdir -p "$WORK/unbound"
 cat >"$WORK/unbound/unbound.conf" <<EOF

@@ -79,27 +79,9 @@ import random
 names = [f'h{i}.bench.test A' for i in range($NAMES)]
 random.Random(7).shuffle(names)
 print('\n'.join(names))" >"$WORK/names.txt"
-cat >"$WORK/knot/knot.conf" <<EOF
-server:
-    rundir: "$WORK/knot"
-    listen: 127.0.0.1@$PORT
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: "$WORK/knot/db"
-log:
-  - target: stderr
-    any: warning
-template:
-  - id: default
-    storage: "$WORK/knot"
-    zonefile-sync: -1
-    journal-content: none
-zone:
-  - domain: bench.test.
-    file: "bench.test.zone"
-EOF
+# shellcheck source=knot-bench-test.sh
+source "$ROOT/bench/scripts/knot-bench-test.sh"
+knot_bench_test_conf "$WORK/knot" "$PORT"
 taskset -c "$CLIENT_CPU" "$KNOTD" -c "$WORK/knot/knot.conf" 2>"$WORK/knot.log" &
 KNOT_PID=$!
 PIDS+=("$KNOT_PID")

@@ -425,7 +425,18 @@ impl Router {
         let Ok(query) = parse_query(packet) else {
             return Handled::Drop;
         };
-        match respond_rcode(&query, packet, out, Rcode::ServFail, transport) {
+        self.server_rcode(&query, (packet, transport), out, Rcode::ServFail)
+    }
+
+    /// The server's own answer of `rcode` to `query` (no plugin wrote it).
+    fn server_rcode(
+        &self,
+        query: &Query,
+        (packet, transport): (&[u8], Transport),
+        out: &mut [u8],
+        rcode: Rcode,
+    ) -> Handled {
+        match respond_rcode(query, packet, out, rcode, transport) {
             Answered::Response { len, rcode } => self.reply(
                 len,
                 rcode as u16,
@@ -473,16 +484,7 @@ impl Router {
                     .any(Rule::rewrites_class)
         };
         let Some(route) = route.filter(takes_class) else {
-            return match respond_rcode(query, packet, out, Rcode::Refused, transport) {
-                Answered::Response { len, rcode } => self.reply(
-                    len,
-                    rcode as u16,
-                    query.qtype,
-                    self.default_slot,
-                    Plugin::Server,
-                ),
-                _ => Handled::Drop,
-            };
+            return self.server_rcode(query, (packet, transport), out, Rcode::Refused);
         };
         let block = &self.blocks[route.block];
         let finish = Finish {
