@@ -22,8 +22,8 @@
 //! change's resourceVersion), and changes on either side of the selector as they are.
 //!
 //! Streaming lists are served as v1.36 serves them (the WatchList feature): a watch with
-//! `sendInitialEvents=true` (which needs `resourceVersionMatch=NotOlderThan` and bookmarks)
-//! starts with the current objects as ADDED events, then a bookmark annotated
+//! `sendInitialEvents=true` (which needs `resourceVersionMatch=NotOlderThan`) starts with the
+//! current objects as ADDED events, then, when it allows bookmarks, a bookmark annotated
 //! `k8s.io/initial-events-end`, then goes on as a watch. [`FakeApi::set_watch_list`] turns the
 //! feature off, and such a watch is then refused with `422 Invalid` as by a server whose
 //! feature gate is off.
@@ -772,17 +772,11 @@ impl Query {
                     "sendInitialEvents is forbidden for list",
                 ));
             }
-        } else if let Some(send) = self.send_initial_events {
+        } else if self.send_initial_events.is_some() {
             if self.version_match != Some(VersionMatch::NotOlderThan) {
                 causes.push((
                     "resourceVersionMatch",
                     "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-                ));
-            }
-            if send && !self.bookmarks {
-                causes.push((
-                    "allowWatchBookmarks",
-                    "allowWatchBookmarks must be set to true when sendInitialEvents is set",
                 ));
             }
             if !watch_list {
@@ -795,7 +789,7 @@ impl Query {
         } else if self.version_match.is_some() {
             causes.push((
                 "resourceVersionMatch",
-                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is set",
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided",
             ));
         }
         if causes.is_empty() {
@@ -991,7 +985,9 @@ fn start_watch(
                 let _ = tx.try_send(Ok(Frame::data(Bytes::from(first.concat()))));
                 return stream_response(rx);
             }
-            first.push(bookmark_line(route.kind, state.rv, true));
+            if query.bookmarks {
+                first.push(bookmark_line(route.kind, state.rv, true));
+            }
             state.rv
         }
         Some(rv) if rv > 0 && rv < state.compacted => {
