@@ -130,6 +130,14 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let plan = plan(&config)?;
     ops::logging::set_debug(plan.debug);
     ops::panics::set_recovery(!plan.debug);
+    if config.corefile.is_none() && config.forward.cache_size.is_none() {
+        let limit = clusterdns::forward::config::memory_limit();
+        tracing::info!(
+            answers = clusterdns::forward::config::cache_capacity_for(limit),
+            memory_limit_mib = limit.map(|bytes| bytes >> 20),
+            "cache of upstream answers sized from the memory limit (--cache-size sets it)"
+        );
+    }
     let zone = match &plan.kubernetes {
         Some(k) => ZoneConfig {
             domain: k.domain.clone(),

@@ -366,28 +366,43 @@ pub fn cache_capacity_for(limit: Option<u64>) -> usize {
 }
 
 /// The memory limit this process runs under, when it has one: a container's (or its pod's)
-/// `resources.limits.memory`. cgroup v2: the smallest `memory.max` from the process's own cgroup
+/// `resources.limits.memory`. The smallest limit from the process's own cgroup
 /// (`/proc/self/cgroup`) up to the root of the mounted hierarchy, so a pod-level limit and a
-/// host cgroup namespace are seen too; cgroup v1: `memory.limit_in_bytes`.
+/// host cgroup namespace are seen too: `memory.limit_in_bytes` under cgroup v1's memory
+/// controller, else `memory.max` under cgroup v2.
 pub fn memory_limit() -> Option<u64> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let path = own
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
-        .unwrap_or("/");
+    let v1 = own.lines().find_map(|line| {
+        let (controllers, path) = line.split_once(':')?.1.split_once(':')?;
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    });
+    match v1 {
+        Some(path) => smallest_limit("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes"),
+        None => {
+            let path = own.lines().find_map(|line| line.strip_prefix("0::"));
+            smallest_limit("/sys/fs/cgroup", path.unwrap_or("/"), "memory.max")
+        }
+    }
+}
+
+/// The smallest limit in the file `file` of the cgroup `path` of the hierarchy mounted at
+/// `root` and of its ancestors up to `root`.
+fn smallest_limit(root: &str, path: &str, file: &str) -> Option<u64> {
+    let root = Path::new(root);
+    let mut dir = root.join(path.trim_start_matches('/'));
     let mut limit: Option<u64> = None;
-    let mut dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
     loop {
-        let found = std::fs::read_to_string(dir.join("memory.max")).ok();
+        let found = std::fs::read_to_string(dir.join(file)).ok();
         if let Some(bytes) = found.as_deref().and_then(parse_memory_limit) {
             limit = Some(limit.map_or(bytes, |l| l.min(bytes)));
         }
-        if dir == Path::new("/sys/fs/cgroup") || !dir.pop() {
-            break;
+        if dir == root || !dir.pop() {
+            return limit;
         }
     }
-    let v1 = || std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok();
-    limit.or_else(|| parse_memory_limit(&v1()?))
 }
 
 /// A cgroup memory limit file's value: `max` (v2) or a v1 "unlimited" (a page-rounded
@@ -558,5 +573,25 @@ mod tests {
         assert_eq!(parse_memory_limit("104857600\n"), Some(100 << 20));
         assert_eq!(parse_memory_limit("9223372036854771712\n"), None);
         assert_eq!(parse_memory_limit("garbage"), None);
+    }
+
+    #[test]
+    fn the_smallest_limit_from_the_own_cgroup_up_counts() {
+        let root = std::env::temp_dir().join(format!("clusterdns-cgroup-{}", std::process::id()));
+        let pod = root.join("kubepods/pod1");
+        let container = pod.join("c1");
+        std::fs::create_dir_all(&container).unwrap();
+        std::fs::write(root.join("memory.max"), "max\n").unwrap();
+        std::fs::write(pod.join("memory.max"), "104857600\n").unwrap();
+        std::fs::write(container.join("memory.max"), "max\n").unwrap();
+        let root_text = root.to_str().unwrap();
+        // A pod-level limit above an unlimited container is the one that holds.
+        let found = smallest_limit(root_text, "/kubepods/pod1/c1", "memory.max");
+        assert_eq!(found, Some(100 << 20));
+        std::fs::write(container.join("memory.max"), "52428800\n").unwrap();
+        let found = smallest_limit(root_text, "/kubepods/pod1/c1", "memory.max");
+        assert_eq!(found, Some(50 << 20));
+        assert_eq!(smallest_limit(root_text, "/", "memory.max"), None);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
