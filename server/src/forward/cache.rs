@@ -389,9 +389,11 @@ impl Cache {
         Cache {
             shards: (0..shards)
                 .map(|_| {
+                    // Empty until answers come: a cache sized for a node's working set must not
+                    // cost its room up front (500,000 answers would take 8.5 MiB at once).
                     RwLock::new(Shard {
-                        index: HashTable::with_capacity(per_shard),
-                        slots: Vec::with_capacity(per_shard),
+                        index: HashTable::new(),
+                        slots: Vec::new(),
                         hand: 0,
                         capacity: per_shard,
                     })
