@@ -250,6 +250,37 @@ fn tcp_bad_framing_and_silent_connections_do_not_hurt() {
 }
 
 #[test]
+fn queries_pipelined_in_one_write_are_all_answered_in_order() {
+    // 300 queries in one write arrive several to a read: their answers leave in batches (and
+    // past 16 KiB of answers, before the next query), never held back waiting for more input.
+    let server = server();
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(client::TIMEOUT))
+        .expect("timeout");
+    let mut burst = Vec::new();
+    for id in 0..300u16 {
+        let packet = query(id, "kube-dns.kube-system.svc.cluster.local", 1, None);
+        burst.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&packet);
+    }
+    stream.write_all(&burst).expect("send");
+    for id in 0..300u16 {
+        let response = client::read_framed(&mut stream).expect("pipelined answer");
+        assert_eq!(u16::from_be_bytes([response[0], response[1]]), id);
+        assert_eq!(rcode(&response), 0);
+    }
+    // A last query alone is answered at once: nothing waits for a query that is not coming.
+    client::send_framed(
+        &mut stream,
+        &query(999, "kube-dns.kube-system.svc.cluster.local", 1, None),
+    )
+    .expect("send");
+    let response = client::read_framed(&mut stream).expect("the lone answer");
+    assert_eq!(u16::from_be_bytes([response[0], response[1]]), 999);
+}
+
+#[test]
 fn names_outside_the_zone_are_refused() {
     let server = server();
     let response =

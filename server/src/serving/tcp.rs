@@ -8,7 +8,10 @@
 //! message being read and shrinks back after a large one, and answers are made in a 64 KiB
 //! scratch buffer of the thread (no await while it is held) and copied out at their size.
 //!
-//! Pipelined queries the zone or the cache answers are answered in order at once; one that must
+//! Pipelined queries the zone or the cache answers are answered in order at once, and their
+//! answers leave in one write while the next query is already read whole (a pipelining client's
+//! queries arrive several to a read), so a busy connection makes one write a batch, not one a
+//! query; one that must
 //! wait for an upstream is resolved on its own task and answered when it can, out of order
 //! (RFC 7766 §6.2.1.1), so a slow upstream never holds up the queries behind it: a node-local
 //! cache sends all its cluster queries over a few such connections. At most [`MAX_FORWARDING`]
@@ -40,6 +43,8 @@ pub const MAX_FORWARDING: usize = 64;
 const READ_BUFFER: usize = 1024;
 /// What a connection's query and answer buffers shrink back to after a larger message.
 const KEEP_BUFFER: usize = 512;
+/// Answers held for one write at most (bytes): past it they go out before the next query.
+const FLUSH_AT: usize = 16 * 1024;
 /// How long a new connection at the bound waits for the one closed to make room for it.
 const ROOM_WAIT: Duration = Duration::from_secs(1);
 
@@ -246,6 +251,15 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
         admitted,
     } = served;
     loop {
+        // Answers wait while the next query is already read whole (a pipelining client's), and
+        // go out together in one write when it is not, or when they add up.
+        if !answer.is_empty() && (answer.len() >= FLUSH_AT || !query_buffered(reader.buffer())) {
+            if !send(&writer, &answer, limits.write).await {
+                return;
+            }
+            answer.clear();
+            shrink(&mut answer);
+        }
         // Idle until the first byte of the next query, then `read` for the rest of it.
         let next = async {
             match tokio::time::timeout(limits.idle, reader.fill_buf()).await {
@@ -285,7 +299,6 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             );
             if let Handled::Reply(reply) = &handled {
                 out[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
-                answer.clear();
                 answer.extend_from_slice(&out[..reply.len + 2]);
             }
             handled
@@ -301,7 +314,6 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                         return;
                     };
                     refused[..2].copy_from_slice(&(reply.len as u16).to_be_bytes());
-                    answer.clear();
                     answer.extend_from_slice(&refused[..reply.len + 2]);
                     let sizes = Sizes {
                         request: packet.len(),
@@ -309,11 +321,15 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                     };
                     let outcome = reply.outcome;
                     counters.record(Proto::Tcp, client.family, outcome, sizes, Duration::ZERO);
+                    continue;
+                };
+                // Waiting for a forwarding place must not hold back answers already made.
+                if !answer.is_empty() {
                     if !send(&writer, &answer, limits.write).await {
                         return;
                     }
-                    continue;
-                };
+                    answer.clear();
+                }
                 let Ok(permit) = forwarding.clone().acquire_owned().await else {
                     return;
                 };
@@ -332,7 +348,13 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                 shrink(&mut query);
                 continue;
             }
-            Handled::Drop => return,
+            Handled::Drop => {
+                // The connection closes; what was answered before still goes out.
+                if !answer.is_empty() {
+                    send(&writer, &answer, limits.write).await;
+                }
+                return;
+            }
         };
         let sizes = Sizes {
             request: packet.len(),
@@ -345,11 +367,15 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             sizes,
             received_at.elapsed(),
         );
-        if !send(&writer, &answer, limits.write).await {
-            return;
-        }
         shrink(&mut query);
-        shrink(&mut answer);
+    }
+}
+
+/// Whether `buffered` (what the connection's reader holds) starts with a whole framed query.
+fn query_buffered(buffered: &[u8]) -> bool {
+    match buffered {
+        [high, low, rest @ ..] => rest.len() >= usize::from(u16::from_be_bytes([*high, *low])),
+        _ => false,
     }
 }
 
@@ -413,5 +439,20 @@ impl Forwarding {
             .await
             .write_all(&out[..reply.len + 2])
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_buffered;
+
+    #[test]
+    fn a_whole_framed_query_is_seen_in_the_buffer() {
+        assert!(!query_buffered(&[]));
+        assert!(!query_buffered(&[0]));
+        assert!(!query_buffered(&[0, 3, 1, 2]));
+        assert!(query_buffered(&[0, 3, 1, 2, 3]));
+        assert!(query_buffered(&[0, 0]));
+        assert!(query_buffered(&[0, 2, 1, 2, 0, 9]));
     }
 }
