@@ -253,12 +253,9 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
     loop {
         // Answers wait while the next query is already read whole (a pipelining client's), and
         // go out together in one write when it is not, or when they add up.
-        if !answer.is_empty() && (answer.len() >= FLUSH_AT || !query_buffered(reader.buffer())) {
-            if !send(&writer, &answer, limits.write).await {
-                return;
-            }
-            answer.clear();
-            shrink(&mut answer);
+        let hold = answer.len() < FLUSH_AT && query_buffered(reader.buffer());
+        if !hold && !flush(&writer, &mut answer, limits.write).await {
+            return;
         }
         // Idle until the first byte of the next query, then `read` for the rest of it.
         let next = async {
@@ -324,11 +321,8 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                     continue;
                 };
                 // Waiting for a forwarding place must not hold back answers already made.
-                if !answer.is_empty() {
-                    if !send(&writer, &answer, limits.write).await {
-                        return;
-                    }
-                    answer.clear();
+                if !flush(&writer, &mut answer, limits.write).await {
+                    return;
                 }
                 let Ok(permit) = forwarding.clone().acquire_owned().await else {
                     return;
@@ -350,9 +344,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             }
             Handled::Drop => {
                 // The connection closes; what was answered before still goes out.
-                if !answer.is_empty() {
-                    send(&writer, &answer, limits.write).await;
-                }
+                flush(&writer, &mut answer, limits.write).await;
                 return;
             }
         };
@@ -384,6 +376,18 @@ fn query_buffered(buffered: &[u8]) -> bool {
 async fn send(writer: &Mutex<OwnedWriteHalf>, answer: &[u8], limit: Duration) -> bool {
     let write = async { writer.lock().await.write_all(answer).await };
     matches!(tokio::time::timeout(limit, write).await, Ok(Ok(())))
+}
+
+/// Sends the answers held in `answers`, if any, and empties it; false when the connection is to
+/// close.
+async fn flush(writer: &Mutex<OwnedWriteHalf>, answers: &mut Vec<u8>, limit: Duration) -> bool {
+    if answers.is_empty() {
+        return true;
+    }
+    let sent = send(writer, answers, limit).await;
+    answers.clear();
+    shrink(answers);
+    sent
 }
 
 /// Gives back the memory of a buffer a large message grew, so an idle connection stays small.
