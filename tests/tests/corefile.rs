@@ -719,7 +719,8 @@ fn kubeadm_without_fallthrough_is_authoritative_for_reverse_names() {
 
 /// k3s: the NodeHosts file answers node names and their PTRs (`hosts` precedes `kubernetes`);
 /// a `custom/*.server` file adds a stub-domain server block on the same port, routed to its own
-/// upstream; `import /etc/coredns/custom/*.override` matching no file is no error.
+/// upstream; `import /etc/coredns/custom/*.override` matching no file is no error; `/metrics`
+/// writes the `cache` and `forward` families of both blocks once each.
 #[test]
 fn k3s_node_hosts_and_a_custom_server_block() {
     let d = Deployment::start(
@@ -755,6 +756,18 @@ fn k3s_node_hosts_and_a_custom_server_block() {
     // The main block still forwards everything else to its upstream.
     assert!(d.ask("www.example.test", A).is(&["A 192.0.2.1"]));
     assert!(d.ask(WEB, A).is(&["A 10.96.0.20"]));
+    // Both blocks forward and cache, yet /metrics names each family once: a Prometheus parser
+    // refuses a second `# TYPE` line for a name. Each block's cache has its own series in it.
+    let (code, text) = http_get(d.env.metrics, "/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    let mut types = BTreeSet::new();
+    for line in text.lines().filter(|line| line.starts_with("# TYPE ")) {
+        assert!(types.insert(line), "{line:?} twice in\n{text}");
+    }
+    for zones in ["zones=\".\"", "zones=\"stub.test.\""] {
+        let requests = metric(&text, "coredns_cache_requests_total", &[zones]);
+        assert!(requests >= Some(1.0), "{zones}: {requests:?}\n{text}");
+    }
 }
 
 /// k3s's NodeHosts says `ttl 60`, but the block also has `cache 30`, and `cache` comes before

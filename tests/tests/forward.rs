@@ -13,6 +13,7 @@ use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::{Clock, ManualClock};
 use clusterdns::forward::config::{ForwardConfig, Policy};
 use clusterdns::forward::Forwarder;
+use clusterdns::ops::metrics::Exposition;
 use clusterdns_testkit::client::{tcp, udp_within};
 use clusterdns_testkit::dns::{self, Rr};
 use clusterdns_testkit::fixture::TestServer;
@@ -182,9 +183,9 @@ fn answers(message: &Message) -> Vec<String> {
 }
 
 fn metrics(forwarder: &Forwarder) -> String {
-    let mut out = String::new();
-    forwarder.write_prometheus(&mut out);
-    out
+    let mut out = Exposition::default();
+    forwarder.describe(&mut out);
+    out.render()
 }
 
 fn has_line(text: &str, line: &str) -> bool {

@@ -522,7 +522,7 @@ impl Block {
                 runtime.clone(),
             );
             let rendered = forwarder.clone();
-            metrics.add_renderer(Box::new(move |out| rendered.write_prometheus(out)));
+            metrics.add_renderer(Box::new(move |out| rendered.describe(out)));
             (forward.clone(), forwarder)
         });
         let hosts = plan.hosts.as_ref().map(Hosts::new);

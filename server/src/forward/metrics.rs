@@ -1,11 +1,12 @@
-//! Counters of the forwarder and its cache, as plain atomics bumped on the query path, rendered
-//! in the Prometheus text format under the names CoreDNS's `cache` and `forward` plugins use,
-//! so existing dashboards and alerts keep working.
+//! Counters of the forwarder and its cache, as plain atomics bumped on the query path, described
+//! at a scrape under the names CoreDNS's `cache` and `forward` plugins use, so existing
+//! dashboards and alerts keep working.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::ops::metrics::Exposition;
 
 /// Kinds of cached answers, as CoreDNS labels them: `success` (positive answers) and `denial`
 /// (NXDOMAIN, NODATA and cached SERVFAIL).
@@ -76,92 +77,66 @@ impl CacheStats {
         self.evictions[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders the `coredns_cache_*` families of the cache of the server block `server` that
+    /// Describes the `coredns_cache_*` families of the cache of the server block `server` that
     /// caches `zones` (CoreDNS's `zones` label: the cache's zones, comma-separated).
-    pub fn write_prometheus(&self, server: &str, zones: &str, out: &mut String) {
-        let labels = format!(
-            "server=\"{}\",zones=\"{}\",view=\"\"",
-            escape(server),
-            escape(zones)
-        );
+    pub fn describe(&self, server: &str, zones: &str, out: &mut Exposition) {
+        let labels = [("server", server), ("zones", zones), ("view", "")];
+        let typed = |kind: CacheType| {
+            let [server, zones, view] = labels;
+            [server, zones, view, ("type", kind.label())]
+        };
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        header(
-            out,
+        let entries = out.gauge(
             "coredns_cache_entries",
-            "gauge",
             "The number of elements in the cache.",
         );
         for kind in CacheType::ALL {
-            let value = self.entries(kind).max(0);
-            let label = kind.label();
-            let _ = writeln!(
-                out,
-                "coredns_cache_entries{{{labels},type=\"{label}\"}} {value}"
-            );
+            entries.add(&typed(kind), self.entries(kind).max(0) as u64);
         }
-        header(
-            out,
-            "coredns_cache_hits_total",
-            "counter",
-            "The count of cache hits.",
-        );
+        let hits = out.counter("coredns_cache_hits_total", "The count of cache hits.");
         for kind in CacheType::ALL {
-            let value = load(&self.hits[kind as usize]);
-            let label = kind.label();
-            let _ = writeln!(
-                out,
-                "coredns_cache_hits_total{{{labels},type=\"{label}\"}} {value}"
-            );
+            hits.add(&typed(kind), load(&self.hits[kind as usize]));
         }
         // Every query that reaches the cache is a hit or a miss.
         let requests = (self.hits.iter().map(load).sum::<u64>()) + load(&self.misses);
         // Answers that fail their checks are refused by the forwarder before they reach the
         // cache, so the cache itself never drops one: CoreDNS's `drops` stays 0 here.
-        let never = AtomicU64::new(0);
         let single = [
             (
                 "coredns_cache_requests_total",
                 "The count of queries the cache saw, hit or missed.",
-                &AtomicU64::new(requests),
+                requests,
             ),
             (
                 "coredns_cache_misses_total",
                 "The count of cache misses (deprecated in CoreDNS: requests minus hits).",
-                &self.misses,
+                load(&self.misses),
             ),
             (
                 "coredns_cache_drops_total",
                 "The count of responses not cached because they did not match their query.",
-                &never,
+                0,
             ),
             (
                 "coredns_cache_prefetch_total",
                 "The number of times the cache has prefetched a cached item.",
-                &self.prefetches,
+                load(&self.prefetches),
             ),
             (
                 "coredns_cache_served_stale_total",
                 "The number of requests served from stale cache entries.",
-                &self.served_stale,
+                load(&self.served_stale),
             ),
         ];
-        for (name, help, counter) in single {
-            header(out, name, "counter", help);
-            let _ = writeln!(out, "{name}{{{labels}}} {}", load(counter));
+        for (name, help, value) in single {
+            out.counter(name, help).add(&labels, value);
         }
-        header(
-            out,
+        let evictions = out.counter(
             "coredns_cache_evictions_total",
-            "counter",
             "The count of cache evictions.",
         );
         for kind in CacheType::ALL {
-            let value = load(&self.evictions[kind as usize]);
-            let label = kind.label();
-            let _ = writeln!(
-                out,
-                "coredns_cache_evictions_total{{{labels},type=\"{label}\"}} {value}"
-            );
+            evictions.add(&typed(kind), load(&self.evictions[kind as usize]));
         }
     }
 }
@@ -254,19 +229,19 @@ impl ForwardStats {
         self.healthcheck_broken.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders the `coredns_proxy_request_duration_seconds` histogram, the
+    /// Describes the `coredns_proxy_request_duration_seconds` histogram, the
     /// `coredns_proxy_healthcheck_failures_total` counters (CoreDNS 1.13's name; its
     /// `coredns_forward_healthcheck_failures_total` is deprecated) and the `coredns_forward_*`
-    /// counters.
-    pub fn write_prometheus(&self, out: &mut String) {
+    /// counters, which several forwarders add up as CoreDNS's one counter does.
+    pub fn describe(&self, out: &mut Exposition) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        header(
-            out,
+        let durations = out.histogram(
             "coredns_proxy_request_duration_seconds",
-            "histogram",
             "Histogram of the time each request took.",
+            &BUCKETS,
         );
         for (index, upstream) in self.upstreams.iter().enumerate() {
+            let to = upstream.to_string();
             for (rcode, rcode_label) in RCODE_LABELS.iter().enumerate() {
                 let base = (index * RCODES + rcode) * CELLS;
                 let cells = &self.durations[base..base + CELLS];
@@ -274,73 +249,35 @@ impl ForwardStats {
                 if count == 0 {
                     continue;
                 }
-                let labels =
-                    format!("proxy_name=\"forward\",to=\"{upstream}\",rcode=\"{rcode_label}\"");
-                let mut cumulative = 0;
-                for (le, cell) in BUCKETS.iter().zip(cells) {
-                    cumulative += load(cell);
-                    let _ = writeln!(
-                        out,
-                        "coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {cumulative}"
-                    );
-                }
-                let sum = load(&cells[CELLS - 1]) as f64 / 1e6;
-                let _ = writeln!(
-                    out,
-                    "coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}\n\
-                     coredns_proxy_request_duration_seconds_sum{{{labels}}} {sum}\n\
-                     coredns_proxy_request_duration_seconds_count{{{labels}}} {count}"
-                );
+                let buckets: Vec<u64> = cells[..BUCKETS.len()].iter().map(load).collect();
+                let seconds = load(&cells[CELLS - 1]) as f64 / 1e6;
+                let labels = [
+                    ("proxy_name", "forward"),
+                    ("to", &to),
+                    ("rcode", rcode_label),
+                ];
+                durations.observed(&labels, &buckets, count, seconds);
             }
         }
-        header(
-            out,
+        (out.counter(
             "coredns_forward_max_concurrent_rejects_total",
-            "counter",
             "Counter of the number of queries rejected because the concurrent queries were at maximum.",
-        );
-        let _ = writeln!(
-            out,
-            "coredns_forward_max_concurrent_rejects_total {}",
-            self.rejects()
-        );
-        header(
-            out,
+        ))
+        .add(&[], self.rejects());
+        let failures = out.counter(
             "coredns_proxy_healthcheck_failures_total",
-            "counter",
             "Counter of the number of failed healthchecks.",
         );
-        for (upstream, failures) in self.upstreams.iter().zip(self.healthcheck_failures.iter()) {
-            let _ = writeln!(
-                out,
-                "coredns_proxy_healthcheck_failures_total{{proxy_name=\"forward\",to=\"{upstream}\"}} {}",
-                load(failures)
-            );
+        for (upstream, failed) in self.upstreams.iter().zip(self.healthcheck_failures.iter()) {
+            let labels = [("proxy_name", "forward"), ("to", &upstream.to_string())];
+            failures.add(&labels, load(failed));
         }
-        header(
-            out,
+        (out.counter(
             "coredns_forward_healthcheck_broken_total",
-            "counter",
             "Counter of the number of complete failures of the healthchecks.",
-        );
-        let _ = writeln!(
-            out,
-            "coredns_forward_healthcheck_broken_total {}",
-            load(&self.healthcheck_broken)
-        );
+        ))
+        .add(&[], load(&self.healthcheck_broken));
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a label value (Prometheus text format: backslash, double quote, newline).
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -355,8 +292,9 @@ mod tests {
         stats.hit(CacheType::Success);
         stats.miss();
         stats.evicted(CacheType::Denial);
-        let mut out = String::new();
-        stats.write_prometheus("dns://:53", ".,example.org.", &mut out);
+        let mut exposition = Exposition::default();
+        stats.describe("dns://:53", ".,example.org.", &mut exposition);
+        let out = exposition.render();
         let labels = "server=\"dns://:53\",zones=\".,example.org.\",view=\"\"";
         for line in [
             "# TYPE coredns_cache_entries gauge".to_string(),
@@ -384,8 +322,9 @@ mod tests {
         stats.observe(0, 0, Duration::from_secs(20));
         stats.rejected();
         stats.healthcheck_failed(0);
-        let mut out = String::new();
-        stats.write_prometheus(&mut out);
+        let mut exposition = Exposition::default();
+        stats.describe(&mut exposition);
+        let out = exposition.render();
         let labels = "proxy_name=\"forward\",to=\"10.0.0.10:53\",rcode=\"NOERROR\"";
         for line in [
             format!("coredns_proxy_request_duration_seconds_bucket{{{labels},le=\"0.00025\"}} 0"),
@@ -402,10 +341,5 @@ mod tests {
             assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
         }
         assert!(!out.contains("SERVFAIL"));
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

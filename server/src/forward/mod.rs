@@ -56,6 +56,8 @@ use rand::seq::SliceRandom;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use crate::ops::metrics::Exposition;
+
 use cache::{cacheability, Answer, Cache, CacheEntry, CacheKey, CacheKeyRef, STALE_TTL};
 use clock::Clock;
 use config::{ForwardConfig, Policy};
@@ -339,21 +341,21 @@ impl Forwarder {
         Ok(())
     }
 
-    /// Appends the cache and forwarding metrics in the Prometheus text format.
-    pub fn write_prometheus(&self, out: &mut String) {
+    /// Describes the cache and forwarding metrics.
+    pub fn describe(&self, out: &mut Exposition) {
         let shared = &self.shared;
         let zones: Vec<String> = (shared.config.cache.scope.zones.iter())
             .map(|zone| dotted(zone.as_bytes()))
             .collect();
         let cache = shared.cache.stats();
-        cache.write_prometheus(&shared.server_label, &zones.join(","), out);
-        shared.stats.write_prometheus(out);
+        cache.describe(&shared.server_label, &zones.join(","), out);
+        shared.stats.describe(out);
         let rows: Vec<ConnCache> = (shared.upstreams.iter())
             .flat_map(Upstream::conn_cache)
             .collect();
-        ConnCache::write_prometheus(&rows, out);
+        ConnCache::describe(&rows, out);
         if let Some(pool) = &shared.cluster {
-            pool.write_prometheus(out);
+            pool.describe(out);
         }
     }
 }

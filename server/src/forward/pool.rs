@@ -34,6 +34,7 @@ use tokio::sync::oneshot;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::cache::CacheKey;
+use crate::ops::metrics::Exposition;
 use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 
 use super::message::{parse_response, write_query_with_options};
@@ -159,18 +160,14 @@ impl TcpPool {
         self.reused.load(Ordering::Relaxed)
     }
 
-    /// Renders `clusterdns_forward_tcp_connections_total`: connections opened to the server, which
-    /// stays at the pool size while connections are reused.
-    pub fn write_prometheus(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let name = "clusterdns_forward_tcp_connections_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} TCP connections opened to the cluster DNS (node-local mode).\n\
-             # TYPE {name} counter\n{name}{{to=\"{}\"}} {}",
-            self.addr,
-            self.opened()
-        );
+    /// Describes `clusterdns_forward_tcp_connections_total`: connections opened to the server,
+    /// which stays at the pool size while connections are reused.
+    pub fn describe(&self, out: &mut Exposition) {
+        (out.counter(
+            "clusterdns_forward_tcp_connections_total",
+            "TCP connections opened to the cluster DNS (node-local mode).",
+        ))
+        .add(&[("to", &self.addr.to_string())], self.opened());
     }
 
     /// Asks `key` over a pooled connection within `timeout`, retrying once on a new connection

@@ -28,6 +28,7 @@ use clusterdns_zone::answer::ADVERTISED_PAYLOAD;
 use super::message::{parse_response, write_query_with_options, Response};
 use super::pool::TcpPool;
 use super::tls::{TlsUpstreams, CONNECTIONS};
+use crate::ops::metrics::Exposition;
 
 /// Room for one UDP answer. We advertise 1,232 bytes (EDNS), so a larger answer comes from an
 /// upstream that ignores it; one that fills this buffer may have been cut by the kernel, and is
@@ -157,35 +158,31 @@ pub struct ConnCache {
 }
 
 impl ConnCache {
-    /// Renders `coredns_proxy_conn_cache_hits_total` and `coredns_proxy_conn_cache_misses_total`
+    /// Describes `coredns_proxy_conn_cache_hits_total` and `coredns_proxy_conn_cache_misses_total`
     /// for `rows` (nothing when there are none).
-    pub fn write_prometheus(rows: &[ConnCache], out: &mut String) {
-        use std::fmt::Write as _;
+    pub fn describe(rows: &[ConnCache], out: &mut Exposition) {
         if rows.is_empty() {
             return;
         }
+        let hits: fn(&ConnCache) -> u64 = |row| row.hits;
         let families = [
             (
-                "hits",
-                (|row: &ConnCache| row.hits) as fn(&ConnCache) -> u64,
+                "coredns_proxy_conn_cache_hits_total",
+                "Counter of connection cache hits per upstream and protocol.",
+                hits,
             ),
-            ("misses", |row: &ConnCache| row.misses),
+            (
+                "coredns_proxy_conn_cache_misses_total",
+                "Counter of connection cache misses per upstream and protocol.",
+                |row| row.misses,
+            ),
         ];
-        for (what, value) in families {
-            let name = format!("coredns_proxy_conn_cache_{what}_total");
-            let _ = writeln!(
-                out,
-                "# HELP {name} Counter of connection cache {what} per upstream and protocol.\n\
-                 # TYPE {name} counter"
-            );
+        for (name, help, value) in families {
+            let family = out.counter(name, help);
             for row in rows {
-                let _ = writeln!(
-                    out,
-                    "{name}{{proxy_name=\"forward\",to=\"{}\",proto=\"{}\"}} {}",
-                    row.to,
-                    row.proto,
-                    value(row)
-                );
+                let to = row.to.to_string();
+                let labels = [("proxy_name", "forward"), ("to", &to), ("proto", row.proto)];
+                family.add(&labels, value(row));
             }
         }
     }
@@ -532,8 +529,9 @@ mod tests {
                 misses: 3
             }]
         );
-        let mut out = String::new();
-        ConnCache::write_prometheus(&rows, &mut out);
+        let mut exposition = Exposition::default();
+        ConnCache::describe(&rows, &mut exposition);
+        let out = exposition.render();
         let to = format!("to=\"{addr}\",proto=\"udp\"");
         for line in [
             format!("coredns_proxy_conn_cache_hits_total{{proxy_name=\"forward\",{to}}} 2"),

@@ -4,6 +4,9 @@
 //! alone writes (plain loads and stores of relaxed atomics, no read-modify-write, no shared cache
 //! line), TCP listeners own one each (shared by their connections, so those use `fetch_add`), and
 //! a scrape sums them all. Time is read twice per received batch, not per query.
+//!
+//! At a scrape every part describes its families into an [`Exposition`], and prometheus-client
+//! writes the text (`exposition.rs`); `render.rs` holds what this module's own counters describe.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -493,8 +496,8 @@ impl SourceMetrics {
     }
 }
 
-/// Writes the metrics of another part of the server (the forwarder, the cache) at a scrape.
-pub type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
+/// Describes the metrics of another part of the server (the forwarder, the cache) at a scrape.
+pub type Renderer = Box<dyn Fn(&mut Exposition) + Send + Sync>;
 
 /// Every metric of the process; one per server, shared by the workers, the sources and the
 /// `/metrics` endpoint.
@@ -632,7 +635,7 @@ impl Metrics {
         }
     }
 
-    /// Adds metrics another part (the forwarder, the cache) renders itself at each scrape.
+    /// Adds metrics another part (the forwarder, the cache) describes itself at each scrape.
     pub fn add_renderer(&self, render: Renderer) {
         if let Ok(mut renderers) = self.renderers.lock() {
             renderers.push(render);
@@ -640,9 +643,11 @@ impl Metrics {
     }
 }
 
+mod exposition;
 mod plugins;
 mod render;
 
+pub use exposition::Exposition;
 pub use plugins::{AclZone, PluginCounters};
 #[cfg(test)]
 mod tests;

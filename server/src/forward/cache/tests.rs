@@ -206,8 +206,7 @@ fn clock_eviction_keeps_the_bound_and_spares_hit_entries() {
     }
     assert_eq!(cache.len(), 4);
     assert_eq!(cache.stats().entries(CacheType::Success), 4);
-    let mut text = String::new();
-    cache.stats().write_prometheus("dns://:53", ".", &mut text);
+    let text = metrics_of(&cache);
     assert!(
         text.contains(
             "coredns_cache_evictions_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 4"
@@ -431,8 +430,7 @@ fn immediate_serve_stale_answers_at_once_and_asks_for_one_refresh() {
         ask(&cache).unwrap().1.is_some(),
         "after a failed refresh, again"
     );
-    let mut text = String::new();
-    cache.stats().write_prometheus("dns://:53", ".", &mut text);
+    let text = metrics_of(&cache);
     assert!(
         text.contains(
             "coredns_cache_served_stale_total{server=\"dns://:53\",zones=\".\",view=\"\"} 3"
@@ -454,4 +452,11 @@ fn immediate_serve_stale_answers_at_once_and_asks_for_one_refresh() {
     assert!(cache
         .stale(CacheKey::new(NAME, 1, 1, false).as_ref())
         .is_some());
+}
+
+/// The `coredns_cache_*` text of `cache`, in the block `dns://:53` caching the root.
+fn metrics_of(cache: &Cache) -> String {
+    let mut out = crate::ops::metrics::Exposition::default();
+    cache.stats().describe("dns://:53", ".", &mut out);
+    out.render()
 }

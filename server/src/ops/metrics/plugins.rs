@@ -5,9 +5,10 @@
 //! plugin is built (CoreDNS registers them in the plugin's setup); `view` is always empty
 //! (clusterdns has no `view` plugin).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use super::Exposition;
 
 /// What `acl` did with the queries of one `(server, zone)`, the zone being the rule's.
 #[derive(Debug, Default)]
@@ -66,10 +67,10 @@ impl PluginCounters {
         counter.get_or_insert_with(Arc::default).clone()
     }
 
-    /// Writes the families in use.
-    pub(super) fn render(&self, out: &mut String, header: fn(&mut String, &str, &str, &str)) {
+    /// Describes the families in use.
+    pub(super) fn describe(&self, out: &mut Exposition) {
         if let Ok(all) = self.acl.lock() {
-            let families: [(&str, &str, Field); 3] = [
+            let families: [(&'static str, &'static str, Field); 3] = [
                 (
                     "coredns_acl_blocked_requests_total",
                     "Counter of DNS requests being blocked.",
@@ -86,42 +87,33 @@ impl PluginCounters {
                     |z| &z.dropped,
                 ),
             ];
-            for (name, help, field) in families.iter().filter(|_| !all.is_empty()) {
-                header(out, name, "counter", help);
+            for (name, help, field) in families.into_iter().filter(|_| !all.is_empty()) {
+                let family = out.counter(name, help);
                 for (server, zone, counters) in all.iter() {
-                    let value = field(counters).load(Ordering::Relaxed);
-                    let _ = writeln!(
-                        out,
-                        "{name}{{server=\"{server}\",view=\"\",zone=\"{zone}\"}} {value}"
-                    );
+                    let labels = [("server", server.as_str()), ("view", ""), ("zone", zone)];
+                    family.add(&labels, field(counters).load(Ordering::Relaxed));
                 }
             }
         }
         if let Ok(all) = self.allowed.lock() {
             if !all.is_empty() {
-                let name = "coredns_acl_allowed_requests_total";
-                header(
-                    out,
-                    name,
-                    "counter",
+                let family = out.counter(
+                    "coredns_acl_allowed_requests_total",
                     "Counter of DNS requests being allowed.",
                 );
                 for (server, counter) in all.iter() {
-                    let value = counter.load(Ordering::Relaxed);
-                    let _ = writeln!(out, "{name}{{server=\"{server}\",view=\"\"}} {value}");
+                    let labels = [("server", server.as_str()), ("view", "")];
+                    family.add(&labels, counter.load(Ordering::Relaxed));
                 }
             }
         }
         if let Ok(localhost) = self.localhost.lock() {
             if let Some(counter) = localhost.as_ref() {
-                let name = "coredns_local_localhost_requests_total";
-                header(
-                    out,
-                    name,
-                    "counter",
+                (out.counter(
+                    "coredns_local_localhost_requests_total",
                     "Counter of localhost.<domain> requests.",
-                );
-                let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+                ))
+                .add(&[], counter.load(Ordering::Relaxed));
             }
         }
     }

@@ -1,0 +1,306 @@
+//! The text of `/metrics`, written by prometheus-client. Each part of the server (the DNS
+//! counters, the zone sources, the plugins, every forwarder and its cache) describes its
+//! families and series into one [`Exposition`] at a scrape. A family that several parts describe
+//! (the `cache` and `forward` families of two server blocks) is written once with the series of
+//! all of them, as a Prometheus parser requires, and the same series from two parts is summed.
+//! prometheus-client then writes the Prometheus text format 0.0.4, the one CoreDNS serves: the
+//! `_total` of counters, Go's spelling of `le` bounds, label values escaped.
+//!
+//! The counters themselves stay the atomics the query path bumps; only the scrape reads them.
+
+use std::fmt;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+/// The labels of one series, as `(name, value)` pairs in the order they are written.
+pub type Labels<'a> = &'a [(&'static str, &'a str)];
+
+/// Every family of one scrape, in the order they were first described.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<Family>,
+}
+
+/// One metric family: its name, help, type and series.
+#[derive(Debug)]
+pub struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    /// A histogram's upper bounds (without `+Inf`); empty for counters and gauges.
+    bounds: &'static [f64],
+    series: Vec<(Vec<(&'static str, String)>, Value)>,
+}
+
+/// The value of one series.
+#[derive(Debug)]
+enum Value {
+    Int(u64),
+    Float(f64),
+    /// Per-bucket (not cumulative) counts of the family's bounds, the observation count and sum.
+    Histogram {
+        buckets: Vec<u64>,
+        count: u64,
+        sum: f64,
+    },
+}
+
+impl Exposition {
+    /// The counter family `name` (which ends in `_total`, as CoreDNS names counters).
+    pub fn counter(&mut self, name: &'static str, help: &'static str) -> &mut Family {
+        self.family(name, help, MetricType::Counter, &[])
+    }
+
+    /// The gauge family `name`.
+    pub fn gauge(&mut self, name: &'static str, help: &'static str) -> &mut Family {
+        self.family(name, help, MetricType::Gauge, &[])
+    }
+
+    /// The histogram family `name`, whose buckets end at `bounds` (and `+Inf`).
+    pub fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        bounds: &'static [f64],
+    ) -> &mut Family {
+        self.family(name, help, MetricType::Histogram, bounds)
+    }
+
+    /// The family `name`, declared on first use: its `# HELP` and `# TYPE` are written even while
+    /// it has no series, as they always were here.
+    fn family(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+        bounds: &'static [f64],
+    ) -> &mut Family {
+        let at = match self.families.iter().position(|f| f.name == name) {
+            Some(at) => at,
+            None => {
+                self.families.push(Family {
+                    name,
+                    help,
+                    kind,
+                    bounds,
+                    series: Vec::new(),
+                });
+                self.families.len() - 1
+            }
+        };
+        &mut self.families[at]
+    }
+
+    /// The Prometheus text format 0.0.4 of every family.
+    pub fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut text = String::with_capacity(64 * 1024);
+        // Writing to a String cannot fail, and `encode` below returns no error of its own.
+        let _ = prometheus_text::encode(&mut text, &registry);
+        text
+    }
+}
+
+impl Family {
+    /// Adds `value` to the counter or gauge series `labels`.
+    pub fn add(&mut self, labels: Labels<'_>, value: u64) -> &mut Self {
+        let name = self.name;
+        match self.series_mut(labels) {
+            Some(Value::Int(n)) => *n += value,
+            Some(Value::Float(x)) => *x += value as f64,
+            Some(Value::Histogram { .. }) => debug_assert!(false, "{name} is a histogram"),
+            None => self.push(labels, Value::Int(value)),
+        }
+        self
+    }
+
+    /// Adds `value` to the counter or gauge series `labels`, a fraction (seconds, say).
+    pub fn add_f64(&mut self, labels: Labels<'_>, value: f64) -> &mut Self {
+        let name = self.name;
+        match self.series_mut(labels) {
+            Some(held) => match &mut *held {
+                Value::Int(n) => {
+                    let sum = *n as f64 + value;
+                    *held = Value::Float(sum);
+                }
+                Value::Float(x) => *x += value,
+                Value::Histogram { .. } => debug_assert!(false, "{name} is a histogram"),
+            },
+            None => self.push(labels, Value::Float(value)),
+        }
+        self
+    }
+
+    /// Adds observations to the histogram series `labels`: `buckets` holds the count of each of
+    /// the family's buckets (not cumulative; an overflow past the last bound may follow), `count`
+    /// and `sum` those of every observation.
+    pub fn observed(
+        &mut self,
+        labels: Labels<'_>,
+        buckets: &[u64],
+        count: u64,
+        sum: f64,
+    ) -> &mut Self {
+        let name = self.name;
+        debug_assert!(self.kind == MetricType::Histogram, "{name} is not one");
+        let bounds = self.bounds.len();
+        match self.series_mut(labels) {
+            Some(Value::Histogram {
+                buckets: held,
+                count: n,
+                sum: total,
+            }) => {
+                for (held, add) in held.iter_mut().zip(buckets) {
+                    *held += add;
+                }
+                *n += count;
+                *total += sum;
+            }
+            Some(_) => debug_assert!(false, "{name} is a histogram"),
+            None => {
+                let mut held = buckets[..bounds.min(buckets.len())].to_vec();
+                held.resize(bounds, 0);
+                self.push(
+                    labels,
+                    Value::Histogram {
+                        buckets: held,
+                        count,
+                        sum,
+                    },
+                );
+            }
+        }
+        self
+    }
+
+    fn series_mut(&mut self, labels: Labels<'_>) -> Option<&mut Value> {
+        let same = |held: &[(&'static str, String)]| {
+            held.len() == labels.len()
+                && (held.iter().zip(labels)).all(|((n, v), (m, w))| n == m && v == w)
+        };
+        (self.series.iter_mut())
+            .find(|(held, _)| same(held))
+            .map(|(_, value)| value)
+    }
+
+    fn push(&mut self, labels: Labels<'_>, value: Value) {
+        let labels = (labels.iter())
+            .map(|&(name, value)| (name, value.to_owned()))
+            .collect();
+        self.series.push((labels, value));
+    }
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        for family in &self.families {
+            // prometheus-client adds `_total` to a counter's name itself.
+            let name = match family.kind {
+                MetricType::Counter => family.name.strip_suffix("_total").unwrap_or(family.name),
+                _ => family.name,
+            };
+            let mut metric = encoder.encode_descriptor(name, family.help, None, family.kind)?;
+            for (labels, value) in &family.series {
+                let mut series = metric.encode_family(labels)?;
+                match (value, family.kind) {
+                    (Value::Int(n), MetricType::Counter) => {
+                        series.encode_counter::<NoLabelSet, _, u64>(n, None)?
+                    }
+                    (Value::Float(x), MetricType::Counter) => {
+                        series.encode_counter::<NoLabelSet, _, f64>(x, None)?
+                    }
+                    (Value::Int(n), _) => series.encode_gauge(n)?,
+                    (Value::Float(x), _) => series.encode_gauge(x)?,
+                    (
+                        Value::Histogram {
+                            buckets,
+                            count,
+                            sum,
+                        },
+                        _,
+                    ) => {
+                        let buckets: Vec<(f64, u64)> = (family.bounds.iter().copied())
+                            .zip(buckets.iter().copied())
+                            .collect();
+                        series.encode_histogram::<NoLabelSet>(*sum, *count, &buckets, None)?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_written_once_with_the_series_of_every_part() {
+        let mut out = Exposition::default();
+        for server in ["dns://:53", "dns://:53", "dns://:1053"] {
+            (out.counter("coredns_cache_hits_total", "The count of cache hits."))
+                .add(&[("server", server), ("type", "success")], 2);
+            out.counter("coredns_forward_max_concurrent_rejects_total", "Rejects.")
+                .add(&[], 1);
+        }
+        out.gauge("coredns_build_info", "Built.").add(&[], 1);
+        let text = out.render();
+        assert_eq!(
+            text,
+            "# HELP coredns_cache_hits_total The count of cache hits.\n\
+             # TYPE coredns_cache_hits_total counter\n\
+             coredns_cache_hits_total{server=\"dns://:53\",type=\"success\"} 4\n\
+             coredns_cache_hits_total{server=\"dns://:1053\",type=\"success\"} 2\n\
+             # HELP coredns_forward_max_concurrent_rejects_total Rejects.\n\
+             # TYPE coredns_forward_max_concurrent_rejects_total counter\n\
+             coredns_forward_max_concurrent_rejects_total 3\n\
+             # HELP coredns_build_info Built.\n\
+             # TYPE coredns_build_info gauge\n\
+             coredns_build_info 1\n"
+        );
+    }
+
+    #[test]
+    fn histograms_are_cumulative_with_go_spelled_bounds() {
+        const BOUNDS: [f64; 3] = [0.00025, 1.0, 8291.0];
+        let mut out = Exposition::default();
+        let family = out.histogram("x_seconds", "Help.", &BOUNDS);
+        family.observed(&[("zone", ".")], &[1, 0, 2, 1], 4, 9000.5);
+        family.observed(&[("zone", ".")], &[1, 0, 0, 0], 1, 0.0001);
+        let text = out.render();
+        assert_eq!(
+            text,
+            "# HELP x_seconds Help.\n\
+             # TYPE x_seconds histogram\n\
+             x_seconds_bucket{zone=\".\",le=\"0.00025\"} 2\n\
+             x_seconds_bucket{zone=\".\",le=\"1\"} 2\n\
+             x_seconds_bucket{zone=\".\",le=\"8291\"} 4\n\
+             x_seconds_bucket{zone=\".\",le=\"+Inf\"} 5\n\
+             x_seconds_sum{zone=\".\"} 9000.5001\n\
+             x_seconds_count{zone=\".\"} 5\n"
+        );
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped_and_empty_families_keep_their_header() {
+        let mut out = Exposition::default();
+        (out.gauge("g", "Two\nlines \\ here."))
+            .add_f64(&[("zone", "a\"b\\c\nd")], 1.5)
+            .add(&[("zone", "a\"b\\c\nd")], 1);
+        out.counter("none_total", "Nothing yet.");
+        let text = out.render();
+        assert_eq!(
+            text,
+            "# HELP g Two\\nlines \\\\ here.\n\
+             # TYPE g gauge\n\
+             g{zone=\"a\\\"b\\\\c\\nd\"} 2.5\n\
+             # HELP none_total Nothing yet.\n\
+             # TYPE none_total counter\n"
+        );
+    }
+}
