@@ -7,6 +7,11 @@
 //!
 //! At a scrape every part describes its families into an [`Exposition`], and prometheus-client
 //! writes the text (`exposition.rs`); `render.rs` holds what this module's own counters describe.
+//! That costs more than the hand-written text it replaced: 0.24 ms against 0.15 ms for a
+//! 139 KB page (`cargo bench -p clusterdns-bench --bench scrape`), because the crate encodes and
+//! escapes every label again on each line of a histogram. At one scrape every 15 s that is
+//! 0.002 % of a core, and in return the text is the Prometheus format 0.0.4 exactly as Go's
+//! client writes it, label values are escaped everywhere, and the query path is unchanged.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

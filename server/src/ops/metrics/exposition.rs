@@ -9,11 +9,16 @@
 //! The counters themselves stay the atomics the query path bumps; only the scrape reads them.
 
 use std::fmt;
+use std::hash::BuildHasher;
 
+use foldhash::fast::FixedState;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    prometheus_text, DescriptorEncoder, EncodeLabel, EncodeLabelSet, LabelSetEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use smallvec::SmallVec;
 
 /// The labels of one series, as `(name, value)` pairs in the order they are written.
 pub type Labels<'a> = &'a [(&'static str, &'a str)];
@@ -32,8 +37,23 @@ pub struct Family {
     kind: MetricType,
     /// A histogram's upper bounds (without `+Inf`); empty for counters and gauges.
     bounds: &'static [f64],
-    series: Vec<(Vec<(&'static str, String)>, Value)>,
+    /// The label values of every series, one after another (one allocation, not one a value).
+    values: String,
+    series: Vec<Series>,
+    /// The hash of each series' labels, so that finding a series compares strings only once.
+    hashes: Vec<u64>,
+    hasher: FixedState,
 }
+
+/// One series: each label's name with the range of its value in the family's `values`.
+#[derive(Debug)]
+struct Series {
+    labels: SmallVec<[(&'static str, u32, u32); 6]>,
+    value: Value,
+}
+
+/// A histogram's counts, one a bucket (the largest table here has 20 bounds).
+type Buckets = SmallVec<[u64; 20]>;
 
 /// The value of one series.
 #[derive(Debug)]
@@ -42,7 +62,7 @@ enum Value {
     Float(f64),
     /// Per-bucket (not cumulative) counts of the family's bounds, the observation count and sum.
     Histogram {
-        buckets: Vec<u64>,
+        buckets: Buckets,
         count: u64,
         sum: f64,
     },
@@ -86,7 +106,10 @@ impl Exposition {
                     help,
                     kind,
                     bounds,
+                    values: String::new(),
                     series: Vec::new(),
+                    hashes: Vec::new(),
+                    hasher: FixedState::default(),
                 });
                 self.families.len() - 1
             }
@@ -108,31 +131,12 @@ impl Exposition {
 impl Family {
     /// Adds `value` to the counter or gauge series `labels`.
     pub fn add(&mut self, labels: Labels<'_>, value: u64) -> &mut Self {
-        let name = self.name;
-        match self.series_mut(labels) {
-            Some(Value::Int(n)) => *n += value,
-            Some(Value::Float(x)) => *x += value as f64,
-            Some(Value::Histogram { .. }) => debug_assert!(false, "{name} is a histogram"),
-            None => self.push(labels, Value::Int(value)),
-        }
-        self
+        self.merge(labels, Value::Int(value))
     }
 
     /// Adds `value` to the counter or gauge series `labels`, a fraction (seconds, say).
     pub fn add_f64(&mut self, labels: Labels<'_>, value: f64) -> &mut Self {
-        let name = self.name;
-        match self.series_mut(labels) {
-            Some(held) => match &mut *held {
-                Value::Int(n) => {
-                    let sum = *n as f64 + value;
-                    *held = Value::Float(sum);
-                }
-                Value::Float(x) => *x += value,
-                Value::Histogram { .. } => debug_assert!(false, "{name} is a histogram"),
-            },
-            None => self.push(labels, Value::Float(value)),
-        }
-        self
+        self.merge(labels, Value::Float(value))
     }
 
     /// Adds observations to the histogram series `labels`: `buckets` holds the count of each of
@@ -145,53 +149,96 @@ impl Family {
         count: u64,
         sum: f64,
     ) -> &mut Self {
-        let name = self.name;
-        debug_assert!(self.kind == MetricType::Histogram, "{name} is not one");
+        debug_assert!(
+            self.kind == MetricType::Histogram,
+            "{} is not one",
+            self.name
+        );
         let bounds = self.bounds.len();
-        match self.series_mut(labels) {
-            Some(Value::Histogram {
-                buckets: held,
-                count: n,
-                sum: total,
-            }) => {
-                for (held, add) in held.iter_mut().zip(buckets) {
-                    *held += add;
-                }
-                *n += count;
-                *total += sum;
+        let mut buckets: Buckets = buckets.iter().copied().take(bounds).collect();
+        buckets.resize(bounds, 0);
+        self.merge(
+            labels,
+            Value::Histogram {
+                buckets,
+                count,
+                sum,
+            },
+        )
+    }
+
+    /// Adds `value` to the series `labels`, which is new or already held.
+    fn merge(&mut self, labels: Labels<'_>, value: Value) -> &mut Self {
+        let hash = self.hasher.hash_one(labels);
+        let values = &self.values;
+        let same = |held: &Series| {
+            held.labels.len() == labels.len()
+                && (held.labels.iter().zip(labels)).all(|(&(n, start, end), &(m, w))| {
+                    n == m && values[start as usize..end as usize] == *w
+                })
+        };
+        let found = (self.hashes.iter().enumerate())
+            .filter(|&(_, &held)| held == hash)
+            .map(|(at, _)| at)
+            .find(|&at| same(&self.series[at]));
+        match found {
+            Some(at) => {
+                let held = std::mem::replace(&mut self.series[at].value, Value::Int(0));
+                self.series[at].value = held.plus(value);
             }
-            Some(_) => debug_assert!(false, "{name} is a histogram"),
             None => {
-                let mut held = buckets[..bounds.min(buckets.len())].to_vec();
-                held.resize(bounds, 0);
-                self.push(
-                    labels,
-                    Value::Histogram {
-                        buckets: held,
-                        count,
-                        sum,
-                    },
-                );
+                let mut ranges = SmallVec::new();
+                for &(name, value) in labels {
+                    let start = self.values.len() as u32;
+                    self.values.push_str(value);
+                    ranges.push((name, start, self.values.len() as u32));
+                }
+                self.hashes.push(hash);
+                self.series.push(Series {
+                    labels: ranges,
+                    value,
+                });
             }
         }
         self
     }
+}
 
-    fn series_mut(&mut self, labels: Labels<'_>) -> Option<&mut Value> {
-        let same = |held: &[(&'static str, String)]| {
-            held.len() == labels.len()
-                && (held.iter().zip(labels)).all(|((n, v), (m, w))| n == m && v == w)
-        };
-        (self.series.iter_mut())
-            .find(|(held, _)| same(held))
-            .map(|(_, value)| value)
-    }
-
-    fn push(&mut self, labels: Labels<'_>, value: Value) {
-        let labels = (labels.iter())
-            .map(|&(name, value)| (name, value.to_owned()))
-            .collect();
-        self.series.push((labels, value));
+impl Value {
+    /// The sum of two values of one series.
+    fn plus(self, other: Value) -> Value {
+        match (self, other) {
+            (Value::Int(n), Value::Int(m)) => Value::Int(n + m),
+            (Value::Int(n), Value::Float(x)) | (Value::Float(x), Value::Int(n)) => {
+                Value::Float(n as f64 + x)
+            }
+            (Value::Float(x), Value::Float(y)) => Value::Float(x + y),
+            (
+                Value::Histogram {
+                    mut buckets,
+                    count,
+                    sum,
+                },
+                Value::Histogram {
+                    buckets: more,
+                    count: n,
+                    sum: s,
+                },
+            ) => {
+                for (held, add) in buckets.iter_mut().zip(more) {
+                    *held += add;
+                }
+                Value::Histogram {
+                    buckets,
+                    count: count + n,
+                    sum: sum + s,
+                }
+            }
+            (held, _) => {
+                debug_assert!(false, "a histogram and a number in one series");
+                held
+            }
+        }
     }
 }
 
@@ -204,8 +251,12 @@ impl Collector for Exposition {
                 _ => family.name,
             };
             let mut metric = encoder.encode_descriptor(name, family.help, None, family.kind)?;
-            for (labels, value) in &family.series {
-                let mut series = metric.encode_family(labels)?;
+            for Series { labels, value } in &family.series {
+                let labels = SeriesLabels {
+                    labels,
+                    values: &family.values,
+                };
+                let mut series = metric.encode_family(&labels)?;
                 match (value, family.kind) {
                     (Value::Int(n), MetricType::Counter) => {
                         series.encode_counter::<NoLabelSet, _, u64>(n, None)?
@@ -223,13 +274,29 @@ impl Collector for Exposition {
                         },
                         _,
                     ) => {
-                        let buckets: Vec<(f64, u64)> = (family.bounds.iter().copied())
+                        let buckets: SmallVec<[(f64, u64); 20]> = (family.bounds.iter().copied())
                             .zip(buckets.iter().copied())
                             .collect();
                         series.encode_histogram::<NoLabelSet>(*sum, *count, &buckets, None)?
                     }
                 }
             }
+        }
+        Ok(())
+    }
+}
+
+/// The labels of one series, as prometheus-client reads them.
+struct SeriesLabels<'a> {
+    labels: &'a [(&'static str, u32, u32)],
+    values: &'a str,
+}
+
+impl EncodeLabelSet for SeriesLabels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), fmt::Error> {
+        for &(name, start, end) in self.labels {
+            let value = &self.values[start as usize..end as usize];
+            (name, value).encode(encoder.encode_label())?;
         }
         Ok(())
     }
