@@ -30,8 +30,13 @@ use tokio::sync::oneshot;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The allocator's options, set by the dynamic loader before `main` and before the first
+/// allocation reserves mimalloc's first arena (`ops::memory::configure`).
+#[used]
+#[link_section = ".init_array"]
+static CONFIGURE_ALLOCATOR: extern "C" fn() = clusterdns::ops::memory::configure;
+
 fn main() -> ExitCode {
-    clusterdns::ops::memory::configure();
     let config = match parse_flags() {
         Ok(config) => config,
         Err(error) => error.exit(),
