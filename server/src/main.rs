@@ -30,8 +30,10 @@ use tokio::sync::oneshot;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The allocator's options, set by the dynamic loader before `main` and before the first
-/// allocation reserves mimalloc's first arena (`ops::memory::configure`).
+/// The allocator's options, set by the C runtime's start-up (glibc's or musl's, from
+/// `.init_array`) before `main` and before the first allocation reserves mimalloc's first arena
+/// (`ops::memory::configure`). clusterdns is Linux-only (recvmmsg, SO_REUSEPORT).
+#[cfg(target_os = "linux")]
 #[used]
 #[link_section = ".init_array"]
 static CONFIGURE_ALLOCATOR: extern "C" fn() = clusterdns::ops::memory::configure;

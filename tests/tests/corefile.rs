@@ -757,12 +757,12 @@ fn k3s_node_hosts_and_a_custom_server_block() {
     assert!(d.ask("www.example.test", A).is(&["A 192.0.2.1"]));
     assert!(d.ask(WEB, A).is(&["A 10.96.0.20"]));
     // Both blocks forward and cache, yet /metrics names each family once: a Prometheus parser
-    // refuses a second `# TYPE` line for a name. Each block's cache has its own series in it.
+    // refuses a second `# HELP` or `# TYPE` line for a name. Each block's cache has its series.
     let (code, text) = http_get(d.env.metrics, "/metrics").expect("/metrics answers");
     assert_eq!(code, 200);
-    let mut types = BTreeSet::new();
-    for line in text.lines().filter(|line| line.starts_with("# TYPE ")) {
-        assert!(types.insert(line), "{line:?} twice in\n{text}");
+    let mut headers = BTreeSet::new();
+    for line in text.lines().filter(|line| line.starts_with("# ")) {
+        assert!(headers.insert(line), "{line:?} twice in\n{text}");
     }
     for zones in ["zones=\".\"", "zones=\"stub.test.\""] {
         let requests = metric(&text, "coredns_cache_requests_total", &[zones]);

@@ -521,8 +521,11 @@ impl Block {
                 server_label,
                 runtime.clone(),
             );
-            let rendered = forwarder.clone();
-            metrics.add_renderer(Box::new(move |out| rendered.describe(out)));
+            // Weak: a reload's new chains replace this forwarder, whose metrics then go too.
+            let described = forwarder.downgrade();
+            metrics.add_describer(Box::new(move |out| {
+                described.upgrade().map(|f| f.describe(out)).is_some()
+            }));
             (forward.clone(), forwarder)
         });
         let hosts = plan.hosts.as_ref().map(Hosts::new);

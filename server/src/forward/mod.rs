@@ -21,7 +21,8 @@
 //! upstream queries and validates answers; [`upstream`] exchanges them and keeps health;
 //! [`pool`] keeps the TCP connections of node-local mode to the cluster DNS and those of
 //! `tls://` upstreams; [`tls`] builds the TLS client and makes the handshake (RFC 7858);
-//! [`cache`] stores answers; [`clock`] is the cache's time; [`metrics`] renders the counters.
+//! [`cache`] stores answers; [`clock`] is the cache's time; [`metrics`] keeps the counters and
+//! describes them at a scrape.
 //!
 //! In node-local mode ([`config::ClusterRoute`]) the names of the cluster domain and the reverse
 //! zones are fetched from the cluster DNS over the [`pool`] instead of from the upstreams; the
@@ -120,6 +121,16 @@ struct Shared {
 #[derive(Clone)]
 pub struct Forwarder {
     shared: Arc<Shared>,
+}
+
+/// A [`Forwarder`] that does not keep it alive (its metrics, which outlive a reload).
+pub struct WeakForwarder(Weak<Shared>);
+
+impl WeakForwarder {
+    /// The forwarder, while something else still holds it.
+    pub fn upgrade(&self) -> Option<Forwarder> {
+        self.0.upgrade().map(|shared| Forwarder { shared })
+    }
 }
 
 /// Holds one of the `max_concurrent` places while a client waits on upstreams.
@@ -339,6 +350,11 @@ impl Forwarder {
             }
         }
         Ok(())
+    }
+
+    /// A handle to this forwarder that does not keep it alive.
+    pub fn downgrade(&self) -> WeakForwarder {
+        WeakForwarder(Arc::downgrade(&self.shared))
     }
 
     /// Describes the cache and forwarding metrics.

@@ -1,7 +1,7 @@
 //! What the allocator gives back to the OS. clusterdns runs on mimalloc (set in the binary); the
 //! zone is built from large transient inputs (list pages, manifest items) on threads that then
 //! go quiet, and the process should shrink to the size of the zone afterwards instead of keeping
-//! its peak. Two things stand in the way by default, and this module removes both:
+//! its peak. Three defaults stand in the way; this module changes them:
 //!
 //! - freed pages are returned to the OS only after a delay, measured while the freeing thread
 //!   keeps allocating ([`configure`] makes it immediate);
@@ -14,8 +14,8 @@
 //! A third default is changed before the process allocates anything: mimalloc on Linux commits
 //! the whole of its first arena when it reserves it, and with that the pages the start-up load
 //! touched stayed resident after it freed them. Committed on demand instead, they go back: on the
-//! API path at 5k Services / 50k endpoints the peak fell from 42-43 MiB to 29-30 MiB and the RSS
-//! after sync from 41-42 to 27 MiB, at 50k / 500k from 122 to 109 MiB, with the time to ready
+//! API path at 5k Services / 50k endpoints the peak fell from 42-46 MiB to 27-30 MiB and the RSS
+//! after sync from 41-43 to 26-27 MiB, at 50k / 500k from 122 to 109 MiB, with the time to ready
 //! unchanged or shorter (bench/README.md, "Arenas committed on demand").
 
 use std::cell::Cell;

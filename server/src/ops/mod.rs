@@ -230,7 +230,7 @@ fn respond(
         ),
         Some(OpsEndpoint::Metrics) => (
             StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             metrics.render(),
         ),
     };

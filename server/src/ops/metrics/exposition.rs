@@ -4,7 +4,8 @@
 //! (the `cache` and `forward` families of two server blocks) is written once with the series of
 //! all of them, as a Prometheus parser requires, and the same series from two parts is summed.
 //! prometheus-client then writes the Prometheus text format 0.0.4, the one CoreDNS serves: the
-//! `_total` of counters, Go's spelling of `le` bounds, label values escaped.
+//! `_total` of counters, Go's spelling of `le` bounds, label values escaped (`ops/metrics.rs`
+//! says what still differs from Go's output).
 //!
 //! The counters themselves stay the atomics the query path bumps; only the scrape reads them.
 
@@ -26,12 +27,12 @@ pub type Labels<'a> = &'a [(&'static str, &'a str)];
 /// Every family of one scrape, in the order they were first described.
 #[derive(Debug, Default)]
 pub struct Exposition {
-    families: Vec<Family>,
+    families: Vec<MetricFamily>,
 }
 
 /// One metric family: its name, help, type and series.
 #[derive(Debug)]
-pub struct Family {
+pub struct MetricFamily {
     name: &'static str,
     help: &'static str,
     kind: MetricType,
@@ -70,12 +71,16 @@ enum Value {
 
 impl Exposition {
     /// The counter family `name` (which ends in `_total`, as CoreDNS names counters).
-    pub fn counter(&mut self, name: &'static str, help: &'static str) -> &mut Family {
+    pub fn counter(&mut self, name: &'static str, help: &'static str) -> &mut MetricFamily {
+        debug_assert!(
+            name.ends_with("_total"),
+            "counter {name} must end in _total"
+        );
         self.family(name, help, MetricType::Counter, &[])
     }
 
     /// The gauge family `name`.
-    pub fn gauge(&mut self, name: &'static str, help: &'static str) -> &mut Family {
+    pub fn gauge(&mut self, name: &'static str, help: &'static str) -> &mut MetricFamily {
         self.family(name, help, MetricType::Gauge, &[])
     }
 
@@ -85,7 +90,7 @@ impl Exposition {
         name: &'static str,
         help: &'static str,
         bounds: &'static [f64],
-    ) -> &mut Family {
+    ) -> &mut MetricFamily {
         self.family(name, help, MetricType::Histogram, bounds)
     }
 
@@ -97,11 +102,18 @@ impl Exposition {
         help: &'static str,
         kind: MetricType,
         bounds: &'static [f64],
-    ) -> &mut Family {
+    ) -> &mut MetricFamily {
         let at = match self.families.iter().position(|f| f.name == name) {
-            Some(at) => at,
+            Some(at) => {
+                let held = &self.families[at];
+                debug_assert!(
+                    held.kind == kind && held.bounds == bounds,
+                    "{name} twice, unlike"
+                );
+                at
+            }
             None => {
-                self.families.push(Family {
+                self.families.push(MetricFamily {
                     name,
                     help,
                     kind,
@@ -128,14 +140,16 @@ impl Exposition {
     }
 }
 
-impl Family {
+impl MetricFamily {
     /// Adds `value` to the counter or gauge series `labels`.
     pub fn add(&mut self, labels: Labels<'_>, value: u64) -> &mut Self {
+        debug_assert!(self.kind != MetricType::Histogram, "{} is one", self.name);
         self.merge(labels, Value::Int(value))
     }
 
     /// Adds `value` to the counter or gauge series `labels`, a fraction (seconds, say).
     pub fn add_f64(&mut self, labels: Labels<'_>, value: f64) -> &mut Self {
+        debug_assert!(self.kind != MetricType::Histogram, "{} is one", self.name);
         self.merge(labels, Value::Float(value))
     }
 

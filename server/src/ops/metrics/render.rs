@@ -17,10 +17,8 @@ impl Metrics {
         self.describe_dns(&mut out);
         self.describe_source(&mut out);
         self.plugins.describe(&mut out);
-        if let Ok(renderers) = self.renderers.lock() {
-            for describe in renderers.iter() {
-                describe(&mut out);
-            }
+        if let Ok(mut describers) = self.describers.lock() {
+            describers.retain(|describe| describe(&mut out));
         }
         self.describe_process(&mut out);
         out.render()

@@ -69,21 +69,22 @@ fn counters_of_every_worker_are_summed_on_scrape() {
     assert!(text.contains("coredns_dns_request_duration_seconds_bucket{server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",type=\"A\",le=\"0.00025\"} 4"), "{text}");
     assert!(text.contains("type=\"other\",le=\"0.004\"} 1"), "{text}");
     // Sizes: CoreDNS's buckets (its 8291 included), per zone and proto, summed over workers.
+    // Whole lines: a sum is a float, spelled `420.0` by prometheus-client (Go writes `420`).
     let labels = "server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",proto=\"udp\"";
     for line in [
         format!("coredns_dns_request_size_bytes_bucket{{{labels},le=\"0\"}} 0"),
         format!("coredns_dns_request_size_bytes_bucket{{{labels},le=\"100\"}} 3"),
         format!("coredns_dns_request_size_bytes_bucket{{{labels},le=\"300\"}} 4"),
-        format!("coredns_dns_request_size_bytes_sum{{{labels}}} 420"),
+        format!("coredns_dns_request_size_bytes_sum{{{labels}}} 420.0"),
         format!("coredns_dns_request_size_bytes_count{{{labels}}} 4"),
         format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"1023\"}} 3"),
         format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"2047\"}} 4"),
         format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"8291\"}} 4"),
         format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"64000\"}} 4"),
         format!("coredns_dns_response_size_bytes_bucket{{{labels},le=\"+Inf\"}} 4"),
-        format!("coredns_dns_response_size_bytes_sum{{{labels}}} 1368"),
+        format!("coredns_dns_response_size_bytes_sum{{{labels}}} 1368.0"),
     ] {
-        assert!(text.contains(&line), "{line} in\n{text}");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
     assert!(
         text.contains("coredns_dns_response_size_bytes_count{server=\"dns://:53\",zone=\"cluster.local.\",view=\"\",proto=\"tcp\"} 1"),
@@ -133,7 +134,7 @@ fn api_requests_render_as_client_go_metrics() {
         "coredns_kubernetes_rest_client_requests_total{code=\"200\",method=\"GET\",host=\"10.96.0.1:443\"} 2".to_string(),
         "coredns_kubernetes_rest_client_requests_total{code=\"<error>\",method=\"GET\",host=\"10.96.0.1:443\"} 1".to_string(),
     ] {
-        assert!(text.contains(&line), "{line} in\n{text}");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 }
 
@@ -172,4 +173,33 @@ fn the_size_table_agrees_with_the_bounds() {
             "{size}"
         );
     }
+}
+
+#[test]
+fn a_part_that_is_gone_is_no_longer_described() {
+    let metrics = Metrics::new("dns://:53".into());
+    let describe = |part: &Arc<AtomicU64>| -> Describer {
+        let part = Arc::downgrade(part);
+        Box::new(move |out| {
+            let Some(part) = part.upgrade() else {
+                return false;
+            };
+            (out.counter("x_total", "A part's counter."))
+                .add(&[("server", "dns://:53")], part.load(Ordering::Relaxed));
+            true
+        })
+    };
+    // A reload replaces the part: the old one is dropped, the new one counts on its own.
+    let old = Arc::new(AtomicU64::new(5));
+    let new = Arc::new(AtomicU64::new(2));
+    metrics.add_describer(describe(&old));
+    metrics.add_describer(describe(&new));
+    assert!(metrics
+        .render()
+        .contains("x_total{server=\"dns://:53\"} 7\n"));
+    drop(old);
+    assert!(metrics
+        .render()
+        .contains("x_total{server=\"dns://:53\"} 2\n"));
+    assert_eq!(metrics.describers.lock().map(|d| d.len()).ok(), Some(1));
 }
