@@ -247,6 +247,31 @@ async fn forwards_common_types() {
         text.contains(&format!("coredns_proxy_request_duration_seconds_count{{proxy_name=\"forward\",{to},rcode=\"NOERROR\"}} 5")),
         "{text}"
     );
+    // Dropped, as a reload drops the forwarder it replaced: its last metrics go where it was
+    // told, for its counters to carry on in its successor's.
+    let gone = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let keep = gone.clone();
+    forwarder.when_gone(Box::new(move |last| {
+        if let Ok(mut kept) = keep.lock() {
+            *kept = Some(last.render());
+        }
+    }));
+    drop(forwarder);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let last = loop {
+        if let Some(last) = gone.lock().expect("not poisoned").take() {
+            break last;
+        }
+        assert!(std::time::Instant::now() < deadline, "no last metrics");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(
+        has_line(
+            &last,
+            "coredns_cache_hits_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 1"
+        ),
+        "{last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

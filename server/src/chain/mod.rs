@@ -521,7 +521,10 @@ impl Block {
                 server_label,
                 runtime.clone(),
             );
-            // Weak: a reload's new chains replace this forwarder, whose metrics then go too.
+            // Weak: a reload's new chains replace this forwarder; its counters then carry on
+            // from what it leaves in `retired`.
+            let retired = metrics.retired();
+            forwarder.when_gone(Box::new(move |last| retired.keep(last)));
             let described = forwarder.downgrade();
             metrics.add_describer(Box::new(move |out| {
                 described.upgrade().map(|f| f.describe(out)).is_some()

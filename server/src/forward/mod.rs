@@ -47,7 +47,7 @@ pub mod upstream;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Instant;
 
 use clusterdns_zone::answer::respond_rcode;
@@ -115,6 +115,22 @@ struct Shared {
     loop_probe: Box<[u8]>,
     loop_probes_seen: AtomicU64,
     runtime: Handle,
+    /// Takes the final metrics when the last handle goes ([`Forwarder::when_gone`]).
+    when_gone: OnceLock<WhenGone>,
+}
+
+/// What takes a forwarder's final metrics when it goes (a reload replaced it): its counters
+/// carry on in the process's metrics, as CoreDNS's do across a reload.
+pub type WhenGone = Box<dyn FnOnce(Exposition) + Send + Sync>;
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(keep) = self.when_gone.take() {
+            let mut last = Exposition::default();
+            self.describe(&mut last);
+            keep(last);
+        }
+    }
 }
 
 /// The forwarder and its cache; cheap to clone, one per server.
@@ -183,6 +199,7 @@ impl Forwarder {
                 loop_probe: loop_probe_name(),
                 loop_probes_seen: AtomicU64::new(0),
                 runtime,
+                when_gone: OnceLock::new(),
             }),
         }
     }
@@ -359,24 +376,33 @@ impl Forwarder {
 
     /// Describes the cache and forwarding metrics.
     pub fn describe(&self, out: &mut Exposition) {
-        let shared = &self.shared;
-        let zones: Vec<String> = (shared.config.cache.scope.zones.iter())
-            .map(|zone| dotted(zone.as_bytes()))
-            .collect();
-        let cache = shared.cache.stats();
-        cache.describe(&shared.server_label, &zones.join(","), out);
-        shared.stats.describe(out);
-        let rows: Vec<ConnCache> = (shared.upstreams.iter())
-            .flat_map(Upstream::conn_cache)
-            .collect();
-        ConnCache::describe(&rows, out);
-        if let Some(pool) = &shared.cluster {
-            pool.describe(out);
-        }
+        self.shared.describe(out);
+    }
+
+    /// Gives this forwarder's metrics to `keep` once its last handle is dropped (set once; a
+    /// second call does nothing).
+    pub fn when_gone(&self, keep: WhenGone) {
+        let _ = self.shared.when_gone.set(keep);
     }
 }
 
 impl Shared {
+    fn describe(&self, out: &mut Exposition) {
+        let zones: Vec<String> = (self.config.cache.scope.zones.iter())
+            .map(|zone| dotted(zone.as_bytes()))
+            .collect();
+        let cache = self.cache.stats();
+        cache.describe(&self.server_label, &zones.join(","), out);
+        self.stats.describe(out);
+        let rows: Vec<ConnCache> = (self.upstreams.iter())
+            .flat_map(Upstream::conn_cache)
+            .collect();
+        ConnCache::describe(&rows, out);
+        if let Some(pool) = &self.cluster {
+            pool.describe(out);
+        }
+    }
+
     fn admit(&self) -> Option<Admitted<'_>> {
         let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
         let admitted = Admitted(&self.waiting);

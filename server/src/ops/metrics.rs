@@ -508,6 +508,20 @@ impl SourceMetrics {
 /// returns `false`, and is then dropped, once that part no longer exists (a reload replaced it).
 pub type Describer = Box<dyn Fn(&mut Exposition) -> bool + Send + Sync>;
 
+/// The counters and histograms of parts that are gone, added at each scrape to the same series
+/// of the parts that replaced them, so they count on across a reload as CoreDNS's do.
+#[derive(Clone, Default)]
+pub struct Retired(Arc<Mutex<Exposition>>);
+
+impl Retired {
+    /// Keeps the counters and histograms of a part's last metrics (its gauges go with it).
+    pub fn keep(&self, last: Exposition) {
+        if let Ok(mut retired) = self.0.lock() {
+            retired.absorb(&last, false);
+        }
+    }
+}
+
 /// Every metric of the process; one per server, shared by the workers, the sources and the
 /// `/metrics` endpoint.
 pub struct Metrics {
@@ -519,6 +533,8 @@ pub struct Metrics {
     started: SystemTime,
     dns: Mutex<Vec<Arc<DnsCounters>>>,
     describers: Mutex<Vec<Describer>>,
+    /// The counters of parts that are gone, which carry on in those of their successors.
+    retired: Retired,
     /// Corefile reloads refused and applied.
     reloads: [AtomicU64; 2],
     /// Queries `autopath` answered from a later element of the search path.
@@ -550,6 +566,7 @@ impl Metrics {
             started: SystemTime::now(),
             dns: Mutex::new(Vec::new()),
             describers: Mutex::new(Vec::new()),
+            retired: Retired::default(),
             reloads: [AtomicU64::new(0), AtomicU64::new(0)],
             autopath_successes: Arc::new(AtomicU64::new(0)),
             dns64_translations: Arc::new(AtomicU64::new(0)),
@@ -642,6 +659,11 @@ impl Metrics {
                 None => failures.push((zone.to_owned(), 1)),
             }
         }
+    }
+
+    /// Where parts that go (a forwarder a reload replaced) leave their last metrics.
+    pub fn retired(&self) -> Retired {
+        self.retired.clone()
     }
 
     /// Adds metrics another part (a forwarder and its cache) describes itself at each scrape.

@@ -57,7 +57,7 @@ struct Series {
 type Buckets = SmallVec<[u64; 20]>;
 
 /// The value of one series.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Value {
     Int(u64),
     Float(f64),
@@ -127,6 +127,23 @@ impl Exposition {
             }
         };
         &mut self.families[at]
+    }
+
+    /// Adds every series of `other` to this exposition's (summed where the labels are the
+    /// same); its gauges only when `gauges`.
+    pub fn absorb(&mut self, other: &Exposition, gauges: bool) {
+        for from in &other.families {
+            if !gauges && from.kind == MetricType::Gauge {
+                continue;
+            }
+            let family = self.family(from.name, from.help, from.kind, from.bounds);
+            for series in &from.series {
+                let labels: SmallVec<[(&'static str, &str); 6]> = (series.labels.iter())
+                    .map(|&(name, start, end)| (name, &from.values[start as usize..end as usize]))
+                    .collect();
+                family.merge(&labels, series.value.clone());
+            }
+        }
     }
 
     /// The Prometheus text format 0.0.4 of every family.

@@ -20,6 +20,9 @@ impl Metrics {
         if let Ok(mut describers) = self.describers.lock() {
             describers.retain(|describe| describe(&mut out));
         }
+        if let Ok(retired) = self.retired.0.lock() {
+            out.absorb(&retired, true);
+        }
         self.describe_process(&mut out);
         out.render()
     }

@@ -203,3 +203,41 @@ fn a_part_that_is_gone_is_no_longer_described() {
         .contains("x_total{server=\"dns://:53\"} 2\n"));
     assert_eq!(metrics.describers.lock().map(|d| d.len()).ok(), Some(1));
 }
+
+#[test]
+fn counters_of_a_part_that_went_carry_on_in_its_successor() {
+    let metrics = Metrics::new("dns://:53".into());
+    // What a forwarder leaves when a reload drops it: counters, a histogram and a gauge.
+    let mut last = Exposition::default();
+    (out_counter(&mut last)).add(&[("server", "dns://:53")], 5);
+    (last.gauge("g", "A gauge.")).add(&[("server", "dns://:53")], 9);
+    (last.histogram("h_seconds", "A histogram.", &HEALTH_BUCKETS)).observed(
+        &[],
+        &[1, 0, 0, 0, 0, 0],
+        1,
+        0.0001,
+    );
+    metrics.retired().keep(last);
+    // Its successor, counting from zero.
+    let successor = Arc::new(AtomicU64::new(2));
+    let part = Arc::downgrade(&successor);
+    metrics.add_describer(Box::new(move |out| {
+        let Some(part) = part.upgrade() else {
+            return false;
+        };
+        out_counter(out).add(&[("server", "dns://:53")], part.load(Ordering::Relaxed));
+        true
+    }));
+    let text = metrics.render();
+    assert!(text.contains("x_total{server=\"dns://:53\"} 7\n"), "{text}");
+    assert!(text.contains("h_seconds_count 1\n"), "{text}");
+    assert!(
+        !text.contains("\ng{"),
+        "a gone part's gauge is gone: {text}"
+    );
+    assert_eq!(text.matches("# TYPE x_total counter").count(), 1, "{text}");
+}
+
+fn out_counter(out: &mut Exposition) -> &mut super::MetricFamily {
+    out.counter("x_total", "A part's counter.")
+}
