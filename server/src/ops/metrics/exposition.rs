@@ -25,13 +25,13 @@ use smallvec::SmallVec;
 pub type Labels<'a> = &'a [(&'static str, &'a str)];
 
 /// Every family of one scrape, in the order they were first described.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Exposition {
     families: Vec<MetricFamily>,
 }
 
 /// One metric family: its name, help, type and series.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct MetricFamily {
     name: &'static str,
     help: &'static str,
@@ -47,7 +47,7 @@ pub struct MetricFamily {
 }
 
 /// One series: each label's name with the range of its value in the family's `values`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Series {
     labels: SmallVec<[(&'static str, u32, u32); 6]>,
     value: Value,

@@ -12,6 +12,9 @@ use crate::ops::process::ProcessStats;
 impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        // Taken first: a forwarder whose last handle goes while it is being described below
+        // leaves its counters there too, and would otherwise count twice in this scrape.
+        let retired = self.retired.0.lock().map(|r| r.clone()).unwrap_or_default();
         let mut out = Exposition::default();
         self.describe_build_info(&mut out);
         self.describe_dns(&mut out);
@@ -20,9 +23,7 @@ impl Metrics {
         if let Ok(mut describers) = self.describers.lock() {
             describers.retain(|describe| describe(&mut out));
         }
-        if let Ok(retired) = self.retired.0.lock() {
-            out.absorb(&retired, true);
-        }
+        out.absorb(&retired, true);
         self.describe_process(&mut out);
         out.render()
     }
