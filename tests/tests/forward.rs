@@ -13,7 +13,7 @@ use clusterdns::config::ServeConfig;
 use clusterdns::forward::clock::{Clock, ManualClock};
 use clusterdns::forward::config::{ForwardConfig, Policy};
 use clusterdns::forward::Forwarder;
-use clusterdns::ops::metrics::Exposition;
+use clusterdns::ops::metrics::{Exposition, Metrics};
 use clusterdns_testkit::client::{tcp, udp_within};
 use clusterdns_testkit::dns::{self, Rr};
 use clusterdns_testkit::fixture::TestServer;
@@ -247,31 +247,21 @@ async fn forwards_common_types() {
         text.contains(&format!("coredns_proxy_request_duration_seconds_count{{proxy_name=\"forward\",{to},rcode=\"NOERROR\"}} 5")),
         "{text}"
     );
-    // Dropped, as a reload drops the forwarder it replaced: its last metrics go where it was
-    // told, for its counters to carry on in its successor's.
-    let gone = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let keep = gone.clone();
-    forwarder.when_gone(Box::new(move |last| {
-        if let Ok(mut kept) = keep.lock() {
-            *kept = Some(last.render());
-        }
-    }));
+    // Dropped, as a reload drops the forwarder it replaced: its counters stay in the server's
+    // metrics (to carry on in its successor's series), its gauges go.
+    let server = Metrics::new("dns://:53".into());
+    server.add_describer(forwarder.describer(server.retired()));
     drop(forwarder);
+    let hits =
+        "coredns_cache_hits_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 1";
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let last = loop {
-        if let Some(last) = gone.lock().expect("not poisoned").take() {
-            break last;
-        }
-        assert!(std::time::Instant::now() < deadline, "no last metrics");
+    while !has_line(&server.render(), hits) {
+        assert!(std::time::Instant::now() < deadline, "{}", server.render());
         tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    assert!(
-        has_line(
-            &last,
-            "coredns_cache_hits_total{server=\"dns://:53\",zones=\".\",view=\"\",type=\"success\"} 1"
-        ),
-        "{last}"
-    );
+    }
+    let text = server.render();
+    assert!(has_line(&text, hits), "still there a scrape later: {text}");
+    assert!(!text.contains("coredns_cache_entries{"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

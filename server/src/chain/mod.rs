@@ -521,14 +521,8 @@ impl Block {
                 server_label,
                 runtime.clone(),
             );
-            // Weak: a reload's new chains replace this forwarder; its counters then carry on
-            // from what it leaves in `retired`.
-            let retired = metrics.retired();
-            forwarder.when_gone(Box::new(move |last| retired.keep(last)));
-            let described = forwarder.downgrade();
-            metrics.add_describer(Box::new(move |out| {
-                described.upgrade().map(|f| f.describe(out)).is_some()
-            }));
+            // A reload's new chains replace this forwarder; its counters then carry on.
+            metrics.add_describer(forwarder.describer(metrics.retired()));
             (forward.clone(), forwarder)
         });
         let hosts = plan.hosts.as_ref().map(Hosts::new);

@@ -47,7 +47,7 @@ pub mod upstream;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Instant;
 
 use clusterdns_zone::answer::respond_rcode;
@@ -57,7 +57,7 @@ use rand::seq::SliceRandom;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-use crate::ops::metrics::Exposition;
+use crate::ops::metrics::{Describer, Exposition, Retired};
 
 use cache::{cacheability, Answer, Cache, CacheEntry, CacheKey, CacheKeyRef, STALE_TTL};
 use clock::Clock;
@@ -115,20 +115,19 @@ struct Shared {
     loop_probe: Box<[u8]>,
     loop_probes_seen: AtomicU64,
     runtime: Handle,
-    /// Takes the final metrics when the last handle goes ([`Forwarder::when_gone`]).
-    when_gone: OnceLock<WhenGone>,
+    /// Where the metrics go when the last handle does ([`Forwarder::describer`]).
+    last_metrics: OnceLock<LastMetrics>,
 }
 
-/// What takes a forwarder's final metrics when it goes (a reload replaced it): its counters
-/// carry on in the process's metrics, as CoreDNS's do across a reload.
-pub type WhenGone = Box<dyn FnOnce(Exposition) + Send + Sync>;
+/// A forwarder's metrics as they were when its last handle went.
+type LastMetrics = Arc<Mutex<Option<Exposition>>>;
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Some(keep) = self.when_gone.take() {
+        if let Some(slot) = self.last_metrics.take() {
             let mut last = Exposition::default();
             self.describe(&mut last);
-            keep(last);
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(last);
         }
     }
 }
@@ -137,16 +136,6 @@ impl Drop for Shared {
 #[derive(Clone)]
 pub struct Forwarder {
     shared: Arc<Shared>,
-}
-
-/// A [`Forwarder`] that does not keep it alive (its metrics, which outlive a reload).
-pub struct WeakForwarder(Weak<Shared>);
-
-impl WeakForwarder {
-    /// The forwarder, while something else still holds it.
-    pub fn upgrade(&self) -> Option<Forwarder> {
-        self.0.upgrade().map(|shared| Forwarder { shared })
-    }
 }
 
 /// Holds one of the `max_concurrent` places while a client waits on upstreams.
@@ -199,7 +188,7 @@ impl Forwarder {
                 loop_probe: loop_probe_name(),
                 loop_probes_seen: AtomicU64::new(0),
                 runtime,
-                when_gone: OnceLock::new(),
+                last_metrics: OnceLock::new(),
             }),
         }
     }
@@ -369,20 +358,37 @@ impl Forwarder {
         Ok(())
     }
 
-    /// A handle to this forwarder that does not keep it alive.
-    pub fn downgrade(&self) -> WeakForwarder {
-        WeakForwarder(Arc::downgrade(&self.shared))
-    }
-
     /// Describes the cache and forwarding metrics.
     pub fn describe(&self, out: &mut Exposition) {
         self.shared.describe(out);
     }
 
-    /// Gives this forwarder's metrics to `keep` once its last handle is dropped (set once; a
-    /// second call does nothing).
-    pub fn when_gone(&self, keep: WhenGone) {
-        let _ = self.shared.when_gone.set(keep);
+    /// What describes this forwarder's metrics at each scrape while it lives. Once its last
+    /// handle is gone (a reload replaced it), the describer adds its last counters to that
+    /// scrape and hands them to `retired`, so they carry on in the successor's series, as
+    /// CoreDNS's counters do across a reload; then it asks to be dropped. Call once.
+    pub fn describer(&self, retired: Retired) -> Describer {
+        let slot = LastMetrics::default();
+        let _ = self.shared.last_metrics.set(slot.clone());
+        let forwarder = Arc::downgrade(&self.shared);
+        Box::new(move |out| {
+            if let Some(shared) = forwarder.upgrade() {
+                shared.describe(out);
+                return true;
+            }
+            // Gone: its drop is writing or has written the last metrics; wait for them briefly.
+            for _ in 0..50 {
+                let last = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(last) = last {
+                    out.absorb(&last);
+                    retired.keep(last);
+                    return false;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            // Not yet: the next scrape looks again.
+            true
+        })
     }
 }
 

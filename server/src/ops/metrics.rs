@@ -17,7 +17,7 @@
 //! order (Go sorts them), and a family without series still has its `# HELP` and `# TYPE`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use clusterdns_zone::{ObjectKind, ZoneStats};
@@ -509,16 +509,25 @@ impl SourceMetrics {
 pub type Describer = Box<dyn Fn(&mut Exposition) -> bool + Send + Sync>;
 
 /// The counters and histograms of parts that are gone, added at each scrape to the same series
-/// of the parts that replaced them, so they count on across a reload as CoreDNS's do.
+/// of the parts that replaced them, so they count on across a reload as CoreDNS's do. Only a
+/// describer adds to it, under the lock of the describers, after the scrape has read it.
 #[derive(Clone, Default)]
 pub struct Retired(Arc<Mutex<Exposition>>);
 
 impl Retired {
     /// Keeps the counters and histograms of a part's last metrics (its gauges go with it).
     pub fn keep(&self, last: Exposition) {
-        if let Ok(mut retired) = self.0.lock() {
-            retired.absorb(&last, false);
-        }
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .absorb(&last);
+    }
+
+    fn snapshot(&self) -> Exposition {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -129,11 +129,11 @@ impl Exposition {
         &mut self.families[at]
     }
 
-    /// Adds every series of `other` to this exposition's (summed where the labels are the
-    /// same); its gauges only when `gauges`.
-    pub fn absorb(&mut self, other: &Exposition, gauges: bool) {
+    /// Adds the counters and histograms of `other` to this exposition's (summed where the
+    /// labels are the same); its gauges, the state of something gone, are left out.
+    pub fn absorb(&mut self, other: &Exposition) {
         for from in &other.families {
-            if !gauges && from.kind == MetricType::Gauge {
+            if from.kind == MetricType::Gauge {
                 continue;
             }
             let family = self.family(from.name, from.help, from.kind, from.bounds);

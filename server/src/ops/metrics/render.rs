@@ -12,9 +12,9 @@ use crate::ops::process::ProcessStats;
 impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        // Taken first: a forwarder whose last handle goes while it is being described below
-        // leaves its counters there too, and would otherwise count twice in this scrape.
-        let retired = self.retired.0.lock().map(|r| r.clone()).unwrap_or_default();
+        // Read first: a part found gone below adds its last counters to this scrape itself, and
+        // to `retired` for the next ones.
+        let retired = self.retired.snapshot();
         let mut out = Exposition::default();
         self.describe_build_info(&mut out);
         self.describe_dns(&mut out);
@@ -23,7 +23,7 @@ impl Metrics {
         if let Ok(mut describers) = self.describers.lock() {
             describers.retain(|describe| describe(&mut out));
         }
-        out.absorb(&retired, true);
+        out.absorb(&retired);
         self.describe_process(&mut out);
         out.render()
     }
