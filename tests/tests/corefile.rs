@@ -1207,6 +1207,60 @@ fn swap_symlink(dir: &Path, version: &str, text: &str) {
     std::fs::rename(&tmp, dir.join("..data")).expect("swap ..data");
 }
 
+/// A reload rebuilds the server blocks and their forwarders; the `cache` and `forward` counters
+/// of the replaced ones carry on in the new ones' series, as CoreDNS's process-wide counters do,
+/// instead of starting again from 0 (which Prometheus would read as a reset).
+#[test]
+fn forward_and_cache_counters_carry_on_across_a_reload() {
+    let knot = Knot::start("reload-counters", UPSTREAM_ZONES);
+    let dir = TempDir::new("reload-counters");
+    let (port, metrics_port) = (free_port(), free_port());
+    let (dns, metrics) = (loopback(port), loopback(metrics_port));
+    let corefile = |ttl: u32| {
+        format!(
+            ".:{port} {{\n    bind 127.0.0.1\n    prometheus 127.0.0.1:{metrics_port}\n    \
+             reload\n    cache {ttl}\n    forward . {}\n}}\n",
+            knot.addr
+        )
+    };
+    let path = dir.write("Corefile", &corefile(30));
+    let server = serve("--corefile", &path);
+    server.wait_answer(dns, Instant::now(), STARTUP, "www.example.test", A, |r| {
+        r.is(&["A 192.0.2.1"])
+    });
+    let scrape = |name: &str| {
+        let (code, text) = http_get(metrics, "/metrics").expect("/metrics answers");
+        assert_eq!(code, 200);
+        metric(&text, name, &[]).unwrap_or(0.0)
+    };
+    for _ in 0..4 {
+        assert!(server.ask(dns, "www.example.test", A).is(&["A 192.0.2.1"]));
+    }
+    let before = scrape("coredns_cache_requests_total");
+    assert!(before >= 5.0, "{before}");
+
+    // A change that rebuilds the block (and so its forwarder and cache).
+    let since = Instant::now();
+    let tmp = dir.write("Corefile.new", &corefile(40));
+    std::fs::rename(&tmp, &path).expect("rename");
+    while scrape("clusterdns_reloads_total") < 1.0 {
+        assert!(
+            since.elapsed() < Duration::from_secs(3),
+            "no reload within 3 s\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..3 {
+        assert!(server.ask(dns, "www.example.test", A).is(&["A 192.0.2.1"]));
+    }
+    // Twice: the scrape that finds the old forwarder gone, and one after it.
+    for _ in 0..2 {
+        let after = scrape("coredns_cache_requests_total");
+        assert_eq!(after, before + 3.0, "\n{}", server.logs());
+    }
+}
+
 #[test]
 fn reload_applies_changes_under_load_and_keeps_serving_through_a_bad_one() {
     let dir = TempDir::new("reload");
