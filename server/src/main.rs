@@ -137,11 +137,14 @@ fn run(config: Config) -> Result<(), Box<dyn Error>> {
     let plan = plan(&config)?;
     ops::logging::set_debug(plan.debug);
     ops::panics::set_recovery(!plan.debug);
-    if config.corefile.is_none() && config.forward.cache_size.is_none() {
-        let limit = clusterdns::forward::config::memory_limit();
+    // The size the plan's forwarder took, not a second reckoning of it.
+    let sized = (plan.ports.iter().flat_map(|port| &port.blocks))
+        .find_map(|block| block.forward.as_ref())
+        .map(|forward| forward.config.cache.capacity);
+    if let (None, None, Some(answers)) = (&config.corefile, config.forward.cache_size, sized) {
         tracing::info!(
-            answers = clusterdns::forward::config::cache_capacity_for(limit),
-            memory_limit_mib = limit.map(|bytes| bytes >> 20),
+            answers,
+            memory_limit_mib = clusterdns::forward::config::memory_limit().map(|b| b >> 20),
             "cache of upstream answers sized from the memory limit (--cache-size sets it)"
         );
     }
