@@ -1,7 +1,7 @@
 //! Target `manifest`: the manifest loader (`clusterdns::sources::manifest::read`). The input is written
 //! to a scratch file named `.yaml` and to one named `.json` (in /dev/shm when there is one): the
-//! loader reads files by path and its YAML splitter re-opens the file to re-read a document
-//! whole, so there is no in-memory entry point to call instead. Errors are expected; panics are
+//! loader reads files by path (YAML on a parser thread of its own, from the open file), so there
+//! is no in-memory entry point to call instead. Errors are expected; panics are
 //! not. For a load that succeeds, checked: every object was counted, names are the lowercase
 //! DNS labels the zone relies on, and the cluster builds into a snapshot that answers each
 //! Service's A, AAAA, SRV and ANY questions and its addresses' PTR questions under the `query`

@@ -217,9 +217,7 @@ fn finish(
             }
             Ok(())
         }
-        None => state
-            .loader
-            .object(state.path, &state.at, fields, &|_| false),
+        None => state.loader.object(state.path, &state.at, fields),
     }
 }
 

@@ -1,6 +1,5 @@
-//! How a manifest error names its file, object and field: the error constructors, the
-//! parser messages moved to the file's own line numbers, and the typed deserialization that
-//! names the field of a type error.
+//! How a manifest error names its file, object and field: the error constructors and the
+//! typed deserialization that names the field of a type error.
 
 use super::*;
 
@@ -45,31 +44,6 @@ pub(super) fn syntax_error(
         format,
         message,
     }
-}
-
-/// A parser's message with every `at line N` moved down by `lines`, for text that started
-/// `lines` lines into the file.
-pub(super) fn relocate(message: &str, lines: usize) -> String {
-    relocate_with(message, |line| line + lines)
-}
-
-/// A parser's message with every `at line N` made `file_line(N)`.
-pub(super) fn relocate_with(message: &str, file_line: impl Fn(usize) -> usize) -> String {
-    const AT_LINE: &str = "at line ";
-    let mut out = String::with_capacity(message.len() + 8);
-    let mut rest = message;
-    while let Some(found) = rest.find(AT_LINE) {
-        let (before, after) = rest.split_at(found + AT_LINE.len());
-        out.push_str(before);
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        match after[..digits].parse::<usize>() {
-            Ok(line) => out.push_str(&file_line(line).to_string()),
-            Err(_) => out.push_str(&after[..digits]),
-        }
-        rest = &after[digits..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Sets `key` to `value` unless the object already has it.
@@ -142,19 +116,8 @@ pub(super) fn typed(
     kind: ObjectKind,
     value: Value,
 ) -> Result<Typed, ManifestError> {
-    pub(super) fn field<T: DeserializeOwned>(
-        context: &Context<'_>,
-        value: Value,
-    ) -> Result<T, ManifestError> {
-        serde_path_to_error::deserialize(value).map_err(|error| {
-            let field = error.path().to_string();
-            context.error(field, error.into_inner().to_string())
-        })
-    }
-    Ok(match kind {
-        ObjectKind::Namespace => Typed::Namespace(field(context, value)?),
-        ObjectKind::Service => Typed::Service(field(context, value)?),
-        ObjectKind::EndpointSlice => Typed::EndpointSlice(field(context, value)?),
-        ObjectKind::Pod => Typed::Pod(field(context, value)?),
-    })
+    let mut track = serde_path_to_error::Track::new();
+    let deserializer = serde_path_to_error::Deserializer::new(value, &mut track);
+    Typed::deserialize(kind, deserializer)
+        .map_err(|error| context.error(track.path().to_string(), error.to_string()))
 }

@@ -12,16 +12,13 @@
 //! ```
 //!
 //! Reading streams: a file is never held whole, nor a list document, nor the converted cluster.
-//! Memory follows the largest single object, however large the file, except for the YAML the
-//! splitter leaves to a whole parse (below), which costs what it always did.
+//! Memory follows the largest single object, however large the file (and, in YAML, the anchored
+//! nodes of the document being read).
 //!
 //! - JSON ([`json`]) is read through a `BufReader` by serde visitors; the `items` of a list are
 //!   visited one element at a time, each decoded, converted and dropped.
-//! - YAML ([`yaml`]) is read line by line and cut into one text per document and, in the block
-//!   style kubectl writes, one text per item of a list's top-level `items:` sequence; each text is
-//!   parsed alone. A document the splitter does not recognise (flow style, an alias of an anchor
-//!   in another item, directives, a scalar or sequence at the top) is parsed whole, as it always
-//!   was.
+//! - YAML ([`yaml`]) is parsed by saphyr-parser on a thread of its own, whose events build one
+//!   value per document and, for a list, one per item of its top-level `items` sequence.
 //!
 //! In both, an item that carries its own `kind` and `apiVersion` is converted as soon as it is
 //! read, even before the list's own `kind` (kubectl writes `items` first); only items that
@@ -32,9 +29,7 @@
 //! Objects go through the k8s-openapi types, so a type error names its field
 //! (`spec.ports[0].port`, with `serde_path_to_error`); the conversion then checks what DNS needs
 //! (names, IP addresses, ports, protocols) and names the field it rejects. Every error also names
-//! the file and the object, in one line. A YAML object whose kind can be read off its text is
-//! parsed straight into its type; when that fails for any reason it takes the general path
-//! (a `yaml_serde::Value` first), which makes the error message.
+//! the file and the object, in one line.
 
 pub mod watch;
 
@@ -50,7 +45,6 @@ use std::path::{Path, PathBuf};
 use clusterdns_zone::{Change, Cluster, ObjectKind};
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use serde::de::DeserializeOwned;
 use serde::Deserializer;
 use yaml_serde::{Mapping, Value};
 
@@ -61,8 +55,8 @@ use crate::sources::objects::{
 use crate::sources::{PodChanges, Selection};
 
 use messages::{
-    default_field, describe, items_not_a_list, object_kind, relocate, relocate_with, syntax_error,
-    typed, value_type, Context,
+    default_field, describe, items_not_a_list, object_kind, syntax_error, typed, value_type,
+    Context,
 };
 
 /// File name endings taken from a directory.
@@ -322,12 +316,11 @@ impl Loader<'_> {
     /// Reads one file, YAML or JSON by its name, document by document.
     fn file(&mut self, path: &Path) -> Result<(), ManifestError> {
         let file = File::open(path).map_err(|error| read_error(path, error))?;
-        let reader = BufReader::with_capacity(READ_BUFFER, file);
         let before = self.report.objects;
         if has_extension(path, &["json"]) {
-            json::read(self, path, reader)?;
+            json::read(self, path, BufReader::with_capacity(READ_BUFFER, file))?;
         } else {
-            yaml::read(self, path, reader)?;
+            yaml::read(self, path, file)?;
         }
         self.report.files += 1;
         tracing::debug!(file = %path.display(), objects = self.report.objects - before, "manifest file read");
@@ -344,21 +337,9 @@ impl Loader<'_> {
 
     /// One document or list item: nothing (an empty document) or an object.
     fn document(&mut self, path: &Path, at: &str, value: Value) -> Result<(), ManifestError> {
-        self.document_after(path, at, value, &|_| false)
-    }
-
-    /// A document, leaving out the list items `handled` says were handed over already (when a
-    /// list is re-read whole after its first items were streamed).
-    fn document_after(
-        &mut self,
-        path: &Path,
-        at: &str,
-        value: Value,
-        handled: &dyn Fn(usize) -> bool,
-    ) -> Result<(), ManifestError> {
         match value {
             Value::Null => Ok(()),
-            Value::Mapping(map) => self.object(path, at, map, handled),
+            Value::Mapping(map) => self.object(path, at, map),
             other => Err(ManifestError::Document {
                 path: path.to_path_buf(),
                 at: at.to_owned(),
@@ -368,13 +349,7 @@ impl Loader<'_> {
     }
 
     /// An object: a list to open, a kind to load, or a kind to count as skipped.
-    fn object(
-        &mut self,
-        path: &Path,
-        at: &str,
-        map: Mapping,
-        handled: &dyn Fn(usize) -> bool,
-    ) -> Result<(), ManifestError> {
+    fn object(&mut self, path: &Path, at: &str, map: Mapping) -> Result<(), ManifestError> {
         let kind = object_kind(path, at, &map)?.to_owned();
         let api_version = map
             .get("apiVersion")
@@ -382,7 +357,7 @@ impl Loader<'_> {
             .unwrap_or_default()
             .to_owned();
         if let Some(list) = ListKind::of(&kind, &api_version) {
-            return self.list(path, at, &list, map, handled);
+            return self.list(path, at, &list, map);
         }
         let Some(kind) = self.wanted(&kind, &api_version) else {
             self.skip_kind(&kind, &api_version);
@@ -404,7 +379,6 @@ impl Loader<'_> {
         at: &str,
         list: &ListKind,
         mut map: Mapping,
-        handled: &dyn Fn(usize) -> bool,
     ) -> Result<(), ManifestError> {
         let items = match map.remove("items") {
             None | Some(Value::Null) => return Ok(()),
@@ -412,9 +386,7 @@ impl Loader<'_> {
             Some(other) => return Err(items_not_a_list(path, at, value_type(&other))),
         };
         for (i, item) in items.into_iter().enumerate() {
-            if !handled(i) {
-                self.list_item(path, at, i, item, list)?;
-            }
+            self.list_item(path, at, i, item, list)?;
         }
         Ok(())
     }
