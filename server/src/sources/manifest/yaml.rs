@@ -305,11 +305,7 @@ impl Reader<'_, '_> {
     fn object(&mut self, at: &str) -> Result<(), ManifestError> {
         let mut keys = Mapping::new();
         let mut waiting = None;
-        loop {
-            let (event, mark) = self.next()?;
-            if matches!(event, Event::MappingEnd) {
-                break;
-            }
+        while let Some((event, mark)) = self.entry()? {
             let key = self.node(event, mark, 1)?;
             let (event, value_mark) = self.next()?;
             let items = key.as_str() == Some("items");
@@ -341,11 +337,8 @@ impl Reader<'_, '_> {
             _ => None,
         };
         let mut waiting = Vec::new();
-        for i in 0.. {
-            let (event, mark) = self.next()?;
-            if matches!(event, Event::SequenceEnd) {
-                break;
-            }
+        let mut i = 0;
+        while let Some((event, mark)) = self.entry()? {
             self.item = Some(i);
             let item = self.node(event, mark, 2)?;
             self.item = None;
@@ -356,6 +349,7 @@ impl Reader<'_, '_> {
                 }
                 None => waiting.push((i, item)),
             }
+            i += 1;
         }
         Ok(waiting)
     }
@@ -391,11 +385,7 @@ impl Reader<'_, '_> {
             Event::SequenceStart(anchor, tag) => {
                 self.check_depth(depth, mark)?;
                 let mut items = Sequence::new();
-                loop {
-                    let (event, mark) = self.next()?;
-                    if matches!(event, Event::SequenceEnd) {
-                        break;
-                    }
+                while let Some((event, mark)) = self.entry()? {
                     items.push(self.node(event, mark, depth + 1)?);
                 }
                 (tagged(Value::Sequence(items), tag.as_deref()), anchor)
@@ -403,11 +393,7 @@ impl Reader<'_, '_> {
             Event::MappingStart(anchor, tag) => {
                 self.check_depth(depth, mark)?;
                 let mut map = Mapping::new();
-                loop {
-                    let (event, mark) = self.next()?;
-                    if matches!(event, Event::MappingEnd) {
-                        break;
-                    }
+                while let Some((event, mark)) = self.entry()? {
                     let key = self.node(event, mark, depth + 1)?;
                     let (event, value_mark) = self.next()?;
                     let value = self.node(event, value_mark, depth + 1)?;
@@ -465,6 +451,15 @@ impl Reader<'_, '_> {
                 Err(self.error(&message, mark))
             }
         }
+    }
+
+    /// The next event inside a collection: none at its end.
+    fn entry(&mut self) -> Result<Option<Located>, ManifestError> {
+        let (event, mark) = self.next()?;
+        Ok(match event {
+            Event::SequenceEnd | Event::MappingEnd => None,
+            event => Some((event, mark)),
+        })
     }
 
     fn next(&mut self) -> Result<Located, ManifestError> {
