@@ -853,12 +853,23 @@ fn hostile_yaml_gets_an_error_not_a_crash() {
     for i in 1..30 {
         laughs.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}]\n", p = i - 1));
     }
+    let copies = "m.yaml: document 1: not valid YAML: anchors and aliases copy more than 67108864 bytes at line ";
     let error = load_err(&laughs);
-    assert!(
-        error.starts_with(
-            "m.yaml: document 1: not valid YAML: aliases copy more than 1048576 nodes at line "
-        ),
-        "{error}"
+    assert!(error.starts_with(copies), "{error}");
+    // Few nodes, long strings: 100 copies of 1 MB.
+    let long = format!(
+        "s: &s {}\nl: [{}]\n",
+        "x".repeat(1 << 20),
+        ["*s"; 100].join(", ")
+    );
+    let error = load_err(&long);
+    assert!(error.starts_with(copies), "{error}");
+    // An alias counts the nesting it copies where it is used.
+    let nested = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let deep = format!("a: &a {}\nb: [[[[[[[[[[*a]]]]]]]]]]\n", nested(120));
+    assert_eq!(
+        load_err(&deep),
+        "m.yaml: document 1: not valid YAML: nested more than 128 deep at line 2 column 14"
     );
     assert_eq!(
         load_err("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nkind: Service\n"),
@@ -867,6 +878,11 @@ fn hostile_yaml_gets_an_error_not_a_crash() {
     assert_eq!(
         load_err("apiVersion: v1\nitems:\n- kind: Namespace\n  apiVersion: v1\n  metadata: *m\n"),
         "m.yaml: document 1, items[0]: not valid YAML: while parsing node, found unknown anchor at line 5 column 13"
+    );
+    // An error in an item's first event is the item's.
+    assert_eq!(
+        load_err("apiVersion: v1\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- *m\n"),
+        "m.yaml: document 1, items[1]: not valid YAML: while parsing node, found unknown anchor at line 4 column 3"
     );
 }
 

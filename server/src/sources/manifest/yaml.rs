@@ -17,9 +17,11 @@
 //! ```
 //!
 //! Events carry no layout, so block and flow style stream alike. An anchor may be used in a
-//! later item: the anchored nodes of the document being read are kept until it ends. Memory
-//! follows the largest object, those anchors and the batches in flight, not the file. The two
-//! threads parse and build side by side, so a large file takes about as long as its parse.
+//! later item: the anchored nodes of the document being read are kept until it ends, and what
+//! anchors and aliases copy is bounded, as is the nesting an alias brings. Memory follows the
+//! largest object, those anchors and the batches in flight (bounded in events and in bytes),
+//! not the file. The two threads parse and build side by side, so a large file takes about as
+//! long as its parse.
 //!
 //! Plain scalars are resolved as yaml_serde resolves them (YAML 1.2's core schema: `null`,
 //! `true`, `0x1F`, `.inf`; `0123` stays a string). A syntax error names the file's line and
@@ -50,9 +52,13 @@ const IN_FLIGHT: usize = 2;
 /// How deep collections may nest (yaml_serde's limit too): deeper is refused, not recursed into.
 const MAX_DEPTH: usize = 128;
 
-/// Nodes the aliases of one document may copy in all, so that aliases of aliases cannot fill
-/// memory (a Kubernetes object that uses anchors copies a few hundred).
-const MAX_ALIASED_NODES: usize = 1 << 20;
+/// What the anchors of one document may copy in all, kept and aliased, counted as the bytes of
+/// their strings and 32 a node, so that aliases of aliases cannot fill memory (a Kubernetes
+/// object that uses anchors copies a few kilobytes).
+const MAX_COPIED: usize = 64 << 20;
+
+/// Bytes of scalar text after which a batch is sent however few its events.
+const BATCH_BYTES: usize = 256 << 10;
 
 /// An event and where it starts in the file.
 type Located = (Event<'static>, Marker);
@@ -93,7 +99,7 @@ pub(super) fn read(
             inside: false,
             item: None,
             anchors: HashMap::new(),
-            aliased: 0,
+            copied: 0,
         };
         reader.stream()
     })
@@ -112,6 +118,7 @@ fn parse(file: impl Read, sender: &SyncSender<Batch>) {
     };
     let mut parser = Parser::new(BufferedInput::new(chars));
     let mut batch = Vec::with_capacity(BATCH);
+    let mut bytes = 0;
     loop {
         let next = parser.next_event();
         // A failure to read ends the characters: what the parser makes of that end is not sent.
@@ -122,13 +129,17 @@ fn parse(file: impl Read, sender: &SyncSender<Batch>) {
         let (last, stop) = match next {
             Some(Ok((event, span))) => {
                 let last = matches!(event, Event::StreamEnd);
+                if let Event::Scalar(text, ..) = &event {
+                    bytes += text.len();
+                }
                 batch.push((event, span.start));
                 (last, None)
             }
             Some(Err(error)) => (true, Some(Stop::Syntax(error))),
             None => (true, None),
         };
-        if batch.len() == BATCH || last {
+        if batch.len() == BATCH || bytes >= BATCH_BYTES || last {
+            bytes = 0;
             let full = mem::replace(&mut batch, Vec::with_capacity(BATCH));
             if sender.send(Ok(full)).is_err() {
                 return;
@@ -258,9 +269,9 @@ struct Reader<'a, 'l> {
     /// The list item being built, which a syntax error names.
     item: Option<usize>,
     /// The anchored nodes of the document being read, by the parser's anchor id.
-    anchors: HashMap<usize, Value>,
-    /// Nodes copied by the document's aliases so far.
-    aliased: usize,
+    anchors: HashMap<usize, Anchored>,
+    /// What the document's anchors have copied so far (see [`MAX_COPIED`]).
+    copied: usize,
 }
 
 /// A document's list items that wait for the list's kind.
@@ -285,7 +296,7 @@ impl Reader<'_, '_> {
         self.documents += 1;
         self.inside = true;
         self.anchors.clear();
-        self.aliased = 0;
+        self.copied = 0;
         let at = format!("document {}", self.documents);
         let (event, mark) = self.next()?;
         match event {
@@ -338,8 +349,12 @@ impl Reader<'_, '_> {
         };
         let mut waiting = Vec::new();
         let mut i = 0;
-        while let Some((event, mark)) = self.entry()? {
+        loop {
+            // Set before the item's first event, whose error is the item's too.
             self.item = Some(i);
+            let Some((event, mark)) = self.entry()? else {
+                break;
+            };
             let item = self.node(event, mark, 2)?;
             self.item = None;
             match &list {
@@ -351,6 +366,7 @@ impl Reader<'_, '_> {
             }
             i += 1;
         }
+        self.item = None;
         Ok(waiting)
     }
 
@@ -401,28 +417,45 @@ impl Reader<'_, '_> {
                 }
                 (tagged(Value::Mapping(map), tag.as_deref()), anchor)
             }
-            Event::Alias(anchor) => return self.alias(anchor, mark),
+            Event::Alias(anchor) => return self.alias(anchor, mark, depth),
             _ => return Err(self.error("unexpected parser event", mark)),
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, value.clone());
+            let (size, height) = measure(&value);
+            self.copy(size, mark)?;
+            let anchored = Anchored {
+                value: value.clone(),
+                size,
+                height,
+            };
+            self.anchors.insert(anchor, anchored);
         }
         Ok(value)
     }
 
-    /// A copy of the node anchored as `anchor`, within the document's budget of copies.
-    fn alias(&mut self, anchor: usize, mark: Marker) -> Result<Value, ManifestError> {
-        let Some(value) = self.anchors.get(&anchor) else {
+    /// A copy of the node anchored as `anchor`, used `depth` collections deep, within the
+    /// document's budget of copies and nesting.
+    fn alias(&mut self, anchor: usize, mark: Marker, depth: usize) -> Result<Value, ManifestError> {
+        let Some(anchored) = self.anchors.get(&anchor) else {
             return Err(self.error("alias of an unknown anchor", mark));
         };
-        self.aliased += nodes(value);
-        if self.aliased > MAX_ALIASED_NODES {
-            let message = format!("aliases copy more than {MAX_ALIASED_NODES} nodes");
-            return Err(self.error(&message, mark));
-        }
-        Ok(value.clone())
+        let (size, height, value) = (anchored.size, anchored.height, anchored.value.clone());
+        self.check_depth(depth + height, mark)?;
+        self.copy(size, mark)?;
+        Ok(value)
     }
 
+    /// Counts a copy of `size` against the document's budget.
+    fn copy(&mut self, size: usize, mark: Marker) -> Result<(), ManifestError> {
+        self.copied += size;
+        if self.copied <= MAX_COPIED {
+            return Ok(());
+        }
+        let message = format!("anchors and aliases copy more than {MAX_COPIED} bytes");
+        Err(self.error(&message, mark))
+    }
+
+    /// Refuses a collection `depth` collections deep beyond [`MAX_DEPTH`].
     fn check_depth(&self, depth: usize, mark: Marker) -> Result<(), ManifestError> {
         if depth < MAX_DEPTH {
             return Ok(());
@@ -465,16 +498,7 @@ impl Reader<'_, '_> {
     fn next(&mut self) -> Result<Located, ManifestError> {
         self.events.next().map_err(|stop| match stop {
             Stop::Read(error) => read_error(self.path, error),
-            Stop::Syntax(error) => {
-                let message = located(error.info(), error.marker().line(), error.marker().col());
-                syntax_error(
-                    self.path,
-                    self.document_number(),
-                    self.item,
-                    "YAML",
-                    message,
-                )
-            }
+            Stop::Syntax(error) => self.error(error.info(), *error.marker()),
         })
     }
 
@@ -534,20 +558,15 @@ fn scalar(text: String, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, 
         };
         return Ok(tagged(value, Some(tag)));
     }
-    let value = match tag.suffix.as_str() {
-        "null" | "bool" | "int" | "float" => resolve(text),
-        _ => return Ok(Value::String(text)),
-    };
-    let fits = match (tag.suffix.as_str(), &value) {
-        ("null", Value::Null) | ("bool", Value::Bool(_)) => true,
-        ("int", Value::Number(n)) => n.is_i64() || n.is_u64(),
-        ("float", Value::Number(_)) => true,
-        _ => false,
-    };
-    if fits {
-        Ok(value)
-    } else {
-        Err(format!("{value:?} is not a valid {tag}"))
+    if !matches!(tag.suffix.as_str(), "null" | "bool" | "int" | "float") {
+        return Ok(Value::String(text));
+    }
+    match (tag.suffix.as_str(), resolve(text)) {
+        ("null", Value::Null) => Ok(Value::Null),
+        ("bool", value @ Value::Bool(_)) => Ok(value),
+        ("int", Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
+        ("float", Value::Number(n)) => Ok(Value::Number(n.as_f64().map_or(n, Number::from))),
+        (_, value) => Err(format!("{value:?} is not a valid {tag}")),
     }
 }
 
@@ -578,14 +597,32 @@ fn tagged(value: Value, tag: Option<&Tag>) -> Value {
     }
 }
 
-/// The nodes of a value, itself included.
-fn nodes(value: &Value) -> usize {
-    1 + match value {
-        Value::Sequence(items) => items.iter().map(nodes).sum(),
-        Value::Mapping(map) => map.iter().map(|(k, v)| nodes(k) + nodes(v)).sum(),
-        Value::Tagged(tagged) => nodes(&tagged.value),
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => 0,
-    }
+/// A node kept for the aliases to it.
+struct Anchored {
+    value: Value,
+    /// What a copy costs (see [`MAX_COPIED`]).
+    size: usize,
+    /// The collections nested in it (0 for a scalar), which an alias adds to its own depth.
+    height: usize,
+}
+
+/// A value's size, as [`MAX_COPIED`] counts it, and the collections nested in it. Its nesting
+/// was bounded as it was built, so the recursion is too.
+fn measure(value: &Value) -> (usize, usize) {
+    const NODE: usize = 32;
+    let inner = |values: &mut dyn Iterator<Item = &Value>| {
+        values.map(measure).fold((0, 0), |(size, height), (s, h)| {
+            (size + s, height.max(h + 1))
+        })
+    };
+    let (size, height) = match value {
+        Value::Sequence(items) => inner(&mut items.iter()),
+        Value::Mapping(map) => inner(&mut map.iter().flat_map(|(k, v)| [k, v])),
+        Value::Tagged(tagged) => measure(&tagged.value),
+        Value::String(text) => (text.len(), 0),
+        Value::Null | Value::Bool(_) | Value::Number(_) => (0, 0),
+    };
+    (size + NODE, height)
 }
 
 #[cfg(test)]
@@ -622,6 +659,10 @@ mod tests {
             Ok(Value::Number(80.into()))
         );
         assert!(scalar(text("web"), ScalarStyle::Plain, Some(&tag("int"))).is_err());
+        assert_eq!(
+            scalar(text("1"), ScalarStyle::Plain, Some(&tag("float"))),
+            Ok(Value::Number(1.0.into()))
+        );
         let custom = Tag {
             handle: "!".to_owned(),
             suffix: "thing".to_owned(),
