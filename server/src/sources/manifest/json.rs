@@ -11,7 +11,9 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use yaml_serde::{Mapping, Value};
 
-use super::{items_not_a_list, object_kind, syntax_error, ListKind, Loader, ManifestError};
+use super::{
+    api_version, items_not_a_list, object_kind, syntax_error, ListKind, Loader, ManifestError,
+};
 
 /// Reads every JSON document of the file `reader` reads.
 pub(super) fn read(
@@ -179,14 +181,6 @@ impl<'de> Visitor<'de> for DocumentSeed<'_, '_, '_> {
         let result = finish(state, fields, items);
         state.check(result)
     }
-}
-
-/// The apiVersion among an object's fields, empty when missing.
-fn api_version(fields: &Mapping) -> &str {
-    fields
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
 }
 
 /// What an object's `items` held, as far as its end needs to know.

@@ -19,6 +19,13 @@ pub(super) fn object_kind<'m>(
     }
 }
 
+/// An object's `apiVersion`, empty when missing.
+pub(super) fn api_version(map: &Mapping) -> &str {
+    map.get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// The error of a list whose `items` is not a sequence (`found` names what it is).
 pub(super) fn items_not_a_list(path: &Path, at: &str, found: &str) -> ManifestError {
     ManifestError::Document {

@@ -55,8 +55,8 @@ use crate::sources::objects::{
 use crate::sources::{PodChanges, Selection};
 
 use messages::{
-    default_field, describe, items_not_a_list, object_kind, syntax_error, typed, value_type,
-    Context,
+    api_version, default_field, describe, items_not_a_list, object_kind, syntax_error, typed,
+    value_type, Context,
 };
 
 /// File name endings taken from a directory.
@@ -351,11 +351,7 @@ impl Loader<'_> {
     /// An object: a list to open, a kind to load, or a kind to count as skipped.
     fn object(&mut self, path: &Path, at: &str, map: Mapping) -> Result<(), ManifestError> {
         let kind = object_kind(path, at, &map)?.to_owned();
-        let api_version = map
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let api_version = api_version(&map).to_owned();
         if let Some(list) = ListKind::of(&kind, &api_version) {
             return self.list(path, at, &list, map);
         }

@@ -41,7 +41,10 @@ use yaml_serde::mapping::Entry;
 use yaml_serde::value::{Tag as ValueTag, TaggedValue};
 use yaml_serde::{Mapping, Number, Sequence, Value};
 
-use super::{object_kind, read_error, syntax_error, ListKind, Loader, ManifestError, READ_BUFFER};
+use super::{
+    api_version, object_kind, read_error, syntax_error, ListKind, Loader, ManifestError,
+    READ_BUFFER,
+};
 
 /// Events the parser sends at a time.
 const BATCH: usize = 4096;
@@ -343,8 +346,8 @@ impl Reader<'_, '_> {
     /// as it is built when the list's kind came before them or the item names its own kind
     /// and apiVersion; the others, returned, wait for the list's kind.
     fn items(&mut self, at: &str, keys: &Mapping) -> Result<Waiting, ManifestError> {
-        let list = match (str_key(keys, "kind"), str_key(keys, "apiVersion")) {
-            (Some(kind), Some(api_version)) => ListKind::of(kind, api_version),
+        let list = match keys.get("kind").and_then(Value::as_str) {
+            Some(kind) if keys.contains_key("apiVersion") => ListKind::of(kind, api_version(keys)),
             _ => None,
         };
         let mut waiting = Vec::new();
@@ -374,8 +377,7 @@ impl Reader<'_, '_> {
     /// or, when it is no list after all, its own keys as the object.
     fn end_list(&mut self, at: &str, keys: Mapping, waiting: Waiting) -> Result<(), ManifestError> {
         let kind = object_kind(self.path, at, &keys)?;
-        let api_version = str_key(&keys, "apiVersion").unwrap_or_default();
-        let Some(list) = ListKind::of(kind, api_version) else {
+        let Some(list) = ListKind::of(kind, api_version(&keys)) else {
             // Its items went out as a list's.
             return self.loader.object(self.path, at, keys);
         };
@@ -530,34 +532,21 @@ fn located(message: &str, line: usize, column: usize) -> String {
 fn may_be_list(keys: &Mapping) -> bool {
     match keys.get("kind") {
         None => true,
-        Some(Value::String(kind)) => {
-            ListKind::of(kind, str_key(keys, "apiVersion").unwrap_or_default()).is_some()
-        }
+        Some(Value::String(kind)) => ListKind::of(kind, api_version(keys)).is_some(),
         Some(_) => false,
     }
-}
-
-/// The string under `key`, when it is one.
-fn str_key<'m>(map: &'m Mapping, key: &str) -> Option<&'m str> {
-    map.get(key).and_then(Value::as_str)
 }
 
 /// A scalar's value: a plain one resolved by YAML 1.2's core schema, a quoted or block one a
 /// string, a tagged one as its tag says.
 fn scalar(text: String, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    let Some(tag) = tag else {
-        return Ok(match style {
-            ScalarStyle::Plain => resolve(text),
-            _ => Value::String(text),
-        });
-    };
-    if !tag.is_yaml_core_schema() {
+    let Some(tag) = tag.filter(|tag| tag.is_yaml_core_schema()) else {
         let value = match style {
             ScalarStyle::Plain => resolve(text),
             _ => Value::String(text),
         };
-        return Ok(tagged(value, Some(tag)));
-    }
+        return Ok(tagged(value, tag));
+    };
     if !matches!(tag.suffix.as_str(), "null" | "bool" | "int" | "float") {
         return Ok(Value::String(text));
     }
