@@ -45,6 +45,9 @@ const READ_BUFFER: usize = 1024;
 const KEEP_BUFFER: usize = 512;
 /// Answers held for one write at most (bytes): past it they go out before the next query.
 const FLUSH_AT: usize = 16 * 1024;
+/// What a connection's answer buffer keeps between writes: a batch of `FLUSH_AT` grows it to this
+/// by doubling, so the batches of a pipelining client reuse it rather than allocate each time.
+const ANSWERS_KEPT: usize = 2 * FLUSH_AT;
 /// How long a new connection at the bound waits for the one closed to make room for it.
 const ROOM_WAIT: Duration = Duration::from_secs(1);
 
@@ -278,8 +281,15 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                 Some(len) => len,
                 None => return,
             },
-            _ = admitted.open.close.notified() => return,
-            _ = stop.changed() => return,
+            // Answers held for a pipelined query still go out.
+            _ = admitted.open.close.notified() => {
+                flush(&writer, &mut answer, limits.write).await;
+                return;
+            }
+            _ = stop.changed() => {
+                flush(&writer, &mut answer, limits.write).await;
+                return;
+            }
         };
         admitted.touch();
         let received_at = Instant::now();
@@ -339,7 +349,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
                     waiting.answer().await;
                     drop((permit, place));
                 });
-                shrink(&mut query);
+                shrink(&mut query, KEEP_BUFFER * 8);
                 continue;
             }
             Handled::Drop => {
@@ -359,7 +369,7 @@ async fn connection(stream: TcpStream, served: Served, mut stop: watch::Receiver
             sizes,
             received_at.elapsed(),
         );
-        shrink(&mut query);
+        shrink(&mut query, KEEP_BUFFER * 8);
     }
 }
 
@@ -386,13 +396,14 @@ async fn flush(writer: &Mutex<OwnedWriteHalf>, answers: &mut Vec<u8>, limit: Dur
     }
     let sent = send(writer, answers, limit).await;
     answers.clear();
-    shrink(answers);
+    shrink(answers, ANSWERS_KEPT);
     sent
 }
 
-/// Gives back the memory of a buffer a large message grew, so an idle connection stays small.
-fn shrink(buffer: &mut Vec<u8>) {
-    if buffer.capacity() > KEEP_BUFFER * 8 {
+/// Gives back the memory of a buffer a large message grew past `most`, so an idle connection
+/// stays small.
+fn shrink(buffer: &mut Vec<u8>, most: usize) {
+    if buffer.capacity() > most {
         buffer.clear();
         buffer.shrink_to(KEEP_BUFFER);
     }
