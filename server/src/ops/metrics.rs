@@ -510,7 +510,7 @@ pub type Describer = Box<dyn Fn(&mut Exposition) -> bool + Send + Sync>;
 
 /// The counters and histograms of parts that are gone, added at each scrape to the same series
 /// of the parts that replaced them, so they count on across a reload as CoreDNS's do. Only a
-/// describer adds to it, under the lock of the describers, after the scrape has read it.
+/// describer adds to it, under the lock of the describers, which a scrape holds to read it.
 #[derive(Clone, Default)]
 pub struct Retired(Arc<Mutex<Exposition>>);
 
@@ -676,10 +676,16 @@ impl Metrics {
     }
 
     /// Adds metrics another part (a forwarder and its cache) describes itself at each scrape.
+    /// The parts already gone are settled first, their last counters moved to `retired`, so
+    /// describers do not pile up across reloads of a server that nothing scrapes.
     pub fn add_describer(&self, describe: Describer) {
-        if let Ok(mut describers) = self.describers.lock() {
-            describers.push(describe);
-        }
+        let mut describers = self
+            .describers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut settled = Exposition::default();
+        describers.retain(|describe| describe(&mut settled));
+        describers.push(describe);
     }
 }
 

@@ -12,17 +12,17 @@ use crate::ops::process::ProcessStats;
 impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        // Read first: a part found gone below adds its last counters to this scrape itself, and
-        // to `retired` for the next ones.
-        let retired = self.retired.snapshot();
         let mut out = Exposition::default();
         self.describe_build_info(&mut out);
         self.describe_dns(&mut out);
         self.describe_source(&mut out);
         self.plugins.describe(&mut out);
-        if let Ok(mut describers) = self.describers.lock() {
-            describers.retain(|describe| describe(&mut out));
-        }
+        let mut describers = (self.describers.lock()).unwrap_or_else(PoisonError::into_inner);
+        // Read first, under the describers' lock (only a describer adds to it): a part found
+        // gone below adds its last counters to this scrape itself, and to `retired` for the next.
+        let retired = self.retired.snapshot();
+        describers.retain(|describe| describe(&mut out));
+        drop(describers);
         out.absorb(&retired);
         self.describe_process(&mut out);
         out.render()

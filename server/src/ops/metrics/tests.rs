@@ -202,6 +202,11 @@ fn a_part_that_is_gone_is_no_longer_described() {
         .render()
         .contains("x_total{server=\"dns://:53\"} 2\n"));
     assert_eq!(metrics.describers.lock().map(|d| d.len()).ok(), Some(1));
+    // Without a scrape, a part gone is settled when the next is added.
+    let next = Arc::new(AtomicU64::new(1));
+    drop(new);
+    metrics.add_describer(describe(&next));
+    assert_eq!(metrics.describers.lock().map(|d| d.len()).ok(), Some(1));
 }
 
 #[test]
