@@ -958,6 +958,16 @@ fn streaming_reads_what_a_whole_parse_reads() {
         "--- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n".to_owned(),
         "apiVersion: v1\nkind: true\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Deployment\n".to_owned(),
         "items:\n- metadata: {name: a}\n  spec: &s {clusterIP: 10.0.0.1}\n- metadata: {name: b}\n  spec: *s\nkind: ServiceList\napiVersion: v1\n".to_owned(),
+        // What the fast path reads straight into a type, and what it leaves to the general path.
+        "apiVersion: v1\nkind: \"Service\"\nmetadata: {name: a, labels: {x: \"1\"}, annotations: ~}\nspec:\n  clusterIP: 10.0.0.1\n  ports:\n  - {port: 80, targetPort: http}\n  - {port: 81, targetPort: 8081, protocol: UDP}\n  unknown: {deep: [1, {x: y}], more: ~}\n".to_owned(),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIP: 10.0.0.1, ports: [{port: \"80\"}]}\n".to_owned(),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a, name: b}\nspec: {clusterIP: 10.0.0.1}\n".to_owned(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\nkind: Namespace\n".to_owned(),
+        "apiVersion: v1\nkind: 7\nmetadata: {name: a}\n".to_owned(),
+        "apiVersion: v1\nkind: \"\"\nmetadata: {name: a}\n".to_owned(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {a: !!binary aGk=}\n".to_owned(),
+        "apiVersion: v1\nkind: Service\nmetadata: !!map {name: a}\nspec: {clusterIP: 10.0.0.1}\n".to_owned(),
+        "apiVersion: v1\nkind: ServiceList\nitems:\n- metadata: {name: a}\n  spec: {clusterIP: 10.0.0.1, clusterIPs: [10.0.0.1]}\n- \n- metadata: {name: b}\n  spec: ~\n".to_owned(),
         fs::read_to_string(fixture("kubectl-get-all.yaml")).unwrap(),
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/cluster.yaml")).unwrap(),
     ];
