@@ -411,3 +411,16 @@ impl ServiceRecord {
 pub(crate) fn port_matches(port: &Port, name: &[u8], protocol: &[u8]) -> bool {
     port.protocol.label().as_bytes() == protocol && port.name.as_bytes().eq_ignore_ascii_case(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fields_every_lookup_reads_are_in_the_lines_a_prefetch_loads() {
+        let end = std::mem::offset_of!(ServiceRecord, cluster)
+            + std::mem::size_of::<SmallVec<[IpAddr; 2]>>();
+        // Lines are fetched from the record's start, which need not be on a line's boundary.
+        assert!(end <= (crate::snapshot::RECORD_LINES - 1) * 64, "{end}");
+    }
+}

@@ -25,7 +25,7 @@ use crate::node::{key_of, Entry, Node, NodeBlob, ANY_TYPE_ENTRY};
 use crate::record::{Label, ServiceRecord};
 use crate::reverse::Reverse;
 use crate::table::{Keyed, Sharded};
-use crate::wire::{HEADER_LEN, TYPE_SOA, TYPE_SRV, TYPE_TXT};
+use crate::wire::{skip_name, HEADER_LEN, TYPE_SOA, TYPE_SRV, TYPE_TXT};
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_AXFR, TYPE_IXFR, TYPE_PTR};
 
 /// How names under `pod.<zone>` are answered (CoreDNS's `pods` option).
@@ -319,41 +319,29 @@ impl Snapshot {
     /// `_<proto>.<svc>.<ns>.svc` and `_<port>._<proto>.<svc>.<ns>.svc` in the zone. `None` when
     /// the name is not of that shape or is an ExternalName Service's (the nodes table decides).
     fn lookup_service_name<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Option<Lookup<'a>> {
-        let prefix = &qname[..qname.len() - self.config.domain.as_bytes().len()];
-        if !prefix.ends_with(b"\x03svc") {
-            return None;
-        }
-        // Label offsets of the prefix; at most four above `svc` are meaningful.
-        let mut starts = [0usize; 6];
-        let mut count = 0;
-        let mut at = 0;
-        while at < prefix.len() {
-            if count == starts.len() {
-                // Deeper than any name a Service has, and no fixed name is this deep.
-                return Some(Lookup::NxDomain);
-            }
-            starts[count] = at;
-            count += 1;
-            at += 1 + usize::from(prefix[at]);
-        }
-        if count < 3 {
-            return None;
-        }
-        // `<svc>.<ns>` are the two labels above `svc`.
-        let key = &prefix[starts[count - 3]..starts[count - 1]];
+        let name = match self.service_name(qname) {
+            ServiceShape::Other => return None,
+            ServiceShape::TooDeep => return Some(Lookup::NxDomain),
+            ServiceShape::Name(name) => name,
+        };
         // Every Service, ExternalName ones included, has a record: without one, nothing under
         // `svc` this deep exists (the fixed names stop at `<ns>.svc`).
-        let Some(record) = self.tables.services.get(key) else {
+        let Some(record) = self.tables.services.get(name.key()) else {
             return Some(Lookup::NxDomain);
         };
         if !record.answers_below() {
             // An ExternalName Service's own name is a pre-encoded node; nothing is below it.
-            return (count > 3).then_some(Lookup::NxDomain);
+            return (name.count > 3).then_some(Lookup::NxDomain);
         }
         if self.config.ignore_empty_service && record.is_empty_cluster_ip() {
             // `ignore empty_service`: the Service and every name below it do not exist.
             return Some(Lookup::NxDomain);
         }
+        let ServiceName {
+            prefix,
+            starts,
+            count,
+        } = name;
         let label = |i: usize| &prefix[starts[i] + 1..starts[i + 1]];
         let exists = |found: bool| {
             if found {
@@ -395,6 +383,67 @@ impl Snapshot {
             _ => Lookup::NxDomain,
         };
         Some(lookup)
+    }
+
+    /// The labels of `qname`, a wire name in the zone, when it is at least `<svc>.<ns>.svc`.
+    fn service_name<'q>(&self, qname: &'q [u8]) -> ServiceShape<'q> {
+        let prefix = &qname[..qname.len() - self.config.domain.as_bytes().len()];
+        if !prefix.ends_with(b"\x03svc") {
+            return ServiceShape::Other;
+        }
+        let mut name = ServiceName {
+            prefix,
+            starts: [0; 6],
+            count: 0,
+        };
+        let mut at = 0;
+        while at < prefix.len() {
+            if name.count == name.starts.len() {
+                return ServiceShape::TooDeep;
+            }
+            name.starts[name.count] = at;
+            name.count += 1;
+            at += 1 + usize::from(prefix[at]);
+        }
+        if name.count < 3 {
+            return ServiceShape::Other;
+        }
+        ServiceShape::Name(name)
+    }
+
+    /// Starts loading, without waiting, the Service records that answering the questions of
+    /// `packets` will read, so that a listener holding a batch of queries has their cache
+    /// misses overlap instead of follow one another. Only a hint: it reads the raw question
+    /// name (a differently-cased name is a wasted prefetch) and answers nothing; a packet that
+    /// is no question, or a name outside `svc.<zone>`, costs a few comparisons. At most
+    /// [`PREFETCH_BATCH`] packets are looked at.
+    pub fn prefetch<'p>(&self, packets: impl IntoIterator<Item = &'p [u8]>) {
+        let services = &self.tables.services;
+        let mut hashes = [0u64; PREFETCH_BATCH];
+        let mut count = 0;
+        for packet in packets.into_iter().take(PREFETCH_BATCH) {
+            let Some(qname) =
+                skip_name(packet, HEADER_LEN).and_then(|end| packet.get(HEADER_LEN..end))
+            else {
+                continue;
+            };
+            if !self.in_zone(qname) {
+                continue;
+            }
+            if let ServiceShape::Name(name) = self.service_name(qname) {
+                let hash = services.hash(name.key());
+                services.prefetch_pointer(hash);
+                hashes[count] = hash;
+                count += 1;
+            }
+        }
+        // Each step starts the loads the next one reads, so that a batch's loads overlap.
+        for &hash in &hashes[..count] {
+            services.prefetch_shard(hash);
+        }
+        for &hash in &hashes[..count] {
+            services.prefetch_values(hash, RECORD_LINES, |record| Arc::as_ptr(record).cast());
+        }
     }
 
     /// The answer for `qtype` among the types a name has (`types`, in RFC 8482 order for ANY):
@@ -454,6 +503,40 @@ impl Snapshot {
     }
 }
 
+/// The most packets [`Snapshot::prefetch`] looks at in one call (a listener's batch).
+pub const PREFETCH_BATCH: usize = 64;
+
+/// The cache lines of a Service record a prefetch loads: the fields every lookup reads, up to
+/// the cluster IPs (see `ServiceRecord`).
+pub(crate) const RECORD_LINES: usize = 3;
+
+/// What a name in the zone is, for the services table (see [`Snapshot::service_name`]).
+enum ServiceShape<'q> {
+    /// Not under `svc.<zone>`, or not deep enough to name a Service.
+    Other,
+    /// Deeper than any name a Service has, and no fixed name is this deep.
+    TooDeep,
+    /// A name a Service may answer.
+    Name(ServiceName<'q>),
+}
+
+/// The labels of a name under `svc.<zone>`: three to six of them, `svc` the last.
+struct ServiceName<'q> {
+    /// The name without `.<zone>`.
+    prefix: &'q [u8],
+    /// Where each label of `prefix` starts.
+    starts: [usize; 6],
+    /// How many labels `prefix` has.
+    count: usize,
+}
+
+impl<'q> ServiceName<'q> {
+    /// The services table's key: `<svc>.<ns>`, the two labels above `svc`.
+    fn key(&self) -> &'q [u8] {
+        &self.prefix[self.starts[self.count - 3]..self.starts[self.count - 1]]
+    }
+}
+
 /// The entry answering `qtype` at a node: its own, the catch-all CNAME, or for ANY the first
 /// RRset of A, AAAA, CNAME, SRV, PTR, TXT (RFC 8482 §4.2: one RRset is enough).
 fn answer_entry(node: Node<'_>, qtype: u16) -> Option<Entry<'_>> {
@@ -470,4 +553,78 @@ fn answer_entry(node: Node<'_>, qtype: u16) -> Option<Entry<'_>> {
         .find_map(|t| node.entry(t));
     }
     node.entry(qtype).or_else(|| node.entry(ANY_TYPE_ENTRY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{answer, Change, Service, ServiceKind, Transport, ZoneBuilder};
+    use clusterdns_testkit::dns::query;
+
+    /// The response to `packet` (empty when there is none).
+    fn response(snapshot: &Snapshot, packet: &[u8]) -> Vec<u8> {
+        let mut out = [0u8; 4096];
+        match answer(
+            snapshot,
+            packet,
+            &mut out,
+            Transport::Udp { max_payload: 1232 },
+        ) {
+            crate::Answered::Response { len, .. } => out[..len].to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_prefetch_takes_any_bytes_and_changes_no_answer() {
+        let mut builder = ZoneBuilder::new(ZoneConfig::default());
+        builder.apply(Change::ServiceUpsert(Service {
+            namespace: "apps".into(),
+            name: "web".into(),
+            kind: ServiceKind::ClusterIp(vec![IpAddr::from([10, 0, 0, 1])]),
+            ports: Vec::new(),
+            external: Vec::new(),
+        }));
+        builder.set_synced();
+        let snapshot = builder.publish();
+        let names = [
+            "web.apps.svc.cluster.local",
+            "WEB.Apps.svc.cluster.local",
+            "missing.apps.svc.cluster.local",
+            "a.b.c.d.web.apps.svc.cluster.local",
+            "apps.svc.cluster.local",
+            "example.com",
+        ];
+        let mut packets: Vec<Vec<u8>> = names.iter().map(|n| query(1, n, 1, None)).collect();
+        // A question name that ends in a compression pointer, and labels longer than allowed.
+        let mut pointer = query(2, "web.apps", 1, None);
+        pointer.splice(12 + 9..12 + 10, [0xC0, 0x0C]);
+        packets.push(pointer);
+        packets.push(
+            [
+                &[0u8; 12][..],
+                &[0xFF; 40],
+                b"\x03svc\x07cluster\x05local\x00",
+            ]
+            .concat(),
+        );
+        packets.push(Vec::new());
+        let before: Vec<_> = packets.iter().map(|p| response(&snapshot, p)).collect();
+        for packet in &packets {
+            for end in 0..=packet.len() {
+                snapshot.prefetch([&packet[..end]]);
+            }
+        }
+        // More packets than a batch holds: the rest are not looked at.
+        snapshot.prefetch(
+            packets
+                .iter()
+                .cycle()
+                .take(3 * PREFETCH_BATCH)
+                .map(Vec::as_slice),
+        );
+        let after: Vec<_> = packets.iter().map(|p| response(&snapshot, p)).collect();
+        assert_eq!(before, after);
+        assert!(!after[0].is_empty(), "web.apps answers");
+    }
 }

@@ -90,6 +90,36 @@ impl<T: Keyed + Clone> Sharded<T> {
         self.find(self.hash(key), |v| v.key() == key)
     }
 
+    /// Starts loading the pointer to the shard `hash` falls in, without waiting for it: the
+    /// first step of a batch's prefetch (see [`crate::Snapshot::prefetch`]).
+    pub(crate) fn prefetch_pointer(&self, hash: u64) {
+        prefetch(
+            std::ptr::from_ref(&self.shards[Self::shard(hash)]).cast(),
+            1,
+        );
+    }
+
+    /// Starts loading the shard table `hash` falls in (whose pointer
+    /// [`Sharded::prefetch_pointer`] started loading), without waiting for it: the second step.
+    pub(crate) fn prefetch_shard(&self, hash: u64) {
+        prefetch(Arc::as_ptr(&self.shards[Self::shard(hash)]).cast(), 1);
+    }
+
+    /// Probes the shard table for `hash` (which [`Sharded::prefetch_shard`] started loading) and
+    /// starts loading `lines` cache lines from where `target` points for each value that may
+    /// have that hash, waiting for none of them: the third step of a batch's prefetch.
+    pub(crate) fn prefetch_values(
+        &self,
+        hash: u64,
+        lines: usize,
+        target: impl Fn(&T) -> *const u8,
+    ) {
+        self.shards[Self::shard(hash)].find(hash, |value| {
+            prefetch(target(value), lines);
+            false
+        });
+    }
+
     /// Every value that may have hash `hash` (callers check the key).
     pub(crate) fn candidates(&self, hash: u64) -> impl Iterator<Item = &T> {
         self.shards[Self::shard(hash)].iter_hash(hash)
@@ -155,6 +185,20 @@ impl<T: Keyed + Clone> Sharded<T> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
+}
+
+/// Starts loading the `lines` cache lines from `at` and returns at once: a hint, which never
+/// faults whatever the address (and does nothing on other architectures).
+fn prefetch(at: *const u8, lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..lines {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing the program sees and cannot fault, valid address or
+        // not (the processor drops it); `wrapping_add` makes no claim about the address either.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * line).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, lines);
 }
 
 /// A sharded copy-on-write table of `Copy` values with distinct keys, each shard an array sorted

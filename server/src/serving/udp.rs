@@ -98,6 +98,12 @@ impl Batch {
     }
 }
 
+/// The `i`th query the last receive filled into `queries`, as its `header` says.
+fn query_at<'a>(queries: &'a [u8], header: &libc::mmsghdr, i: usize) -> &'a [u8] {
+    let len = (header.msg_len as usize).min(QUERY_BUFFER);
+    &queries[i * QUERY_BUFFER..i * QUERY_BUFFER + len]
+}
+
 /// What a UDP worker needs to forward names outside the zone.
 #[derive(Clone)]
 pub struct UdpForward {
@@ -263,10 +269,13 @@ pub fn serve(
         let received_at = Instant::now();
         let snapshot = cache.load();
         let router = routers.load();
+        let headers = &batch.query_headers[..received as usize];
+        let queries = headers.iter().enumerate();
+        snapshot.prefetch(queries.map(|(i, header)| query_at(&batch.queries, header, i)));
         let mut ready = 0usize;
         for i in 0..received as usize {
-            let len = (batch.query_headers[i].msg_len as usize).min(QUERY_BUFFER);
-            let query = &batch.queries[i * QUERY_BUFFER..i * QUERY_BUFFER + len];
+            let query = query_at(&batch.queries, &batch.query_headers[i], i);
+            let len = query.len();
             let size = batch.answer_size;
             let out = &mut batch.answers[ready * size..(ready + 1) * size];
             let family = match batch.peers[i].ss_family as i32 {
