@@ -62,6 +62,23 @@ impl Reverse {
         v4.into_iter().flatten().chain(v6.into_iter().flatten())
     }
 
+    /// Starts loading the pointer to `ip`'s shard (see [`crate::Snapshot::prefetch`]).
+    pub(crate) fn prefetch_pointer(&self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(ip) => self.v4.prefetch_pointer(self.v4.hash(&u32::from(ip))),
+            IpAddr::V6(ip) => self.v6.prefetch_pointer(self.v6.hash(&ip.octets())),
+        }
+    }
+
+    /// Starts loading `ip`'s shard table, whose pointer [`Reverse::prefetch_pointer`] started
+    /// loading.
+    pub(crate) fn prefetch_shard(&self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(ip) => self.v4.prefetch_shard(self.v4.hash(&u32::from(ip))),
+            IpAddr::V6(ip) => self.v6.prefetch_shard(self.v6.hash(&ip.octets())),
+        }
+    }
+
     /// Records that `owner` names `ip`; returns whether `ip` had no owner before.
     pub(crate) fn add(&mut self, ip: IpAddr, owner: u64) -> bool {
         match ip {

@@ -412,37 +412,63 @@ impl Snapshot {
     }
 
     /// Starts loading, without waiting, the Service records that answering the questions of
-    /// `packets` will read, so that a listener holding a batch of queries has their cache
-    /// misses overlap instead of follow one another. Only a hint: it reads the raw question
-    /// name (a differently-cased name is a wasted prefetch) and answers nothing; a packet that
-    /// is no question, or a name outside `svc.<zone>`, costs a few comparisons. At most
-    /// [`PREFETCH_BATCH`] packets are looked at.
+    /// `packets` will read (by name under `svc.<zone>`, or as the owner of a reverse name), so
+    /// that a listener holding a batch of queries has their cache misses overlap instead of
+    /// follow one another. Only a hint: it reads the raw question name (a differently-cased
+    /// name is a wasted prefetch) and answers nothing; a packet that is no question, or a name
+    /// of another shape, costs a few comparisons. At most [`PREFETCH_BATCH`] packets are looked
+    /// at.
     pub fn prefetch<'p>(&self, packets: impl IntoIterator<Item = &'p [u8]>) {
-        let services = &self.tables.services;
+        let (services, reverse) = (&self.tables.services, &self.tables.reverse);
+        // The Service keys' hashes, then the owners of the reverse names as they are found.
         let mut hashes = [0u64; PREFETCH_BATCH];
-        let mut count = 0;
+        let mut keys = 0;
+        let mut addresses = [IpAddr::from([0u8; 4]); PREFETCH_BATCH];
+        let mut reversed = 0;
         for packet in packets.into_iter().take(PREFETCH_BATCH) {
             let Some(qname) =
                 skip_name(packet, HEADER_LEN).and_then(|end| packet.get(HEADER_LEN..end))
             else {
                 continue;
             };
-            if !self.in_zone(qname) {
-                continue;
-            }
-            if let ServiceShape::Name(name) = self.service_name(qname) {
-                let hash = services.hash(name.key());
-                services.prefetch_pointer(hash);
-                hashes[count] = hash;
-                count += 1;
+            if self.in_zone(qname) {
+                if let ServiceShape::Name(name) = self.service_name(qname) {
+                    let hash = services.hash(name.key());
+                    services.prefetch_pointer(hash);
+                    hashes[keys] = hash;
+                    keys += 1;
+                }
+            } else if let Some(ip) = parse_reverse(qname) {
+                reverse.prefetch_pointer(ip);
+                addresses[reversed] = ip;
+                reversed += 1;
             }
         }
         // Each step starts the loads the next one reads, so that a batch's loads overlap.
-        for &hash in &hashes[..count] {
+        for &hash in &hashes[..keys] {
             services.prefetch_shard(hash);
         }
-        for &hash in &hashes[..count] {
-            services.prefetch_values(hash, RECORD_LINES, |record| Arc::as_ptr(record).cast());
+        for &ip in &addresses[..reversed] {
+            reverse.prefetch_shard(ip);
+        }
+        let record = |record: &Arc<ServiceRecord>| Arc::as_ptr(record).cast();
+        for &hash in &hashes[..keys] {
+            services.prefetch_values(hash, RECORD_LINES, record);
+        }
+        // A PTR answer comes from the address's owners' records: the first owner's, in turn.
+        let mut owners = keys;
+        for &ip in &addresses[..reversed] {
+            if let Some(owner) = reverse.owners(ip).next() {
+                services.prefetch_pointer(owner);
+                hashes[owners] = owner;
+                owners += 1;
+            }
+        }
+        for &owner in &hashes[keys..owners] {
+            services.prefetch_shard(owner);
+        }
+        for &owner in &hashes[keys..owners] {
+            services.prefetch_values(owner, RECORD_LINES, record);
         }
     }
 
@@ -587,15 +613,20 @@ mod tests {
         }));
         builder.set_synced();
         let snapshot = builder.publish();
-        let names = [
-            "web.apps.svc.cluster.local",
-            "WEB.Apps.svc.cluster.local",
-            "missing.apps.svc.cluster.local",
-            "a.b.c.d.web.apps.svc.cluster.local",
-            "apps.svc.cluster.local",
-            "example.com",
+        let questions = [
+            ("web.apps.svc.cluster.local", TYPE_A),
+            ("WEB.Apps.svc.cluster.local", TYPE_A),
+            ("missing.apps.svc.cluster.local", TYPE_A),
+            ("a.b.c.d.web.apps.svc.cluster.local", TYPE_A),
+            ("apps.svc.cluster.local", TYPE_A),
+            ("example.com", TYPE_A),
+            ("1.0.0.10.in-addr.arpa", TYPE_PTR),
+            ("2.0.0.10.in-addr.arpa", TYPE_PTR),
+            ("1.0.0.10.IN-ADDR.ARPA", TYPE_PTR),
         ];
-        let mut packets: Vec<Vec<u8>> = names.iter().map(|n| query(1, n, 1, None)).collect();
+        let mut packets: Vec<Vec<u8>> = (questions.iter())
+            .map(|&(name, qtype)| query(1, name, qtype, None))
+            .collect();
         // A question name that ends in a compression pointer, and labels longer than allowed.
         let mut pointer = query(2, "web.apps", 1, None);
         pointer.splice(12 + 9..12 + 10, [0xC0, 0x0C]);
@@ -626,5 +657,6 @@ mod tests {
         let after: Vec<_> = packets.iter().map(|p| response(&snapshot, p)).collect();
         assert_eq!(before, after);
         assert!(!after[0].is_empty(), "web.apps answers");
+        assert!(!after[6].is_empty(), "10.0.0.1 has a PTR");
     }
 }
