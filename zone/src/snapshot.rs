@@ -396,19 +396,25 @@ impl Snapshot {
             starts: [0; 6],
             count: 0,
         };
-        let mut at = 0;
+        let (mut at, mut last) = (0, 0);
         while at < prefix.len() {
-            if name.count == name.starts.len() {
-                return ServiceShape::TooDeep;
+            if let Some(start) = name.starts.get_mut(name.count) {
+                *start = at;
             }
-            name.starts[name.count] = at;
+            last = at;
             name.count += 1;
             at += 1 + usize::from(prefix[at]);
         }
-        if name.count < 3 {
-            return ServiceShape::Other;
+        if last + 4 != prefix.len() {
+            // The bytes `\x03svc` end a longer label (`a\x03svc`): not `svc` itself.
+            ServiceShape::Other
+        } else if name.count > name.starts.len() {
+            ServiceShape::TooDeep
+        } else if name.count < 3 {
+            ServiceShape::Other
+        } else {
+            ServiceShape::Name(name)
         }
-        ServiceShape::Name(name)
     }
 
     /// Starts loading, without waiting, the Service records that answering the questions of
@@ -601,8 +607,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_prefetch_takes_any_bytes_and_changes_no_answer() {
+    /// A zone with one ClusterIP Service, `web.apps` at 10.0.0.1.
+    fn web_apps() -> Snapshot {
         let mut builder = ZoneBuilder::new(ZoneConfig::default());
         builder.apply(Change::ServiceUpsert(Service {
             namespace: "apps".into(),
@@ -612,7 +618,31 @@ mod tests {
             external: Vec::new(),
         }));
         builder.set_synced();
-        let snapshot = builder.publish();
+        builder.publish()
+    }
+
+    #[test]
+    fn a_label_that_ends_in_the_bytes_of_svc_is_not_svc() {
+        let snapshot = web_apps();
+        let question = |name: &[u8]| {
+            let header = [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            [
+                &header[..],
+                name,
+                b"\x07cluster\x05local\x00\x00\x01\x00\x01",
+            ]
+            .concat()
+        };
+        let rcode = |name: &[u8]| response(&snapshot, &question(name))[3] & 0x0F;
+        assert_eq!(rcode(b"\x03web\x04apps\x03svc"), 0);
+        // `web.apps.a\003svc`, and one label deeper than any Service name goes.
+        assert_eq!(rcode(b"\x03web\x04apps\x05a\x03svc"), 3);
+        assert_eq!(rcode(b"\x01x\x01y\x01z\x03web\x04apps\x05a\x03svc"), 3);
+    }
+
+    #[test]
+    fn a_prefetch_takes_any_bytes_and_changes_no_answer() {
+        let snapshot = web_apps();
         let questions = [
             ("web.apps.svc.cluster.local", TYPE_A),
             ("WEB.Apps.svc.cluster.local", TYPE_A),
