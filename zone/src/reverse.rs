@@ -70,8 +70,8 @@ impl Reverse {
         }
     }
 
-    /// Starts loading `ip`'s shard table, whose pointer [`Reverse::prefetch_pointer`] started
-    /// loading.
+    /// Starts loading the header of `ip`'s shard table, whose pointer
+    /// [`Reverse::prefetch_pointer`] started loading.
     pub(crate) fn prefetch_shard(&self, ip: IpAddr) {
         match ip {
             IpAddr::V4(ip) => self.v4.prefetch_shard(self.v4.hash(&u32::from(ip))),

@@ -437,20 +437,21 @@ impl Snapshot {
             else {
                 continue;
             };
-            if self.in_zone(qname) {
+            // In the order `lookup` takes them: a reverse name, else a name in the zone.
+            if let Some(ip) = parse_reverse(qname) {
+                reverse.prefetch_pointer(ip);
+                addresses[reversed] = ip;
+                reversed += 1;
+            } else if self.in_zone(qname) {
                 if let ServiceShape::Name(name) = self.service_name(qname) {
                     let hash = services.hash(name.key());
                     services.prefetch_pointer(hash);
                     hashes[keys] = hash;
                     keys += 1;
                 }
-            } else if let Some(ip) = parse_reverse(qname) {
-                reverse.prefetch_pointer(ip);
-                addresses[reversed] = ip;
-                reversed += 1;
             }
         }
-        // Each step starts the loads the next one reads, so that a batch's loads overlap.
+        // Every load is started at least one pass before it is read, so a batch's loads overlap.
         for &hash in &hashes[..keys] {
             services.prefetch_shard(hash);
         }

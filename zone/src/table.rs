@@ -90,8 +90,8 @@ impl<T: Keyed + Clone> Sharded<T> {
         self.find(self.hash(key), |v| v.key() == key)
     }
 
-    /// Starts loading the pointer to the shard `hash` falls in, without waiting for it: the
-    /// first step of a batch's prefetch (see [`crate::Snapshot::prefetch`]).
+    /// Starts loading the pointer to the shard `hash` falls in, without waiting for it (see
+    /// [`crate::Snapshot::prefetch`]); [`Sharded::prefetch_shard`] comes next.
     pub(crate) fn prefetch_pointer(&self, hash: u64) {
         prefetch(
             std::ptr::from_ref(&self.shards[Self::shard(hash)]).cast(),
@@ -99,15 +99,17 @@ impl<T: Keyed + Clone> Sharded<T> {
         );
     }
 
-    /// Starts loading the shard table `hash` falls in (whose pointer
-    /// [`Sharded::prefetch_pointer`] started loading), without waiting for it: the second step.
+    /// Starts loading the header of the shard table `hash` falls in (whose pointer
+    /// [`Sharded::prefetch_pointer`] started loading), without waiting for it;
+    /// [`Sharded::prefetch_values`] comes next.
     pub(crate) fn prefetch_shard(&self, hash: u64) {
         prefetch(Arc::as_ptr(&self.shards[Self::shard(hash)]).cast(), 1);
     }
 
-    /// Probes the shard table for `hash` (which [`Sharded::prefetch_shard`] started loading) and
-    /// starts loading `lines` cache lines from where `target` points for each value that may
-    /// have that hash, waiting for none of them: the third step of a batch's prefetch.
+    /// Probes the shard table for `hash` (whose header [`Sharded::prefetch_shard`] started
+    /// loading; the probe itself waits for the control bytes) and starts loading `lines` cache
+    /// lines from where `target` points for each value that may have that hash, waiting for
+    /// none of them.
     pub(crate) fn prefetch_values(
         &self,
         hash: u64,
@@ -193,8 +195,10 @@ fn prefetch(at: *const u8, lines: usize) {
     #[cfg(target_arch = "x86_64")]
     for line in 0..lines {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch reads nothing the program sees and cannot fault, valid address or
-        // not (the processor drops it); `wrapping_add` makes no claim about the address either.
+        // SAFETY: the intrinsic is unsafe for its target feature, SSE, which every x86_64
+        // processor has. A prefetch reads nothing the program sees and cannot fault, valid
+        // address or not (the processor drops it); `wrapping_add` makes no claim about the
+        // address either.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64 * line).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -34,6 +34,8 @@ use crate::serving::pending::{Pending, PendingPlace};
 
 /// Queries received (and answers sent) per system call at most.
 const BATCH: usize = 32;
+// The prefetch looks at a whole batch.
+const _: () = assert!(BATCH <= clusterdns_zone::snapshot::PREFETCH_BATCH);
 /// Receive buffer per query: larger queries are truncated by the kernel and answered FORMERR.
 const QUERY_BUFFER: usize = 4096;
 /// How often a blocked worker looks at the stop flag.
@@ -269,9 +271,8 @@ pub fn serve(
         let received_at = Instant::now();
         let snapshot = cache.load();
         let router = routers.load();
-        let headers = &batch.query_headers[..received as usize];
-        let queries = headers.iter().enumerate();
-        snapshot.prefetch(queries.map(|(i, header)| query_at(&batch.queries, header, i)));
+        let headers = batch.query_headers[..received as usize].iter().enumerate();
+        snapshot.prefetch(headers.map(|(i, header)| query_at(&batch.queries, header, i)));
         let mut ready = 0usize;
         for i in 0..received as usize {
             let query = query_at(&batch.queries, &batch.query_headers[i], i);
