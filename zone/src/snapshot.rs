@@ -319,30 +319,24 @@ impl Snapshot {
     /// `_<proto>.<svc>.<ns>.svc` and `_<port>._<proto>.<svc>.<ns>.svc` in the zone. `None` when
     /// the name is not of that shape or is an ExternalName Service's (the nodes table decides).
     fn lookup_service_name<'a>(&'a self, qname: &'a [u8], qtype: u16) -> Option<Lookup<'a>> {
-        let name = match self.service_name(qname) {
+        let labels = match self.service_name(qname) {
             ServiceShape::Other => return None,
             ServiceShape::TooDeep => return Some(Lookup::NxDomain),
-            ServiceShape::Name(name) => name,
+            ServiceShape::Name(labels) => labels,
         };
         // Every Service, ExternalName ones included, has a record: without one, nothing under
         // `svc` this deep exists (the fixed names stop at `<ns>.svc`).
-        let Some(record) = self.tables.services.get(name.key()) else {
+        let Some(record) = self.tables.services.get(labels.key()) else {
             return Some(Lookup::NxDomain);
         };
         if !record.answers_below() {
             // An ExternalName Service's own name is a pre-encoded node; nothing is below it.
-            return (name.count > 3).then_some(Lookup::NxDomain);
+            return (labels.count > 3).then_some(Lookup::NxDomain);
         }
         if self.config.ignore_empty_service && record.is_empty_cluster_ip() {
             // `ignore empty_service`: the Service and every name below it do not exist.
             return Some(Lookup::NxDomain);
         }
-        let ServiceName {
-            prefix,
-            starts,
-            count,
-        } = name;
-        let label = |i: usize| &prefix[starts[i] + 1..starts[i + 1]];
         let exists = |found: bool| {
             if found {
                 Lookup::NoData
@@ -350,7 +344,7 @@ impl Snapshot {
                 Lookup::NxDomain
             }
         };
-        let lookup = match count {
+        let lookup = match labels.count {
             3 => {
                 if !record.base_exists() {
                     return Some(Lookup::NxDomain);
@@ -360,7 +354,7 @@ impl Snapshot {
                     family => Derived::base_addresses(record, family),
                 })
             }
-            4 => match label(0) {
+            4 => match labels.label(0) {
                 [b'_', protocol @ ..] => exists(record.has_protocol(protocol)),
                 endpoint => {
                     let endpoint = Label::new(endpoint);
@@ -372,7 +366,7 @@ impl Snapshot {
                     })
                 }
             },
-            5 => match (label(0), label(1)) {
+            5 => match (labels.label(0), labels.label(1)) {
                 ([b'_', name @ ..], [b'_', protocol @ ..]) if record.has_port(name, protocol) => {
                     self.typed(qtype, &[TYPE_SRV], |_| {
                         Derived::srv(record, Some((name, protocol)))
@@ -452,16 +446,10 @@ impl Snapshot {
             }
         }
         // Every load is started at least one pass before it is read, so a batch's loads overlap.
-        for &hash in &hashes[..keys] {
-            services.prefetch_shard(hash);
-        }
         for &ip in &addresses[..reversed] {
             reverse.prefetch_shard(ip);
         }
-        let record = |record: &Arc<ServiceRecord>| Arc::as_ptr(record).cast();
-        for &hash in &hashes[..keys] {
-            services.prefetch_values(hash, RECORD_LINES, record);
-        }
+        self.prefetch_records(&hashes[..keys]);
         // A PTR answer comes from the address's owners' records: the first owner's, in turn.
         let mut owners = keys;
         for &ip in &addresses[..reversed] {
@@ -471,11 +459,19 @@ impl Snapshot {
                 owners += 1;
             }
         }
-        for &owner in &hashes[keys..owners] {
-            services.prefetch_shard(owner);
+        self.prefetch_records(&hashes[keys..owners]);
+    }
+
+    /// The last two passes of [`Snapshot::prefetch`] for the Service records with these key
+    /// hashes, whose shard pointers are on their way: the shard tables' headers, then a probe of
+    /// each table that starts loading the records.
+    fn prefetch_records(&self, hashes: &[u64]) {
+        let services = &self.tables.services;
+        for &hash in hashes {
+            services.prefetch_shard(hash);
         }
-        for &owner in &hashes[keys..owners] {
-            services.prefetch_values(owner, RECORD_LINES, record);
+        for &hash in hashes {
+            services.prefetch_values(hash, RECORD_LINES, |r| Arc::as_ptr(r).cast());
         }
     }
 
@@ -567,6 +563,11 @@ impl<'q> ServiceName<'q> {
     /// The services table's key: `<svc>.<ns>`, the two labels above `svc`.
     fn key(&self) -> &'q [u8] {
         &self.prefix[self.starts[self.count - 3]..self.starts[self.count - 1]]
+    }
+
+    /// The bytes of label `i` (not the last), without its length.
+    fn label(&self, i: usize) -> &'q [u8] {
+        &self.prefix[self.starts[i] + 1..self.starts[i + 1]]
     }
 }
 
